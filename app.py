@@ -1,0 +1,91 @@
+"""The application factory, and the module-level `app` for gunicorn and `flask --app app`."""
+
+import logging
+import sys
+from pathlib import Path
+
+from flasgger import Swagger
+from flask import Flask
+from flask.cli import FlaskGroup
+from flask_migrate import Migrate
+
+from core import health, web
+from core.config import ConfigError, load_config
+from core.db import db
+from core.errors import register_error_handlers
+from core.health import migration_heads
+
+ROOT = Path(__file__).resolve().parent
+MIGRATIONS = ROOT / "migrations"
+
+migrate = Migrate(compare_type=True, render_as_batch=True)
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the service. `config` overrides what the environment says (tests)."""
+    app = Flask(__name__, instance_path=str(ROOT / "instance"))
+    Path(app.instance_path).mkdir(exist_ok=True)
+    app.config.update(load_config(Path(app.instance_path)))
+    app.config.update(config or {})
+    app.json.sort_keys = False  # keep the contract's field order
+    logging.basicConfig(level=app.config["LOG_LEVEL"],
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    app.extensions["migration_heads"] = migration_heads(MIGRATIONS)
+    web.init_app(app)
+    register_error_handlers(app)
+
+    _register_domains(app)
+    _register_openapi(app)
+    return app
+
+
+def _register_domains(app: Flask) -> None:
+    from auth import server as oauth
+    from auth.cli import client_cli
+    from auth.routes import bp as auth_bp
+    from demo import demo_cli
+    from organizations.cli import org_cli
+    from organizations.routes import bp as organizations_bp
+
+    oauth.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(organizations_bp)
+    for group in (org_cli, client_cli, demo_cli):
+        app.cli.add_command(group)
+
+
+def _register_openapi(app: Flask) -> None:
+    from openapi.cli import openapi_cli
+    from openapi.spec import build_spec
+
+    app.cli.add_command(openapi_cli)
+    Swagger(app, template=build_spec(app), merge=False, config={
+        "openapi": "3.0.3",
+        "headers": [],
+        "specs": [{"endpoint": "openapi", "route": "/openapi.json",
+                   "rule_filter": lambda rule: False, "model_filter": lambda tag: False}],
+        "static_url_path": "/flasgger_static",
+        "swagger_ui": True,
+        "specs_route": "/apidocs/",
+    })
+
+
+def __getattr__(name):
+    # Built on first use, so importing create_app (tests) does not demand production settings.
+    if name == "app":
+        try:
+            application = create_app()
+        except ConfigError as error:
+            sys.exit(f"configuration error: {error}")
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)
+
+
+def main() -> None:
+    """The `imh-referral` console script: the same commands as `flask --app app`."""
+    FlaskGroup(create_app=create_app)()

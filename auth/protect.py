@@ -1,0 +1,97 @@
+"""Guarding the API: `require_scope` on every route, `current_actor()` inside it."""
+
+import functools
+import logging
+import uuid
+from dataclasses import dataclass
+
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import MissingAuthorizationError
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
+from flask import g
+
+from auth.scopes import SCOPES
+from auth.server import find_token
+from core.errors import Problem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is calling: an organization, through one of its clients, with one token."""
+
+    organization_id: uuid.UUID
+    client_id: str
+    token_id: uuid.UUID
+    scopes: frozenset[str]
+    organization: object
+
+
+class HashedBearerTokenValidator(BearerTokenValidator):
+    def authenticate_token(self, token_string):
+        return find_token(token_string)
+
+
+_protector = ResourceProtector()
+_protector.register_token_validator(HashedBearerTokenValidator())
+
+
+def authenticate(any_of: tuple[str, ...]) -> Actor:
+    """Validate the bearer token from the Authorization header and one of the scopes.
+
+    Raises Problem 401 (`unauthorized`) or 403 (`insufficient-scope`).
+    """
+    try:
+        # authlib reads a list as "any one of these"; None means any valid token.
+        token = _protector.acquire_token([*any_of] if any_of else None)
+    except InsufficientScopeError:
+        raise Problem(
+            "insufficient-scope",
+            f"This operation needs the scope {' or '.join(any_of)}",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", '
+                                         f'scope="{" ".join(any_of)}"'},
+        ) from None
+    except MissingAuthorizationError:
+        log.info("request without a bearer token")
+        raise Problem("unauthorized", "Send an access token: Authorization: Bearer <token>") \
+            from None
+    except OAuth2Error:
+        log.info("request with an invalid, expired or revoked token")
+        raise Problem(
+            "unauthorized", "The access token is invalid, expired or revoked",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from None
+    actor = Actor(
+        organization_id=token.client.organization_id,
+        client_id=token.client.client_id,
+        token_id=token.id,
+        scopes=frozenset(token.scopes),
+        organization=token.client.organization,
+    )
+    g.actor = actor
+    return actor
+
+
+def require_scope(*any_of: str):
+    """Decorate a view: a valid token with any one of these scopes (none given: any token)."""
+    unknown = [scope for scope in any_of if scope not in SCOPES]
+    if unknown:
+        raise ValueError(f"unknown scopes {unknown}")
+
+    def decorator(view):
+        @functools.wraps(view)
+        def guarded(*args, **kwargs):
+            authenticate(any_of)
+            return view(*args, **kwargs)
+
+        guarded.required_scopes = any_of
+        return guarded
+
+    return decorator
+
+
+def current_actor() -> Actor:
+    """The authenticated actor of this request; only valid inside a `require_scope` view."""
+    return g.actor

@@ -1,0 +1,1 @@
+"""Infrastructure every domain uses, and no domain logic."""

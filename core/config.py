@@ -1,0 +1,83 @@
+"""Configuration read from the environment once, at start."""
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: The secret shipped in examples; a production start refuses it.
+DEFAULT_SECRET_KEYS = frozenset({"", "change-me", "dev", "development", "secret"})
+ENVIRONMENTS = ("production", "development", "test")
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a configuration the service may start with."""
+
+
+def _int(environ, name, default, minimum=1):
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError as error:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from error
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _development_secret(instance_path: Path) -> str:
+    """Keep one generated secret per instance folder so cursors survive a restart."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    path.write_text(value)
+    path.chmod(0o600)
+    log.warning("SECRET_KEY is unset; generated one into %s (development only)", path)
+    return value
+
+
+def load_config(instance_path: Path, environ=None) -> dict:
+    """Build the Flask configuration from environment variables.
+
+    Raises ConfigError when a production start lacks a real SECRET_KEY or a value is malformed.
+    """
+    environ = os.environ if environ is None else environ
+    env = environ.get("APP_ENV", "production")
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+
+    secret_key = environ.get("SECRET_KEY", "")
+    if secret_key in DEFAULT_SECRET_KEYS or len(secret_key) < 32:
+        if env == "production":
+            raise ConfigError(
+                "SECRET_KEY must be set to a random value of at least 32 characters "
+                "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+            )
+        secret_key = _development_secret(instance_path)
+
+    database_url = environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'imh.sqlite3'}"
+    return {
+        "APP_ENV": env,
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "MAX_CONTENT_LENGTH": _int(environ, "MAX_CONTENT_LENGTH", 64 * 1024),
+        "TOKEN_LIFETIME": _int(environ, "TOKEN_LIFETIME", 3600),
+        "OAUTH_ISSUER": environ.get("OAUTH_ISSUER", "").rstrip("/") or None,
+        "REDIS_URL": environ.get("REDIS_URL") or None,
+        "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
+    }
+
+
+def normalize_database_url(url: str) -> str:
+    """Serve `postgresql://` and `postgres://` URLs through psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

@@ -1,0 +1,39 @@
+"""Operation metadata on views, read by the OpenAPI generator; the schemas are the ones used."""
+
+
+def operation(*, summary: str, tags: list[str], description: str | None = None,
+              query=None, body=None, form=None, responses: dict | None = None,
+              errors: tuple[int, ...] = (), headers: dict | None = None,
+              parameters: list[dict] | None = None):
+    """Describe a view for the OpenAPI document.
+
+    `query`/`body` are the input schemas the view loads, `form` a form-encoded body schema,
+    `responses` maps status to output schema (or None for no body), `errors` lists the
+    problem statuses the view itself can answer beyond the ones implied by its inputs and scope,
+    `headers` maps status to response headers ({name: description}), `parameters` adds
+    header parameters such as IF_MATCH_OPTIONAL.
+    """
+
+    def decorator(view):
+        view.openapi = {
+            "summary": summary,
+            "description": description or (view.__doc__ or "").strip() or None,
+            "tags": tags,
+            "query": query,
+            "body": body,
+            "form": form,
+            "responses": responses or {},
+            "errors": errors,
+            "headers": headers or {},
+            "parameters": parameters or [],
+        }
+        return view
+
+    return decorator
+
+
+IF_MATCH_OPTIONAL = {
+    "in": "header", "name": "If-Match", "required": False,
+    "description": "The ETag last read; when given and stale, the change is refused with 412.",
+    "schema": {"type": "string"},
+}

@@ -1,0 +1,162 @@
+"""One error shape: every failure leaves as RFC 9457 problem+json with the request id."""
+
+import logging
+
+from flask import Flask, g, request
+from marshmallow import ValidationError
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+#: slug -> (status, title). The slugs partner agencies code against (API.md, Conventions).
+PROBLEMS = {
+    "validation-error": (422, "The request is not valid"),
+    "malformed-request": (400, "The request could not be read"),
+    "not-found": (404, "Not found"),
+    "unauthorized": (401, "Authentication required"),
+    "insufficient-scope": (403, "The access token lacks the scope this operation needs"),
+    "forbidden": (403, "This organization may not do this"),
+    "consent-required": (403, "No active family consent permits this"),
+    "invalid-transition": (409, "This transition is not allowed from the current status"),
+    "precondition-required": (428, "If-Match is required"),
+    "precondition-failed": (412, "The object has changed since it was read"),
+    "conflict": (409, "Conflict"),
+    "idempotency-key-reused": (422, "The Idempotency-Key was used with another request"),
+    "payload-too-large": (413, "The request body is too large"),
+    "unsupported-media-type": (415, "The request body must be application/json"),
+    "method-not-allowed": (405, "Method not allowed"),
+    "not-acceptable": (406, "Not acceptable"),
+    "rate-limited": (429, "Too many requests"),
+    "service-unavailable": (503, "The service is temporarily unavailable"),
+    "internal-error": (500, "Internal error"),
+}
+
+_SLUG_BY_STATUS = {
+    400: "malformed-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    412: "precondition-failed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    428: "precondition-required",
+    429: "rate-limited",
+    503: "service-unavailable",
+}
+
+
+class Problem(Exception):
+    """An answer the client can act on; raised anywhere, rendered by the one handler."""
+
+    def __init__(self, slug, detail=None, *, errors=None, headers=None, status=None, **extra):
+        super().__init__(slug)
+        default_status, self.title = PROBLEMS[slug]
+        self.slug = slug
+        self.status = status or default_status
+        self.detail = detail or self.title
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def flatten_messages(messages, prefix="") -> dict[str, list[str]]:
+    """Turn marshmallow's nested messages into {"field.path": [messages]}."""
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {prefix or "_schema": messages}
+    if isinstance(messages, str):
+        return {prefix or "_schema": [messages]}
+    flat: dict[str, list[str]] = {}
+    items = messages.items() if isinstance(messages, dict) else enumerate(messages)
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        flat.update(flatten_messages(value, path))
+    return flat
+
+
+def validation_problem(messages, detail="The request has invalid fields") -> Problem:
+    """A 422 naming every invalid field."""
+    return Problem("validation-error", detail, errors=flatten_messages(messages))
+
+
+def problem_response(problem: Problem):
+    """Render a Problem as a Flask response."""
+    from flask import current_app
+
+    body = {
+        "type": f"/problems/{problem.slug}",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "instance": request.path if request else None,
+        "request_id": g.get("request_id"),
+    }
+    if problem.errors is not None:
+        body["errors"] = problem.errors
+    body.update(problem.extra)
+    response = current_app.response_class(
+        current_app.json.dumps(body), status=problem.status, mimetype=PROBLEM_MEDIA_TYPE
+    )
+    response.headers.update(problem.headers)
+    if problem.status == 401:
+        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="imh-referral-network"')
+    return response
+
+
+def _from_http_exception(error: HTTPException) -> Problem:
+    status = error.code or 500
+    slug = _SLUG_BY_STATUS.get(status, "internal-error" if status >= 500 else "malformed-request")
+    headers = {}
+    if status == 405 and getattr(error, "valid_methods", None):
+        headers["Allow"] = ", ".join(sorted(error.valid_methods))
+    detail = {
+        404: "No such resource",
+        405: f"{request.method} is not allowed here",
+        413: "The request body exceeds the size limit",
+    }.get(status)
+    return Problem(slug, detail, headers=headers, status=status)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Route every exception through problem+json."""
+
+    @app.errorhandler(Problem)
+    def _problem(error: Problem):
+        return problem_response(error)
+
+    @app.errorhandler(ValidationError)
+    def _validation(error: ValidationError):
+        return problem_response(validation_problem(error.messages))
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException):
+        return problem_response(_from_http_exception(error))
+
+    @app.errorhandler(DBAPIError)
+    def _database(error: DBAPIError):
+        if error.connection_invalidated or _is_unavailable(error):
+            log.error("database unavailable: %s", type(error.orig).__name__)
+            return problem_response(
+                Problem("service-unavailable", "The database is unreachable; retry shortly",
+                        headers={"Retry-After": "5"})
+            )
+        log.exception("database error")
+        return problem_response(Problem("internal-error", "An internal error occurred"))
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        # The exception's text may carry family data or internals: log it, never send it.
+        log.exception("unhandled error")
+        return problem_response(Problem("internal-error", "An internal error occurred"))
+
+
+def _is_unavailable(error: DBAPIError) -> bool:
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(error, OperationalError)

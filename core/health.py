@@ -1,0 +1,47 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+
+import logging
+from pathlib import Path
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.db import db
+from core.errors import Problem
+
+log = logging.getLogger(__name__)
+bp = Blueprint("health", __name__)
+
+
+def migration_heads(migrations_dir: Path) -> set[str]:
+    """The head revisions the code expects."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    return set(ScriptDirectory.from_config(config).get_heads())
+
+
+@bp.get("/healthz")
+def healthz():
+    """The process is alive."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    """The database answers and its schema is at the newest migration; else 503."""
+    try:
+        with db.engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    except SQLAlchemyError as error:
+        log.warning("readiness: database unreachable (%s)", type(error).__name__)
+        raise Problem("service-unavailable", "The database is unreachable",
+                      headers={"Retry-After": "5"}) from None
+    expected = current_app.extensions["migration_heads"]
+    if current != expected:
+        raise Problem("service-unavailable", "The database schema is not at the newest migration",
+                      headers={"Retry-After": "30"})
+    return jsonify(status="ready", database="ok", migrations="head")

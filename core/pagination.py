@@ -1,0 +1,94 @@
+"""Keyset pagination with opaque cursors the service signs, so forged ones are refused."""
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+from marshmallow import Schema, fields, validate
+
+from core.db import db
+from core.errors import validation_problem
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class PageQuery(Schema):
+    """`limit` and `cursor`, shared by every list endpoint's query schema."""
+
+    limit = fields.Integer(
+        load_default=DEFAULT_LIMIT,
+        validate=validate.Range(1, MAX_LIMIT),
+        metadata={"description": f"Page size, 1 to {MAX_LIMIT}."},
+    )
+    cursor = fields.String(
+        load_default=None,
+        validate=validate.Length(1, 512),
+        metadata={"description": "Opaque cursor from a previous page's `next_cursor`."},
+    )
+
+
+def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
+    """An output schema `{"items": [...], "next_cursor": ...}` for one item schema."""
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item_schema), required=True),
+            "next_cursor": fields.String(
+                allow_none=True, required=True,
+                metadata={"description": "Cursor of the next page; null on the last page."},
+            ),
+        },
+        name=name,
+    )
+
+
+@dataclass
+class Page:
+    items: list
+    next_cursor: str | None
+
+
+def _serializer(kind: str) -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=f"cursor:{kind}")
+
+
+def decode_cursor(kind: str, cursor: str | None, arity: int) -> list | None:
+    """The keyset values inside a cursor this service issued for `kind`; 422 otherwise."""
+    if cursor is None:
+        return None
+    try:
+        values = _serializer(kind).loads(cursor)
+    except BadSignature:
+        raise validation_problem({"cursor": ["Not a cursor issued by this service"]}) from None
+    if not isinstance(values, list) or len(values) != arity:
+        raise validation_problem({"cursor": ["Not a cursor issued by this service"]})
+    return values
+
+
+def keyset_page(stmt, *, kind: str, order: list, cursor: str | None, limit: int,
+                descending: bool = False, encode=None, decode=None) -> Page:
+    """Run `stmt` ordered by `order` columns from after the cursor's position.
+
+    `encode(row) -> list` gives the JSON-safe keyset values of a row; `decode(list) -> list`
+    turns them back into column values.
+    """
+    values = decode_cursor(kind, cursor, len(order))
+    if values is not None:
+        if decode is not None:
+            try:
+                values = decode(values)
+            except (TypeError, ValueError):
+                raise validation_problem(
+                    {"cursor": ["Not a cursor issued by this service"]}) from None
+        position = sa.tuple_(*order)
+        bound = sa.tuple_(*[sa.literal(v, c.type) for v, c in zip(values, order, strict=True)])
+        stmt = stmt.where(position < bound if descending else position > bound)
+    ordering = [c.desc() for c in order] if descending else [c.asc() for c in order]
+    rows = list(db.session.scalars(stmt.order_by(*ordering).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = _serializer(kind).dumps(encode(rows[-1]))
+    return Page(items=rows, next_cursor=next_cursor)
+

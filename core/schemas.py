@@ -1,0 +1,63 @@
+"""Field types and base schemas shared by every domain's input and output schemas."""
+
+import re
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from core.time import rfc3339
+
+#: BCP 47 language tag, simplified: language, optional script/region/variants.
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+class InputSchema(Schema):
+    """A request body or query: unknown fields are errors, never ignored."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only; no "yes", 1 or "on"."""
+
+    truthy = {True}
+    falsy = {False}
+
+
+class QueryBoolean(fields.Boolean):
+    """`true` or `false` in a query string."""
+
+    truthy = {"true"}
+    falsy = {"false"}
+
+
+class Timestamp(fields.DateTime):
+    """An instant rendered as RFC 3339 UTC with a Z suffix."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return rfc3339(value)
+
+
+class LanguageTag(fields.String):
+    """A BCP 47 language tag such as `en`, `es` or `zh-Hant`."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("validate", validate.Regexp(
+            _LANGUAGE_TAG, error="Not a BCP 47 language tag (e.g. en, es, zh-Hant)"))
+        kwargs.setdefault("metadata", {"description": "BCP 47 language tag", "example": "es"})
+        super().__init__(**kwargs)
+
+
+def unique_items(values):
+    """Validate that a list has no duplicates."""
+    if len({v.lower() if isinstance(v, str) else v for v in values}) != len(values):
+        raise ValidationError("Items must be unique")
+
+
+def text(max_length: int, **kwargs) -> fields.String:
+    """A non-blank string of at most `max_length` characters."""
+    return fields.String(
+        validate=[validate.Length(1, max_length),
+                  validate.Regexp(r"\S", error="Must not be blank")],
+        **kwargs,
+    )

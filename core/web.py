@@ -1,0 +1,120 @@
+"""The request boundary: request ids, strict JSON and query parsing, one commit per request."""
+
+import json
+import logging
+import re
+import uuid
+
+from flask import Flask, current_app, g, request
+from marshmallow import Schema, ValidationError
+
+from core.db import db
+from core.errors import Problem, problem_response, validation_problem
+
+log = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: Deeper JSON is refused before it is parsed into Python objects.
+MAX_JSON_DEPTH = 32
+
+
+def _assign_request_id():
+    given = request.headers.get("X-Request-ID", "")
+    g.request_id = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+
+
+def _finish(response):
+    """Commit the request's one transaction when it succeeded; otherwise roll it back."""
+    if response.status_code < 400:
+        try:
+            db.session.commit()
+        except Exception as error:  # the commit failed: nothing was disclosed, answer an error
+            db.session.rollback()
+            log.error("commit failed: %s", type(error).__name__)
+            response = problem_response(
+                Problem("service-unavailable", "The change could not be saved; retry shortly",
+                        headers={"Retry-After": "5"})
+            )
+    else:
+        db.session.rollback()
+    response.headers["X-Request-ID"] = g.get("request_id") or str(uuid.uuid4())
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Install the request id and the commit boundary."""
+    app.before_request(_assign_request_id)
+    app.after_request(_finish)
+
+
+def _json_depth_ok(raw: bytes) -> bool:
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return False
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return True
+
+
+def json_body() -> object:
+    """The request body as JSON. Raises 415 for another media type, 400 when it is not JSON."""
+    if request.mimetype != "application/json":
+        raise Problem("unsupported-media-type",
+                      "Send the body as application/json (charset utf-8)")
+    raw = request.get_data(cache=False)  # MAX_CONTENT_LENGTH applies here: 413 when larger
+    if not _json_depth_ok(raw):
+        raise Problem("malformed-request", f"The JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        detail = "The body is not valid JSON"
+        if isinstance(error, json.JSONDecodeError):
+            detail += f" (line {error.lineno}, column {error.colno})"
+        raise Problem("malformed-request", detail) from None
+
+
+def load_body(schema: Schema, *, partial=False) -> dict:
+    """Parse and validate the JSON body; unknown fields are errors (422)."""
+    data = json_body()
+    if not isinstance(data, dict):
+        raise validation_problem({"_schema": ["The body must be a JSON object"]})
+    try:
+        return schema.load(data, partial=partial)
+    except ValidationError as error:
+        raise validation_problem(error.messages) from None
+
+
+def load_query(schema: Schema) -> dict:
+    """Parse and validate the query string; unknown and repeated parameters are errors (422)."""
+    repeated = [key for key, values in request.args.lists() if len(values) > 1]
+    if repeated:
+        raise validation_problem({key: ["Give this parameter once"] for key in repeated})
+    try:
+        return schema.load(request.args.to_dict(flat=True))
+    except ValidationError as error:
+        raise validation_problem(error.messages, "The query has invalid parameters") from None
+
+
+def respond(schema: Schema, obj, status=200, headers=None):
+    """Dump `obj` with an output schema as a JSON response."""
+    response = current_app.response_class(
+        current_app.json.dumps(schema.dump(obj)), status=status, mimetype="application/json"
+    )
+    if headers:
+        response.headers.update(headers)
+    return response
+

@@ -1,0 +1,1 @@
+"""The OpenAPI 3 document, generated from the views' metadata and marshmallow schemas."""

@@ -1,0 +1,72 @@
+"""A partner agency in the network's directory."""
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import db
+from core.ids import new_id
+from core.sqltypes import JSONDocument
+from core.time import now
+
+ORGANIZATION_TYPES = (
+    "imh_provider",
+    "pediatric_primary_care",
+    "child_welfare",
+    "early_intervention",
+    "home_visiting",
+    "early_head_start",
+    "hospital",
+    "community_other",
+)
+CAPACITY_STATUSES = ("available", "waitlist", "full")
+WAITLISTS = ("lt_1_month", "1_3_months", "gt_3_months", "unknown")
+
+
+def _one_of(column: str, values) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Organization(db.Model):
+    """A partner agency: who it is, where it serves, in which languages, and its capacity."""
+
+    __tablename__ = "organizations"
+    __table_args__ = (
+        sa.CheckConstraint(_one_of("type", ORGANIZATION_TYPES), name="type"),
+        sa.CheckConstraint(_one_of("capacity_status", CAPACITY_STATUSES), name="capacity_status"),
+        sa.CheckConstraint(_one_of("capacity_waitlist", WAITLISTS), name="capacity_waitlist"),
+        sa.Index("ix_organizations_name_id", "name", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(40))
+    #: Counties served, as the organization names them.
+    counties: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    #: Languages services are offered in, as BCP 47 tags (`en`, `es`, `zh-Hant`).
+    languages: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    #: A new organization does not accept referrals until it says so.
+    accepting_referrals: Mapped[bool] = mapped_column(default=False)
+    #: Null until the organization first reports its capacity.
+    capacity_status: Mapped[str | None] = mapped_column(String(20))
+    capacity_waitlist: Mapped[str | None] = mapped_column(String(20))
+    capacity_updated_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now)
+    #: Bumped on every change; names the ETag and guards concurrent updates.
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def capacity(self) -> dict | None:
+        if self.capacity_status is None:
+            return None
+        return {
+            "status": self.capacity_status,
+            "waitlist": self.capacity_waitlist,
+            "updated_at": self.capacity_updated_at,
+        }

@@ -1,0 +1,78 @@
+"""Input, query and output schemas of the directory."""
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from core.pagination import PageQuery, page_schema
+from core.schemas import (
+    InputSchema,
+    LanguageTag,
+    QueryBoolean,
+    StrictBoolean,
+    Timestamp,
+    text,
+    unique_items,
+)
+from organizations.models import CAPACITY_STATUSES, ORGANIZATION_TYPES, WAITLISTS
+
+_counties = dict(
+    validate=[validate.Length(max=100), unique_items],
+    metadata={"description": "Counties served.", "example": ["Washtenaw"]},
+)
+_languages = dict(
+    validate=[validate.Length(max=50), unique_items],
+    metadata={"description": "Languages services are offered in (BCP 47).",
+              "example": ["en", "es"]},
+)
+
+
+class CapacitySchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(CAPACITY_STATUSES))
+    waitlist = fields.String(allow_none=True, validate=validate.OneOf(WAITLISTS),
+                             metadata={"description": "How long the waitlist is."})
+    updated_at = Timestamp(dump_only=True)
+
+
+class OrganizationSchema(Schema):
+    """A directory entry as every organization in the network sees it."""
+
+    id = fields.UUID(dump_only=True)
+    name = fields.String(dump_only=True)
+    type = fields.String(dump_only=True, metadata={"enum": list(ORGANIZATION_TYPES)})
+    counties = fields.List(fields.String(), dump_only=True)
+    languages = fields.List(fields.String(), dump_only=True)
+    accepting_referrals = fields.Boolean(dump_only=True)
+    capacity = fields.Nested(CapacitySchema, dump_only=True, allow_none=True,
+                             metadata={"description": "Null until first reported."})
+
+
+OrganizationPageSchema = page_schema(OrganizationSchema, "OrganizationPage")
+
+
+class CapacityInputSchema(InputSchema):
+    status = fields.String(required=True, validate=validate.OneOf(CAPACITY_STATUSES))
+    waitlist = fields.String(
+        allow_none=True, validate=validate.OneOf(WAITLISTS),
+        metadata={"description": "Only with status `waitlist`; defaults to `unknown` there."},
+    )
+
+    @validates_schema
+    def _waitlist_only_when_waitlisted(self, data, **kwargs):
+        if data.get("waitlist") and data["status"] != "waitlist":
+            raise ValidationError("Only a waitlist has a waitlist length", "waitlist")
+
+
+class OrganizationUpdateSchema(InputSchema):
+    """What an organization may change in its own listing."""
+
+    accepting_referrals = StrictBoolean()
+    counties = fields.List(text(100), **_counties)
+    languages = fields.List(LanguageTag(), **_languages)
+    capacity = fields.Nested(CapacityInputSchema)
+
+
+class OrganizationListQuery(PageQuery, InputSchema):
+    type = fields.String(validate=validate.OneOf(ORGANIZATION_TYPES))
+    county = text(100, metadata={"description": "Serves this county (case-insensitive)."})
+    language = LanguageTag(metadata={"description": "Offers this language."})
+    accepting_referrals = QueryBoolean()
+    q = text(100, metadata={"description": "Part of the name (case-insensitive)."})

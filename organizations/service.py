@@ -1,0 +1,87 @@
+"""The directory's rules: listing, reading, and each organization keeping its own entry."""
+
+import uuid
+
+import sqlalchemy as sa
+
+from core.concurrency import check_if_match
+from core.db import db
+from core.errors import Problem
+from core.pagination import Page, keyset_page
+from core.sqltypes import json_array_contains_ci, like_pattern
+from core.time import now
+from organizations.models import Organization
+
+
+def list_organizations(*, limit: int, cursor: str | None, type: str | None = None,
+                       county: str | None = None, language: str | None = None,
+                       accepting_referrals: bool | None = None, q: str | None = None) -> Page:
+    """One page of the directory, by name, narrowed by the given filters."""
+    stmt = sa.select(Organization)
+    if type is not None:
+        stmt = stmt.where(Organization.type == type)
+    if accepting_referrals is not None:
+        stmt = stmt.where(Organization.accepting_referrals == accepting_referrals)
+    if county is not None:
+        stmt = stmt.where(json_array_contains_ci(Organization.counties, county))
+    if language is not None:
+        stmt = stmt.where(json_array_contains_ci(Organization.languages, language))
+    if q is not None:
+        stmt = stmt.where(sa.func.lower(Organization.name).like(like_pattern(q), escape="\\"))
+    return keyset_page(
+        stmt,
+        kind="organizations",
+        order=[Organization.name, Organization.id],
+        cursor=cursor,
+        limit=limit,
+        encode=lambda org: [org.name, str(org.id)],
+        decode=lambda values: [str(values[0]), uuid.UUID(values[1])],
+    )
+
+
+def get_organization(organization_id: uuid.UUID) -> Organization:
+    """The organization with this id. Raises Problem 404 when there is none."""
+    organization = db.session.get(Organization, organization_id)
+    if organization is None:
+        raise Problem("not-found", "No organization has this id")
+    return organization
+
+
+def create_organization(*, name: str, type: str, counties=(), languages=(),
+                        accepting_referrals: bool = False) -> Organization:
+    """Add an organization to the directory (operators only)."""
+    organization = Organization(
+        name=name, type=type, counties=list(counties), languages=list(languages),
+        accepting_referrals=accepting_referrals,
+    )
+    db.session.add(organization)
+    db.session.flush()
+    return organization
+
+
+def update_listing(actor, *, organization_id: uuid.UUID, changes: dict,
+                   if_match: str | None) -> Organization:
+    """Change the caller's own listing.
+
+    Raises Problem 404 (no such organization), 403 (another organization's listing),
+    412 (stale If-Match).
+    """
+    organization = get_organization(organization_id)
+    if organization.id != actor.organization_id:
+        raise Problem("forbidden", "An organization changes only its own listing")
+    check_if_match(if_match, organization.version, required=False)
+    for field in ("accepting_referrals", "counties", "languages"):
+        if field in changes and changes[field] != getattr(organization, field):
+            setattr(organization, field, changes[field])
+    if "capacity" in changes:
+        capacity = changes["capacity"]
+        waitlist = None
+        if capacity["status"] == "waitlist":
+            waitlist = capacity.get("waitlist") or "unknown"
+        organization.capacity_status = capacity["status"]
+        organization.capacity_waitlist = waitlist
+        organization.capacity_updated_at = now()
+    if db.session.is_modified(organization):
+        organization.updated_at = now()
+        db.session.flush()
+    return organization

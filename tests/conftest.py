@@ -1,0 +1,151 @@
+"""The app on a migrated database, each test in a rolled-back transaction, factories and tokens.
+
+TEST_DATABASE_URL picks the database (default: a fresh SQLite file); `.ci/run` runs the suite
+once on SQLite and once on a fresh PostgreSQL database.
+"""
+
+import base64
+import os
+from datetime import timedelta
+
+import flask_migrate
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+os.environ["APP_ENV"] = "test"
+
+from app import create_app  # noqa: E402
+from auth.models import AccessToken  # noqa: E402
+from auth.scopes import SCOPES  # noqa: E402
+from auth.service import create_client  # noqa: E402
+from core import time as clock  # noqa: E402
+from core.config import normalize_database_url  # noqa: E402
+from core.db import db  # noqa: E402
+from core.ids import new_secret, secret_digest  # noqa: E402
+from organizations.service import create_organization  # noqa: E402
+
+TEST_SECRET_KEY = "test-secret-key-" + "0" * 48
+
+
+def database_url(tmp_path_factory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return normalize_database_url(url)
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+
+
+def make_app(url: str):
+    return create_app({
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "LOG_LEVEL": "WARNING",
+    })
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    application = make_app(database_url(tmp_path_factory))
+    with application.app_context():
+        flask_migrate.upgrade()  # the schema comes from the migrations, in tests too
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(request, app):
+    """Run each test inside one outer transaction that is rolled back afterwards."""
+    if "no_db" in request.keywords:
+        yield
+        return
+    with app.app_context():
+        connection = db.engine.connect()
+    outer = connection.begin()
+    original = db.session
+    # Each app context (each request) gets its own session; commits release a savepoint.
+    db.session = scoped_session(
+        sessionmaker(bind=connection, join_transaction_mode="create_savepoint",
+                     expire_on_commit=False),
+        scopefunc=original.registry.scopefunc,
+    )
+    try:
+        yield
+    finally:
+        # Flask-SQLAlchemy removed each context's session at its teardown.
+        db.session = original
+        outer.rollback()
+        connection.close()
+        clock.freeze(None)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context for tests that touch the database directly."""
+    with app.app_context():
+        yield
+        db.session.commit()
+
+
+class Factory:
+    """Builds organizations, clients and tokens, committed into the test's transaction."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def organization(self, name="Riverbend Infant Mental Health", type="imh_provider",
+                     counties=("Washtenaw",), languages=("en",), accepting_referrals=False):
+        with self.app.app_context():
+            organization = create_organization(
+                name=name, type=type, counties=counties, languages=languages,
+                accepting_referrals=accepting_referrals)
+            db.session.commit()
+            return organization
+
+    def client(self, organization=None, scopes=tuple(SCOPES)):
+        organization = organization or self.organization()
+        with self.app.app_context():
+            issued = create_client(organization_id=organization.id, scopes=list(scopes),
+                                   name=f"client of {organization.name}")
+            db.session.commit()
+            return issued.client, issued.client_secret
+
+    def token(self, organization=None, scopes=tuple(SCOPES), *, oauth_client=None,
+              lifetime=3600, revoked=False) -> str:
+        """A bearer token for `organization` with `scopes`, stored as the service stores one."""
+        if oauth_client is None:
+            oauth_client, _ = self.client(organization, scopes)
+        raw = new_secret()
+        with self.app.app_context():
+            issued_at = clock.now()
+            db.session.add(AccessToken(
+                token_hash=secret_digest(raw), client_id=oauth_client.id, scope=" ".join(scopes),
+                issued_at=issued_at, expires_at=issued_at + timedelta(seconds=lifetime),
+                revoked_at=issued_at if revoked else None))
+            db.session.commit()
+        return raw
+
+
+@pytest.fixture
+def make(app):
+    return Factory(app)
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def basic(client_id: str, secret: str) -> dict:
+    raw = f"{client_id}:{secret}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def count(model) -> int:
+    """Rows of a model, read in a fresh app context."""
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
