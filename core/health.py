@@ -34,8 +34,8 @@ def healthz():
 def readyz():
     """The database answers and its schema is at the newest migration; else 503."""
     try:
-        with db.engine.connect() as connection:
-            current = set(MigrationContext.configure(connection).get_current_heads())
+        connection = db.session.connection()
+        current = set(MigrationContext.configure(connection).get_current_heads())
     except SQLAlchemyError as error:
         log.warning("readiness: database unreachable (%s)", type(error).__name__)
         raise Problem("service-unavailable", "The database is unreachable",

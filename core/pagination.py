@@ -23,7 +23,6 @@ class PageQuery(Schema):
         metadata={"description": f"Page size, 1 to {MAX_LIMIT}."},
     )
     cursor = fields.String(
-        load_default=None,
         validate=validate.Length(1, 512),
         metadata={"description": "Opaque cursor from a previous page's `next_cursor`."},
     )

@@ -13,7 +13,7 @@ from core.time import now
 from organizations.models import Organization
 
 
-def list_organizations(*, limit: int, cursor: str | None, type: str | None = None,
+def list_organizations(*, limit: int, cursor: str | None = None, type: str | None = None,
                        county: str | None = None, language: str | None = None,
                        accepting_referrals: bool | None = None, q: str | None = None) -> Page:
     """One page of the directory, by name, narrowed by the given filters."""

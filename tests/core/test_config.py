@@ -1,0 +1,78 @@
+"""Configuration: safe defaults, and a production start that refuses a missing or weak secret."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.config import ConfigError, load_config, normalize_database_url
+
+pytestmark = pytest.mark.no_db
+ROOT = Path(__file__).resolve().parents[2]
+STRONG = "a" * 64
+
+
+@pytest.mark.parametrize("secret", [None, "", "change-me", "short-secret"])
+def test_production_refuses_a_missing_default_or_short_secret(tmp_path, secret):
+    environ = {"APP_ENV": "production"}
+    if secret is not None:
+        environ["SECRET_KEY"] = secret
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_config(tmp_path, environ)
+
+
+def test_production_defaults(tmp_path):
+    config = load_config(tmp_path, {"SECRET_KEY": STRONG})
+    assert config["APP_ENV"] == "production"
+    assert config["MAX_CONTENT_LENGTH"] == 64 * 1024
+    assert config["TOKEN_LIFETIME"] == 3600
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'imh.sqlite3'}"
+    assert config["OAUTH_ISSUER"] is None
+
+
+def test_development_generates_and_keeps_a_secret(tmp_path):
+    first = load_config(tmp_path, {"APP_ENV": "development"})["SECRET_KEY"]
+    second = load_config(tmp_path, {"APP_ENV": "development"})["SECRET_KEY"]
+    assert first == second and len(first) == 64
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("name,value", [
+    ("TOKEN_LIFETIME", "soon"), ("TOKEN_LIFETIME", "0"), ("MAX_CONTENT_LENGTH", "-1"),
+    ("APP_ENV", "staging"),
+])
+def test_malformed_values_are_refused(tmp_path, name, value):
+    with pytest.raises(ConfigError):
+        load_config(tmp_path, {"SECRET_KEY": STRONG, name: value})
+
+
+def test_values_from_the_environment(tmp_path):
+    config = load_config(tmp_path, {
+        "SECRET_KEY": STRONG, "TOKEN_LIFETIME": "600", "OAUTH_ISSUER": "https://imh.example/",
+        "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/imh",
+    })
+    assert config["TOKEN_LIFETIME"] == 600
+    assert config["OAUTH_ISSUER"] == "https://imh.example"
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://postgres@127.0.0.1:5432/imh"
+
+
+@pytest.mark.parametrize("given,expected", [
+    ("postgres://u@h/d", "postgresql+psycopg://u@h/d"),
+    ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),
+    ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+    ("sqlite:///x.db", "sqlite:///x.db"),
+])
+def test_database_urls_are_served_through_psycopg_3(given, expected):
+    assert normalize_database_url(given) == expected
+
+
+def test_the_production_entry_point_exits_with_a_message_without_a_secret():
+    environ = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "APP_ENV")}
+    result = subprocess.run(  # noqa: S603 (our own interpreter and module)
+        [sys.executable, "-c", "import app; app.app"], cwd=ROOT, env=environ,
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+    assert "Traceback" not in result.stderr

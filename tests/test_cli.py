@@ -1,0 +1,117 @@
+"""Operator commands print JSON, fail with a message and a non-zero exit, and change data."""
+
+import json
+
+import pytest
+
+from tests.conftest import basic
+
+
+@pytest.fixture
+def run(app):
+    runner = app.test_cli_runner()
+
+    def invoke(*args):
+        return runner.invoke(args=list(args))
+
+    return invoke
+
+
+def test_org_create_prints_the_organization(run):
+    result = run("org", "create", "--name", "Kent County Early Head Start",
+                 "--type", "early_head_start", "--county", "Kent", "--language", "en",
+                 "--language", "es")
+    assert result.exit_code == 0, result.output
+    organization = json.loads(result.stdout)
+    assert organization["name"] == "Kent County Early Head Start"
+    assert organization["type"] == "early_head_start"
+    assert organization["counties"] == ["Kent"]
+    assert organization["languages"] == ["en", "es"]
+    assert organization["accepting_referrals"] is False
+
+
+@pytest.mark.parametrize("args", [
+    ["--name", "X", "--type", "school"],
+    ["--name", "   ", "--type", "hospital"],
+    ["--name", "X", "--type", "hospital", "--language", "not a tag"],
+    ["--type", "hospital"],
+])
+def test_org_create_refuses_bad_options(run, args):
+    result = run("org", "create", *args)
+    assert result.exit_code != 0
+    assert result.stdout == ""
+
+
+def test_client_lifecycle(run, client):
+    organization = json.loads(run("org", "create", "--name", "Clinic", "--type",
+                                  "pediatric_primary_care").stdout)
+    result = run("client", "create", "--organization", organization["id"],
+                 "--scopes", "directory:read referrals:write")
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    assert created["organization_id"] == organization["id"]
+    assert created["scopes"] == ["directory:read", "referrals:write"]
+    assert len(created["client_secret"]) >= 43  # 256 bits, URL-safe base64
+
+    listed = json.loads(run("client", "list", "--organization", organization["id"]).stdout)
+    assert [c["client_id"] for c in listed] == [created["client_id"]]
+    assert "client_secret" not in listed[0]
+    assert created["client_secret"] not in run("client", "list").stdout
+
+    credentials = basic(created["client_id"], created["client_secret"])
+    token = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                        headers=credentials)
+    assert token.status_code == 200
+    bearer = {"Authorization": f"Bearer {token.json['access_token']}"}
+    assert client.get("/api/v1/me", headers=bearer).status_code == 200
+
+    revoked = run("client", "revoke", created["client_id"])
+    assert revoked.exit_code == 0
+    assert json.loads(revoked.stdout)["revoked_at"] is not None
+    assert client.get("/api/v1/me", headers=bearer).status_code == 401
+    again = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                        headers=credentials)
+    assert again.status_code == 401
+    assert again.json["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("args", [
+    ["client", "create", "--organization", "00000000-0000-4000-8000-000000000000",
+     "--scopes", "directory:read"],
+    ["client", "create", "--organization", "nope", "--scopes", "directory:read"],
+    ["client", "revoke", "00000000-0000-4000-8000-000000000000"],
+])
+def test_client_commands_refuse_unknown_objects(run, args):
+    result = run(*args)
+    assert result.exit_code != 0
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("scopes", ["", "directory:read everything:admin"])
+def test_client_create_refuses_bad_scopes(run, scopes):
+    organization = json.loads(run("org", "create", "--name", "Clinic", "--type",
+                                  "hospital").stdout)
+    result = run("client", "create", "--organization", organization["id"], "--scopes", scopes)
+    assert result.exit_code != 0
+    assert result.stdout == ""
+
+
+def test_demo_seed_builds_the_network_and_reseeds_with_new_secrets(run, client):
+    first = json.loads(run("demo", "seed").stdout)
+    types = sorted(o["type"] for o in first["organizations"])
+    assert types == sorted(["pediatric_primary_care", "child_welfare", "early_intervention",
+                            "imh_provider", "imh_provider", "community_other"])
+    assert len(first["clients"]) == 6
+    auditor = next(c for c in first["clients"] if "audit:read" in c["scopes"])
+    assert auditor["scopes"] == ["directory:read", "audit:read"]
+
+    second = json.loads(run("demo", "seed").stdout)
+    assert [o["id"] for o in second["organizations"]] == [o["id"] for o in first["organizations"]]
+    assert [c["client_id"] for c in second["clients"]] == [c["client_id"] for c in first["clients"]]
+    old, new = first["clients"][0], second["clients"][0]
+    assert old["client_secret"] != new["client_secret"]
+    form = {"grant_type": "client_credentials"}
+    assert client.post("/oauth/token", data=form,
+                       headers=basic(old["client_id"], old["client_secret"])).status_code == 401
+    assert client.post("/oauth/token", data=form,
+                       headers=basic(new["client_id"], new["client_secret"])).status_code == 200
