@@ -43,6 +43,9 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _register_domains(app: Flask) -> None:
+    from audit import boundary as audit_boundary
+    from audit.cli import audit_cli
+    from audit.routes import bp as audit_bp
     from auth import server as oauth
     from auth.cli import client_cli
     from auth.routes import bp as auth_bp
@@ -50,11 +53,13 @@ def _register_domains(app: Flask) -> None:
     from organizations.cli import org_cli
     from organizations.routes import bp as organizations_bp
 
+    audit_boundary.init_app(app)
     oauth.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(organizations_bp)
-    for group in (org_cli, client_cli, demo_cli):
+    app.register_blueprint(audit_bp)
+    for group in (org_cli, client_cli, demo_cli, audit_cli):
         app.cli.add_command(group)
 
 

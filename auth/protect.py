@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import MissingAuthorizationError
-from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
+from authlib.oauth2.rfc6750 import BearerTokenValidator
 from flask import g
 
 from auth.scopes import SCOPES
@@ -44,15 +44,7 @@ def authenticate(any_of: tuple[str, ...]) -> Actor:
     Raises Problem 401 (`unauthorized`) or 403 (`insufficient-scope`).
     """
     try:
-        # authlib reads a list as "any one of these"; None means any valid token.
-        token = _protector.acquire_token([*any_of] if any_of else None)
-    except InsufficientScopeError:
-        raise Problem(
-            "insufficient-scope",
-            f"This operation needs the scope {' or '.join(any_of)}",
-            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", '
-                                         f'scope="{" ".join(any_of)}"'},
-        ) from None
+        token = _protector.acquire_token(None)  # the token alone; its scope is checked below
     except MissingAuthorizationError:
         log.info("request without a bearer token")
         raise Problem("unauthorized", "Send an access token: Authorization: Bearer <token>") \
@@ -70,7 +62,15 @@ def authenticate(any_of: tuple[str, ...]) -> Actor:
         scopes=frozenset(token.scopes),
         organization=token.client.organization,
     )
+    # Set before the scope check: a refusal of a known actor is recorded in the audit trail.
     g.actor = actor
+    if any_of and actor.scopes.isdisjoint(any_of):
+        raise Problem(
+            "insufficient-scope",
+            f"This operation needs the scope {' or '.join(any_of)}",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", '
+                                         f'scope="{" ".join(any_of)}"'},
+        )
     return actor
 
 

@@ -1,19 +1,27 @@
 """authlib wired to hashed storage: the token, revocation and introspection endpoints."""
 
+import logging
 import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, grants
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from flask import g
 
+import audit
 from auth.models import TOKEN_AUTH_METHODS, AccessToken, OAuthClient
 from auth.scopes import SCOPES
 from core.db import db
-from core.ids import new_secret, secret_digest
+from core.ids import new_id, new_secret, secret_digest
 from core.time import now
+
+log = logging.getLogger(__name__)
+#: The audit action of each OAuth endpoint.
+_ENDPOINT_ACTIONS = {"token": "create", "revocation": "revoke", "introspection": "read"}
 
 
 def find_client(client_id: str) -> OAuthClient | None:
@@ -42,11 +50,17 @@ def generate_access_token(**_context) -> str:
     return new_secret(32)
 
 
+def _as_actor(client: OAuthClient) -> dict:
+    return {"organization_id": client.organization_id, "client_id": client.client_id}
+
+
 def save_token(token: dict, request) -> None:
-    """Store an issued token by its digest, in the request's transaction."""
+    """Store an issued token by its digest, in the request's transaction, and record it."""
     issued_at = now()
+    token_id = new_id()
     db.session.add(
         AccessToken(
+            id=token_id,
             token_hash=secret_digest(token["access_token"]),
             client_id=request.client.id,
             scope=token.get("scope", ""),
@@ -54,7 +68,9 @@ def save_token(token: dict, request) -> None:
             expires_at=issued_at + timedelta(seconds=token["expires_in"]),
         )
     )
-    db.session.flush()
+    audit.record(action="create", outcome="permit", reason="client_credentials",
+                 resource_type="access_token", resource_id=token_id, token_id=token_id,
+                 **_as_actor(request.client))
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -72,10 +88,26 @@ class _OwnTokenEndpoint:
 class TokenRevocation(_OwnTokenEndpoint, RevocationEndpoint):
     """RFC 7009: a client revokes its own tokens; another client's is refused (invalid_grant)."""
 
+    def authenticate_token(self, request, client):
+        try:
+            token = super().authenticate_token(request, client)
+        except InvalidGrantError:
+            other = find_token(request.form["token"])
+            g.audit_denial = {"action": "revoke", "reason": "not_own_token",
+                              "resource_type": "access_token", "resource_id": other.id,
+                              **_as_actor(client)}
+            raise
+        if token is None:
+            audit.record(action="revoke", outcome="permit", reason="unknown_token",
+                         resource_type="access_token", **_as_actor(client))
+        return token
+
     def revoke_token(self, token, request):
         if token.revoked_at is None:
             token.revoked_at = now()
-            db.session.flush()
+        audit.record(action="revoke", outcome="permit", reason="own_token",
+                     resource_type="access_token", resource_id=token.id, token_id=token.id,
+                     **_as_actor(request.client))
 
 
 class TokenIntrospection(_OwnTokenEndpoint, IntrospectionEndpoint):
@@ -83,6 +115,22 @@ class TokenIntrospection(_OwnTokenEndpoint, IntrospectionEndpoint):
 
     def check_permission(self, token, client, request):
         return token.check_client(client)
+
+    def authenticate_token(self, request, client):
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        permitted = token is not None and self.check_permission(token, client, request)
+        if token is None:
+            outcome, reason = "permit", "unknown_token"
+        elif not permitted:
+            outcome, reason = "deny", "not_own_token"
+        else:
+            outcome = "permit"
+            reason = "inactive" if token.is_expired() or token.is_revoked() else "active"
+        audit.record(action="read", outcome=outcome, reason=reason,
+                     resource_type="access_token", resource_id=token.id if token else None,
+                     **_as_actor(client))
+        return token if permitted else None
 
     def introspect_token(self, token):
         return {
@@ -95,7 +143,37 @@ class TokenIntrospection(_OwnTokenEndpoint, IntrospectionEndpoint):
         }
 
 
-authorization = AuthorizationServer(query_client=find_client, save_token=save_token)
+class AuditedAuthorizationServer(AuthorizationServer):
+    """Records failed client authentication with the client id it claimed."""
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            _record_failed_authentication(request, endpoint)
+            raise
+
+
+def _record_failed_authentication(request, endpoint: str) -> None:
+    claimed, _ = extract_basic_authorization(request.headers)
+    claimed = claimed or request.form.get("client_id")
+    client = _any_client(claimed)
+    if client is None:
+        # An id no client has: a stranger; the application log has it, the chain does not.
+        log.info("failed client authentication at the %s endpoint (unknown client)", endpoint)
+        return
+    g.audit_denial = {"action": _ENDPOINT_ACTIONS[endpoint], "reason": "invalid_client",
+                      "resource_type": "access_token", **_as_actor(client)}
+
+
+def _any_client(client_id) -> OAuthClient | None:
+    try:
+        return db.session.get(OAuthClient, uuid.UUID(client_id))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+authorization = AuditedAuthorizationServer(query_client=find_client, save_token=save_token)
 
 
 def init_app(app) -> None:

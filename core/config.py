@@ -72,6 +72,9 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "OAUTH_ISSUER": environ.get("OAUTH_ISSUER", "").rstrip("/") or None,
         "REDIS_URL": environ.get("REDIS_URL") or None,
         "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
+        "AUDIT_SIGNING_KEY": environ.get("AUDIT_SIGNING_KEY") or None,
+        #: Seconds between scheduled checkpoints, made by the first audited commit after it.
+        "AUDIT_CHECKPOINT_INTERVAL": _int(environ, "AUDIT_CHECKPOINT_INTERVAL", 3600, minimum=0),
     }
 
 

@@ -55,8 +55,11 @@ _SLUG_BY_STATUS = {
 class Problem(Exception):
     """An answer the client can act on; raised anywhere, rendered by the one handler."""
 
-    def __init__(self, slug, detail=None, *, errors=None, headers=None, status=None, **extra):
+    def __init__(self, slug, detail=None, *, errors=None, headers=None, status=None, audit=None,
+                 **extra):
         super().__init__(slug)
+        #: What the audit trail should say of this refusal (action, resource, family, ...).
+        self.audit = audit or {}
         default_status, self.title = PROBLEMS[slug]
         self.slug = slug
         self.status = status or default_status
@@ -89,6 +92,7 @@ def problem_response(problem: Problem):
     """Render a Problem as a Flask response."""
     from flask import current_app
 
+    g.problem = problem
     body = {
         "type": f"/problems/{problem.slug}",
         "title": problem.title,

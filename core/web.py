@@ -24,22 +24,33 @@ def _assign_request_id():
 
 
 def _finish(response):
-    """Commit the request's one transaction when it succeeded; otherwise roll it back."""
-    if response.status_code < 400:
-        try:
+    """Commit the request's one transaction when it succeeded; otherwise roll it back.
+
+    After a rollback the `after_rollback` hooks run (audit records the denial in a fresh
+    transaction). If a commit or a hook fails, the answer is a 503 and nothing was disclosed.
+    """
+    try:
+        if response.status_code < 400:
             db.session.commit()
-        except Exception as error:  # the commit failed: nothing was disclosed, answer an error
+        else:
             db.session.rollback()
-            log.error("commit failed: %s", type(error).__name__)
-            response = problem_response(
-                Problem("service-unavailable", "The change could not be saved; retry shortly",
-                        headers={"Retry-After": "5"})
-            )
-    else:
+            for hook in current_app.extensions.get("after_rollback", ()):
+                hook(response)
+    except Exception as error:
         db.session.rollback()
+        log.error("commit failed: %s", type(error).__name__)
+        response = problem_response(
+            Problem("service-unavailable", "The request could not be completed; retry shortly",
+                    headers={"Retry-After": "5"})
+        )
     response.headers["X-Request-ID"] = g.get("request_id") or str(uuid.uuid4())
     response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+def on_rollback(app: Flask, hook) -> None:
+    """Run `hook(response)` after a failed request's rollback; it may write and commit."""
+    app.extensions.setdefault("after_rollback", []).append(hook)
 
 
 def init_app(app: Flask) -> None:

@@ -76,6 +76,8 @@ def _path(rule) -> tuple[str, list[dict]]:
 def _content(media_type: str, schema) -> dict:
     if schema is None:
         return {}
+    if isinstance(schema, tuple):  # (media type, schema) for bodies that are not JSON
+        media_type, schema = schema
     return {"content": {media_type: {"schema": schema}}}
 
 

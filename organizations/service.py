@@ -4,6 +4,7 @@ import uuid
 
 import sqlalchemy as sa
 
+import audit
 from core.concurrency import check_if_match
 from core.db import db
 from core.errors import Problem
@@ -84,4 +85,6 @@ def update_listing(actor, *, organization_id: uuid.UUID, changes: dict,
     if db.session.is_modified(organization):
         organization.updated_at = now()
         db.session.flush()
+    audit.record(action="update", outcome="permit", reason="own_listing",
+                 resource_type="organization", resource_id=organization.id, actor=actor)
     return organization

@@ -41,6 +41,8 @@ def make_app(url: str):
         "SQLALCHEMY_DATABASE_URI": url,
         "SECRET_KEY": TEST_SECRET_KEY,
         "LOG_LEVEL": "WARNING",
+        # Scheduled checkpoints off: tests make them on demand, or turn the schedule on.
+        "AUDIT_CHECKPOINT_INTERVAL": 0,
     })
 
 
@@ -149,3 +151,11 @@ def basic(client_id: str, secret: str) -> dict:
 def count(model) -> int:
     """Rows of a model, read in a fresh app context."""
     return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def audit_events(**filters) -> list:
+    """The committed audit events matching `filters`, oldest first (inside an app context)."""
+    from audit.models import AuditEvent
+
+    stmt = sa.select(AuditEvent).filter_by(**filters).order_by(AuditEvent.seq)
+    return list(db.session.scalars(stmt))

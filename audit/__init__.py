@@ -1,0 +1,8 @@
+"""The tamper-evident trail of every access: recorder, hash chain, checkpoints, verification.
+
+Depends on `core` alone; every domain calls `audit.record(...)`.
+"""
+
+from audit.recorder import record
+
+__all__ = ["record"]

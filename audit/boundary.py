@@ -1,0 +1,52 @@
+"""Refusals recorded after the rollback, in a fresh transaction; the signing key at start."""
+
+from pathlib import Path
+
+from flask import Flask, g, request
+
+from audit.checkpoints import load_signing_key
+from audit.recorder import record
+from core.db import db
+from core.web import on_rollback
+
+_METHOD_ACTIONS = {"GET": "read", "HEAD": "read", "POST": "create", "PATCH": "update",
+                   "PUT": "update", "DELETE": "revoke"}
+#: Statuses that refuse an authenticated actor: recorded as `deny`. Anonymous 401s are not
+#: recorded (strangers could grow the chain); the application log has them.
+_REFUSALS = (403, 404)
+
+
+def _resource_of_request() -> tuple[str, str | None]:
+    for name, value in (request.view_args or {}).items():
+        if name.endswith("_id"):
+            return name[:-3], str(value)
+        if name == "seq":
+            return "audit_event", str(value)
+    return (request.blueprint or "api").rstrip("s"), None
+
+
+def _record_refusal(response) -> None:
+    denial = g.pop("audit_denial", None)
+    if denial is None:
+        actor = g.get("actor")
+        if actor is None or response.status_code not in _REFUSALS:
+            return
+        problem = g.get("problem")
+        resource_type, resource_id = _resource_of_request()
+        denial = {
+            "action": _METHOD_ACTIONS.get(request.method, "read"),
+            "reason": problem.slug.replace("-", "_") if problem else "refused",
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "actor": actor,
+            **(problem.audit if problem else {}),
+        }
+    record(outcome="deny", **denial)
+    db.session.commit()
+
+
+def init_app(app: Flask) -> None:
+    """Load the checkpoint signing key and record refusals after their rollback."""
+    app.extensions["audit_signing_key"] = load_signing_key(
+        app.config.get("AUDIT_SIGNING_KEY"), Path(app.instance_path))
+    on_rollback(app, _record_refusal)

@@ -1,0 +1,150 @@
+"""Signed checkpoints (Ed25519) of the chain head, and proof that today's log extends one."""
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from flask import current_app
+
+from audit.chain import verify
+from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from core.time import now, rfc3339
+
+log = logging.getLogger(__name__)
+_RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+
+
+class SigningKeyError(ValueError):
+    """AUDIT_SIGNING_KEY is not an Ed25519 private key."""
+
+
+def load_signing_key(configured: str | None, instance_path: Path) -> Ed25519PrivateKey:
+    """The key from configuration (PEM, or base64 of the 32-byte seed), else the instance's own.
+
+    The instance key is generated on first use and kept beside the SQLite default.
+    """
+    if configured:
+        try:
+            if "BEGIN" in configured:
+                key = serialization.load_pem_private_key(configured.encode(), password=None)
+            else:
+                key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(configured))
+        except (ValueError, TypeError, binascii.Error) as error:
+            raise SigningKeyError("AUDIT_SIGNING_KEY is not an Ed25519 private key") from error
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SigningKeyError("AUDIT_SIGNING_KEY must be an Ed25519 key")
+        return key
+    path = instance_path / "audit_signing_key.pem"
+    if path.exists():
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    key = Ed25519PrivateKey.generate()
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+    log.warning("AUDIT_SIGNING_KEY is unset; generated an Ed25519 key into %s", path)
+    return key
+
+
+def public_key_b64(key: Ed25519PublicKey) -> str:
+    return base64.b64encode(key.public_bytes(*_RAW)).decode()
+
+
+def key_id_of(public_key_raw: bytes) -> str:
+    """A short, stable name of a public key: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(public_key_raw).hexdigest()[:16]
+
+
+def signed_message(*, seq: int, hash: str, recorded_at: str, key_id: str) -> bytes:
+    """The bytes a checkpoint's signature covers."""
+    return json.dumps({"hash": hash, "key_id": key_id, "recorded_at": recorded_at, "seq": seq},
+                      separators=(",", ":")).encode()
+
+
+def make_checkpoint(session, *, seq: int, event_hash: str, at) -> AuditCheckpoint:
+    """Sign (seq, hash, time) with the service's key and store it."""
+    key: Ed25519PrivateKey = current_app.extensions["audit_signing_key"]
+    public = key.public_key().public_bytes(*_RAW)
+    key_id = key_id_of(public)
+    signature = key.sign(signed_message(seq=seq, hash=event_hash, recorded_at=rfc3339(at),
+                                        key_id=key_id))
+    checkpoint = AuditCheckpoint(
+        seq=seq, hash=event_hash, recorded_at=at, key_id=key_id,
+        public_key=base64.b64encode(public).decode(),
+        signature=base64.b64encode(signature).decode(),
+    )
+    session.execute(sa.insert(AuditCheckpoint).values(
+        seq=seq, hash=event_hash, recorded_at=at, key_id=key_id,
+        public_key=checkpoint.public_key, signature=checkpoint.signature))
+    return checkpoint
+
+
+def checkpoint_now(session) -> AuditCheckpoint:
+    """Checkpoint the current head (or return the one already made at it).
+
+    Raises LookupError when the log is empty.
+    """
+    head = session.execute(sa.select(AuditChainHead).where(AuditChainHead.id == 1)
+                           .with_for_update()).scalar_one()
+    if head.seq == 0:
+        raise LookupError("the audit log is empty; there is nothing to checkpoint")
+    existing = session.get(AuditCheckpoint, head.seq)
+    if existing is not None:
+        return existing
+    at = now()
+    make_checkpoint(session, seq=head.seq, event_hash=head.hash, at=at)
+    head.checkpointed_at = at
+    session.flush()
+    return session.get(AuditCheckpoint, head.seq)
+
+
+def latest_checkpoint(session) -> AuditCheckpoint | None:
+    return session.scalars(sa.select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc())
+                           .limit(1)).first()
+
+
+def signature_is_valid(checkpoint: dict) -> bool:
+    """Whether the checkpoint's signature verifies under its own public key and key id."""
+    try:
+        public_raw = base64.b64decode(checkpoint["public_key"], validate=True)
+        signature = base64.b64decode(checkpoint["signature"], validate=True)
+        public = Ed25519PublicKey.from_public_bytes(public_raw)
+        if key_id_of(public_raw) != checkpoint["key_id"]:
+            return False
+        public.verify(signature, signed_message(
+            seq=checkpoint["seq"], hash=checkpoint["hash"],
+            recorded_at=rfc3339(checkpoint["recorded_at"]), key_id=checkpoint["key_id"]))
+    except (ValueError, binascii.Error, InvalidSignature):
+        return False
+    return True
+
+
+def is_service_key(session, key_id: str, public_key: str) -> bool:
+    """Whether this service signed with that key: the current one or one on a stored checkpoint."""
+    current = current_app.extensions["audit_signing_key"].public_key()
+    if public_key_b64(current) == public_key:
+        return True
+    return session.scalar(sa.select(sa.func.count()).select_from(AuditCheckpoint).where(
+        AuditCheckpoint.key_id == key_id, AuditCheckpoint.public_key == public_key)) > 0
+
+
+def extends(session, checkpoint: dict) -> dict:
+    """Whether today's log still hashes to a checkpoint an auditor kept, at its seq."""
+    seq = checkpoint["seq"]
+    stored = session.scalar(sa.select(AuditEvent.hash).where(AuditEvent.seq == seq))
+    if stored is None:
+        return {"valid": False, "reason": f"the log no longer holds event {seq}"}
+    if stored != checkpoint["hash"]:
+        return {"valid": False,
+                "reason": f"event {seq} no longer has the checkpoint's hash: history was rewritten"}
+    verdict = verify(session, 1, seq)
+    if not verdict.valid:
+        return {"valid": False, "reason": f"event {verdict.first_bad_seq}: {verdict.reason}"}
+    return {"valid": True, "reason": None}

@@ -1,0 +1,92 @@
+"""Audit events (append only, hash-chained), the chain head, and signed checkpoints."""
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import BigInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import db
+from core.sqltypes import JSONDocument
+
+ACTIONS = ("create", "read", "update", "search", "transition", "revoke", "decide", "export")
+OUTCOMES = ("permit", "deny", "error")
+#: The `prev_hash` of the first event.
+GENESIS_HASH = "0" * 64
+
+
+def _one_of(column, values):
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class AuditEvent(db.Model):
+    """One access or change, allowed or denied. Never updated or deleted (triggers refuse it)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        sa.CheckConstraint(_one_of("action", ACTIONS), name="action"),
+        sa.CheckConstraint(_one_of("outcome", OUTCOMES), name="outcome"),
+        # Auditors' filters, each ending in seq so a page is an index range scan at any depth.
+        sa.Index("ix_audit_events_organization_seq", "organization_id", "seq"),
+        sa.Index("ix_audit_events_client_seq", "client_id", "seq"),
+        sa.Index("ix_audit_events_family_seq", "family_id", "seq"),
+        sa.Index("ix_audit_events_resource_seq", "resource_type", "resource_id", "seq"),
+        sa.Index("ix_audit_events_recorded_at", "recorded_at"),
+    )
+
+    #: Position in the chain: 1, 2, 3, ... with no gaps.
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    recorded_at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(8))
+    #: Why: `consent`, `custodian`, `not_found`, `insufficient_scope`, `invalid_client`, ...
+    reason: Mapped[str] = mapped_column(String(64))
+    organization_id: Mapped[uuid.UUID | None]
+    #: The client that acted, or the one a failed authentication claimed to be.
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    token_id: Mapped[uuid.UUID | None]
+    purpose: Mapped[str | None] = mapped_column(String(32))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    family_id: Mapped[uuid.UUID | None]
+    #: Information categories disclosed (permit) or asked for (deny).
+    categories: Mapped[list[str]] = mapped_column(JSONDocument)
+    #: Consents the decision relied on.
+    consent_ids: Mapped[list[str]] = mapped_column(JSONDocument)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    request_method: Mapped[str | None] = mapped_column(String(8))
+    #: The path without its query string.
+    request_path: Mapped[str | None] = mapped_column(String(512))
+    request_ip: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(db.Model):
+    """The one row naming the newest event; locked by every writer, so the chain stays linear."""
+
+    __tablename__ = "audit_chain_head"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    #: When the newest checkpoint was made, for the scheduled checkpoints.
+    checkpointed_at: Mapped[datetime | None]
+
+
+class AuditCheckpoint(db.Model):
+    """A signed statement that the chain's event `seq` had `hash` at `recorded_at`."""
+
+    __tablename__ = "audit_checkpoints"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime]
+    key_id: Mapped[str] = mapped_column(String(32))
+    #: Ed25519 public key, raw 32 bytes, base64.
+    public_key: Mapped[str] = mapped_column(String(64))
+    #: Ed25519 signature over the canonical (seq, hash, recorded_at, key_id), base64.
+    signature: Mapped[str] = mapped_column(String(128))

@@ -1,0 +1,116 @@
+"""`record(...)`: an audit event joins the caller's transaction and is chained at its commit.
+
+Events wait in the session until it commits; just before the commit they are appended to the
+chain under a lock on the chain head, so the head is held only for the commit itself, and an
+event commits with the change it describes or not at all.
+"""
+
+import uuid
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app, has_request_context, request
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from audit.chain import event_hash
+from audit.models import ACTIONS, OUTCOMES, AuditChainHead, AuditEvent
+from core.db import db
+from core.ids import new_id
+from core.time import now
+
+_PENDING = "audit_pending"
+
+
+def record(*, action: str, outcome: str, reason: str, resource_type: str,
+           resource_id=None, actor=None, organization_id: uuid.UUID | None = None,
+           client_id: str | None = None, token_id: uuid.UUID | None = None,
+           family_id: uuid.UUID | None = None, purpose: str | None = None,
+           categories=(), consent_ids=()) -> None:
+    """Add an event to the current transaction; it is chained when the transaction commits.
+
+    `actor` (anything with organization_id, client_id, token_id) fills the three actor fields.
+    Never pass names, birth dates, contact details or free text: ids and codes only.
+    """
+    if action not in ACTIONS or outcome not in OUTCOMES:
+        raise ValueError(f"unknown audit action or outcome: {action!r}, {outcome!r}")
+    if actor is not None:
+        organization_id = actor.organization_id
+        client_id = actor.client_id
+        token_id = actor.token_id
+    values = {
+        "id": new_id(),
+        "action": action,
+        "outcome": outcome,
+        "reason": reason,
+        "organization_id": organization_id,
+        "client_id": client_id,
+        "token_id": token_id,
+        "purpose": purpose,
+        "resource_type": resource_type,
+        "resource_id": None if resource_id is None else str(resource_id),
+        "family_id": family_id,
+        "categories": sorted(categories),
+        "consent_ids": sorted(str(c) for c in consent_ids),
+        **_request_fields(),
+    }
+    db.session.info.setdefault(_PENDING, []).append(values)
+
+
+def _request_fields() -> dict:
+    if not has_request_context():
+        return {"request_id": None, "request_method": None, "request_path": None,
+                "request_ip": None}
+    from flask import g
+
+    return {
+        "request_id": g.get("request_id"),
+        "request_method": request.method,
+        "request_path": request.path[:512],  # never the query string
+        "request_ip": (request.remote_addr or "")[:64] or None,
+    }
+
+
+def pending_events(session: Session) -> list[dict]:
+    return session.info.get(_PENDING, [])
+
+
+@event.listens_for(Session, "before_commit")
+def _append_to_chain(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    # The head row lock orders writers inside PostgreSQL, across workers and hosts alike;
+    # on SQLite the transaction already holds the database's write lock (BEGIN IMMEDIATE).
+    head = session.execute(
+        sa.select(AuditChainHead.seq, AuditChainHead.hash, AuditChainHead.checkpointed_at)
+        .where(AuditChainHead.id == 1).with_for_update()
+    ).one()
+    seq, prev_hash = head.seq, head.hash
+    recorded_at = now()
+    rows = []
+    for values in pending:
+        seq += 1
+        row = {**values, "seq": seq, "recorded_at": recorded_at, "prev_hash": prev_hash}
+        row["hash"] = prev_hash = event_hash(row)
+        rows.append(row)
+    session.execute(sa.insert(AuditEvent), rows)
+    changes = {"seq": seq, "hash": prev_hash}
+    if _checkpoint_due(head.checkpointed_at, recorded_at):
+        from audit.checkpoints import make_checkpoint
+
+        make_checkpoint(session, seq=seq, event_hash=prev_hash, at=recorded_at)
+        changes["checkpointed_at"] = recorded_at
+    session.execute(sa.update(AuditChainHead).where(AuditChainHead.id == 1).values(**changes))
+
+
+def _checkpoint_due(last, at) -> bool:
+    interval = current_app.config.get("AUDIT_CHECKPOINT_INTERVAL") if current_app else None
+    if not interval:
+        return False
+    return last is None or at - last >= timedelta(seconds=interval)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_pending(session: Session, previous_transaction) -> None:
+    session.info.pop(_PENDING, None)

@@ -1,0 +1,102 @@
+"""The auditors' queries: events by filter, one event, export, verification, checkpoints."""
+
+import sqlalchemy as sa
+
+from audit import checkpoints
+from audit.chain import verify
+from audit.models import AuditEvent
+from audit.recorder import record
+from audit.schemas import AuditEventSchema
+from core.db import db
+from core.errors import Problem
+from core.pagination import Page, keyset_page
+
+EXPORT_BATCH = 1000
+_FILTERS = ("organization_id", "client_id", "family_id", "action", "outcome", "resource_type",
+            "resource_id")
+
+
+def search_events(actor, *, limit: int, cursor: str | None = None, since=None, until=None,
+                  **filters) -> Page:
+    """One page of events matching every given filter, newest first; the search is recorded."""
+    stmt = sa.select(AuditEvent)
+    for name in _FILTERS:
+        if filters.get(name) is not None:
+            stmt = stmt.where(getattr(AuditEvent, name) == filters[name])
+    if since is not None:
+        stmt = stmt.where(AuditEvent.recorded_at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEvent.recorded_at < until)
+    page = keyset_page(stmt, kind="audit_events", order=[AuditEvent.seq], cursor=cursor,
+                       limit=limit, descending=True, encode=lambda e: [e.seq],
+                       decode=lambda values: [int(values[0])])
+    record(action="search", outcome="permit", reason="audit_read", resource_type="audit_event",
+           actor=actor)
+    return page
+
+
+def get_event(actor, seq: int) -> AuditEvent:
+    """The event at `seq`. Raises Problem 404 when the log has none there."""
+    event = db.session.get(AuditEvent, seq)
+    if event is None:
+        raise Problem("not-found", f"The log has no event {seq}")
+    record(action="read", outcome="permit", reason="audit_read", resource_type="audit_event",
+           resource_id=seq, actor=actor)
+    return event
+
+
+def export_events(actor, *, since, until):
+    """Record the export, then return a generator of NDJSON lines, oldest first.
+
+    The generator reads in keyset batches so memory stays flat at any size.
+    """
+    record(action="export", outcome="permit", reason="audit_read", resource_type="audit_event",
+           actor=actor)
+    schema = AuditEventSchema()
+
+    def lines():
+        from flask import json
+
+        after = 0
+        while True:
+            batch = db.session.scalars(
+                sa.select(AuditEvent)
+                .where(AuditEvent.recorded_at >= since, AuditEvent.recorded_at < until,
+                       AuditEvent.seq > after)
+                .order_by(AuditEvent.seq).limit(EXPORT_BATCH)).all()
+            for event in batch:
+                yield json.dumps(schema.dump(event)) + "\n"
+            if len(batch) < EXPORT_BATCH:
+                return
+            after = batch[-1].seq
+            db.session.expunge_all()
+
+    return lines()
+
+
+def verify_log(*, from_seq: int | None = None, to_seq: int | None = None) -> dict:
+    """Recompute the chain over the log or a range of it."""
+    return verify(db.session, from_seq, to_seq).as_dict()
+
+
+def latest_checkpoint():
+    """The newest checkpoint. Raises Problem 404 before the first is made."""
+    checkpoint = checkpoints.latest_checkpoint(db.session)
+    if checkpoint is None:
+        raise Problem("not-found", "No checkpoint has been made yet")
+    return checkpoint
+
+
+def verify_checkpoint(checkpoint: dict) -> dict:
+    """Whether a kept checkpoint is the service's and today's log still extends it.
+
+    Raises Problem 422 when its signature does not verify or the key is not the service's.
+    """
+    if not checkpoints.signature_is_valid(checkpoint):
+        raise Problem("validation-error", "The checkpoint's signature does not verify",
+                      errors={"signature": ["Does not verify under public_key"]})
+    if not checkpoints.is_service_key(db.session, checkpoint["key_id"],
+                                      checkpoint["public_key"]):
+        raise Problem("validation-error", "The checkpoint was not signed by this service",
+                      errors={"public_key": ["Not a key of this service"]})
+    return checkpoints.extends(db.session, checkpoint)

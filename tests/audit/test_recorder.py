@@ -1,0 +1,191 @@
+"""The recorder: one event per access, in the caller's transaction; refusals after rollback."""
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+import audit.recorder
+from audit.chain import verify
+from audit.models import AuditEvent
+from auth.models import AccessToken
+from core.db import db
+from tests.conftest import audit_events, basic, bearer, count
+
+
+def _token(client, oauth_client, secret, **form):
+    return client.post("/oauth/token", data={"grant_type": "client_credentials", **form},
+                       headers=basic(oauth_client.client_id, secret))
+
+
+def test_token_issue_is_recorded_with_its_actor_and_request(app, client, make):
+    org = make.organization()
+    oauth_client, secret = make.client(org, ["directory:read"])
+    response = client.post("/oauth/token?x=1", data={"grant_type": "client_credentials"},
+                           headers={**basic(oauth_client.client_id, secret),
+                                    "X-Request-ID": "req-42"})
+    assert response.status_code == 200
+    with app.app_context():
+        [event] = audit_events(resource_type="access_token")
+        token = db.session.scalars(sa.select(AccessToken)).one()
+        assert (event.action, event.outcome, event.reason) == ("create", "permit",
+                                                               "client_credentials")
+        assert event.organization_id == org.id
+        assert event.client_id == oauth_client.client_id
+        assert event.token_id == token.id and event.resource_id == str(token.id)
+        assert (event.request_id, event.request_method) == ("req-42", "POST")
+        assert event.request_path == "/oauth/token"  # never the query string
+        assert event.request_ip == "127.0.0.1"
+        assert verify(db.session).valid
+
+
+def test_introspection_and_revocation_are_recorded(app, client, make):
+    org = make.organization()
+    oauth_client, secret = make.client(org, ["directory:read"])
+    other_client, _ = make.client(make.organization(name="Other"), ["directory:read"])
+    own = _token(client, oauth_client, secret).json["access_token"]
+    foreign = make.token(oauth_client=other_client, scopes=["directory:read"])
+    credentials = basic(oauth_client.client_id, secret)
+
+    for token in (own, foreign, "unknown-token"):
+        assert client.post("/oauth/introspect", data={"token": token},
+                           headers=credentials).status_code == 200
+    assert client.post("/oauth/revoke", data={"token": own}, headers=credentials).status_code == 200
+    assert client.post("/oauth/revoke", data={"token": foreign},
+                       headers=credentials).status_code == 400
+
+    with app.app_context():
+        events = [(e.action, e.outcome, e.reason)
+                  for e in audit_events(client_id=oauth_client.client_id)]
+    assert events == [
+        ("create", "permit", "client_credentials"),
+        ("read", "permit", "active"),
+        ("read", "deny", "not_own_token"),
+        ("read", "permit", "unknown_token"),
+        ("revoke", "permit", "own_token"),
+        ("revoke", "deny", "not_own_token"),
+    ]
+
+
+def test_failed_client_authentication_names_the_claimed_client(app, client, make):
+    oauth_client, _ = make.client(make.organization(), ["directory:read"])
+    wrong = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                        headers=basic(oauth_client.client_id, "wrong-secret"))
+    assert wrong.status_code == 401
+    stranger = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                           headers=basic(str(uuid.uuid4()), "whatever"))
+    assert stranger.status_code == 401
+    with app.app_context():
+        events = audit_events(outcome="deny")
+    assert [(e.action, e.reason, e.client_id, e.organization_id) for e in events] == [
+        ("create", "invalid_client", oauth_client.client_id, oauth_client.organization_id)]
+
+
+def test_refusals_of_an_authenticated_actor_are_recorded_after_rollback(app, client, make):
+    org = make.organization()
+    reader = make.token(org, ["directory:read"])
+    missing = uuid.uuid4()
+    assert client.patch(f"/api/v1/organizations/{org.id}", json={"accepting_referrals": True},
+                        headers=bearer(reader)).status_code == 403
+    assert client.get(f"/api/v1/organizations/{missing}", headers=bearer(reader)).status_code == 404
+    other = make.organization(name="Other")
+    writer = make.token(org, ["directory:write"])
+    assert client.patch(f"/api/v1/organizations/{other.id}", json={"accepting_referrals": True},
+                        headers=bearer(writer)).status_code == 403
+    with app.app_context():
+        events = [(e.action, e.outcome, e.reason, e.resource_type, e.resource_id)
+                  for e in audit_events(organization_id=org.id)]
+    assert events == [
+        ("update", "deny", "insufficient_scope", "organization", str(org.id)),
+        ("read", "deny", "not_found", "organization", str(missing)),
+        ("update", "deny", "forbidden", "organization", str(other.id)),
+    ]
+
+
+def test_anonymous_and_malformed_requests_do_not_grow_the_chain(app, client, make):
+    org = make.organization()
+    token = make.token(org, ["directory:write"])
+    assert client.get("/api/v1/organizations").status_code == 401
+    assert client.get("/api/v1/me", headers=bearer("forged")).status_code == 401
+    assert client.patch(f"/api/v1/organizations/{org.id}", data="{",
+                        content_type="application/json",
+                        headers=bearer(token)).status_code == 400
+    with app.app_context():
+        assert count(AuditEvent) == 0
+
+
+def test_a_change_and_its_event_commit_together(app, client, make):
+    org = make.organization()
+    token = make.token(org, ["directory:write"])
+    response = client.patch(f"/api/v1/organizations/{org.id}", json={"accepting_referrals": True},
+                            headers=bearer(token))
+    assert response.status_code == 200
+    with app.app_context():
+        [event] = audit_events(resource_type="organization")
+        assert (event.action, event.outcome, event.resource_id) == ("update", "permit",
+                                                                    str(org.id))
+
+
+def test_when_the_event_cannot_be_written_nothing_is_disclosed_or_changed(
+        app, client, make, monkeypatch):
+    org = make.organization()
+    oauth_client, secret = make.client(org, ["directory:read"])
+
+    def broken(values):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(audit.recorder, "event_hash", broken)
+    response = _token(client, oauth_client, secret)
+    assert response.status_code == 503
+    assert response.json["type"] == "/problems/service-unavailable"
+    assert "access_token" not in response.get_data(as_text=True)
+    with app.app_context():
+        assert count(AccessToken) == 0
+        assert count(AuditEvent) == 0
+
+
+def test_seq_has_no_gaps_and_every_event_chains(app, client, make):
+    org = make.organization()
+    oauth_client, secret = make.client(org, ["directory:read"])
+    for _ in range(5):
+        _token(client, oauth_client, secret)
+    _token(client, oauth_client, "wrong")  # a refusal, recorded after its rollback
+    with app.app_context():
+        events = audit_events()
+        seqs = [e.seq for e in events]
+        assert seqs == list(range(seqs[0], seqs[0] + 6))
+        for previous, event in zip(events, events[1:], strict=False):
+            assert event.prev_hash == previous.hash
+        verdict = verify(db.session)
+        assert verdict.valid and verdict.head["seq"] == seqs[-1]
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit_events SET reason = 'edited'",
+    "DELETE FROM audit_events",
+    "UPDATE audit_checkpoints SET hash = 'x'",
+    "DELETE FROM audit_checkpoints",
+])
+def test_the_database_refuses_to_change_the_trail(app, client, make, statement):
+    oauth_client, secret = make.client(make.organization(), ["directory:read"])
+    _token(client, oauth_client, secret)
+    with app.app_context():
+        from audit.checkpoints import checkpoint_now
+
+        checkpoint_now(db.session)
+        db.session.commit()
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), \
+                db.session.begin_nested():
+            db.session.execute(sa.text(statement))
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.reason == "edited")) == 0
+        assert count(AuditEvent) == 1
+
+
+def test_postgresql_refuses_truncate(app, client, make):
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("TRUNCATE is PostgreSQL's")
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), \
+                db.session.begin_nested():
+            db.session.execute(sa.text("TRUNCATE audit_events"))
