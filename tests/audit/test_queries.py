@@ -1,0 +1,165 @@
+"""The auditors' queries: filters, keyset pages newest first, one event, NDJSON export."""
+
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+
+import audit
+from core import time as clock
+from core.db import db
+from tests.conftest import audit_events, bearer
+
+FAMILY = uuid.UUID("11111111-1111-4111-8111-111111111111")
+
+
+@pytest.fixture
+def auditor(make):
+    return make.token(make.organization(name="Network Privacy Office", type="community_other"),
+                      ["audit:read"])
+
+
+@pytest.fixture
+def seeded(app, make):
+    """Events from two organizations, some about FAMILY, spread over three days."""
+    a, b = make.organization(name="A"), make.organization(name="B")
+    start = clock.now() - timedelta(days=3)
+    with app.app_context():
+        for n in range(12):
+            clock.freeze(start + timedelta(hours=6 * n))
+            audit.record(action="read" if n % 3 else "update",
+                         outcome="deny" if n % 4 == 0 else "permit", reason="test",
+                         resource_type="family", resource_id=FAMILY if n % 2 else None,
+                         family_id=FAMILY if n % 2 else None,
+                         organization_id=(a if n < 6 else b).id, client_id=f"client-{n % 2}",
+                         categories=["identity"], purpose="referral")
+            db.session.commit()
+        clock.freeze(None)
+    return a, b, start
+
+
+def _page(client, token, query=""):
+    response = client.get(f"/api/v1/audit/events?{query}", headers=bearer(token))
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def test_filters_combine_and_pages_walk_newest_first(client, auditor, seeded):
+    a, _, _ = seeded
+    seqs, cursor = [], None
+    while True:
+        query = f"organization_id={a.id}&family_id={FAMILY}&limit=2"
+        page = _page(client, auditor, query + (f"&cursor={cursor}" if cursor else ""))
+        seqs += [e["seq"] for e in page["items"]]
+        assert all(e["actor"]["organization_id"] == str(a.id) for e in page["items"])
+        assert all(e["family_id"] == str(FAMILY) for e in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seqs) == 3 and seqs == sorted(seqs, reverse=True)
+
+
+@pytest.mark.parametrize("query,expected", [
+    ("action=update", 4), ("outcome=deny", 3), ("client_id=client-1", 6),
+    ("resource_type=family&resource_id=" + str(FAMILY), 6), ("action=update&outcome=deny", 1),
+])
+def test_each_filter(client, auditor, seeded, query, expected):
+    items = _page(client, auditor, query + "&limit=200")["items"]
+    assert len([e for e in items if e["reason"] == "test"]) == expected
+
+
+def test_time_range(client, auditor, seeded):
+    _, _, start = seeded
+    since = (start + timedelta(hours=12)).isoformat()
+    until = (start + timedelta(hours=30)).isoformat()
+    items = _page(client, auditor, f"since={since}&until={until}".replace("+", "%2B"))["items"]
+    assert [e["reason"] for e in items] == ["test"] * 3
+
+
+def test_an_event_reads_back_in_the_contract_shape(app, client, auditor, seeded):
+    with app.app_context():
+        seq = audit_events(reason="test")[1].seq
+    answer = client.get(f"/api/v1/audit/events/{seq}", headers=bearer(auditor))
+    assert answer.status_code == 200
+    event = answer.json
+    assert list(event) == ["seq", "id", "recorded_at", "action", "outcome", "reason", "actor",
+                           "purpose", "resource", "family_id", "categories", "consent_ids",
+                           "request", "prev_hash", "hash"]
+    assert event["resource"] == {"type": "family", "id": str(FAMILY)}
+    assert set(event["actor"]) == {"organization_id", "client_id", "token_id"}
+    assert event["recorded_at"].endswith("Z")
+
+
+def test_reads_of_the_trail_are_recorded(app, client, auditor, seeded):
+    _page(client, auditor, "limit=1")
+    with app.app_context():
+        assert [e.action for e in audit_events(resource_type="audit_event")] == ["search"]
+
+
+@pytest.mark.parametrize("query,field", [
+    ("action=delete", "action"), ("outcome=maybe", "outcome"), ("family_id=nope", "family_id"),
+    ("organization_id=1", "organization_id"), ("limit=0", "limit"), ("limit=201", "limit"),
+    ("cursor=forged", "cursor"), ("since=yesterday", "since"),
+    ("since=2026-11-02T00:00:00Z&until=2026-11-01T00:00:00Z", "until"),
+    ("since=2026-11-01T00:00:00", "since"), ("colour=red", "colour"),
+])
+def test_bad_filters_are_422(client, auditor, query, field):
+    answer = client.get(f"/api/v1/audit/events?{query}", headers=bearer(auditor))
+    assert answer.status_code == 422
+    assert field in answer.json["errors"]
+
+
+def test_a_cursor_of_another_list_is_refused(client, make, auditor):
+    for n in range(3):
+        make.organization(name=f"Org {n}")
+    directory = make.token(make.organization(), ["directory:read"])
+    cursor = client.get("/api/v1/organizations?limit=1",
+                        headers=bearer(directory)).json["next_cursor"]
+    answer = client.get(f"/api/v1/audit/events?cursor={cursor}", headers=bearer(auditor))
+    assert answer.status_code == 422
+
+
+@pytest.mark.parametrize("seq", ["999999999", "0"])
+def test_an_event_out_of_range_is_404(client, auditor, seq):
+    answer = client.get(f"/api/v1/audit/events/{seq}", headers=bearer(auditor))
+    assert answer.status_code == 404
+    assert answer.json["type"] == "/problems/not-found"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/audit/events", "/api/v1/audit/verify",
+                                  "/api/v1/audit/checkpoints/latest",
+                                  "/api/v1/audit/export?since=2026-01-01T00:00:00Z"
+                                  "&until=2026-01-02T00:00:00Z"])
+def test_without_audit_read_the_trail_is_closed(client, make, path):
+    token = make.token(make.organization(), ["directory:read", "families:read"])
+    answer = client.get(path, headers=bearer(token))
+    assert answer.status_code == 403
+    assert answer.json["type"] == "/problems/insufficient-scope"
+
+
+def test_export_streams_ndjson_oldest_first(app, client, auditor, seeded):
+    _, _, start = seeded
+    since = start.isoformat().replace("+00:00", "Z")
+    until = (start + timedelta(days=4)).isoformat().replace("+00:00", "Z")
+    answer = client.get(f"/api/v1/audit/export?since={since}&until={until}",
+                        headers=bearer(auditor))
+    assert answer.status_code == 200
+    assert answer.mimetype == "application/x-ndjson"
+    lines = [json.loads(line) for line in answer.get_data(as_text=True).splitlines()]
+    tests = [e for e in lines if e["reason"] == "test"]
+    assert len(tests) == 12
+    assert [e["seq"] for e in lines] == sorted(e["seq"] for e in lines)
+    with app.app_context():
+        assert [e.action for e in audit_events(resource_type="audit_event")] == ["export"]
+
+
+@pytest.mark.parametrize("query", [
+    "since=2026-01-01T00:00:00Z",
+    "until=2026-01-01T00:00:00Z",
+    "since=2026-01-01T00:00:00Z&until=2026-02-01T00:00:01Z",
+    "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+])
+def test_export_needs_a_range_of_at_most_31_days(client, auditor, query):
+    answer = client.get(f"/api/v1/audit/export?{query}", headers=bearer(auditor))
+    assert answer.status_code == 422

@@ -1,0 +1,233 @@
+"""Verification and checkpoints catch every rewrite of history: the mutation corpus."""
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+import audit
+from audit.chain import event_hash, verify
+from audit.checkpoints import checkpoint_now, extends, key_id_of, signed_message
+from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from audit.schemas import CheckpointSchema
+from core import time as clock
+from core.db import db
+from tests.conftest import bearer
+
+EVENTS = 6
+
+
+@pytest.fixture
+def trail(app):
+    """Six committed events; yields their seqs."""
+    with app.app_context():
+        first = db.session.scalar(sa.select(AuditChainHead.seq)) + 1
+        for n in range(EVENTS):
+            audit.record(action="read", outcome="permit", reason=f"event-{n}",
+                         resource_type="test")
+            db.session.commit()
+    return list(range(first, first + EVENTS))
+
+
+def _unlock():
+    """Drop the append-only guard inside the test's transaction (rolled back after the test)."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(sa.text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+    else:
+        for verb in ("update", "delete"):
+            db.session.execute(sa.text(f"DROP TRIGGER audit_events_no_{verb}"))
+
+
+def _rehash_from(seq):
+    """What a careful forger does: recompute every hash from `seq` on and move the head."""
+    prev = db.session.scalar(sa.select(AuditEvent.prev_hash).where(AuditEvent.seq == seq))
+    for event in db.session.scalars(sa.select(AuditEvent).where(AuditEvent.seq >= seq)
+                                    .order_by(AuditEvent.seq)):
+        values = {c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns}
+        values["prev_hash"] = prev
+        prev = event_hash(values)
+        db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == event.seq)
+                           .values(prev_hash=values["prev_hash"], hash=prev))
+    db.session.execute(sa.update(AuditChainHead).values(hash=prev))
+
+
+def _swap(a, b):
+    db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == a).values(seq=-1))
+    db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == b).values(seq=a))
+    db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == -1).values(seq=b))
+
+
+def _forge_after_head(head_seq):
+    last = db.session.get(AuditEvent, head_seq)
+    values = {c.key: getattr(last, c.key) for c in AuditEvent.__table__.columns}
+    values.update(seq=head_seq + 1, id=__import__("uuid").uuid4(), reason="forged",
+                  prev_hash=last.hash)
+    values["hash"] = event_hash(values)
+    db.session.execute(sa.insert(AuditEvent).values(**values))
+
+
+MUTATIONS = {
+    "changed field": (lambda s: db.session.execute(
+        sa.update(AuditEvent).where(AuditEvent.seq == s[2]).values(reason="edited")),
+        lambda s: s[2], "does not hash"),
+    "deleted row": (lambda s: db.session.execute(
+        sa.delete(AuditEvent).where(AuditEvent.seq == s[2])), lambda s: s[2], "missing"),
+    "two rows swapped": (lambda s: _swap(s[1], s[2]), lambda s: s[1], "prev_hash"),
+    "inserted row": (lambda s: _forge_after_head(s[-1]), lambda s: s[-1] + 1,
+                     "beyond the chain head"),
+    "truncated tail": (lambda s: db.session.execute(
+        sa.delete(AuditEvent).where(AuditEvent.seq >= s[-2])), lambda s: s[-2], "missing"),
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_every_mutation_is_detected(app, trail, mutation):
+    change, first_bad, why = MUTATIONS[mutation]
+    with app.app_context():
+        assert verify(db.session).valid
+        _unlock()
+        change(trail)
+        verdict = verify(db.session)
+        assert not verdict.valid
+        assert verdict.first_bad_seq == first_bad(trail)
+        assert why in verdict.reason
+
+
+def test_a_rehashed_suffix_passes_the_chain_but_not_the_checkpoint(app, trail):
+    with app.app_context():
+        kept = CheckpointSchema().dump(checkpoint_now(db.session))
+        db.session.commit()
+        _unlock()
+        db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == trail[2])
+                           .values(reason="rewritten"))
+        _rehash_from(trail[2])
+        assert verify(db.session).valid  # the chain alone cannot see it...
+        verdict = extends(db.session, {**kept, "recorded_at": kept["recorded_at"]})
+        assert verdict == {"valid": False, "reason": f"event {trail[-1]} no longer has the "
+                                                     "checkpoint's hash: history was rewritten"}
+
+
+def test_verify_a_range(app, client, make, trail):
+    token = make.token(make.organization(), ["audit:read"])
+    answer = client.get(f"/api/v1/audit/verify?from_seq={trail[1]}&to_seq={trail[3]}",
+                        headers=bearer(token))
+    assert answer.status_code == 200
+    assert answer.json == {"valid": True, "checked": 3, "first_bad_seq": None, "reason": None,
+                           "head": answer.json["head"]}
+    assert answer.json["head"]["seq"] == trail[-1]
+
+
+@pytest.mark.parametrize("query", ["from_seq=0", "to_seq=-1", "from_seq=5&to_seq=2",
+                                   "from_seq=x", "everything=1"])
+def test_verify_refuses_bad_ranges(client, make, query):
+    token = make.token(make.organization(), ["audit:read"])
+    answer = client.get(f"/api/v1/audit/verify?{query}", headers=bearer(token))
+    assert answer.status_code == 422
+    assert answer.json["type"] == "/problems/validation-error"
+
+
+def test_the_verify_command_exits_1_and_names_the_first_bad_seq(app, trail):
+    runner = app.test_cli_runner()
+    good = runner.invoke(args=["audit", "verify"])
+    assert good.exit_code == 0, good.output
+    assert json.loads(good.stdout)["valid"] is True
+    with app.app_context():
+        _unlock()
+        db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == trail[3])
+                           .values(reason="edited"))
+        db.session.commit()
+    bad = runner.invoke(args=["audit", "verify"])
+    assert bad.exit_code == 1
+    assert json.loads(bad.stdout)["first_bad_seq"] == trail[3]
+    assert f"seq {trail[3]}" in bad.stderr
+
+
+def test_the_verify_command_fails_when_the_log_no_longer_extends_the_checkpoint(app, trail):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["audit", "checkpoint"]).exit_code == 0
+    with app.app_context():
+        _unlock()
+        db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == trail[0])
+                           .values(reason="rewritten"))
+        _rehash_from(trail[0])
+        db.session.commit()
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert "history was rewritten" in json.loads(result.stdout)["reason"]
+
+
+def test_checkpoints_on_demand_signed_and_verifiable(app, client, make, trail):
+    token = make.token(make.organization(), ["audit:read"])
+    assert client.get("/api/v1/audit/checkpoints/latest",
+                      headers=bearer(token)).status_code == 404
+    result = app.test_cli_runner().invoke(args=["audit", "checkpoint"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    latest = client.get("/api/v1/audit/checkpoints/latest", headers=bearer(token))
+    assert latest.status_code == 200
+    assert latest.json == printed
+    # The checkpoint covers the head at the moment it was made.
+    assert printed["seq"] >= trail[-1]
+    assert set(printed) == {"seq", "hash", "recorded_at", "key_id", "public_key", "signature"}
+
+    valid = client.post("/api/v1/audit/checkpoints/verify", json=printed, headers=bearer(token))
+    assert valid.status_code == 200
+    assert valid.json == {"valid": True, "reason": None}
+
+
+def _resign(checkpoint, key):
+    public = key.public_key().public_bytes_raw()
+    checkpoint = {**checkpoint, "key_id": key_id_of(public),
+                  "public_key": base64.b64encode(public).decode()}
+    message = signed_message(seq=checkpoint["seq"], hash=checkpoint["hash"],
+                             recorded_at=checkpoint["recorded_at"], key_id=checkpoint["key_id"])
+    return {**checkpoint, "signature": base64.b64encode(key.sign(message)).decode()}
+
+
+@pytest.mark.parametrize("tamper,field", [
+    (lambda c: {**c, "seq": c["seq"] - 1}, "signature"),
+    (lambda c: {**c, "hash": "0" * 64}, "signature"),
+    (lambda c: {**c, "signature": base64.b64encode(b"x" * 64).decode()}, "signature"),
+    (lambda c: {**c, "signature": "not base64!"}, "signature"),
+    (lambda c: _resign(c, Ed25519PrivateKey.generate()), "public_key"),
+])
+def test_a_checkpoint_with_a_bad_signature_or_a_foreign_key_is_422(app, client, make, trail,
+                                                                   tamper, field):
+    token = make.token(make.organization(), ["audit:read"])
+    kept = json.loads(app.test_cli_runner().invoke(args=["audit", "checkpoint"]).stdout)
+    answer = client.post("/api/v1/audit/checkpoints/verify", json=tamper(kept),
+                         headers=bearer(token))
+    assert answer.status_code == 422
+    assert field in answer.json["errors"]
+
+
+def test_checkpoints_on_a_schedule(app, trail):
+    start = clock.now()
+    app.config["AUDIT_CHECKPOINT_INTERVAL"] = 60
+    try:
+        with app.app_context():
+            clock.freeze(start)
+            audit.record(action="read", outcome="permit", reason="a", resource_type="test")
+            db.session.commit()
+            audit.record(action="read", outcome="permit", reason="b", resource_type="test")
+            db.session.commit()
+            clock.freeze(start + timedelta(seconds=61))
+            audit.record(action="read", outcome="permit", reason="c", resource_type="test")
+            db.session.commit()
+            seqs = list(db.session.scalars(sa.select(AuditCheckpoint.seq)
+                                           .order_by(AuditCheckpoint.seq)))
+    finally:
+        app.config["AUDIT_CHECKPOINT_INTERVAL"] = 0
+    assert seqs == [trail[-1] + 1, trail[-1] + 3]
+
+
+def test_the_checkpoint_command_refuses_an_empty_log(app):
+    with app.app_context():
+        if db.session.scalar(sa.select(AuditChainHead.seq)) != 0:
+            pytest.skip("the suite database already holds events")
+    result = app.test_cli_runner().invoke(args=["audit", "checkpoint"])
+    assert result.exit_code != 0
+    assert "empty" in result.output
