@@ -10,13 +10,12 @@ from audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
 from core.time import rfc3339
 
 #: The hashed fields, in canonical (sorted) order; `hash` covers all of them, `prev_hash` included.
-HASHED_FIELDS = tuple(sorted((
-    "seq", "id", "recorded_at", "action", "outcome", "reason", "organization_id", "client_id",
-    "token_id", "purpose", "resource_type", "resource_id", "family_id", "categories",
-    "consent_ids", "request_id", "request_method", "request_path", "request_ip", "prev_hash",
-)))
+HASHED_FIELDS = (
+    "action", "categories", "client_id", "consent_ids", "family_id", "id", "organization_id",
+    "outcome", "prev_hash", "purpose", "reason", "recorded_at", "request_id", "request_ip",
+    "request_method", "request_path", "resource_id", "resource_type", "seq", "token_id",
+)
 _COLUMNS = [getattr(AuditEvent, name) for name in HASHED_FIELDS] + [AuditEvent.hash]
-_UUID_FIELDS = {"id", "organization_id", "token_id", "family_id"}
 _SEQ = HASHED_FIELDS.index("seq")
 _PREV = HASHED_FIELDS.index("prev_hash")
 VERIFY_BATCH = 20_000
@@ -24,29 +23,52 @@ VERIFY_BATCH = 20_000
 
 def canonical_document(values: dict) -> dict:
     """The JSON-safe form of an event's hashed fields: strings, numbers, lists and nulls."""
-    document = {}
-    for name in HASHED_FIELDS:
-        value = values.get(name)
-        if value is not None and (name in _UUID_FIELDS):
-            value = str(value)
-        elif name == "recorded_at":
-            value = rfc3339(value)
-        elif name in ("categories", "consent_ids"):
-            value = [str(v) for v in (value or [])]
-        document[name] = value
-    return document
+    return dict(zip(HASHED_FIELDS, _canonical_values(values), strict=True))
+
+
+def _text(value):
+    return None if value is None else str(value)
+
+
+def _canonical_values(values) -> list:
+    """The hashed fields' values in HASHED_FIELDS order, as JSON-safe values."""
+    get = values.get
+    recorded_at = get("recorded_at")
+    return [
+        get("action"),
+        [str(v) for v in get("categories") or ()],
+        get("client_id"),
+        [str(v) for v in get("consent_ids") or ()],
+        _text(get("family_id")),
+        _text(get("id")),
+        _text(get("organization_id")),
+        get("outcome"),
+        get("prev_hash"),
+        get("purpose"),
+        get("reason"),
+        None if recorded_at is None else rfc3339(recorded_at),
+        get("request_id"),
+        get("request_ip"),
+        get("request_method"),
+        get("request_path"),
+        get("resource_id"),
+        get("resource_type"),
+        get("seq"),
+        _text(get("token_id")),
+    ]
+
+
+#: Compact separators and UTF-8, built once: a verifier in any language rebuilds the same bytes.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def event_hash(values: dict) -> str:
-    """SHA-256 (hex) of the canonical JSON of an event's fields, `prev_hash` included."""
-    return _digest(canonical_document(values))
+    """SHA-256 (hex) of the canonical JSON array of an event's fields, `prev_hash` included.
 
-
-def _digest(document: dict) -> str:
-    # Keys are already in sorted order; compact separators; UTF-8. A verifier in any language
-    # rebuilds the same bytes from an exported event.
-    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    The array holds the fields in HASHED_FIELDS order (alphabetical): ids as lowercase UUID
+    strings, `recorded_at` as RFC 3339 UTC with microseconds and Z, lists as JSON arrays.
+    """
+    return hashlib.sha256(_encode(_canonical_values(values)).encode()).hexdigest()
 
 
 @dataclass

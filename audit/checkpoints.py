@@ -68,22 +68,17 @@ def signed_message(*, seq: int, hash: str, recorded_at: str, key_id: str) -> byt
                       separators=(",", ":")).encode()
 
 
-def make_checkpoint(session, *, seq: int, event_hash: str, at) -> AuditCheckpoint:
+def make_checkpoint(connection, *, seq: int, event_hash: str, at) -> None:
     """Sign (seq, hash, time) with the service's key and store it."""
     key: Ed25519PrivateKey = current_app.extensions["audit_signing_key"]
     public = key.public_key().public_bytes(*_RAW)
     key_id = key_id_of(public)
     signature = key.sign(signed_message(seq=seq, hash=event_hash, recorded_at=rfc3339(at),
                                         key_id=key_id))
-    checkpoint = AuditCheckpoint(
+    connection.execute(sa.insert(AuditCheckpoint.__table__).values(
         seq=seq, hash=event_hash, recorded_at=at, key_id=key_id,
         public_key=base64.b64encode(public).decode(),
-        signature=base64.b64encode(signature).decode(),
-    )
-    session.execute(sa.insert(AuditCheckpoint).values(
-        seq=seq, hash=event_hash, recorded_at=at, key_id=key_id,
-        public_key=checkpoint.public_key, signature=checkpoint.signature))
-    return checkpoint
+        signature=base64.b64encode(signature).decode()))
 
 
 def checkpoint_now(session) -> AuditCheckpoint:
@@ -99,7 +94,7 @@ def checkpoint_now(session) -> AuditCheckpoint:
     if existing is not None:
         return existing
     at = now()
-    make_checkpoint(session, seq=head.seq, event_hash=head.hash, at=at)
+    make_checkpoint(session.connection(), seq=head.seq, event_hash=head.hash, at=at)
     head.checkpointed_at = at
     session.flush()
     return session.get(AuditCheckpoint, head.seq)

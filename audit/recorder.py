@@ -20,6 +20,10 @@ from core.ids import new_id
 from core.time import now
 
 _PENDING = "audit_pending"
+_EVENTS = AuditEvent.__table__
+_HEAD = AuditChainHead.__table__
+_LOCK_HEAD = (sa.select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.checkpointed_at)
+              .where(_HEAD.c.id == 1).with_for_update())
 
 
 def record(*, action: str, outcome: str, reason: str, resource_type: str,
@@ -80,12 +84,11 @@ def _append_to_chain(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
+    # Core statements on the session's connection: this runs on every audited commit.
+    connection = session.connection()
     # The head row lock orders writers inside PostgreSQL, across workers and hosts alike;
     # on SQLite the transaction already holds the database's write lock (BEGIN IMMEDIATE).
-    head = session.execute(
-        sa.select(AuditChainHead.seq, AuditChainHead.hash, AuditChainHead.checkpointed_at)
-        .where(AuditChainHead.id == 1).with_for_update()
-    ).one()
+    head = connection.execute(_LOCK_HEAD).one()
     seq, prev_hash = head.seq, head.hash
     recorded_at = now()
     rows = []
@@ -94,14 +97,14 @@ def _append_to_chain(session: Session) -> None:
         row = {**values, "seq": seq, "recorded_at": recorded_at, "prev_hash": prev_hash}
         row["hash"] = prev_hash = event_hash(row)
         rows.append(row)
-    session.execute(sa.insert(AuditEvent), rows)
+    connection.execute(_EVENTS.insert(), rows)
     changes = {"seq": seq, "hash": prev_hash}
     if _checkpoint_due(head.checkpointed_at, recorded_at):
         from audit.checkpoints import make_checkpoint
 
-        make_checkpoint(session, seq=seq, event_hash=prev_hash, at=recorded_at)
+        make_checkpoint(connection, seq=seq, event_hash=prev_hash, at=recorded_at)
         changes["checkpointed_at"] = recorded_at
-    session.execute(sa.update(AuditChainHead).where(AuditChainHead.id == 1).values(**changes))
+    connection.execute(_HEAD.update().where(_HEAD.c.id == 1).values(**changes))
 
 
 def _checkpoint_due(last, at) -> bool:
