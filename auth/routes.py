@@ -15,7 +15,7 @@ from auth.schemas import (
     TokenResponseSchema,
 )
 from auth.scopes import SCOPES
-from auth.server import authorization
+from auth.server import authorization_server
 from core.docs import operation
 from core.web import respond
 
@@ -30,7 +30,7 @@ TAGS = ["OAuth 2"]
 def issue_token():
     """RFC 6749 section 4.4. Authenticate with HTTP Basic or with client_id/client_secret in the
     form. Errors are RFC 6749 bodies, not problem+json."""
-    return authorization.create_token_response()
+    return authorization_server().create_token_response()
 
 
 @bp.post("/oauth/revoke")
@@ -39,7 +39,7 @@ def issue_token():
 def revoke_token():
     """200 for the client's own token and for an unknown one; another client's token is
     refused with 400 `invalid_grant` and stays valid."""
-    return authorization.create_endpoint_response("revocation")
+    return authorization_server().create_endpoint_response("revocation")
 
 
 @bp.post("/oauth/introspect")
@@ -48,7 +48,7 @@ def revoke_token():
            responses={200: IntrospectionSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema})
 def introspect_token():
     """A client's own live token is described; any other token is `{"active": false}`."""
-    return authorization.create_endpoint_response("introspection")
+    return authorization_server().create_endpoint_response("introspection")
 
 
 @bp.get("/.well-known/oauth-authorization-server")

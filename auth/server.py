@@ -6,11 +6,17 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, grants
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    grants,
+)
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import g
+from flask import current_app, g
+from flask import request as flask_request
 
 import audit
 from auth.models import TOKEN_AUTH_METHODS, AccessToken, OAuthClient
@@ -79,7 +85,8 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
 class _OwnTokenEndpoint:
     CLIENT_AUTH_METHODS = list(TOKEN_AUTH_METHODS)
-    SUPPORTED_TOKEN_TYPES = ("access_token",)
+    # Only access tokens exist here; a refresh_token hint only widens the search (RFC 7009 2.1).
+    SUPPORTED_TOKEN_TYPES = ("access_token", "refresh_token")
 
     def query_token(self, token_string, token_type_hint):
         return find_token(token_string)
@@ -144,14 +151,24 @@ class TokenIntrospection(_OwnTokenEndpoint, IntrospectionEndpoint):
 
 
 class AuditedAuthorizationServer(AuthorizationServer):
-    """Records failed client authentication with the client id it claimed."""
+    """Records failed client authentication with the client id it claimed, and reads token
+    requests from the form body only (RFC 6749 3.2)."""
+
+    def create_token_response(self, request=None):
+        if flask_request.args or not flask_request.form.get("grant_type"):
+            error = InvalidRequestError(
+                "Send grant_type and the other parameters in the form body, not the query string")
+            return self.handle_error_response(self.create_oauth2_request(request), error)
+        return super().create_token_response(request)
 
     def authenticate_client(self, request, methods, endpoint="token"):
         try:
             return super().authenticate_client(request, methods, endpoint)
         except InvalidClientError:
             _record_failed_authentication(request, endpoint)
-            raise
+            # One answer for an unknown client and a wrong secret: neither tells which it was.
+            raise InvalidClientError(description="Client authentication failed",
+                                     status_code=401) from None
 
 
 def _record_failed_authentication(request, endpoint: str) -> None:
@@ -173,15 +190,18 @@ def _any_client(client_id) -> OAuthClient | None:
         return None
 
 
-authorization = AuditedAuthorizationServer(query_client=find_client, save_token=save_token)
+def authorization_server() -> AuditedAuthorizationServer:
+    """The current app's authorization server."""
+    return current_app.extensions["authorization_server"]
 
 
 def init_app(app) -> None:
-    """Bind the authorization server with this app's token lifetime and scopes."""
+    """Give the app its own authorization server, with its token lifetime and scopes."""
     app.config["OAUTH2_ACCESS_TOKEN_GENERATOR"] = generate_access_token
     app.config["OAUTH2_TOKEN_EXPIRES_IN"] = {"client_credentials": app.config["TOKEN_LIFETIME"]}
     app.config["OAUTH2_SCOPES_SUPPORTED"] = list(SCOPES)
-    authorization.init_app(app)
-    authorization.register_grant(ClientCredentialsGrant)
-    authorization.register_endpoint(TokenRevocation)
-    authorization.register_endpoint(TokenIntrospection)
+    server = AuditedAuthorizationServer(app, query_client=find_client, save_token=save_token)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(TokenRevocation)
+    server.register_endpoint(TokenIntrospection)
+    app.extensions["authorization_server"] = server

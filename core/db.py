@@ -54,12 +54,18 @@ def _configure_sqlite(dbapi_connection, connection_record):
         return
     # pysqlite's own BEGIN handling breaks savepoints; SQLAlchemy emits BEGIN itself (below).
     dbapi_connection.isolation_level = None
+    # SQLite's lower() folds ASCII only; PostgreSQL's folds every script. Make them agree.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _lower(value):
+    return value.lower() if isinstance(value, str) else value
 
 
 @event.listens_for(Engine, "begin")

@@ -78,7 +78,8 @@ def flatten_messages(messages, prefix="") -> dict[str, list[str]]:
     flat: dict[str, list[str]] = {}
     items = messages.items() if isinstance(messages, dict) else enumerate(messages)
     for key, value in items:
-        path = f"{prefix}.{key}" if prefix else str(key)
+        # A nested object's `_schema` message is about the object as a whole: name the object.
+        path = prefix if key == "_schema" and prefix else f"{prefix}.{key}".lstrip(".")
         flat.update(flatten_messages(value, path))
     return flat
 

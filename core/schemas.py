@@ -20,8 +20,10 @@ class InputSchema(Schema):
 class StrictBoolean(fields.Boolean):
     """JSON true or false only; no "yes", 1 or "on"."""
 
-    truthy = {True}
-    falsy = {False}
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):  # 1 == True in a set lookup; refuse it here
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 class QueryBoolean(fields.Boolean):
@@ -54,10 +56,20 @@ def unique_items(values):
         raise ValidationError("Items must be unique")
 
 
+#: Control characters other than tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def no_control_characters(value: str) -> None:
+    """Validate that a string holds no NUL or other control characters."""
+    if _CONTROL.search(value):
+        raise ValidationError("Must not contain control characters")
+
+
 def text(max_length: int, **kwargs) -> fields.String:
-    """A non-blank string of at most `max_length` characters."""
+    """A non-blank string of at most `max_length` characters, without control characters."""
     return fields.String(
         validate=[validate.Length(1, max_length),
-                  validate.Regexp(r"\S", error="Must not be blank")],
+                  validate.Regexp(r"\S", error="Must not be blank"), no_control_characters],
         **kwargs,
     )

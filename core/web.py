@@ -90,12 +90,43 @@ def json_body() -> object:
     if not _json_depth_ok(raw):
         raise Problem("malformed-request", f"The JSON nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_members)
     except (UnicodeDecodeError, ValueError) as error:
         detail = "The body is not valid JSON"
         if isinstance(error, json.JSONDecodeError):
             detail += f" (line {error.lineno}, column {error.colno})"
         raise Problem("malformed-request", detail) from None
+    _check_strings(data)
+    return data
+
+
+def _members(pairs) -> dict:
+    """A JSON object, refusing a member name given twice (RFC 7493): readers would disagree."""
+    members = {}
+    for name, value in pairs:
+        if name in members:
+            raise Problem("malformed-request", f"The member {name[:64]!r} appears twice")
+        members[name] = value
+    return members
+
+
+def _check_strings(value) -> None:
+    """Refuse NUL and unpaired surrogates, which no database stores faithfully."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise Problem("malformed-request", "Strings must not contain NUL (\\u0000)")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Problem("malformed-request",
+                          "Strings must be valid Unicode (no unpaired surrogates)") from None
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            _check_strings(name)
+            _check_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item)
 
 
 def load_body(schema: Schema, *, partial=False) -> dict:
@@ -114,6 +145,9 @@ def load_query(schema: Schema) -> dict:
     repeated = [key for key, values in request.args.lists() if len(values) > 1]
     if repeated:
         raise validation_problem({key: ["Give this parameter once"] for key in repeated})
+    with_nul = [key for key, value in request.args.items() if "\x00" in value]
+    if with_nul:
+        raise validation_problem({key: ["Must not contain NUL"] for key in with_nul})
     try:
         return schema.load(request.args.to_dict(flat=True))
     except ValidationError as error:

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy import String
+from sqlalchemy import String, orm
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import db
@@ -38,11 +38,13 @@ class Organization(db.Model):
         sa.CheckConstraint(_one_of("type", ORGANIZATION_TYPES), name="type"),
         sa.CheckConstraint(_one_of("capacity_status", CAPACITY_STATUSES), name="capacity_status"),
         sa.CheckConstraint(_one_of("capacity_waitlist", WAITLISTS), name="capacity_waitlist"),
-        sa.Index("ix_organizations_name_id", "name", "id"),
+        sa.Index("ix_organizations_name_key_id", "name_key", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
+    #: The name case-folded: the directory's order, the same whatever the database's collation.
+    name_key: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(40))
     #: Counties served, as the organization names them.
     counties: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
@@ -60,6 +62,11 @@ class Organization(db.Model):
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}
+
+    @orm.validates("name")
+    def _set_name_key(self, key, name):
+        self.name_key = name.casefold()
+        return name
 
     @property
     def capacity(self) -> dict | None:

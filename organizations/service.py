@@ -32,10 +32,10 @@ def list_organizations(*, limit: int, cursor: str | None = None, type: str | Non
     return keyset_page(
         stmt,
         kind="organizations",
-        order=[Organization.name, Organization.id],
+        order=[Organization.name_key, Organization.id],
         cursor=cursor,
         limit=limit,
-        encode=lambda org: [org.name, str(org.id)],
+        encode=lambda org: [org.name_key, str(org.id)],
         decode=lambda values: [str(values[0]), uuid.UUID(values[1])],
     )
 

@@ -28,6 +28,7 @@ def upgrade():
         "organizations",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("name_key", sa.String(length=200), nullable=False),
         sa.Column("type", sa.String(length=40), nullable=False),
         sa.Column("counties", JSONDocument, nullable=False),
         sa.Column("languages", JSONDocument, nullable=False),
@@ -46,7 +47,7 @@ def upgrade():
         sa.CheckConstraint(_in("type", TYPES), name=op.f("ck_organizations_type")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_organizations")),
     )
-    op.create_index("ix_organizations_name_id", "organizations", ["name", "id"])
+    op.create_index("ix_organizations_name_key_id", "organizations", ["name_key", "id"])
 
     op.create_table(
         "oauth_clients",

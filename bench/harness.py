@@ -1,0 +1,567 @@
+"""The benchmark harness behind bench/run.
+
+Sets up a fresh PostgreSQL database, migrates and seeds the service through its operator
+commands, starts the service and the floor (bench/floor.py) with the same gunicorn config,
+drives each scenario with wrk, and reports every figure next to its floor's from the same run.
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import runpy
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from string import Template
+
+from scenarios import SCENARIOS
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+LUA = BENCH / "request.lua"
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"
+# Only loopback: the harness must never load anything but the servers it started itself.
+HOST = "127.0.0.1"
+PG_PORT = 5432
+SEED_ORGS = 30
+CLIENT_SCOPES = "directory:read directory:write"
+
+
+class BenchError(Exception):
+    """The run cannot go on (setup failed); the message says why."""
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def tool(name: str) -> str:
+    """A command from the repo's .venv, else from PATH."""
+    local = ROOT / ".venv" / "bin" / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise BenchError(f"`{name}` not found in .venv/bin or PATH")
+    return found
+
+
+def run(cmd: list[str], *, timeout: float, env: dict | None = None, check: bool = True):
+    """Run a command from the repo root with a time bound; raise BenchError when it fails."""
+    try:
+        proc = subprocess.run(
+            cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as error:
+        raise BenchError(f"timed out after {timeout:.0f}s: {' '.join(cmd)}") from error
+    if check and proc.returncode != 0:
+        output = (proc.stderr.strip() or proc.stdout.strip())[-2000:]
+        raise BenchError(f"exit {proc.returncode}: {' '.join(cmd)}\n{output}")
+    return proc
+
+
+# --- machine setup -------------------------------------------------------------------------
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    log("wrk is missing: installing Debian's package")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "wrk"]
+    if run(install, timeout=600, env=env, check=False).returncode != 0:
+        run(["apt-get", "update"], timeout=600, env=env)
+        run(install, timeout=600, env=env)
+
+
+def pg_ready() -> bool:
+    cmd = ["pg_isready", "-h", HOST, "-p", str(PG_PORT), "-t", "5"]
+    return run(cmd, timeout=15, check=False).returncode == 0
+
+
+def ensure_postgres() -> None:
+    if pg_ready():
+        return
+    versions = sorted(os.listdir("/etc/postgresql"), key=lambda v: float(v))
+    if not versions:
+        raise BenchError("PostgreSQL is not running and no cluster is in /etc/postgresql")
+    log(f"starting PostgreSQL {versions[-1]}")
+    cmd = ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"]
+    run(cmd, timeout=60)
+    deadline = time.monotonic() + 30
+    while not pg_ready():
+        if time.monotonic() > deadline:
+            raise BenchError(f"PostgreSQL did not accept connections on {HOST}:{PG_PORT}")
+        time.sleep(0.5)
+
+
+def psql(sql: str) -> None:
+    cmd = [
+        "psql",
+        "-h",
+        HOST,
+        "-p",
+        str(PG_PORT),
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-qc",
+        sql,
+    ]
+    run(cmd, timeout=60, env=dict(os.environ, PGCONNECT_TIMEOUT="10"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+# --- servers -------------------------------------------------------------------------------
+
+
+def request(port: int, method: str, path: str, headers=None, body=None, timeout=10.0):
+    """One HTTP request to a local server: (status, body bytes). No proxies, unlike urllib."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@cache
+def gunicorn_extra_args() -> list[str]:
+    """Flags both servers get on top of the shared config file.
+
+    Newer gunicorns open a control socket at one fixed path per user: the service's and the
+    floor's would take it from each other (and from any gunicorn a developer is running).
+    """
+    usage = run([tool("gunicorn"), "--help"], timeout=30).stdout
+    return ["--no-control-socket"] if "--no-control-socket" in usage else []
+
+
+class Server:
+    """A gunicorn in its own process group, so stopping it also stops every worker."""
+
+    def __init__(self, name: str, app: str, env: dict, log_path: Path):
+        self.name, self.app, self.env, self.log_path = name, app, env, log_path
+        self.port = free_port()
+        self.proc = None
+
+    def start(self, ready_path: str, timeout: float = 60) -> None:
+        cmd = [tool("gunicorn"), "-c", str(GUNICORN_CONF), *gunicorn_extra_args(), self.app]
+        env = dict(self.env, BIND=f"{HOST}:{self.port}")
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError(
+                    f"{self.name} exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            try:
+                if request(self.port, "GET", ready_path, timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"{self.name}: GET {ready_path} not 200 after {timeout:.0f}s;"
+                    f" see {self.log_path}"
+                )
+            time.sleep(0.25)
+        log(f"{self.name} up on {HOST}:{self.port} (log: {self.log_path.relative_to(ROOT)})")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+# --- service data --------------------------------------------------------------------------
+
+
+def operator(env: dict, *args: str) -> dict:
+    """Run a `flask --app app` operator command and return the JSON it prints."""
+    proc = run([tool("flask"), "--app", "app", *args], timeout=120, env=env)
+    try:
+        return json.loads(proc.stdout)
+    except ValueError as error:
+        raise BenchError(
+            f"`flask {' '.join(args[:2])}` did not print JSON on stdout: {proc.stdout[:500]!r}"
+        ) from error
+
+
+def seed(env: dict) -> dict:
+    """Create the organizations and the client; return the values scenarios may refer to."""
+
+    def create_org(i: int) -> str:
+        org = operator(
+            env,
+            "org",
+            "create",
+            "--name",
+            f"Bench Organization {i:02d}",
+            "--type",
+            "imh_provider",
+            "--county",
+            "Washtenaw",
+            "--language",
+            "en",
+            "--accepting",
+        )
+        return org["id"]
+
+    # Each command pays a full app start-up; a few at once keep seeding to seconds.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        org_ids = list(pool.map(create_org, range(1, SEED_ORGS + 1)))
+    client = operator(
+        env, "client", "create", "--organization", org_ids[0], "--scopes", CLIENT_SCOPES
+    )
+    basic = base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode())
+    log(f"seeded {len(org_ids)} organizations and client {client['client_id']}")
+    return {"org_id": org_ids[0], "client_id": client["client_id"], "basic": basic.decode()}
+
+
+def issue_token(port: int, basic: str) -> str:
+    headers = {
+        "Authorization": f"Basic {basic}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    status, body = request(port, "POST", "/oauth/token", headers, "grant_type=client_credentials")
+    if status != 200:
+        raise BenchError(f"POST /oauth/token answered {status}: {body[:300]!r}")
+    try:
+        return json.loads(body)["access_token"]
+    except (ValueError, KeyError) as error:
+        raise BenchError(f"POST /oauth/token gave no access_token: {body[:300]!r}") from error
+
+
+# --- scenarios -----------------------------------------------------------------------------
+
+
+def resolve(scenario: dict, context: dict) -> tuple[str, dict, str | None]:
+    """The scenario's path, headers and body with ${...} filled in (KeyError if unknown)."""
+
+    def fill(text):
+        return None if text is None else Template(text).substitute(context)
+
+    headers = {name: fill(value) for name, value in scenario.get("headers", {}).items()}
+    return fill(scenario["path"]), headers, fill(scenario.get("body"))
+
+
+def wrk(port: int, method: str, path: str, headers: dict, body, seconds: int, args) -> dict:
+    """Drive one request shape with wrk for `seconds`; return request.lua's JSON summary."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "wrk.json"
+        env = dict(
+            os.environ,
+            WRK_METHOD=method,
+            WRK_HEADERS="\n".join(f"{k}: {v}" for k, v in headers.items()),
+            WRK_BODY=body or "",
+            WRK_OUT=str(out),
+        )
+        cmd = [
+            "wrk",
+            f"-t{args.threads}",
+            f"-c{args.connections}",
+            f"-d{seconds}s",
+            f"--timeout={args.timeout}s",
+            "-s",
+            str(LUA),
+            f"http://{HOST}:{port}{path}",
+        ]
+        run(cmd, timeout=seconds + args.timeout + 30, env=env)
+        return json.loads(out.read_text())
+
+
+def measure(scenario: dict, port: int, context: dict, problems: dict, args) -> dict:
+    """Check one request by hand, warm up, then measure. Never raises for the service's faults."""
+    result = {
+        key: scenario.get(key) for key in ("name", "target", "method", "path", "floor_to_compare")
+    }
+    try:
+        path, headers, body = resolve(scenario, context)
+    except KeyError as error:
+        key = error.args[0]
+        result["failure"] = f"${{{key}}} unavailable: {problems.get(key, 'not provided')}"
+        return result
+    # A request that fails here would fail every time; its throughput would mean nothing.
+    try:
+        status, payload = request(port, scenario["method"], path, headers, body)
+    except OSError as error:
+        result["failure"] = f"{scenario['method']} {path} failed: {error!r}"
+        return result
+    result["check"] = {
+        "status": status,
+        "bytes": len(payload),
+        "body": payload[:300].decode(errors="replace"),
+    }
+    if status >= 400:
+        result["failure"] = f"{scenario['method']} {path} answered {status}: {payload[:300]!r}"
+        return result
+    if args.warmup:
+        wrk(port, scenario["method"], path, headers, body, args.warmup, args)
+    result["wrk"] = wrk(port, scenario["method"], path, headers, body, args.duration, args)
+    errors = result["wrk"]["errors"]
+    result["status_errors"] = errors["status"]
+    result["socket_errors"] = sum(errors[k] for k in ("connect", "read", "write", "timeout"))
+    return result
+
+
+def add_ratios(results: list[dict]) -> None:
+    by_name = {r["name"]: r for r in results}
+    for r in results:
+        floor = by_name.get(r.get("floor_to_compare"))
+        if "wrk" not in r or not floor or "wrk" not in floor:
+            continue
+        mine, base = r["wrk"], floor["wrk"]
+        if base["rps"]:
+            r["rps_ratio"] = mine["rps"] / base["rps"]
+        if base["latency_ms"]["p99"]:
+            r["p99_ratio"] = mine["latency_ms"]["p99"] / base["latency_ms"]["p99"]
+
+
+def failed(r: dict) -> bool:
+    return bool(r.get("failure") or r.get("status_errors") or r.get("socket_errors"))
+
+
+# --- report --------------------------------------------------------------------------------
+
+COLUMNS = [
+    "scenario",
+    "req/s",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "errors",
+    "floor",
+    "x floor req/s",
+    "x floor p99",
+]
+
+
+def row(r: dict) -> list[str]:
+    def ratio(key):
+        return f"{r[key]:.2f}" if key in r else "-"
+
+    if "wrk" not in r:
+        return [r["name"], "-", "-", "-", "-", "FAILED", r.get("floor_to_compare") or "-", "-", "-"]
+    w, lat = r["wrk"], r["wrk"]["latency_ms"]
+    errors = []
+    if r["status_errors"]:
+        errors.append(f"{r['status_errors']} 4xx/5xx")
+    if r["socket_errors"]:
+        errors.append(f"{r['socket_errors']} socket")
+    return [
+        r["name"],
+        f"{w['rps']:.0f}",
+        f"{lat['p50']:.1f}",
+        f"{lat['p90']:.1f}",
+        f"{lat['p99']:.1f}",
+        ", ".join(errors) or "0",
+        r.get("floor_to_compare") or "-",
+        ratio("rps_ratio"),
+        ratio("p99_ratio"),
+    ]
+
+
+def text_table(rows: list[list[str]]) -> str:
+    widths = [max(len(x) for x in col) for col in zip(COLUMNS, *rows, strict=False)]
+    lines = [COLUMNS, ["-" * w for w in widths], *rows]
+    return "\n".join(
+        "  ".join(
+            c.rjust(w) if i else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    )
+
+
+def markdown(meta: dict, rows: list[list[str]], alarms: list[str]) -> str:
+    out = [f"# Benchmark {meta['started']}", ""]
+    out += [f"- {key}: `{value}`" for key, value in meta.items() if key != "started"]
+    out += [
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join("---" if c in ("scenario", "floor") else "---:" for c in COLUMNS) + "|",
+    ]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    if alarms:
+        out += ["", "## Errors", ""] + [f"- {a}" for a in alarms]
+    return "\n".join(out) + "\n"
+
+
+def alarm_lines(results: list[dict]) -> list[str]:
+    lines = []
+    for r in results:
+        if r.get("failure"):
+            lines.append(f"{r['name']}: not measured: {r['failure']}")
+        elif failed(r):
+            lines.append(
+                f"{r['name']}: {r['status_errors']} 4xx/5xx responses and "
+                f"{r['socket_errors']} socket errors in {r['wrk']['requests']} requests"
+                f" ({r['wrk']['errors']})"
+            )
+    return lines
+
+
+def run_meta(stamp: str, args, server_env: dict) -> dict:
+    conf = runpy.run_path(str(GUNICORN_CONF))  # reads the same environment the servers get
+    head = run(["git", "rev-parse", "--short", "HEAD"], timeout=10, check=False)
+    wrk_version = run(["wrk", "-v"], timeout=10, check=False)
+    return {
+        "started": stamp,
+        "commit": head.stdout.strip() or "none",
+        "cpus": os.cpu_count(),
+        "wrk": f"-t{args.threads} -c{args.connections} -d{args.duration}s "
+        f"(warm-up {args.warmup}s, timeout {args.timeout}s)",
+        "wrk_version": (wrk_version.stdout or wrk_version.stderr).split("[")[0].strip(),
+        "gunicorn": f"{conf['worker_class']} workers={conf['workers']} threads={conf['threads']}",
+        "database": server_env["DATABASE_URL"].rsplit("/", 1)[-1],
+    }
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]):
+    names = [s["name"] for s in SCENARIOS]
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=int, help="seconds per measured run (default 15)")
+    p.add_argument("--connections", type=int, default=16, help="wrk -c (default 16)")
+    p.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
+    p.add_argument("--warmup", type=int, default=3, help="warm-up seconds (default 3, 0: none)")
+    p.add_argument("--timeout", type=int, default=5, help="wrk request timeout s (default 5)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 5s per scenario")
+    p.add_argument("--only", help=f"comma-separated scenarios among: {', '.join(names)}")
+    p.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
+    args = p.parse_args(argv)
+    if args.duration is None:
+        args.duration = 5 if args.quick else 15
+    if args.threads < 1 or args.connections < args.threads or args.duration < 1:
+        p.error("need --threads >= 1, --connections >= --threads and --duration >= 1")
+    wanted = set(names)
+    if args.only:
+        wanted = {n.strip() for n in args.only.split(",") if n.strip()}
+        if unknown := wanted - set(names):
+            p.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+        # A ratio needs its floor measured in the same run.
+        floors = {s.get("floor_to_compare") for s in SCENARIOS if s["name"] in wanted}
+        wanted |= floors - {None}
+    args.scenarios = [s for s in SCENARIOS if s["name"] in wanted]
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    # Turn `kill` into an exception so the finally-blocks stop servers and drop the database.
+    signal.signal(signal.SIGTERM, lambda *_: (log("terminated"), sys.exit(143)))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS.mkdir(exist_ok=True)
+    try:
+        with ExitStack() as cleanup:
+            results, meta = bench(stamp, args, cleanup)
+    except BenchError as error:
+        log(f"FAILED: {error}")
+        return 2
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+
+    add_ratios(results)
+    rows = [row(r) for r in results]
+    alarms = alarm_lines(results)
+    print(text_table(rows))
+    md_path, json_path = RESULTS / f"{stamp}.md", RESULTS / f"{stamp}.json"
+    md_path.write_text(markdown(meta, rows, alarms))
+    json_path.write_text(json.dumps({"meta": meta, "scenarios": results}, indent=2) + "\n")
+    log(f"wrote {md_path.relative_to(ROOT)} and {json_path.relative_to(ROOT)}")
+    if alarms:
+        print("\n" + "!" * 72, *(f"!! {a}" for a in alarms), "!" * 72, sep="\n")
+        return 1
+    return 0
+
+
+def bench(stamp: str, args, cleanup: ExitStack) -> tuple[list[dict], dict]:
+    """Set everything up (registering its undoing on `cleanup`) and measure each scenario."""
+    targets = {s["target"] for s in args.scenarios}
+    ensure_wrk()
+    ensure_postgres()
+
+    database = "bench_" + stamp.lower().replace("t", "_").rstrip("z")
+    psql(f'CREATE DATABASE "{database}"')
+    if args.keep_db:
+        log(f"created database {database} (kept: --keep-db)")
+    else:
+        cleanup.callback(psql, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        log(f"created database {database}")
+
+    env = dict(
+        os.environ,
+        DATABASE_URL=f"postgresql+psycopg://postgres@{HOST}:{PG_PORT}/{database}",
+        APP_ENV="production",
+        SECRET_KEY=secrets.token_hex(32),
+    )
+    meta = run_meta(stamp, args, env)
+    servers, context, problems = {}, {}, {}
+
+    if "service" in targets:
+        run([tool("flask"), "--app", "app", "db", "upgrade"], timeout=120, env=env)
+        context.update(seed(env))
+        servers["service"] = Server("service", "app:app", env, RESULTS / f"{stamp}-service.log")
+        cleanup.callback(servers["service"].stop)
+        servers["service"].start("/healthz")
+        try:
+            context["token"] = issue_token(servers["service"].port, context["basic"])
+        except BenchError as error:
+            problems["token"] = str(error)  # the scenarios that need it report it
+
+    run([sys.executable, "-m", "bench.floor"], timeout=60, env=env)
+    servers["floor"] = Server("floor", "bench.floor:app", env, RESULTS / f"{stamp}-floor.log")
+    cleanup.callback(servers["floor"].stop)
+    servers["floor"].start("/select")
+
+    results = []
+    for scenario in args.scenarios:
+        log(
+            f"{scenario['name']}: {scenario['method']} {scenario['path']} "
+            f"({args.warmup}s warm-up, {args.duration}s measured)"
+        )
+        result = measure(scenario, servers[scenario["target"]].port, context, problems, args)
+        if failed(result):
+            log(f"!! {alarm_lines([result])[0]}")
+        results.append(result)
+    return results, meta

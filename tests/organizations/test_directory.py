@@ -1,0 +1,607 @@
+"""The directory through HTTP: listing, filters, keyset pages, reading one entry, and each
+organization keeping its own listing."""
+
+import base64
+import json
+import os
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from core import time as clock
+from core.db import db
+from organizations.service import create_organization
+from tests.conftest import bearer
+
+T0 = datetime(2026, 3, 2, 14, 5, 9, 123456, tzinfo=UTC)
+ENTRY_KEYS = {"id", "name", "type", "counties", "languages", "accepting_referrals", "capacity"}
+PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
+ON_SQLITE = not os.environ.get("TEST_DATABASE_URL", "").startswith("postgres")
+
+#: The directory used by the listing tests; the caller is "Caller Family Services".
+DIRECTORY = [
+    dict(name="Riverbend Infant Mental Health", type="imh_provider",
+         counties=("Washtenaw",), languages=("en", "es"), accepting_referrals=True),
+    dict(name="Lakeshore Pediatrics", type="pediatric_primary_care",
+         counties=("Wayne", "Oakland"), languages=("en",), accepting_referrals=False),
+    dict(name="Wayne County Child Welfare", type="child_welfare",
+         counties=("Wayne",), languages=("en", "ar"), accepting_referrals=True),
+    dict(name="100% Kids Early Intervention", type="early_intervention",
+         counties=("Washtenaw", "Livingston"), languages=("es",), accepting_referrals=True),
+    dict(name="Home_Visits Collective", type="home_visiting",
+         counties=("Oakland",), languages=("en", "zh-Hant"), accepting_referrals=False),
+    dict(name="Back\\Slash Health System", type="hospital",
+         counties=("Livingston",), languages=("en",), accepting_referrals=True),
+    dict(name="Caller Family Services", type="community_other",
+         counties=("Jackson",), languages=("fr",), accepting_referrals=False),
+]
+ALL_NAMES = sorted(entry["name"] for entry in DIRECTORY)
+
+
+def assert_problem(response, status, slug):
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    body = response.json
+    assert body.keys() == PROBLEM_KEYS | ({"errors"} if status == 422 else set()), body
+    assert body["type"] == f"/problems/{slug}"
+    assert body["status"] == status
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    return body
+
+
+def assert_validation_error(response, *fields):
+    body = assert_problem(response, 422, "validation-error")
+    for field in fields:
+        assert field in body["errors"], body["errors"]
+        assert body["errors"][field] and all(isinstance(m, str) for m in body["errors"][field])
+    return body
+
+
+@pytest.fixture
+def directory(make):
+    """Every organization of DIRECTORY, by name, and a directory:read token of the caller's."""
+    organizations = {entry["name"]: make.organization(**entry) for entry in DIRECTORY}
+    token = make.token(organizations["Caller Family Services"], ["directory:read"])
+    return organizations, bearer(token)
+
+
+def names(response) -> list[str]:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return [item["name"] for item in response.json["items"]]
+
+
+# -- listing ------------------------------------------------------------------------------------
+
+
+def test_list_shows_every_entry_in_name_order(client, directory):
+    organizations, headers = directory
+
+    response = client.get("/api/v1/organizations", headers=headers)
+
+    assert response.status_code == 200, response.json
+    assert response.json.keys() == {"items", "next_cursor"}
+    assert response.json["next_cursor"] is None
+    assert names(response) == ALL_NAMES
+    riverbend = next(i for i in response.json["items"] if i["name"].startswith("Riverbend"))
+    assert riverbend == {
+        "id": str(organizations["Riverbend Infant Mental Health"].id),
+        "name": "Riverbend Infant Mental Health",
+        "type": "imh_provider",
+        "counties": ["Washtenaw"],
+        "languages": ["en", "es"],
+        "accepting_referrals": True,
+        "capacity": None,
+    }
+    assert all(item.keys() == ENTRY_KEYS for item in response.json["items"])
+
+
+def test_equal_names_are_ordered_by_id(client, make):
+    same = [make.organization(name="Same Name Services") for _ in range(4)]
+    token = make.token(same[0], ["directory:read"])
+
+    response = client.get("/api/v1/organizations", headers=bearer(token))
+
+    ids = [item["id"] for item in response.json["items"]]
+    assert ids == sorted(str(org.id) for org in same)
+
+
+def test_names_are_ordered_alphabetically_regardless_of_case(client, make):
+    for name in ("Zeeland Kids", "alpha Family Center", "Bright Start", "ellis Clinic"):
+        caller = make.organization(name=name)
+    token = make.token(caller, ["directory:read"])
+
+    response = client.get("/api/v1/organizations", headers=bearer(token))
+
+    assert names(response) == ["alpha Family Center", "Bright Start", "ellis Clinic",
+                               "Zeeland Kids"]
+
+
+FILTERS = [
+    ({"type": "imh_provider"}, ["Riverbend Infant Mental Health"]),
+    ({"type": "community_other"}, ["Caller Family Services"]),
+    ({"type": "early_head_start"}, []),
+    ({"county": "Washtenaw"}, ["100% Kids Early Intervention", "Riverbend Infant Mental Health"]),
+    ({"county": "washtenaw"}, ["100% Kids Early Intervention", "Riverbend Infant Mental Health"]),
+    ({"county": "WAYNE"}, ["Lakeshore Pediatrics", "Wayne County Child Welfare"]),
+    ({"county": "Wash"}, []),  # a county, not a part of one
+    ({"county": "Kent"}, []),
+    ({"language": "es"}, ["100% Kids Early Intervention", "Riverbend Infant Mental Health"]),
+    ({"language": "ar"}, ["Wayne County Child Welfare"]),
+    ({"language": "ZH-hant"}, ["Home_Visits Collective"]),  # BCP 47 tags ignore case
+    ({"language": "de"}, []),
+    ({"accepting_referrals": "true"}, [
+        "100% Kids Early Intervention", "Back\\Slash Health System",
+        "Riverbend Infant Mental Health", "Wayne County Child Welfare"]),
+    ({"accepting_referrals": "false"}, [
+        "Caller Family Services", "Home_Visits Collective", "Lakeshore Pediatrics"]),
+    ({"q": "river"}, ["Riverbend Infant Mental Health"]),
+    ({"q": "RIVERBEND INFANT"}, ["Riverbend Infant Mental Health"]),
+    ({"q": "health"}, ["Back\\Slash Health System", "Riverbend Infant Mental Health"]),
+    ({"q": "e"}, [n for n in ALL_NAMES if "e" in n.lower()]),
+    ({"q": "%"}, ["100% Kids Early Intervention"]),  # literal, not "anything"
+    ({"q": "0%"}, ["100% Kids Early Intervention"]),
+    ({"q": "_"}, ["Home_Visits Collective"]),  # literal, not "any one character"
+    ({"q": "e_v"}, ["Home_Visits Collective"]),
+    ({"q": "%%"}, []),
+    ({"q": "r_v"}, []),  # would match "Riverbend" were `_` a wildcard
+    ({"q": "\\"}, ["Back\\Slash Health System"]),
+    ({"q": "\\S"}, ["Back\\Slash Health System"]),
+    ({"q": "no such agency"}, []),
+    ({"type": "imh_provider", "county": "washtenaw", "accepting_referrals": "true"},
+     ["Riverbend Infant Mental Health"]),
+    ({"county": "Washtenaw", "language": "es", "accepting_referrals": "true"},
+     ["100% Kids Early Intervention", "Riverbend Infant Mental Health"]),
+    ({"county": "Wayne", "language": "ar"}, ["Wayne County Child Welfare"]),
+    ({"county": "Wayne", "accepting_referrals": "false"}, ["Lakeshore Pediatrics"]),
+    ({"language": "en", "q": "health", "accepting_referrals": "true"},
+     ["Back\\Slash Health System", "Riverbend Infant Mental Health"]),
+    ({"type": "hospital", "county": "Washtenaw"}, []),
+    ({"county": "oakland", "language": "en", "type": "home_visiting", "q": "visits",
+      "accepting_referrals": "false", "limit": "200"}, ["Home_Visits Collective"]),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), FILTERS, ids=lambda v: (
+    "&".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else None))
+def test_filters(client, directory, query, expected):
+    _, headers = directory
+
+    response = client.get("/api/v1/organizations", query_string=query, headers=headers)
+
+    assert names(response) == expected
+    assert response.json["next_cursor"] is None
+
+
+def test_q_ignores_case_beyond_ascii(client, make):
+    caller = make.organization(name="ÁRBOL de Vida Familias")
+    token = make.token(caller, ["directory:read"])
+
+    response = client.get("/api/v1/organizations", query_string={"q": "árbol"},
+                          headers=bearer(token))
+
+    assert names(response) == ["ÁRBOL de Vida Familias"]
+
+
+# -- keyset pagination --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [5, 6])
+def test_walking_every_page(client, make, count):
+    created = [make.organization(name=name) for name in (
+        "Delta Clinic", "Alpha Clinic", "Charlie Clinic", "Bravo Clinic", "Bravo Clinic",
+        "Echo Clinic")[:count]]
+    token = make.token(created[0], ["directory:read"])
+    expected = [str(org.id) for org in sorted(created, key=lambda o: (o.name, str(o.id)))]
+
+    seen, pages, cursor = [], [], None
+    while True:
+        query = {"limit": "2"} if cursor is None else {"limit": "2", "cursor": cursor}
+        response = client.get("/api/v1/organizations", query_string=query,
+                              headers=bearer(token))
+        assert response.status_code == 200, response.json
+        pages.append(len(response.json["items"]))
+        seen += [item["id"] for item in response.json["items"]]
+        cursor = response.json["next_cursor"]
+        if cursor is None:
+            break
+        assert isinstance(cursor, str) and cursor
+        assert len(pages) < 10, "pagination does not end"
+
+    assert seen == expected  # every organization once, in order
+    assert pages == [2] * (count // 2) + ([count % 2] if count % 2 else [])
+
+
+def test_cursor_keeps_the_filters_apart_from_the_position(client, directory):
+    _, headers = directory
+    first = client.get("/api/v1/organizations",
+                       query_string={"limit": "1", "accepting_referrals": "true"},
+                       headers=headers)
+    assert names(first) == ["100% Kids Early Intervention"]
+
+    second = client.get("/api/v1/organizations", headers=headers, query_string={
+        "limit": "2", "accepting_referrals": "true", "cursor": first.json["next_cursor"]})
+
+    assert names(second) == ["Back\\Slash Health System", "Riverbend Infant Mental Health"]
+    third = client.get("/api/v1/organizations", headers=headers, query_string={
+        "limit": "2", "accepting_referrals": "true", "cursor": second.json["next_cursor"]})
+    assert names(third) == ["Wayne County Child Welfare"]
+    assert third.json["next_cursor"] is None
+
+
+def _unsigned() -> str:
+    return base64.urlsafe_b64encode(
+        json.dumps(["A", str(uuid.uuid4())]).encode()).decode().rstrip("=")
+
+
+def _flip_signature(real: str) -> str:
+    payload, _, signature = real.partition(".")
+    # The first character carries six bits of the signature (the last one has unused bits).
+    return f"{payload}." + ("A" if signature[0] != "A" else "g") + signature[1:]
+
+
+FORGED_CURSORS = {
+    "garbage": lambda real: "garbage",
+    "bad signature": _flip_signature,
+    "no signature": lambda real: real.partition(".")[0],
+    "unsigned keyset": lambda real: _unsigned(),
+    "another payload, same signature": lambda real: f"{_unsigned()}.{real.partition('.')[2]}",
+    "truncated": lambda real: real[:-3],
+    "an offset": lambda real: "50",
+    "plain json": lambda real: json.dumps(["A", str(uuid.uuid4())]),
+    "empty": lambda real: "",
+    "too long": lambda real: real + "x" * 600,
+}
+
+
+@pytest.mark.parametrize("forge", FORGED_CURSORS.values(), ids=FORGED_CURSORS.keys())
+def test_forged_cursors_are_422(client, directory, forge):
+    _, headers = directory
+    real = client.get("/api/v1/organizations", query_string={"limit": "2"},
+                      headers=headers).json["next_cursor"]
+    assert real
+
+    response = client.get("/api/v1/organizations", query_string={"cursor": forge(real)},
+                          headers=headers)
+
+    body = assert_validation_error(response, "cursor")
+    assert set(body["errors"]) == {"cursor"}
+
+
+@pytest.mark.parametrize("limit", ["0", "201", "-1", "abc", "", "1.5", "1e2", "99999999999999"])
+def test_limit_out_of_range_is_422(client, directory, limit):
+    _, headers = directory
+
+    response = client.get("/api/v1/organizations", query_string={"limit": limit},
+                          headers=headers)
+
+    body = assert_validation_error(response, "limit")
+    assert set(body["errors"]) == {"limit"}
+
+
+@pytest.mark.parametrize(("limit", "shown"), [("1", 1), ("200", 7), ("7", 7), ("6", 6)])
+def test_limit_bounds_are_accepted(client, directory, limit, shown):
+    _, headers = directory
+
+    response = client.get("/api/v1/organizations", query_string={"limit": limit},
+                          headers=headers)
+
+    assert len(names(response)) == shown
+    assert (response.json["next_cursor"] is None) == (shown == len(DIRECTORY))
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("foo=1", "foo"),
+    ("offset=10", "offset"),
+    ("page=2", "page"),
+    ("Type=imh_provider", "Type"),
+    ("type=imh_provider&limit=2&sort=name", "sort"),
+    ("limit=1&limit=2", "limit"),
+    ("type=imh_provider&type=hospital", "type"),
+    ("county=Wayne&county=Wayne", "county"),
+    ("q=a&q=b", "q"),
+    ("type=bogus", "type"),
+    ("type=IMH_PROVIDER", "type"),
+    ("type=", "type"),
+    ("accepting_referrals=yes", "accepting_referrals"),
+    ("accepting_referrals=1", "accepting_referrals"),
+    ("accepting_referrals=", "accepting_referrals"),
+    ("language=not a tag", "language"),
+    ("q=", "q"),
+    ("q=" + "x" * 101, "q"),
+    ("county=%20", "county"),
+])
+def test_bad_query_is_422(client, directory, query, field):
+    _, headers = directory
+
+    response = client.get(f"/api/v1/organizations?{query}", headers=headers)
+
+    assert_validation_error(response, field)
+
+
+# -- reading one entry --------------------------------------------------------------------------
+
+
+def test_get_one_with_etag(client, directory):
+    organizations, headers = directory
+    org = organizations["Wayne County Child Welfare"]
+
+    response = client.get(f"/api/v1/organizations/{org.id}", headers=headers)
+
+    assert response.status_code == 200, response.json
+    assert response.json == {
+        "id": str(org.id), "name": "Wayne County Child Welfare", "type": "child_welfare",
+        "counties": ["Wayne"], "languages": ["en", "ar"], "accepting_referrals": True,
+        "capacity": None,
+    }
+    etag = response.headers["ETag"]
+    assert etag.startswith('"') and etag.endswith('"')  # strong, not W/"..."
+    # The same version looks the same to another reader.
+    again = client.get(f"/api/v1/organizations/{org.id}", headers=headers)
+    assert again.headers["ETag"] == etag
+
+
+def test_unknown_id_is_404(client, directory):
+    _, headers = directory
+
+    response = client.get(f"/api/v1/organizations/{uuid.uuid4()}", headers=headers)
+
+    assert_problem(response, 404, "not-found")
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "123", "%20", "00000000-0000-0000-0000"])
+def test_malformed_id_is_404(client, directory, bad_id):
+    _, headers = directory
+
+    response = client.get(f"/api/v1/organizations/{bad_id}", headers=headers)
+
+    assert_problem(response, 404, "not-found")
+
+
+def test_read_needs_directory_read(client, make):
+    org = make.organization()
+    token = make.token(org, ["families:read"])
+
+    assert_problem(client.get("/api/v1/organizations", headers=bearer(token)), 403,
+                   "insufficient-scope")
+    assert_problem(client.get(f"/api/v1/organizations/{org.id}", headers=bearer(token)), 403,
+                   "insufficient-scope")
+
+
+# -- changing one's own listing -----------------------------------------------------------------
+
+
+@pytest.fixture
+def own(make):
+    """The caller's organization, its URL and a directory:read+write token."""
+    org = make.organization(name="Riverbend Infant Mental Health")
+    token = make.token(org, ["directory:read", "directory:write"])
+    return org, f"/api/v1/organizations/{org.id}", bearer(token)
+
+
+def read(client, url, headers):
+    response = client.get(url, headers=headers)
+    assert response.status_code == 200, response.json
+    return response.json, response.headers["ETag"]
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"accepting_referrals": True}, {"accepting_referrals": True}),
+    ({"counties": ["Wayne", "Oakland"]}, {"counties": ["Wayne", "Oakland"]}),
+    ({"counties": []}, {"counties": []}),
+    ({"languages": ["es", "zh-Hant", "ar"]}, {"languages": ["es", "zh-Hant", "ar"]}),
+    ({"accepting_referrals": True, "counties": ["Livingston"], "languages": ["en", "es"]},
+     {"accepting_referrals": True, "counties": ["Livingston"], "languages": ["en", "es"]}),
+])
+def test_patch_own_listing(client, own, change, expected):
+    org, url, headers = own
+    before, etag_before = read(client, url, headers)
+
+    response = client.patch(url, json=change, headers=headers)
+
+    assert response.status_code == 200, response.json
+    assert response.json == {**before, **expected}
+    assert response.headers["ETag"] != etag_before
+    after, etag_after = read(client, url, headers)
+    assert after == response.json
+    assert etag_after == response.headers["ETag"]
+
+
+def test_patch_back_and_forth_gives_new_etags(client, own):
+    _, url, headers = own
+    tags = {read(client, url, headers)[1]}
+
+    for value in (True, False, True):
+        response = client.patch(url, json={"accepting_referrals": value}, headers=headers)
+        assert response.status_code == 200
+        tags.add(response.headers["ETag"])
+
+    assert len(tags) == 4  # a version is never reused
+
+
+@pytest.mark.parametrize(("capacity", "expected"), [
+    ({"status": "waitlist"}, {"status": "waitlist", "waitlist": "unknown"}),
+    ({"status": "waitlist", "waitlist": None}, {"status": "waitlist", "waitlist": "unknown"}),
+    ({"status": "waitlist", "waitlist": "1_3_months"},
+     {"status": "waitlist", "waitlist": "1_3_months"}),
+    ({"status": "waitlist", "waitlist": "lt_1_month"},
+     {"status": "waitlist", "waitlist": "lt_1_month"}),
+    ({"status": "available"}, {"status": "available", "waitlist": None}),
+    ({"status": "full"}, {"status": "full", "waitlist": None}),
+    ({"status": "full", "waitlist": None}, {"status": "full", "waitlist": None}),
+])
+def test_patch_capacity(client, own, capacity, expected):
+    _, url, headers = own
+    clock.freeze(T0)
+
+    response = client.patch(url, json={"capacity": capacity}, headers=headers)
+
+    assert response.status_code == 200, response.json
+    assert response.json["capacity"] == {**expected, "updated_at": "2026-03-02T14:05:09.123456Z"}
+    assert read(client, url, headers)[0]["capacity"] == response.json["capacity"]
+
+
+def test_capacity_leaving_the_waitlist_drops_its_length(client, own):
+    _, url, headers = own
+    clock.freeze(T0)
+    client.patch(url, json={"capacity": {"status": "waitlist", "waitlist": "gt_3_months"}},
+                 headers=headers)
+    later = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
+    clock.freeze(later)
+
+    response = client.patch(url, json={"capacity": {"status": "available"}}, headers=headers)
+
+    assert response.json["capacity"] == {
+        "status": "available", "waitlist": None, "updated_at": "2026-04-01T08:00:00.000000Z"}
+
+
+@pytest.mark.parametrize("waitlist", ["lt_1_month", "1_3_months", "gt_3_months", "unknown"])
+@pytest.mark.parametrize("status", ["available", "full"])
+def test_waitlist_length_without_a_waitlist_is_422(client, own, status, waitlist):
+    _, url, headers = own
+    before = read(client, url, headers)
+
+    response = client.patch(url, json={"capacity": {"status": status, "waitlist": waitlist}},
+                            headers=headers)
+
+    assert_validation_error(response, "capacity.waitlist")
+    assert read(client, url, headers) == before
+
+
+def test_stale_if_match_is_412_and_changes_nothing(client, own):
+    _, url, headers = own
+    _, first_etag = read(client, url, headers)
+    assert client.patch(url, json={"counties": ["Wayne"]}, headers=headers).status_code == 200
+    before = read(client, url, headers)
+    assert before[1] != first_etag
+
+    response = client.patch(url, json={"accepting_referrals": True, "counties": ["Kent"]},
+                            headers={**headers, "If-Match": first_etag})
+
+    assert_problem(response, 412, "precondition-failed")
+    assert read(client, url, headers) == before
+
+
+@pytest.mark.parametrize("if_match", ['"v999"', "W/{etag}", "{bare}", '"nonsense"'])
+def test_if_match_that_is_not_the_current_strong_tag_is_412(client, own, if_match):
+    _, url, headers = own
+    before = read(client, url, headers)
+    etag = before[1]
+
+    response = client.patch(url, json={"accepting_referrals": True}, headers={
+        **headers, "If-Match": if_match.format(etag=etag, bare=etag.strip('"'))})
+
+    assert_problem(response, 412, "precondition-failed")
+    assert read(client, url, headers) == before
+
+
+@pytest.mark.parametrize("if_match", ["{etag}", '"v999", {etag}', "*"])
+def test_current_if_match_is_200(client, own, if_match):
+    _, url, headers = own
+    _, etag = read(client, url, headers)
+
+    response = client.patch(url, json={"accepting_referrals": True},
+                            headers={**headers, "If-Match": if_match.format(etag=etag)})
+
+    assert response.status_code == 200, response.json
+    assert response.json["accepting_referrals"] is True
+    assert response.headers["ETag"] != etag
+
+
+def test_patch_another_organizations_listing_is_403(client, make, own):
+    _, _, headers = own
+    theirs = make.organization(name="Lakeshore Pediatrics")
+    url = f"/api/v1/organizations/{theirs.id}"
+    before = read(client, url, headers)
+
+    response = client.patch(url, json={"accepting_referrals": True, "counties": ["Kent"]},
+                            headers=headers)
+
+    assert_problem(response, 403, "forbidden")
+    assert read(client, url, headers) == before
+
+
+def test_patch_another_organizations_listing_with_its_etag_is_still_403(client, make, own):
+    _, _, headers = own
+    theirs = make.organization(name="Lakeshore Pediatrics")
+    url = f"/api/v1/organizations/{theirs.id}"
+    before = read(client, url, headers)
+
+    response = client.patch(url, json={"accepting_referrals": True},
+                            headers={**headers, "If-Match": before[1]})
+
+    assert_problem(response, 403, "forbidden")
+    assert read(client, url, headers) == before
+
+
+def test_patch_unknown_organization_is_404(client, own):
+    _, _, headers = own
+
+    response = client.patch(f"/api/v1/organizations/{uuid.uuid4()}",
+                            json={"accepting_referrals": True}, headers=headers)
+
+    assert_problem(response, 404, "not-found")
+
+
+def test_patch_with_only_directory_read_is_403(client, make, own):
+    org, url, headers = own
+    reader = bearer(make.token(org, ["directory:read"]))
+    before = read(client, url, headers)
+
+    response = client.patch(url, json={"accepting_referrals": True}, headers=reader)
+
+    assert_problem(response, 403, "insufficient-scope")
+    assert read(client, url, headers) == before
+
+
+def test_patch_without_a_token_is_401(client, own):
+    _, url, headers = own
+    before = read(client, url, headers)
+
+    response = client.patch(url, json={"accepting_referrals": True})
+
+    assert_problem(response, 401, "unauthorized")
+    assert read(client, url, headers) == before
+
+
+def test_new_organization_is_not_accepting_referrals(app, client, make):
+    with app.app_context():
+        created = create_organization(name="Brand New Agency", type="home_visiting")
+        db.session.commit()
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["org", "create", "--name", "Operator Added Agency",
+                                 "--type", "hospital", "--county", "Kent"])
+    assert result.exit_code == 0, result.output
+    from_cli = json.loads(result.stdout)
+    token = make.token(make.organization(name="Reader"), ["directory:read"])
+
+    for org_id in (created.id, from_cli["id"]):
+        entry, _ = read(client, f"/api/v1/organizations/{org_id}", bearer(token))
+        assert entry["accepting_referrals"] is False
+        assert entry["capacity"] is None
+    listed = client.get("/api/v1/organizations", query_string={"accepting_referrals": "true"},
+                        headers=bearer(token))
+    assert names(listed) == []
+
+
+
+
+@pytest.mark.parametrize(("param", "value"), [
+    pytest.param("q", "\x00", id="q-nul"),
+    pytest.param("q", "Wayne\x00", id="q-nul-suffix"),
+    pytest.param("county", "\x00", id="county-nul"),
+    pytest.param("county", "Wayne\x00", id="county-nul-suffix"),
+    pytest.param("q", "\ud800", id="q-lone-surrogate"),
+    pytest.param("county", "\ud800", id="county-lone-surrogate"),
+])
+def test_unstorable_text_in_a_filter_is_refused_not_a_wildcard(client, directory, param, value):
+    _, headers = directory
+    encoded = value.encode("utf-8", "surrogatepass")
+    query = f"{param}=" + "".join(f"%{b:02X}" for b in encoded)
+
+    response = client.get(f"/api/v1/organizations?{query}", headers=headers)
+
+    if response.status_code == 200:  # matching nothing is as good as refusing it
+        assert names(response) == []
+    else:
+        assert_validation_error(response, param)
