@@ -84,6 +84,8 @@ def _append_to_chain(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
+    # Write the change first, so the head is locked for as short a time as possible.
+    session.flush()
     # Core statements on the session's connection: this runs on every audited commit.
     connection = session.connection()
     # The head row lock orders writers inside PostgreSQL, across workers and hosts alike;

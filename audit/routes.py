@@ -29,9 +29,9 @@ TAGS = ["Audit"]
 def list_events():
     """Events matching every given filter, newest first, with keyset pagination. `since` is
     inclusive, `until` exclusive."""
-    args = load_query(AuditEventQuery())
+    args = load_query(AuditEventQuery)
     page = service.search_events(current_actor(), **args)
-    return respond(AuditEventPageSchema(), page)
+    return respond(AuditEventPageSchema, page)
 
 
 @bp.get("/events/<int:seq>")
@@ -39,7 +39,7 @@ def list_events():
 @operation(summary="Read one audit event", tags=TAGS, responses={200: AuditEventSchema})
 def get_event(seq: int):
     """The event at position `seq` of the chain."""
-    return respond(AuditEventSchema(), service.get_event(current_actor(), seq))
+    return respond(AuditEventSchema, service.get_event(current_actor(), seq))
 
 
 @bp.get("/verify")
@@ -49,8 +49,8 @@ def get_event(seq: int):
 def verify():
     """Recompute every hash over the whole log, or `from_seq` to `to_seq`; name the first
     broken event and why. A range starting after 1 trusts the event just before it."""
-    args = load_query(VerifyQuery())
-    return respond(VerdictSchema(), service.verify_log(**args))
+    args = load_query(VerifyQuery)
+    return respond(VerdictSchema, service.verify_log(**args))
 
 
 @bp.get("/checkpoints/latest")
@@ -60,7 +60,7 @@ def verify():
 def latest_checkpoint():
     """Ed25519 signature over the chain's (seq, hash, time); keep it to detect any later
     rewrite of history. 404 until the first checkpoint is made."""
-    return respond(CheckpointSchema(), service.latest_checkpoint())
+    return respond(CheckpointSchema, service.latest_checkpoint())
 
 
 @bp.post("/checkpoints/verify")
@@ -70,8 +70,8 @@ def latest_checkpoint():
 def verify_checkpoint():
     """422 when the checkpoint's signature does not verify or the key is not the service's;
     else valid only when today's log still hashes to it at its `seq`."""
-    checkpoint = load_body(CheckpointInputSchema())
-    return respond(CheckpointVerdictSchema(), service.verify_checkpoint(checkpoint))
+    checkpoint = load_body(CheckpointInputSchema)
+    return respond(CheckpointVerdictSchema, service.verify_checkpoint(checkpoint))
 
 
 @bp.get("/export")
@@ -81,7 +81,7 @@ def verify_checkpoint():
 def export():
     """Events recorded in [since, until) (at most 31 days), oldest first, one JSON object a
     line (`application/x-ndjson`), streamed."""
-    args = load_query(ExportQuery())
+    args = load_query(ExportQuery)
     lines = service.export_events(current_actor(), **args)
     return current_app.response_class(stream_with_context(lines),
                                       mimetype="application/x-ndjson")

@@ -31,7 +31,7 @@ class OAuthClient(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=now)
     revoked_at: Mapped[datetime | None]
 
-    organization = relationship("Organization", lazy="joined", innerjoin=True)
+    organization = relationship("Organization")
 
     @property
     def client_id(self) -> str:

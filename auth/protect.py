@@ -12,7 +12,7 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from flask import g
 
 from auth.scopes import SCOPES
-from auth.server import find_token
+from auth.server import find_bearer
 from core.errors import Problem
 
 log = logging.getLogger(__name__)
@@ -26,12 +26,13 @@ class Actor:
     client_id: str
     token_id: uuid.UUID
     scopes: frozenset[str]
+    #: The organization's directory entry, loaded with the token in one query.
     organization: object
 
 
 class HashedBearerTokenValidator(BearerTokenValidator):
     def authenticate_token(self, token_string):
-        return find_token(token_string)
+        return find_bearer(token_string)
 
 
 _protector = ResourceProtector()
@@ -56,11 +57,11 @@ def authenticate(any_of: tuple[str, ...]) -> Actor:
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         ) from None
     actor = Actor(
-        organization_id=token.client.organization_id,
-        client_id=token.client.client_id,
+        organization_id=token.organization.id,
+        client_id=str(token.client_id),
         token_id=token.id,
-        scopes=frozenset(token.scopes),
-        organization=token.client.organization,
+        scopes=frozenset(token.scope.split()),
+        organization=token.organization,
     )
     # Set before the scope check: a refusal of a known actor is recorded in the audit trail.
     g.actor = actor

@@ -71,7 +71,7 @@ def server_metadata():
         "introspection_endpoint_auth_methods_supported": methods,
         "service_documentation": f"{issuer}/apidocs/",
     }
-    return respond(ServerMetadataSchema(), metadata,
+    return respond(ServerMetadataSchema, metadata,
                    headers={"Cache-Control": "public, max-age=3600"})
 
 
@@ -81,5 +81,5 @@ def server_metadata():
 def me():
     """The calling organization's directory entry, the client and the token's scopes."""
     actor = current_actor()
-    return respond(MeSchema(), {"organization": actor.organization,
+    return respond(MeSchema, {"organization": actor.organization,
                                 "client_id": actor.client_id, "scopes": sorted(actor.scopes)})

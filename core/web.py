@@ -1,5 +1,6 @@
 """The request boundary: request ids, strict JSON and query parsing, one commit per request."""
 
+import functools
 import json
 import logging
 import re
@@ -129,8 +130,16 @@ def _check_strings(value) -> None:
             _check_strings(item)
 
 
-def load_body(schema: Schema, *, partial=False) -> dict:
+@functools.cache
+def _instance(schema_class: type[Schema]) -> Schema:
+    # Building a schema deep-copies its fields; build each once and reuse it (load and dump
+    # keep no state on the instance).
+    return schema_class()
+
+
+def load_body(schema: type[Schema], *, partial=False) -> dict:
     """Parse and validate the JSON body; unknown fields are errors (422)."""
+    schema = _instance(schema)
     data = json_body()
     if not isinstance(data, dict):
         raise validation_problem({"_schema": ["The body must be a JSON object"]})
@@ -140,8 +149,9 @@ def load_body(schema: Schema, *, partial=False) -> dict:
         raise validation_problem(error.messages) from None
 
 
-def load_query(schema: Schema) -> dict:
+def load_query(schema: type[Schema]) -> dict:
     """Parse and validate the query string; unknown and repeated parameters are errors (422)."""
+    schema = _instance(schema)
     repeated = [key for key, values in request.args.lists() if len(values) > 1]
     if repeated:
         raise validation_problem({key: ["Give this parameter once"] for key in repeated})
@@ -154,10 +164,11 @@ def load_query(schema: Schema) -> dict:
         raise validation_problem(error.messages, "The query has invalid parameters") from None
 
 
-def respond(schema: Schema, obj, status=200, headers=None):
+def respond(schema: type[Schema], obj, status=200, headers=None):
     """Dump `obj` with an output schema as a JSON response."""
     response = current_app.response_class(
-        current_app.json.dumps(schema.dump(obj)), status=status, mimetype="application/json"
+        current_app.json.dumps(_instance(schema).dump(obj)), status=status,
+        mimetype="application/json"
     )
     if headers:
         response.headers.update(headers)

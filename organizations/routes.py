@@ -26,9 +26,9 @@ TAGS = ["Directory"]
            responses={200: OrganizationPageSchema})
 def list_organizations():
     """Organizations in the network, by name, with filters and keyset pagination."""
-    args = load_query(OrganizationListQuery())
+    args = load_query(OrganizationListQuery)
     page = service.list_organizations(**args)
-    return respond(OrganizationPageSchema(), page)
+    return respond(OrganizationPageSchema, page)
 
 
 @bp.get("/<uuid:organization_id>")
@@ -38,7 +38,7 @@ def list_organizations():
 def get_organization(organization_id: uuid.UUID):
     """One organization's directory entry."""
     organization = service.get_organization(organization_id)
-    return respond(OrganizationSchema(), organization,
+    return respond(OrganizationSchema, organization,
                    headers={"ETag": etag_for(organization.version)})
 
 
@@ -52,10 +52,10 @@ def update_organization(organization_id: uuid.UUID):
     """Capacity, whether referrals are accepted, languages and counties of the caller's own
     organization. `If-Match` is optional; a stale one is 412. Another organization's listing
     is 403."""
-    changes = load_body(OrganizationUpdateSchema())
+    changes = load_body(OrganizationUpdateSchema)
     organization = service.update_listing(
         current_actor(), organization_id=organization_id, changes=changes,
         if_match=request.headers.get("If-Match"),
     )
-    return respond(OrganizationSchema(), organization,
+    return respond(OrganizationSchema, organization,
                    headers={"ETag": etag_for(organization.version)})
