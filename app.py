@@ -49,7 +49,9 @@ def _register_domains(app: Flask) -> None:
     from auth import server as oauth
     from auth.cli import client_cli
     from auth.routes import bp as auth_bp
+    from consent.routes import bp as consent_bp
     from demo import demo_cli
+    from families.routes import bp as families_bp
     from organizations.cli import org_cli
     from organizations.routes import bp as organizations_bp
 
@@ -58,6 +60,8 @@ def _register_domains(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(organizations_bp)
+    app.register_blueprint(families_bp)
+    app.register_blueprint(consent_bp)
     app.register_blueprint(audit_bp)
     for group in (org_cli, client_cli, demo_cli, audit_cli):
         app.cli.add_command(group)

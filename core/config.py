@@ -73,6 +73,8 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "REDIS_URL": environ.get("REDIS_URL") or None,
         "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
         "AUDIT_SIGNING_KEY": environ.get("AUDIT_SIGNING_KEY") or None,
+        #: The longest a consent may run, in days.
+        "CONSENT_MAX_DAYS": _int(environ, "CONSENT_MAX_DAYS", 366),
         #: Seconds between scheduled checkpoints, made by the first audited commit after it.
         "AUDIT_CHECKPOINT_INTERVAL": _int(environ, "AUDIT_CHECKPOINT_INTERVAL", 3600, minimum=0),
     }

@@ -6,7 +6,7 @@ once on SQLite and once on a fresh PostgreSQL database.
 
 import base64
 import os
-from datetime import timedelta
+from datetime import date, timedelta
 
 import flask_migrate
 import pytest
@@ -132,6 +132,70 @@ class Factory:
                 revoked_at=issued_at if revoked else None))
             db.session.commit()
         return raw
+
+
+    def family(self, custodian, *, given_name="Amara", family_name="Okafor",
+               birth_date=date(2026, 3, 2), caregivers=None, **fields):
+        """A family held by `custodian`; by default a mother with legal authority and a
+        grandmother without."""
+        from families.service import create_family
+
+        caregivers = caregivers or [
+            {"given_name": "Ngozi", "family_name": "Okafor", "relationship": "mother",
+             "has_legal_authority": True, "phone": "+17345550101",
+             "email": "ngozi@example.org"},
+            {"given_name": "Ada", "family_name": "Okafor", "relationship": "grandparent",
+             "has_legal_authority": False, "phone": None, "email": None},
+        ]
+        data = {"child": {"given_name": given_name, "family_name": family_name,
+                          "birth_date": birth_date, "county": "Washtenaw"},
+                "caregivers": caregivers, "preferred_language": "es",
+                "interpreter_needed": True,
+                "cultural_considerations": "Grandmother raises the baby with the mother.",
+                "contact_preferences": {"do_not_contact": False, "methods": ["phone", "text"],
+                                        "best_times": "after 5pm"}}
+        data.update(fields)
+        with self.app.app_context():
+            family, _ = create_family(_ActorOf(custodian), data=data)
+            db.session.commit()
+            family.caregivers  # noqa: B018 (loaded while the session is open)
+            return family
+
+    def consent(self, family, organizations, *, purposes=("referral", "care_coordination"),
+                categories=("identity", "contact"), effective_at=None, expires_in_days=180,
+                revoked=False, recorder=None):
+        """A consent granted by the family's first caregiver with legal authority."""
+        from consent.models import Consent, ConsentParty
+
+        effective_at = effective_at or clock.now() - timedelta(days=1)
+        grantor = next(c for c in family.caregivers if c.has_legal_authority)
+        with self.app.app_context():
+            consent = Consent(
+                family_id=family.id, grantor_caregiver_id=grantor.id,
+                grantor_legal_authority="parent", purposes=list(purposes),
+                categories=list(categories), effective_at=effective_at,
+                expires_at=effective_at + timedelta(days=expires_in_days),
+                method="electronic_signature", signed_at=effective_at,
+                explained_in_language="es", interpreter_used=True,
+                revocation_rights_explained=True,
+                recorded_by_organization_id=(recorder or organizations[0]).id,
+                recorded_at=clock.now(),
+                revoked_at=clock.now() if revoked else None,
+                parties=[ConsentParty(organization_id=o.id, family_id=family.id, position=n)
+                         for n, o in enumerate(organizations)])
+            db.session.add(consent)
+            db.session.commit()
+            return consent
+
+
+class _ActorOf:
+    """The actor fields a service needs, for factories that act as an organization."""
+
+    def __init__(self, organization):
+        self.organization_id = organization.id
+        self.client_id = "factory"
+        self.token_id = None
+        self.organization = organization
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Family consent records, revocation, and the decision engine (`policy.py`)."""

@@ -1,0 +1,66 @@
+"""Information categories and purposes: every piece of family information has one category.
+
+This module is the one declaration; the decision engine and every redaction read it.
+"""
+
+CATEGORIES = {
+    "identity": "Child's and caregivers' names, birth date, county.",
+    "contact": "Phones, emails, preferred language, interpreter need, contact preferences, "
+               "cultural considerations.",
+    "referral_reason": "A referral's reasons and their detail.",
+    "screening": "Developmental and social-emotional screening results.",
+    "health": "Prematurity, NICU stay, medical conditions.",
+    "child_welfare": "Child protective services involvement, foster care, court.",
+    "service_status": "A referral's business status, reasons, outcome.",
+    "coordination_notes": "Notes exchanged about a referral.",
+}
+
+PURPOSES = {
+    "referral": "Sending a referral, and either party's reads of its family information.",
+    "care_coordination": "Feedback to the referrer and notes, in both directions.",
+    "treatment": "The receiving provider's care of the family.",
+}
+
+#: The category of each field of a family record; `caregivers` maps each caregiver's fields.
+#: Fields not named here (ids, the custodian) are not family information and are always shown.
+FAMILY_FIELDS = {
+    "child": "identity",
+    "caregivers": {
+        "given_name": "identity",
+        "family_name": "identity",
+        "relationship": "identity",
+        "has_legal_authority": "identity",
+        "phone": "contact",
+        "email": "contact",
+    },
+    "preferred_language": "contact",
+    "interpreter_needed": "contact",
+    "cultural_considerations": "contact",
+    "contact_preferences": "contact",
+}
+
+
+def categories_in(fields: dict) -> set[str]:
+    """Every category a field map declares."""
+    found = set()
+    for category in fields.values():
+        found |= categories_in(category) if isinstance(category, dict) else {category}
+    return found
+
+
+FAMILY_CATEGORIES = frozenset(categories_in(FAMILY_FIELDS))
+
+
+def redact(document: dict, fields: dict, permitted) -> dict:
+    """`document` without the fields whose category is not permitted."""
+    kept = {}
+    for name, value in document.items():
+        category = fields.get(name)
+        if category is None:
+            kept[name] = value
+        elif isinstance(category, dict):
+            items = [redact(item, category, permitted) for item in value]
+            kept[name] = items
+        elif category in permitted:
+            kept[name] = value
+    return kept

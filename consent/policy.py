@@ -1,0 +1,134 @@
+"""The decision engine: may organization X see category C of family F for purpose P, now?
+
+The one place in the service that decides disclosure. `decide` is a pure function over the
+family's custodian, the author of the information and the consents in force, which
+`consents_in_force` loads with one indexed query.
+"""
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from consent.categories import PURPOSES
+from consent.models import Consent, ConsentParty
+from core.db import db
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the engine allows one organization to see, and why."""
+
+    asked: frozenset[str]
+    permitted: frozenset[str]
+    #: The consents the permission rests on (none for the custodian or the author).
+    consent_ids: tuple[uuid.UUID, ...]
+    #: `custodian`, `author`, `consent`, `partial_consent` or `no_consent`.
+    reason: str
+
+    @property
+    def decision(self) -> str:
+        """`permit` only when every asked category is permitted."""
+        return "permit" if self.asked <= self.permitted else "deny"
+
+    @property
+    def withheld(self) -> list[str]:
+        return sorted(self.asked - self.permitted)
+
+    @property
+    def nothing_permitted(self) -> bool:
+        return not self.permitted
+
+
+def consents_in_force(*, family_id: uuid.UUID, actor_organization_id: uuid.UUID,
+                      author_organization_id: uuid.UUID, at: datetime) -> list[Consent]:
+    """Consents of the family naming both organizations and in force at `at` (one query)."""
+    actor, author = aliased(ConsentParty), aliased(ConsentParty)
+    stmt = (
+        sa.select(Consent)
+        .join(actor, sa.and_(actor.consent_id == Consent.id,
+                             actor.organization_id == actor_organization_id,
+                             actor.family_id == family_id))
+        .join(author, sa.and_(author.consent_id == Consent.id,
+                              author.organization_id == author_organization_id))
+        .where(Consent.effective_at <= at, Consent.expires_at > at,
+               sa.or_(Consent.revoked_at.is_(None), Consent.revoked_at > at))
+        .order_by(Consent.recorded_at, Consent.id)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def decide_over(*, actor_organization_id: uuid.UUID, custodian_organization_id: uuid.UUID,
+                author_organization_id: uuid.UUID, purpose: str, categories: Iterable[str],
+                consents: Iterable[Consent], at: datetime) -> Decision:
+    """The decision, from data already loaded (pure: no I/O)."""
+    asked = frozenset(categories)
+    if actor_organization_id == custodian_organization_id:
+        return Decision(asked, asked, (), "custodian")
+    if actor_organization_id == author_organization_id:
+        return Decision(asked, asked, (), "author")
+    permitted: set[str] = set()
+    relied_on: list[uuid.UUID] = []
+    for consent in consents:
+        if consent.status_at(at) != "active" or purpose not in consent.purposes:
+            continue
+        parties = set(consent.organization_ids)
+        if not {actor_organization_id, author_organization_id} <= parties:
+            continue
+        granted = asked & set(consent.categories)
+        if granted - permitted:
+            relied_on.append(consent.id)
+            permitted |= granted
+    if not permitted:
+        reason = "no_consent"
+    else:
+        reason = "consent" if asked <= permitted else "partial_consent"
+    return Decision(asked, frozenset(permitted), tuple(relied_on), reason)
+
+
+def decide(*, actor_organization_id: uuid.UUID, family, purpose: str,
+           categories: Iterable[str], author_organization_id: uuid.UUID | None = None,
+           at: datetime) -> Decision:
+    """May the actor see these categories of the family's information, authored by
+    `author_organization_id` (default: the family's custodian), for `purpose`, at `at`?
+
+    The custodian and the author see their own information. Anyone else sees a category only
+    when a consent in force at `at` names the actor, the author, the purpose and the category.
+    Several consents combine. Everything else is denied.
+    """
+    author = author_organization_id or family.custodian_organization_id
+    consents = ()
+    if actor_organization_id not in (family.custodian_organization_id, author):
+        consents = consents_in_force(family_id=family.id,
+                                     actor_organization_id=actor_organization_id,
+                                     author_organization_id=author, at=at)
+    return decide_over(actor_organization_id=actor_organization_id,
+                       custodian_organization_id=family.custodian_organization_id,
+                       author_organization_id=author, purpose=purpose, categories=categories,
+                       consents=consents, at=at)
+
+
+def is_party_to_any(*, family_id: uuid.UUID, organization_id: uuid.UUID) -> bool:
+    """Whether any consent of the family, past or present, names the organization."""
+    return db.session.scalar(
+        sa.select(sa.literal(True)).where(sa.exists().where(
+            ConsentParty.family_id == family_id,
+            ConsentParty.organization_id == organization_id))) is True
+
+
+def may_see_family(*, actor_organization_id: uuid.UUID, family, at: datetime) -> bool:
+    """Whether the actor holds the family, or may see its identity for some purpose now."""
+    if actor_organization_id == family.custodian_organization_id:
+        return True
+    consents = consents_in_force(family_id=family.id, actor_organization_id=actor_organization_id,
+                                 author_organization_id=family.custodian_organization_id, at=at)
+    return any(
+        not decide_over(actor_organization_id=actor_organization_id,
+                        custodian_organization_id=family.custodian_organization_id,
+                        author_organization_id=family.custodian_organization_id,
+                        purpose=purpose, categories=["identity"], consents=consents,
+                        at=at).nothing_permitted
+        for purpose in PURPOSES)

@@ -1,0 +1,99 @@
+"""Input and output schemas of consents and consent decisions."""
+
+from marshmallow import Schema, fields, validate
+
+from consent.categories import CATEGORIES, PURPOSES
+from consent.models import LEGAL_AUTHORITIES, METHODS, REQUESTERS
+from core.pagination import PageQuery, page_schema
+from core.schemas import InputSchema, LanguageTag, StrictBoolean, Timestamp, text, unique_items
+
+_categories = fields.List(fields.String(validate=validate.OneOf(list(CATEGORIES))),
+                          required=True, validate=[validate.Length(1, len(CATEGORIES)),
+                                                   unique_items])
+_purposes = fields.List(fields.String(validate=validate.OneOf(list(PURPOSES))),
+                        required=True, validate=[validate.Length(1, len(PURPOSES)),
+                                                 unique_items])
+
+
+class GrantorSchema(Schema):
+    caregiver_id = fields.UUID()
+    legal_authority = fields.String(metadata={"enum": list(LEGAL_AUTHORITIES)})
+
+
+class ConsentSchema(Schema):
+    """A recorded consent; `status` is derived from the time of the request."""
+
+    id = fields.UUID()
+    family_id = fields.UUID()
+    grantor = fields.Nested(GrantorSchema)
+    organization_ids = fields.List(fields.UUID())
+    purposes = fields.List(fields.String(metadata={"enum": list(PURPOSES)}))
+    categories = fields.List(fields.String(metadata={"enum": list(CATEGORIES)}))
+    effective_at = Timestamp()
+    expires_at = Timestamp()
+    method = fields.String(metadata={"enum": list(METHODS)})
+    signed_at = Timestamp()
+    explained_in_language = fields.String()
+    interpreter_used = fields.Boolean()
+    revocation_rights_explained = fields.Boolean()
+    recorded_by_organization_id = fields.UUID()
+    recorded_at = Timestamp()
+    status = fields.String(metadata={"enum": ["active", "expired", "revoked", "pending"]})
+    revoked_at = Timestamp(allow_none=True)
+    revocation_reason = fields.String(allow_none=True)
+    revocation_requested_by = fields.String(allow_none=True,
+                                            metadata={"enum": list(REQUESTERS)})
+
+
+ConsentPageSchema = page_schema(ConsentSchema, "ConsentPage")
+
+
+class GrantorInputSchema(InputSchema):
+    caregiver_id = fields.UUID(required=True, metadata={
+        "description": "A caregiver of this family with legal authority."})
+    legal_authority = fields.String(required=True, validate=validate.OneOf(LEGAL_AUTHORITIES))
+
+
+class ConsentInputSchema(InputSchema):
+    """A consent as the family gave it. It is never edited afterwards."""
+
+    grantor = fields.Nested(GrantorInputSchema, required=True)
+    organization_ids = fields.List(fields.UUID(), required=True,
+                                   validate=[validate.Length(2, 20), unique_items],
+                                   metadata={"description": "The organizations that may "
+                                             "share with each other; the recorder among them."})
+    purposes = _purposes
+    categories = _categories
+    effective_at = fields.AwareDateTime(metadata={"description": "Default: now."})
+    expires_at = fields.AwareDateTime(required=True, metadata={
+        "description": "After effective_at, and at most CONSENT_MAX_DAYS (366) later."})
+    method = fields.String(required=True, validate=validate.OneOf(METHODS))
+    signed_at = fields.AwareDateTime(required=True)
+    explained_in_language = LanguageTag(required=True)
+    interpreter_used = StrictBoolean(required=True)
+    revocation_rights_explained = StrictBoolean(
+        required=True, validate=validate.Equal(True, error="The right to revoke must have "
+                                                           "been explained"))
+
+
+class RevocationInputSchema(InputSchema):
+    reason = text(1000, required=True)
+    requested_by = fields.String(load_default="caregiver", validate=validate.OneOf(REQUESTERS))
+    caregiver_id = fields.UUID(metadata={"description": "The caregiver who asked, if known."})
+
+
+class ConsentListQuery(PageQuery, InputSchema):
+    """`limit` and `cursor`."""
+
+
+class DecisionInputSchema(InputSchema):
+    family_id = fields.UUID(required=True)
+    purpose = fields.String(required=True, validate=validate.OneOf(list(PURPOSES)))
+    categories = _categories
+
+
+class DecisionSchema(Schema):
+    decision = fields.String(required=True, metadata={"enum": ["permit", "deny"]})
+    permitted_categories = fields.List(fields.String(), required=True)
+    consent_ids = fields.List(fields.UUID(), required=True)
+    reason = fields.String(required=True)

@@ -1,0 +1,1 @@
+"""The infant or toddler and their caregivers: the subject of every consent and referral."""

@@ -1,0 +1,80 @@
+"""Family records over HTTP."""
+
+import uuid
+
+from flask import Blueprint, request
+
+from auth.protect import current_actor, require_scope
+from core.concurrency import etag_for
+from core.docs import IF_MATCH_OPTIONAL, operation
+from core.web import load_body, load_query, respond
+from families import service
+from families.schemas import (
+    FamilyCreatedSchema,
+    FamilyCreateSchema,
+    FamilyListQuery,
+    FamilyPageSchema,
+    FamilyReadQuery,
+    FamilySchema,
+    FamilyUpdateSchema,
+)
+
+bp = Blueprint("families", __name__, url_prefix="/api/v1/families")
+TAGS = ["Families"]
+_ETAG = {"ETag": "Version of the family record."}
+
+
+@bp.post("")
+@require_scope("families:write")
+@operation(summary="Record a family", tags=TAGS, body=FamilyCreateSchema,
+           responses={201: FamilyCreatedSchema}, headers={201: _ETAG})
+def create_family():
+    """The calling organization becomes the family's custodian. `warnings` names likely
+    duplicates among the caller's own families (same child name and birth date)."""
+    data = load_body(FamilyCreateSchema)
+    family, warnings = service.create_family(current_actor(), data=data)
+    document = service.family_document(family) | {"warnings": warnings}
+    return respond(FamilyCreatedSchema, document, status=201,
+                   headers={"ETag": etag_for(family.version),
+                            "Location": f"/api/v1/families/{family.id}"})
+
+
+@bp.get("")
+@require_scope("families:read")
+@operation(summary="List your own families", tags=TAGS, query=FamilyListQuery,
+           responses={200: FamilyPageSchema})
+def list_families():
+    """The families the calling organization holds as custodian, newest first."""
+    args = load_query(FamilyListQuery)
+    page = service.list_families(current_actor(), **args)
+    page.items = [service.family_document(family) for family in page.items]
+    return respond(FamilyPageSchema, page)
+
+
+@bp.get("/<uuid:family_id>")
+@require_scope("families:read")
+@operation(summary="Read a family record", tags=TAGS, query=FamilyReadQuery,
+           responses={200: FamilySchema}, headers={200: _ETAG})
+def get_family(family_id: uuid.UUID):
+    """The custodian sees the whole record. Another organization sees exactly the categories
+    a consent in force permits it for `purpose`; `redacted` names the withheld ones. 404 when
+    nothing is permitted, the same as for an id that does not exist."""
+    args = load_query(FamilyReadQuery)
+    document, version = service.read_family(current_actor(), family_id=family_id, **args)
+    return respond(FamilySchema, document, headers={"ETag": etag_for(version)})
+
+
+@bp.patch("/<uuid:family_id>")
+@require_scope("families:write")
+@operation(summary="Change a family record", tags=TAGS, body=FamilyUpdateSchema,
+           errors=(403, 409, 412), responses={200: FamilySchema}, headers={200: _ETAG},
+           parameters=[IF_MATCH_OPTIONAL])
+def update_family(family_id: uuid.UUID):
+    """Custodian only (another organization that may see the family gets 403, any other 404).
+    `caregivers`, when given, is the whole list: items with an `id` change that caregiver,
+    items without are added, caregivers left out are removed (409 if they granted a consent)."""
+    changes = load_body(FamilyUpdateSchema)
+    family = service.update_family(current_actor(), family_id=family_id, changes=changes,
+                                   if_match=request.headers.get("If-Match"))
+    return respond(FamilySchema, service.family_document(family),
+                   headers={"ETag": etag_for(family.version)})

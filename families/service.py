@@ -1,0 +1,206 @@
+"""Family records: created and changed by their custodian, seen by others only under consent."""
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+
+import audit
+from consent import policy
+from consent.categories import FAMILY_CATEGORIES, FAMILY_FIELDS, redact
+from consent.models import Consent
+from core.concurrency import check_if_match
+from core.db import db
+from core.errors import Problem
+from core.pagination import Page, keyset_page
+from core.time import now
+from families.models import Caregiver, Family
+
+_CAREGIVER_FIELDS = ("given_name", "family_name", "relationship", "has_legal_authority",
+                     "phone", "email")
+_FAMILY_FIELDS = ("preferred_language", "interpreter_needed", "cultural_considerations")
+
+
+def _not_found(family_id, **audit_context) -> Problem:
+    return Problem("not-found", "No family with this id is visible to this organization",
+                   audit={"action": "read", "resource_type": "family",
+                          "resource_id": family_id, **audit_context})
+
+
+def get_family(family_id: uuid.UUID) -> Family | None:
+    return db.session.get(Family, family_id)
+
+
+def family_document(family: Family, permitted=FAMILY_CATEGORIES) -> dict:
+    """The record as a plain document holding only the permitted categories, and `redacted`."""
+    document = {
+        "id": family.id,
+        "custodian_organization_id": family.custodian_organization_id,
+        "child": family.child,
+        "caregivers": [{"id": c.id, **{f: getattr(c, f) for f in _CAREGIVER_FIELDS}}
+                       for c in family.caregivers],
+        "preferred_language": family.preferred_language,
+        "interpreter_needed": family.interpreter_needed,
+        "cultural_considerations": family.cultural_considerations,
+        "contact_preferences": family.contact_preferences,
+    }
+    document = redact(document, FAMILY_FIELDS, permitted)
+    document["redacted"] = sorted(FAMILY_CATEGORIES - set(permitted))
+    return document
+
+
+def _apply(family: Family, data: dict) -> None:
+    if "child" in data:
+        child = data["child"]
+        family.child_given_name = child["given_name"]
+        family.child_family_name = child["family_name"]
+        family.child_birth_date = child["birth_date"]
+        family.child_county = child.get("county")
+    for field in _FAMILY_FIELDS:
+        if field in data:
+            setattr(family, field, data[field])
+    if "contact_preferences" in data:
+        preferences = data["contact_preferences"]
+        family.do_not_contact = preferences["do_not_contact"]
+        family.contact_methods = preferences["methods"]
+        family.contact_best_times = preferences.get("best_times")
+
+
+def _likely_duplicates(actor, family: Family) -> list[uuid.UUID]:
+    """The caller's own families with the same child name and birth date; never another's."""
+    candidates = db.session.scalars(sa.select(Family).where(
+        Family.custodian_organization_id == actor.organization_id,
+        Family.child_birth_date == family.child_birth_date,
+        Family.id != family.id))
+    name = (family.child_given_name.casefold(), family.child_family_name.casefold())
+    return [c.id for c in candidates
+            if (c.child_given_name.casefold(), c.child_family_name.casefold()) == name]
+
+
+def create_family(actor, *, data: dict) -> tuple[Family, list[dict]]:
+    """Record a family; the caller becomes its custodian. Returns it with duplicate warnings."""
+    family = Family(id=uuid.uuid4(), custodian_organization_id=actor.organization_id)
+    _apply(family, data)
+    family.caregivers = [
+        Caregiver(position=n, **{f: c.get(f) for f in _CAREGIVER_FIELDS})
+        for n, c in enumerate(data["caregivers"])
+    ]
+    db.session.add(family)
+    db.session.flush()
+    warnings = []
+    duplicates = _likely_duplicates(actor, family)
+    if duplicates:
+        warnings.append({"code": "possible_duplicate", "family_ids": duplicates,
+                         "detail": "Your organization already holds a family with this child's "
+                                   "name and birth date"})
+    audit.record(action="create", outcome="permit", reason="custodian", resource_type="family",
+                 resource_id=family.id, family_id=family.id, actor=actor,
+                 categories=FAMILY_CATEGORIES)
+    return family, warnings
+
+
+def list_families(actor, *, limit: int, cursor: str | None = None) -> Page:
+    """The caller's own families, newest first."""
+    stmt = sa.select(Family).where(Family.custodian_organization_id == actor.organization_id)
+    page = keyset_page(
+        stmt, kind="families", order=[Family.created_at, Family.id], cursor=cursor,
+        limit=limit, descending=True,
+        encode=lambda f: [f.created_at.isoformat(), str(f.id)],
+        decode=lambda v: [_instant(v[0]), uuid.UUID(v[1])])
+    audit.record(action="search", outcome="permit", reason="custodian", resource_type="family",
+                 actor=actor, categories=FAMILY_CATEGORIES if page.items else ())
+    return page
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def read_family(actor, *, family_id: uuid.UUID, purpose: str) -> tuple[dict, int]:
+    """The record as the caller may see it for `purpose`, with its version; access recorded.
+
+    Raises Problem 404 when the family does not exist or no category is permitted.
+    """
+    family = get_family(family_id)
+    if family is None:
+        raise _not_found(family_id, reason="not_found", purpose=purpose)
+    decision = policy.decide(actor_organization_id=actor.organization_id, family=family,
+                             purpose=purpose, categories=FAMILY_CATEGORIES, at=now())
+    if decision.nothing_permitted:
+        raise _not_found(family_id, reason=decision.reason, family_id=family.id,
+                         purpose=purpose, categories=sorted(decision.asked))
+    audit.record(action="read", outcome="permit", reason=decision.reason,
+                 resource_type="family", resource_id=family.id, family_id=family.id,
+                 purpose=purpose, categories=decision.permitted,
+                 consent_ids=decision.consent_ids, actor=actor)
+    return family_document(family, decision.permitted), family.version
+
+
+def update_family(actor, *, family_id: uuid.UUID, changes: dict, if_match: str | None) -> Family:
+    """Change a family record; only its custodian may.
+
+    Raises Problem 404 (unknown, or not visible), 403 (visible under consent but not the
+    custodian's), 412 (stale If-Match), 409 (removing a caregiver who granted a consent).
+    """
+    family = get_family(family_id)
+    if family is None:
+        raise _not_found(family_id, reason="not_found", action="update")
+    if family.custodian_organization_id != actor.organization_id:
+        visible = policy.decide(actor_organization_id=actor.organization_id, family=family,
+                                purpose="care_coordination", categories=["identity"],
+                                at=now())
+        if visible.nothing_permitted:
+            raise _not_found(family_id, reason=visible.reason, action="update",
+                             family_id=family.id)
+        raise Problem("forbidden", "Only the family's custodian changes its record",
+                      audit={"action": "update", "resource_type": "family",
+                             "resource_id": family.id, "family_id": family.id,
+                             "reason": "not_custodian"})
+    check_if_match(if_match, family.version, required=False)
+    _apply(family, changes)
+    if "caregivers" in changes:
+        _replace_caregivers(family, changes["caregivers"])
+    if db.session.is_modified(family) or any(db.session.is_modified(c) or c in db.session.new
+                                             for c in family.caregivers):
+        family.updated_at = now()  # a caregiver change versions the family record too
+    db.session.flush()
+    audit.record(action="update", outcome="permit", reason="custodian", resource_type="family",
+                 resource_id=family.id, family_id=family.id, actor=actor,
+                 categories=_changed_categories(changes))
+    return family
+
+
+def _changed_categories(changes: dict) -> list[str]:
+    categories = set()
+    for field in changes:
+        category = FAMILY_FIELDS.get(field)
+        if isinstance(category, dict):
+            categories |= set(category.values())
+        elif category:
+            categories.add(category)
+    return sorted(categories)
+
+
+def _replace_caregivers(family: Family, wanted: list[dict]) -> None:
+    existing = {c.id: c for c in family.caregivers}
+    unknown = [str(c["id"]) for c in wanted if "id" in c and c["id"] not in existing]
+    if unknown:
+        raise Problem("validation-error", "A caregiver id does not belong to this family",
+                      errors={"caregivers": [f"Unknown caregiver {i}" for i in unknown]})
+    kept = {c["id"] for c in wanted if "id" in c}
+    removed = [cid for cid in existing if cid not in kept]
+    if removed:
+        granted = db.session.scalar(sa.select(Consent.id).where(
+            sa.or_(Consent.grantor_caregiver_id.in_(removed),
+                   Consent.revocation_caregiver_id.in_(removed))).limit(1))
+        if granted is not None:
+            raise Problem("conflict", "A caregiver who granted or revoked a consent stays on "
+                                      "the record; mark changes in their details instead")
+    caregivers = []
+    for position, item in enumerate(wanted):
+        caregiver = existing.get(item.get("id")) or Caregiver()
+        caregiver.position = position
+        for field in _CAREGIVER_FIELDS:
+            setattr(caregiver, field, item.get(field))
+        caregivers.append(caregiver)
+    family.caregivers = caregivers
