@@ -21,10 +21,10 @@ _CAREGIVER_FIELDS = ("given_name", "family_name", "relationship", "has_legal_aut
 _FAMILY_FIELDS = ("preferred_language", "interpreter_needed", "cultural_considerations")
 
 
-def _not_found(family_id, **audit_context) -> Problem:
+def _not_found(resource_id, **audit_context) -> Problem:
     return Problem("not-found", "No family with this id is visible to this organization",
                    audit={"action": "read", "resource_type": "family",
-                          "resource_id": family_id, **audit_context})
+                          "resource_id": resource_id, **audit_context})
 
 
 def get_family(family_id: uuid.UUID) -> Family | None:
