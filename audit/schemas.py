@@ -135,3 +135,24 @@ class CheckpointInputSchema(InputSchema):
 class CheckpointVerdictSchema(Schema):
     valid = fields.Boolean(required=True)
     reason = fields.String(required=True, allow_none=True)
+
+
+class DisclosureSchema(Schema):
+    """One disclosure of a family's information outside its custodian."""
+
+    seq = fields.Integer()
+    recorded_at = Timestamp()
+    organization_id = fields.UUID()
+    action = fields.String(metadata={"enum": list(ACTIONS)})
+    purpose = fields.String(allow_none=True)
+    categories = fields.List(fields.String())
+    consent_ids = fields.List(fields.String())
+    resource = fields.Function(lambda e: {"type": e.resource_type, "id": e.resource_id},
+                               metadata={"type": "object"})
+
+
+DisclosurePageSchema = page_schema(DisclosureSchema, "DisclosurePage")
+
+
+class DisclosureQuery(PageQuery, InputSchema):
+    """`limit` and `cursor`."""

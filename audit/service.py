@@ -100,3 +100,18 @@ def verify_checkpoint(checkpoint: dict) -> dict:
         raise Problem("validation-error", "The checkpoint was not signed by this service",
                       errors={"public_key": ["Not a key of this service"]})
     return checkpoints.extends(db.session, checkpoint)
+
+
+#: Reasons of a permitted access that rested on a consent: a disclosure outside the custodian.
+DISCLOSURE_REASONS = ("consent", "partial_consent")
+
+
+def disclosures(*, family_id, limit: int, cursor: str | None = None) -> Page:
+    """Every permitted access to the family's information that rested on a consent, newest
+    first: who, when, which categories, for what purpose, under which consents."""
+    stmt = sa.select(AuditEvent).where(AuditEvent.family_id == family_id,
+                                       AuditEvent.outcome == "permit",
+                                       AuditEvent.reason.in_(DISCLOSURE_REASONS))
+    return keyset_page(stmt, kind="disclosures", order=[AuditEvent.seq], cursor=cursor,
+                       limit=limit, descending=True, encode=lambda e: [e.seq],
+                       decode=lambda values: [int(values[0])])

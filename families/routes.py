@@ -4,6 +4,7 @@ import uuid
 
 from flask import Blueprint, request
 
+from audit.schemas import DisclosurePageSchema, DisclosureQuery
 from auth.protect import current_actor, require_scope
 from core.concurrency import etag_for
 from core.docs import IF_MATCH_OPTIONAL, operation
@@ -62,6 +63,19 @@ def get_family(family_id: uuid.UUID):
     args = load_query(FamilyReadQuery)
     document, version = service.read_family(current_actor(), family_id=family_id, **args)
     return respond(FamilySchema, document, headers={"ETag": etag_for(version)})
+
+
+@bp.get("/<uuid:family_id>/disclosures")
+@require_scope("families:read", "audit:read")
+@operation(summary="Accounting of disclosures", tags=TAGS, query=DisclosureQuery,
+           responses={200: DisclosurePageSchema})
+def list_disclosures(family_id: uuid.UUID):
+    """Every access to the family's information by an organization other than its custodian
+    that a consent permitted: who, when, which categories, what purpose, which consents;
+    newest first. For the custodian (`families:read`) and for auditors (`audit:read`)."""
+    args = load_query(DisclosureQuery)
+    page = service.list_disclosures(current_actor(), family_id=family_id, **args)
+    return respond(DisclosurePageSchema, page)
 
 
 @bp.patch("/<uuid:family_id>")

@@ -6,6 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 import audit
+from audit import service as audit_service
 from consent import policy
 from consent.categories import FAMILY_CATEGORIES, FAMILY_FIELDS, redact
 from consent.models import Consent
@@ -134,6 +135,25 @@ def read_family(actor, *, family_id: uuid.UUID, purpose: str) -> tuple[dict, int
                  purpose=purpose, categories=decision.permitted,
                  consent_ids=decision.consent_ids, actor=actor)
     return family_document(family, decision.permitted), family.version
+
+
+def list_disclosures(actor, *, family_id: uuid.UUID, limit: int,
+                     cursor: str | None = None) -> Page:
+    """The accounting of disclosures of a family, for its custodian and for auditors.
+
+    Raises Problem 404 for an unknown family, or a caller that is neither.
+    """
+    family = get_family(family_id)
+    auditor = "audit:read" in actor.scopes
+    custodian = family is not None and family.custodian_organization_id == actor.organization_id
+    if family is None or not (auditor or (custodian and "families:read" in actor.scopes)):
+        raise _not_found(family_id, reason="not_found",
+                         family_id=family.id if family else None)
+    page = audit_service.disclosures(family_id=family.id, limit=limit, cursor=cursor)
+    audit.record(action="read", outcome="permit", reason="auditor" if auditor else "custodian",
+                 resource_type="disclosures", resource_id=family.id, family_id=family.id,
+                 actor=actor)
+    return page
 
 
 def update_family(actor, *, family_id: uuid.UUID, changes: dict, if_match: str | None) -> Family:

@@ -1,0 +1,76 @@
+"""The accounting of disclosures: who outside the custodian saw a family's information."""
+
+import pytest
+
+from tests.conftest import bearer
+
+
+@pytest.fixture
+def disclosed(client, make):
+    clinic = make.organization(name="Clinic", type="pediatric_primary_care")
+    provider = make.organization(name="Provider")
+    family = make.family(clinic)
+    consent = make.consent(family, [clinic, provider], categories=("identity",))
+    reader = make.token(provider, ["families:read"])
+    for purpose in ("referral", "care_coordination"):
+        assert client.get(f"/api/v1/families/{family.id}?purpose={purpose}",
+                          headers=bearer(reader)).status_code == 200
+    # The custodian's own reads are not disclosures.
+    own = make.token(clinic, ["families:read"])
+    assert client.get(f"/api/v1/families/{family.id}", headers=bearer(own)).status_code == 200
+    return clinic, provider, family, consent, own
+
+
+def test_the_custodian_reads_who_saw_what_newest_first(client, disclosed):
+    clinic, provider, family, consent, own = disclosed
+    answer = client.get(f"/api/v1/families/{family.id}/disclosures", headers=bearer(own))
+    assert answer.status_code == 200
+    items = answer.json["items"]
+    assert [(i["organization_id"], i["purpose"]) for i in items] == [
+        (str(provider.id), "care_coordination"), (str(provider.id), "referral")]
+    for item in items:
+        assert item["action"] == "read"
+        assert item["categories"] == ["identity"]
+        assert item["consent_ids"] == [str(consent.id)]
+        assert item["resource"] == {"type": "family", "id": str(family.id)}
+        assert set(item) == {"seq", "recorded_at", "organization_id", "action", "purpose",
+                             "categories", "consent_ids", "resource"}
+    assert items[0]["seq"] > items[1]["seq"]
+
+
+def test_an_auditor_reads_any_family_and_pages(client, make, disclosed):
+    family = disclosed[2]
+    auditor = make.token(make.organization(name="Privacy Office", type="community_other"),
+                         ["audit:read"])
+    first = client.get(f"/api/v1/families/{family.id}/disclosures?limit=1",
+                       headers=bearer(auditor))
+    assert first.status_code == 200 and len(first.json["items"]) == 1
+    second = client.get(f"/api/v1/families/{family.id}/disclosures?limit=1"
+                        f"&cursor={first.json['next_cursor']}", headers=bearer(auditor))
+    assert len(second.json["items"]) == 1
+    assert second.json["next_cursor"] is None
+    assert second.json["items"][0]["seq"] < first.json["items"][0]["seq"]
+
+
+@pytest.mark.parametrize("who", ["provider", "stranger"])
+def test_others_get_404_even_with_families_read(client, make, disclosed, who):
+    clinic, provider, family, _, _ = disclosed
+    organization = provider if who == "provider" else make.organization(name="Stranger")
+    answer = client.get(f"/api/v1/families/{family.id}/disclosures",
+                        headers=bearer(make.token(organization, ["families:read"])))
+    assert answer.status_code == 404
+
+
+def test_the_custodian_needs_families_read(client, make, disclosed):
+    clinic, _, family, _, _ = disclosed
+    answer = client.get(f"/api/v1/families/{family.id}/disclosures",
+                        headers=bearer(make.token(clinic, ["directory:read"])))
+    assert answer.status_code == 403
+    assert answer.json["type"] == "/problems/insufficient-scope"
+
+
+@pytest.mark.parametrize("query", ["limit=0", "cursor=forged", "since=2026-01-01"])
+def test_bad_queries_are_422(client, disclosed, query):
+    family, own = disclosed[2], disclosed[4]
+    answer = client.get(f"/api/v1/families/{family.id}/disclosures?{query}", headers=bearer(own))
+    assert answer.status_code == 422
