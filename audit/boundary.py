@@ -1,13 +1,15 @@
-"""Refusals recorded after the rollback, in a fresh transaction; the signing key at start."""
+"""Refusals recorded after the rollback in a fresh transaction; checkpoints on a schedule."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
-from audit.checkpoints import load_signing_key
+from audit.checkpoints import checkpoint_if_due, load_signing_key
 from audit.recorder import record
 from core.db import db
-from core.web import on_rollback
+from core.time import now
+from core.web import on_commit, on_rollback
 
 _METHOD_ACTIONS = {"GET": "read", "HEAD": "read", "POST": "create", "PATCH": "update",
                    "PUT": "update", "DELETE": "revoke"}
@@ -45,8 +47,23 @@ def _record_refusal(response) -> None:
     db.session.commit()
 
 
+def _checkpoint_on_schedule() -> None:
+    """At most once per interval per process, checkpoint the head if no worker has lately."""
+    interval = current_app.config["AUDIT_CHECKPOINT_INTERVAL"]
+    state = current_app.extensions["audit_schedule"]
+    at = now()
+    if not interval or at < state["next_look"]:
+        return
+    state["next_look"] = at + timedelta(seconds=interval)
+    checkpoint_if_due(db.session, timedelta(seconds=interval))
+    db.session.commit()
+
+
 def init_app(app: Flask) -> None:
-    """Load the checkpoint signing key and record refusals after their rollback."""
+    """Load the checkpoint signing key, record refusals after their rollback, and checkpoint
+    on the schedule after commits."""
     app.extensions["audit_signing_key"] = load_signing_key(
         app.config.get("AUDIT_SIGNING_KEY"), Path(app.instance_path))
+    app.extensions["audit_schedule"] = {"next_look": datetime.min.replace(tzinfo=UTC)}
     on_rollback(app, _record_refusal)
+    on_commit(app, _checkpoint_on_schedule)

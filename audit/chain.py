@@ -58,15 +58,18 @@ def _canonical_values(values) -> list:
     ]
 
 
-#: Compact separators and UTF-8, built once: a verifier in any language rebuilds the same bytes.
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: JSON with ", " between items and non-ASCII kept, built once: byte for byte the text of
+#: PostgreSQL's json_build_array(...), which chains events there (migrations 0004).
+_encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def event_hash(values: dict) -> str:
-    """SHA-256 (hex) of the canonical JSON array of an event's fields, `prev_hash` included.
+    """SHA-256 (hex) of the UTF-8 canonical JSON array of an event's fields, `prev_hash`
+    included.
 
     The array holds the fields in HASHED_FIELDS order (alphabetical): ids as lowercase UUID
-    strings, `recorded_at` as RFC 3339 UTC with microseconds and Z, lists as JSON arrays.
+    strings, `recorded_at` as RFC 3339 UTC with microseconds and Z, lists as JSON arrays,
+    items separated by ", ", non-ASCII characters as themselves.
     """
     return hashlib.sha256(_encode(_canonical_values(values)).encode()).hexdigest()
 

@@ -5,6 +5,7 @@ import binascii
 import hashlib
 import json
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -98,6 +99,20 @@ def checkpoint_now(session) -> AuditCheckpoint:
     head.checkpointed_at = at
     session.flush()
     return session.get(AuditCheckpoint, head.seq)
+
+
+def checkpoint_if_due(session, interval: timedelta) -> bool:
+    """Checkpoint the head when the newest checkpoint is older than `interval` (any worker)."""
+    head = session.execute(sa.select(AuditChainHead).where(AuditChainHead.id == 1)
+                           .with_for_update()).scalar_one()
+    at = now()
+    if head.seq == 0 or (head.checkpointed_at is not None
+                         and at - head.checkpointed_at < interval):
+        return False
+    if session.get(AuditCheckpoint, head.seq) is None:
+        make_checkpoint(session.connection(), seq=head.seq, event_hash=head.hash, at=at)
+    head.checkpointed_at = at
+    return True
 
 
 def latest_checkpoint(session) -> AuditCheckpoint | None:

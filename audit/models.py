@@ -64,6 +64,36 @@ class AuditEvent(db.Model):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditPending(db.Model):
+    """An event written by a request, chained by PostgreSQL as that transaction commits.
+
+    A deferred constraint trigger moves each row into `audit_events` at COMMIT, under the
+    chain head's lock, and deletes it: no row outlives its transaction. (SQLite chains in
+    Python instead, its writers being serialized already.)
+    """
+
+    __tablename__ = "audit_pending"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    recorded_at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(64))
+    organization_id: Mapped[uuid.UUID | None]
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    token_id: Mapped[uuid.UUID | None]
+    purpose: Mapped[str | None] = mapped_column(String(32))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    family_id: Mapped[uuid.UUID | None]
+    categories: Mapped[list[str]] = mapped_column(JSONDocument)
+    consent_ids: Mapped[list[str]] = mapped_column(JSONDocument)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    request_method: Mapped[str | None] = mapped_column(String(8))
+    request_path: Mapped[str | None] = mapped_column(String(512))
+    request_ip: Mapped[str | None] = mapped_column(String(64))
+
+
 class AuditChainHead(db.Model):
     """The one row naming the newest event; locked by every writer, so the chain stays linear."""
 

@@ -1,20 +1,19 @@
 """`record(...)`: an audit event joins the caller's transaction and is chained at its commit.
 
-Events wait in the session until it commits; just before the commit they are appended to the
-chain under a lock on the chain head, so the head is held only for the commit itself, and an
-event commits with the change it describes or not at all.
+Events wait in the session until it commits, then are written in that same transaction, so
+an event commits with the change it describes or not at all. On PostgreSQL the database
+chains them while the transaction commits (migration 0004); on SQLite this module does.
 """
 
 import uuid
-from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import current_app, has_request_context, request
+from flask import has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from audit.chain import event_hash
-from audit.models import ACTIONS, OUTCOMES, AuditChainHead, AuditEvent
+from audit.models import ACTIONS, OUTCOMES, AuditChainHead, AuditEvent, AuditPending
 from core.db import db
 from core.ids import new_id
 from core.time import now
@@ -22,8 +21,8 @@ from core.time import now
 _PENDING = "audit_pending"
 _EVENTS = AuditEvent.__table__
 _HEAD = AuditChainHead.__table__
-_LOCK_HEAD = (sa.select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.checkpointed_at)
-              .where(_HEAD.c.id == 1).with_for_update())
+_PENDING_EVENTS = AuditPending.__table__
+_LOCK_HEAD = sa.select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
 
 
 def record(*, action: str, outcome: str, reason: str, resource_type: str,
@@ -44,6 +43,7 @@ def record(*, action: str, outcome: str, reason: str, resource_type: str,
         token_id = actor.token_id
     values = {
         "id": new_id(),
+        "recorded_at": now(),
         "action": action,
         "outcome": outcome,
         "reason": reason,
@@ -75,45 +75,34 @@ def _request_fields() -> dict:
     }
 
 
-def pending_events(session: Session) -> list[dict]:
-    return session.info.get(_PENDING, [])
-
-
 @event.listens_for(Session, "before_commit")
-def _append_to_chain(session: Session) -> None:
+def _write_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
-    # Write the change first, so the head is locked for as short a time as possible.
+    # Write the change first, so the chain's head is held for as short a time as possible.
     session.flush()
-    # Core statements on the session's connection: this runs on every audited commit.
-    connection = session.connection()
-    # The head row lock orders writers inside PostgreSQL, across workers and hosts alike;
-    # on SQLite the transaction already holds the database's write lock (BEGIN IMMEDIATE).
+    connection = session.connection()  # Core statements: this runs on every audited commit
+    if connection.dialect.name == "postgresql":
+        # The audit_seal trigger chains them as this transaction commits (migration 0004):
+        # the ordering is decided inside PostgreSQL, across workers and hosts alike.
+        connection.execute(_PENDING_EVENTS.insert(), pending)
+    else:
+        _append_to_chain(connection, pending)
+
+
+def _append_to_chain(connection, pending: list[dict]) -> None:
+    """Chain events in Python: SQLite's writer already holds the database (BEGIN IMMEDIATE)."""
     head = connection.execute(_LOCK_HEAD).one()
     seq, prev_hash = head.seq, head.hash
-    recorded_at = now()
     rows = []
     for values in pending:
         seq += 1
-        row = {**values, "seq": seq, "recorded_at": recorded_at, "prev_hash": prev_hash}
+        row = {**values, "seq": seq, "prev_hash": prev_hash}
         row["hash"] = prev_hash = event_hash(row)
         rows.append(row)
     connection.execute(_EVENTS.insert(), rows)
-    changes = {"seq": seq, "hash": prev_hash}
-    if _checkpoint_due(head.checkpointed_at, recorded_at):
-        from audit.checkpoints import make_checkpoint
-
-        make_checkpoint(connection, seq=seq, event_hash=prev_hash, at=recorded_at)
-        changes["checkpointed_at"] = recorded_at
-    connection.execute(_HEAD.update().where(_HEAD.c.id == 1).values(**changes))
-
-
-def _checkpoint_due(last, at) -> bool:
-    interval = current_app.config.get("AUDIT_CHECKPOINT_INTERVAL") if current_app else None
-    if not interval:
-        return False
-    return last is None or at - last >= timedelta(seconds=interval)
+    connection.execute(_HEAD.update().where(_HEAD.c.id == 1).values(seq=seq, hash=prev_hash))
 
 
 @event.listens_for(Session, "after_soft_rollback")

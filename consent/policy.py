@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
-from consent.categories import PURPOSES
+from consent.categories import FAMILY_CATEGORIES, PURPOSES
 from consent.models import Consent, ConsentParty
 from core.db import db
 
@@ -120,7 +120,7 @@ def is_party_to_any(*, family_id: uuid.UUID, organization_id: uuid.UUID) -> bool
 
 
 def may_see_family(*, actor_organization_id: uuid.UUID, family, at: datetime) -> bool:
-    """Whether the actor holds the family, or may see its identity for some purpose now."""
+    """Whether the actor holds the family, or may now see any of its record for any purpose."""
     if actor_organization_id == family.custodian_organization_id:
         return True
     consents = consents_in_force(family_id=family.id, actor_organization_id=actor_organization_id,
@@ -129,6 +129,6 @@ def may_see_family(*, actor_organization_id: uuid.UUID, family, at: datetime) ->
         not decide_over(actor_organization_id=actor_organization_id,
                         custodian_organization_id=family.custodian_organization_id,
                         author_organization_id=family.custodian_organization_id,
-                        purpose=purpose, categories=["identity"], consents=consents,
+                        purpose=purpose, categories=FAMILY_CATEGORIES, consents=consents,
                         at=at).nothing_permitted
         for purpose in PURPOSES)

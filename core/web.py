@@ -33,6 +33,7 @@ def _finish(response):
     try:
         if response.status_code < 400:
             db.session.commit()
+            _after_commit()
         else:
             db.session.rollback()
             for hook in current_app.extensions.get("after_rollback", ()):
@@ -47,6 +48,22 @@ def _finish(response):
     response.headers["X-Request-ID"] = g.get("request_id") or str(uuid.uuid4())
     response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+def _after_commit() -> None:
+    # Housekeeping after the answer is safe: its failure must not turn a done request into an
+    # error, so it is logged instead.
+    for hook in current_app.extensions.get("after_commit", ()):
+        try:
+            hook()
+        except Exception:
+            db.session.rollback()
+            log.exception("after-commit hook failed")
+
+
+def on_commit(app: Flask, hook) -> None:
+    """Run `hook()` after a request's transaction committed; it may write and commit."""
+    app.extensions.setdefault("after_commit", []).append(hook)
 
 
 def on_rollback(app: Flask, hook) -> None:

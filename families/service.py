@@ -166,11 +166,9 @@ def update_family(actor, *, family_id: uuid.UUID, changes: dict, if_match: str |
     if family is None:
         raise _not_found(family_id, reason="not_found", action="update")
     if family.custodian_organization_id != actor.organization_id:
-        visible = policy.decide(actor_organization_id=actor.organization_id, family=family,
-                                purpose="care_coordination", categories=["identity"],
-                                at=now())
-        if visible.nothing_permitted:
-            raise _not_found(family_id, reason=visible.reason, action="update",
+        if not policy.may_see_family(actor_organization_id=actor.organization_id,
+                                     family=family, at=now()):
+            raise _not_found(family_id, reason="no_consent", action="update",
                              family_id=family.id)
         raise Problem("forbidden", "Only the family's custodian changes its record",
                       audit={"action": "update", "resource_type": "family",
