@@ -18,7 +18,7 @@ HASHED_FIELDS = (
 _COLUMNS = [getattr(AuditEvent, name) for name in HASHED_FIELDS] + [AuditEvent.hash]
 _SEQ = HASHED_FIELDS.index("seq")
 _PREV = HASHED_FIELDS.index("prev_hash")
-VERIFY_BATCH = 20_000
+VERIFY_BATCH = 50_000
 
 
 def canonical_document(values: dict) -> dict:
@@ -91,6 +91,22 @@ def chain_head(session) -> AuditChainHead:
     return session.scalars(sa.select(AuditChainHead).where(AuditChainHead.id == 1)).one()
 
 
+def _recomputed(session, lower: int, upper: int):
+    """(seq, prev_hash, stored hash, recomputed hash) of events lower..upper, in seq order."""
+    window = AuditEvent.seq.between(lower, upper)
+    if session.get_bind().dialect.name == "postgresql":
+        # The database recomputes with the same function its trigger chained with: set-based,
+        # in C, and no event crosses the wire whole.
+        recomputed = sa.func.audit_event_hash(*(getattr(AuditEvent, f) for f in HASHED_FIELDS))
+        yield from session.execute(
+            sa.select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash, recomputed)
+            .where(window).order_by(AuditEvent.seq))
+        return
+    for row in session.execute(sa.select(*_COLUMNS).where(window).order_by(AuditEvent.seq)):
+        yield row[_SEQ], row[_PREV], row[-1], event_hash(dict(zip(HASHED_FIELDS, row,
+                                                                  strict=False)))
+
+
 def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> Verdict:
     """Recompute the chain over [from_seq, to_seq] (default: the whole log) and compare.
 
@@ -116,23 +132,18 @@ def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> V
     checked = 0
     while expected <= end:
         upper = min(expected + VERIFY_BATCH - 1, end)
-        rows = session.execute(
-            sa.select(*_COLUMNS).where(AuditEvent.seq.between(expected, upper))
-            .order_by(AuditEvent.seq)
-        ).all()
-        for row in rows:
-            seq = row[_SEQ]
+        for seq, prev_hash, stored, recomputed in _recomputed(session, expected, upper):
             if seq != expected:
                 return bad(expected, f"event {expected} is missing", checked)
-            if row[_PREV] != prev:
+            if prev_hash != prev:
                 return bad(seq, f"prev_hash of event {seq} is not the hash of event {seq - 1}",
                            checked)
-            if event_hash(dict(zip(HASHED_FIELDS, row, strict=False))) != row[-1]:
+            if recomputed != stored:
                 return bad(seq, f"event {seq} does not hash to its stored hash", checked)
-            prev = row[-1]
+            prev = stored
             expected += 1
             checked += 1
-        if not rows or rows[-1][_SEQ] < upper:
+        if expected <= upper:
             return bad(expected, f"event {expected} is missing", checked)
 
     if whole_tail:

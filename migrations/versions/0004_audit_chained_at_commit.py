@@ -5,9 +5,10 @@ constraint trigger locks the chain head, gives each event the next seq, hashes i
 it into `audit_events`. The head is held only while the commit itself runs, inside the
 server: no client round trip and no application thread holds it.
 
-The hash is SHA-256 of the text of `json_build_array(<fields in HASHED_FIELDS order>)`,
-which is byte for byte what audit/chain.py builds with Python's json module (same
-separators, same escapes, UTF-8); audit/chain.py verifies both writers' events.
+The hash (`audit_event_hash`) is SHA-256 of the text of `json_build_array(<the fields in
+HASHED_FIELDS order>)`, byte for byte what audit/chain.py builds with Python's json module
+(same separators, same escapes, UTF-8). The verifier recomputes with the same SQL function on
+PostgreSQL, and audit/chain.py checks any exported event anywhere.
 
 Revision ID: 0004
 Revises: 0003
@@ -28,26 +29,39 @@ COLUMNS = ("id, recorded_at, action, outcome, reason, organization_id, client_id
            "purpose, resource_type, resource_id, family_id, categories, consent_ids, "
            "request_id, request_method, request_path, request_ip")
 
+#: The event hash in SQL: the trigger chains with it and the verifier recomputes with it.
+EVENT_HASH = """
+CREATE FUNCTION audit_event_hash(
+    action text, categories jsonb, client_id text, consent_ids jsonb, family_id uuid,
+    id uuid, organization_id uuid, outcome text, prev_hash text, purpose text, reason text,
+    recorded_at timestamptz, request_id text, request_ip text, request_method text,
+    request_path text, resource_id text, resource_type text, seq bigint, token_id uuid
+) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    -- The fields in HASHED_FIELDS order (audit/chain.py): keep the two in step.
+    SELECT encode(sha256(convert_to(json_build_array(
+        action, categories, client_id, consent_ids, family_id::text, id::text,
+        organization_id::text, outcome, prev_hash, purpose, reason,
+        to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        request_id, request_ip, request_method, request_path, resource_id, resource_type,
+        seq, token_id::text
+    )::text, 'UTF8')), 'hex')
+$$
+"""
+
 SEAL = f"""
 CREATE FUNCTION audit_seal() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     head_seq bigint;
     head_hash text;
-    document text;
     event_hash text;
 BEGIN
     SELECT seq, hash INTO head_seq, head_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE;
     head_seq := head_seq + 1;
-    -- The fields in HASHED_FIELDS order (audit/chain.py): keep the two in step.
-    document := json_build_array(
-        NEW.action, NEW.categories, NEW.client_id, NEW.consent_ids, NEW.family_id::text,
-        NEW.id::text, NEW.organization_id::text, NEW.outcome, head_hash, NEW.purpose,
-        NEW.reason,
-        to_char(NEW.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    event_hash := audit_event_hash(
+        NEW.action, NEW.categories, NEW.client_id, NEW.consent_ids, NEW.family_id, NEW.id,
+        NEW.organization_id, NEW.outcome, head_hash, NEW.purpose, NEW.reason, NEW.recorded_at,
         NEW.request_id, NEW.request_ip, NEW.request_method, NEW.request_path,
-        NEW.resource_id, NEW.resource_type, head_seq, NEW.token_id::text
-    )::text;
-    event_hash := encode(sha256(convert_to(document, 'UTF8')), 'hex');
+        NEW.resource_id, NEW.resource_type, head_seq, NEW.token_id);
     INSERT INTO audit_events ({COLUMNS}, seq, prev_hash, hash)
     VALUES (NEW.id, NEW.recorded_at, NEW.action, NEW.outcome, NEW.reason, NEW.organization_id,
             NEW.client_id, NEW.token_id, NEW.purpose, NEW.resource_type, NEW.resource_id,
@@ -85,6 +99,7 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_pending")),
     )
     if op.get_bind().dialect.name == "postgresql":
+        op.execute(EVENT_HASH)
         op.execute(SEAL)
         op.execute("CREATE CONSTRAINT TRIGGER audit_pending_seal AFTER INSERT ON audit_pending "
                    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION audit_seal()")
@@ -94,4 +109,5 @@ def downgrade():
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS audit_pending_seal ON audit_pending")
         op.execute("DROP FUNCTION IF EXISTS audit_seal()")
+        op.execute("DROP FUNCTION IF EXISTS audit_event_hash")
     op.drop_table("audit_pending")

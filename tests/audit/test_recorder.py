@@ -194,3 +194,23 @@ def test_postgresql_refuses_truncate(app, client, make):
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), \
                 db.session.begin_nested():
             db.session.execute(sa.text("TRUNCATE audit_events"))
+
+
+AWKWARD = ['say "hi"', "back\\slash", "tab\tnew\nline\r", "bell\x07 unit\x1f", "é 😀 中文",
+           "line\u2028separator", "del\x7f", "", "/api/v1/families/ü?x=1"]
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_the_database_and_python_hash_an_event_alike(app, text):
+    """PostgreSQL's trigger and audit/chain.py must build the same bytes for any field."""
+    from audit.chain import event_hash
+
+    with app.app_context():
+        audit.record(action="read", outcome="deny", reason="test", resource_type="test",
+                     resource_id=text[:64], client_id=text[:64], categories=["identity"],
+                     consent_ids=[uuid.uuid4()], family_id=uuid.uuid4())
+        db.session.commit()
+        [event] = audit_events(reason="test")
+        values = {c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns}
+        assert event_hash(values) == event.hash
+        assert verify(db.session).valid
