@@ -80,6 +80,11 @@ class Consent(db.Model):
     def status(self) -> str:
         return self.status_at(now())
 
+    @property
+    def version(self) -> int:
+        """1 as recorded, 2 once revoked: the only change a consent ever makes."""
+        return 1 if self.revoked_at is None else 2
+
 
 class ConsentParty(db.Model):
     """An organization a consent names; the named organizations may share with each other."""

@@ -15,7 +15,9 @@ from consent.schemas import (
     DecisionSchema,
     RevocationInputSchema,
 )
+from core.concurrency import etag_for
 from core.docs import operation
+from core.idempotency import idempotent
 from core.web import load_body, load_query, respond
 
 bp = Blueprint("consent", __name__, url_prefix="/api/v1")
@@ -24,6 +26,7 @@ TAGS = ["Consent"]
 
 @bp.post("/families/<uuid:family_id>/consents")
 @require_scope("consent:write")
+@idempotent
 @operation(summary="Record a family's consent", tags=TAGS, body=ConsentInputSchema,
            responses={201: ConsentSchema})
 def record_consent(family_id: uuid.UUID):
@@ -34,7 +37,8 @@ def record_consent(family_id: uuid.UUID):
     data = load_body(ConsentInputSchema)
     consent = service.record_consent(current_actor(), family_id=family_id, data=data)
     return respond(ConsentSchema, consent, status=201,
-                   headers={"Location": f"/api/v1/consents/{consent.id}"})
+                   headers={"Location": f"/api/v1/consents/{consent.id}",
+                            "ETag": etag_for(consent.version)})
 
 
 @bp.get("/families/<uuid:family_id>/consents")
@@ -50,10 +54,12 @@ def list_consents(family_id: uuid.UUID):
 
 @bp.get("/consents/<uuid:consent_id>")
 @require_scope("consent:read")
-@operation(summary="Read a consent", tags=TAGS, responses={200: ConsentSchema})
+@operation(summary="Read a consent", tags=TAGS, responses={200: ConsentSchema},
+           headers={200: {"ETag": "1 as recorded, 2 once revoked."}})
 def get_consent(consent_id: uuid.UUID):
     """For the organizations it names and the family's custodian; 404 for anyone else."""
-    return respond(ConsentSchema, service.get_consent(current_actor(), consent_id=consent_id))
+    consent = service.get_consent(current_actor(), consent_id=consent_id)
+    return respond(ConsentSchema, consent, headers={"ETag": etag_for(consent.version)})
 
 
 @bp.post("/consents/<uuid:consent_id>/revoke")
@@ -65,7 +71,7 @@ def revoke_consent(consent_id: uuid.UUID):
     200 with the consent unchanged; a revoked consent is never reactivated."""
     data = load_body(RevocationInputSchema)
     consent = service.revoke_consent(current_actor(), consent_id=consent_id, data=data)
-    return respond(ConsentSchema, consent)
+    return respond(ConsentSchema, consent, headers={"ETag": etag_for(consent.version)})
 
 
 @bp.post("/consent-decisions")

@@ -8,6 +8,7 @@ from audit.schemas import DisclosurePageSchema, DisclosureQuery
 from auth.protect import current_actor, require_scope
 from core.concurrency import etag_for
 from core.docs import IF_MATCH_OPTIONAL, operation
+from core.idempotency import idempotent
 from core.web import load_body, load_query, respond
 from families import service
 from families.schemas import (
@@ -27,6 +28,7 @@ _ETAG = {"ETag": "Version of the family record."}
 
 @bp.post("")
 @require_scope("families:write")
+@idempotent
 @operation(summary="Record a family", tags=TAGS, body=FamilyCreateSchema,
            responses={201: FamilyCreatedSchema}, headers={201: _ETAG})
 def create_family():

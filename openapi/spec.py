@@ -29,6 +29,14 @@ Authenticate with OAuth 2 client credentials at `/oauth/token` and send
 `type` of `/problems/<slug>`; 422 answers name each invalid field in `errors`.
 Problem types: """ + ", ".join(f"`{slug}`" for slug in PROBLEMS) + "."
 
+IDEMPOTENCY_KEY = {
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    "description": "Retrying with the same key and body within 24 hours returns the first "
+                   "answer (with `Idempotent-Replayed: true`); the same key with another body "
+                   "is 422 `idempotency-key-reused`. Keys of different clients never collide.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+}
+
 _ERROR_DESCRIPTIONS = {
     400: "The body could not be read (malformed JSON, too deeply nested).",
     401: "Missing, malformed, expired or revoked access token.",
@@ -125,6 +133,8 @@ def _operation(view, meta: dict, path_parameters: list[dict]) -> dict:
         operation["description"] = meta["description"]
     if meta["query"] is not None:
         operation["parameters"].append({"in": "query", "schema": meta["query"]})
+    if getattr(view, "idempotent", False):
+        operation["parameters"].append(IDEMPOTENCY_KEY)
     if meta["body"] is not None:
         operation["requestBody"] = {"required": True, **_content(_JSON, meta["body"])}
     if meta["form"] is not None:

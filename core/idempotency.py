@@ -1,0 +1,96 @@
+"""Idempotency-Key on creating POSTs: a retry returns the first answer instead of a second object.
+
+Keys are stored in the database, in the request's own transaction, so they hold across
+workers, hosts and restarts; a key belongs to one client, and lives 24 hours.
+"""
+
+import functools
+import hashlib
+import re
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app, g, request
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import db
+from core.errors import Problem, validation_problem
+from core.ids import new_id
+from core.sqltypes import JSONDocument
+from core.time import now
+
+LIFETIME = timedelta(hours=24)
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+#: Response headers replayed with the stored body.
+_REPLAYED_HEADERS = ("Location", "ETag")
+
+
+class IdempotencyKey(db.Model):
+    """The first answer to a client's creating request under a key."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.UniqueConstraint("client_id", "key"),
+                      sa.Index("ix_idempotency_keys_created_at", "created_at"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    #: SHA-256 of the method, the path and the body bytes.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int]
+    body: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime]
+
+
+def _request_hash() -> str:
+    digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
+    digest.update(request.get_data(cache=True))  # MAX_CONTENT_LENGTH still applies: 413
+    return digest.hexdigest()
+
+
+def idempotent(view):
+    """Honour `Idempotency-Key` on a creating POST of an authenticated client."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return view(*args, **kwargs)
+        if not _KEY.match(key):
+            raise validation_problem({"Idempotency-Key": [
+                "1 to 255 visible ASCII characters"]}, "The Idempotency-Key is not valid")
+        client_id = g.actor.client_id
+        fingerprint = _request_hash()
+        stored = db.session.scalar(sa.select(IdempotencyKey).where(
+            IdempotencyKey.client_id == client_id, IdempotencyKey.key == key))
+        if stored is not None and stored.created_at > now() - LIFETIME:
+            if stored.request_hash != fingerprint:
+                raise Problem("idempotency-key-reused",
+                              "This Idempotency-Key was used with another request body or path",
+                              errors={"Idempotency-Key": ["Already used with another request"]})
+            return _replay(stored)
+        if stored is not None:  # older than a day: the key is free again
+            db.session.delete(stored)
+            db.session.flush()
+        response = view(*args, **kwargs)
+        if 200 <= response.status_code < 300:
+            db.session.add(IdempotencyKey(
+                id=str(new_id()), client_id=client_id, key=key, request_hash=fingerprint,
+                status=response.status_code, body=response.get_data(as_text=True),
+                headers={h: response.headers[h] for h in _REPLAYED_HEADERS
+                         if h in response.headers},
+                created_at=now()))
+        return response
+
+    wrapped.idempotent = True
+    return wrapped
+
+
+def _replay(stored: IdempotencyKey):
+    response = current_app.response_class(stored.body, status=stored.status,
+                                          mimetype="application/json")
+    response.headers.update(stored.headers)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
