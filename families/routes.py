@@ -49,9 +49,7 @@ def create_family():
 def list_families():
     """The families the calling organization holds as custodian, newest first."""
     args = load_query(FamilyListQuery)
-    page = service.list_families(current_actor(), **args)
-    page.items = [service.family_document(family) for family in page.items]
-    return respond(FamilyPageSchema, page)
+    return respond(FamilyPageSchema, service.list_families(current_actor(), **args))
 
 
 @bp.get("/<uuid:family_id>")

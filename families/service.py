@@ -101,7 +101,7 @@ def create_family(actor, *, data: dict) -> tuple[Family, list[dict]]:
 
 
 def list_families(actor, *, limit: int, cursor: str | None = None) -> Page:
-    """The caller's own families, newest first."""
+    """The caller's own families as documents, newest first."""
     stmt = sa.select(Family).where(Family.custodian_organization_id == actor.organization_id)
     page = keyset_page(
         stmt, kind="families", order=[Family.created_at, Family.id], cursor=cursor,
@@ -110,6 +110,7 @@ def list_families(actor, *, limit: int, cursor: str | None = None) -> Page:
         decode=lambda v: [_instant(v[0]), uuid.UUID(v[1])])
     audit.record(action="search", outcome="permit", reason="custodian", resource_type="family",
                  actor=actor, categories=FAMILY_CATEGORIES if page.items else ())
+    page.items = [family_document(family) for family in page.items]
     return page
 
 
