@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import db
+from core.db import db, one_of
 from core.sqltypes import JSONDocument
 
 ACTIONS = ("create", "read", "update", "search", "transition", "revoke", "decide", "export")
@@ -16,28 +16,11 @@ OUTCOMES = ("permit", "deny", "error")
 GENESIS_HASH = "0" * 64
 
 
-def _one_of(column, values):
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
+class _EventFields:
+    """What an event says; chained events add seq, prev_hash and hash."""
 
-class AuditEvent(db.Model):
-    """One access or change, allowed or denied. Never updated or deleted (triggers refuse it)."""
-
-    __tablename__ = "audit_events"
-    __table_args__ = (
-        sa.CheckConstraint(_one_of("action", ACTIONS), name="action"),
-        sa.CheckConstraint(_one_of("outcome", OUTCOMES), name="outcome"),
-        # Auditors' filters, each ending in seq so a page is an index range scan at any depth.
-        sa.Index("ix_audit_events_organization_seq", "organization_id", "seq"),
-        sa.Index("ix_audit_events_client_seq", "client_id", "seq"),
-        sa.Index("ix_audit_events_family_seq", "family_id", "seq"),
-        sa.Index("ix_audit_events_resource_seq", "resource_type", "resource_id", "seq"),
-        sa.Index("ix_audit_events_recorded_at", "recorded_at"),
-    )
-
-    #: Position in the chain: 1, 2, 3, ... with no gaps.
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     recorded_at: Mapped[datetime]
     action: Mapped[str] = mapped_column(String(16))
     outcome: Mapped[str] = mapped_column(String(8))
@@ -60,11 +43,31 @@ class AuditEvent(db.Model):
     #: The path without its query string.
     request_path: Mapped[str | None] = mapped_column(String(512))
     request_ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditEvent(_EventFields, db.Model):
+    """One access or change, allowed or denied. Never updated or deleted (triggers refuse it)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        one_of("action", ACTIONS),
+        one_of("outcome", OUTCOMES),
+        # Auditors' filters, each ending in seq so a page is an index range scan at any depth.
+        sa.Index("ix_audit_events_organization_seq", "organization_id", "seq"),
+        sa.Index("ix_audit_events_client_seq", "client_id", "seq"),
+        sa.Index("ix_audit_events_family_seq", "family_id", "seq"),
+        sa.Index("ix_audit_events_resource_seq", "resource_type", "resource_id", "seq"),
+        sa.Index("ix_audit_events_recorded_at", "recorded_at"),
+    )
+
+    #: Position in the chain: 1, 2, 3, ... with no gaps.
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[uuid.UUID] = mapped_column(unique=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class AuditPending(db.Model):
+class AuditPending(_EventFields, db.Model):
     """An event written by a request, chained by PostgreSQL as that transaction commits.
 
     A deferred constraint trigger moves each row into `audit_events` at COMMIT, under the
@@ -73,25 +76,6 @@ class AuditPending(db.Model):
     """
 
     __tablename__ = "audit_pending"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    recorded_at: Mapped[datetime]
-    action: Mapped[str] = mapped_column(String(16))
-    outcome: Mapped[str] = mapped_column(String(8))
-    reason: Mapped[str] = mapped_column(String(64))
-    organization_id: Mapped[uuid.UUID | None]
-    client_id: Mapped[str | None] = mapped_column(String(64))
-    token_id: Mapped[uuid.UUID | None]
-    purpose: Mapped[str | None] = mapped_column(String(32))
-    resource_type: Mapped[str] = mapped_column(String(32))
-    resource_id: Mapped[str | None] = mapped_column(String(64))
-    family_id: Mapped[uuid.UUID | None]
-    categories: Mapped[list[str]] = mapped_column(JSONDocument)
-    consent_ids: Mapped[list[str]] = mapped_column(JSONDocument)
-    request_id: Mapped[str | None] = mapped_column(String(128))
-    request_method: Mapped[str | None] = mapped_column(String(8))
-    request_path: Mapped[str | None] = mapped_column(String(512))
-    request_ip: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditChainHead(db.Model):

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy import ForeignKey, String, orm
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import db
+from core.db import db, one_of
 from core.ids import new_id
 from core.sqltypes import JSONDocument
 from core.time import now
@@ -22,10 +22,8 @@ class Consent(db.Model):
 
     __tablename__ = "consents"
     __table_args__ = (
-        sa.CheckConstraint(f"grantor_legal_authority IN "
-                           f"({', '.join(repr(a) for a in LEGAL_AUTHORITIES)})",
-                           name="legal_authority"),
-        sa.CheckConstraint(f"method IN ({', '.join(repr(m) for m in METHODS)})", name="method"),
+        one_of("grantor_legal_authority", LEGAL_AUTHORITIES, name="legal_authority"),
+        one_of("method", METHODS),
         sa.CheckConstraint("expires_at > effective_at", name="expires_after_effective"),
         sa.CheckConstraint("revocation_rights_explained", name="revocation_rights_explained"),
         sa.Index("ix_consents_family_expires", "family_id", "expires_at"),

@@ -38,6 +38,12 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def one_of(column: str, values, name: str | None = None) -> sa.CheckConstraint:
+    """A CHECK that `column` holds one of `values` (NULL passes), named after the column."""
+    return sa.CheckConstraint(f"{column} IN ({', '.join(repr(v) for v in values)})",
+                              name=name or column)
+
+
 class Base(DeclarativeBase):
     registry = registry(
         metadata=sa.MetaData(naming_convention=NAMING_CONVENTION),

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy import ForeignKey, String, Text, orm
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import db
+from core.db import db, one_of
 from core.ids import new_id
 from core.sqltypes import JSONDocument
 from core.time import now
@@ -68,8 +68,7 @@ class Caregiver(db.Model):
 
     __tablename__ = "caregivers"
     __table_args__ = (
-        sa.CheckConstraint(
-            f"relationship IN ({', '.join(repr(r) for r in RELATIONSHIPS)})", name="relationship"),
+        one_of("relationship", RELATIONSHIPS),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy import String, orm
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import db
+from core.db import db, one_of
 from core.ids import new_id
 from core.sqltypes import JSONDocument
 from core.time import now
@@ -26,18 +26,15 @@ CAPACITY_STATUSES = ("available", "waitlist", "full")
 WAITLISTS = ("lt_1_month", "1_3_months", "gt_3_months", "unknown")
 
 
-def _one_of(column: str, values) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
 
 class Organization(db.Model):
     """A partner agency: who it is, where it serves, in which languages, and its capacity."""
 
     __tablename__ = "organizations"
     __table_args__ = (
-        sa.CheckConstraint(_one_of("type", ORGANIZATION_TYPES), name="type"),
-        sa.CheckConstraint(_one_of("capacity_status", CAPACITY_STATUSES), name="capacity_status"),
-        sa.CheckConstraint(_one_of("capacity_waitlist", WAITLISTS), name="capacity_waitlist"),
+        one_of("type", ORGANIZATION_TYPES),
+        one_of("capacity_status", CAPACITY_STATUSES),
+        one_of("capacity_waitlist", WAITLISTS),
         sa.Index("ix_organizations_name_key_id", "name_key", "id"),
     )
 

@@ -6,6 +6,7 @@ once on SQLite and once on a fresh PostgreSQL database.
 
 import base64
 import os
+import uuid
 from datetime import date, timedelta
 
 import flask_migrate
@@ -85,6 +86,25 @@ def _isolated(request, app):
         outer.rollback()
         connection.close()
         clock.freeze(None)
+
+
+@pytest.fixture
+def empty_database(app, tmp_path):
+    """The URL of a new, empty database on the suite's server, dropped afterwards."""
+    url = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    name = f"{url.database}_{uuid.uuid4().hex[:8]}"
+    server = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.dispose()
 
 
 @pytest.fixture
@@ -228,3 +248,33 @@ def audit_events(**filters) -> list:
 
     stmt = sa.select(AuditEvent).filter_by(**filters).order_by(AuditEvent.seq)
     return list(db.session.scalars(stmt))
+
+
+PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
+
+
+def assert_problem(response, status, slug):
+    """A problem+json body of the contract's shape, with no trace of the server's insides."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    body = response.json
+    assert body.keys() == PROBLEM_KEYS | ({"errors"} if status == 422 else set()), body
+    assert body["type"] == f"/problems/{slug}"
+    assert body["status"] == status
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    text = response.get_data(as_text=True)
+    assert "Traceback" not in text
+    assert 'File "' not in text
+    return body
+
+
+def assert_validation_error(response, *paths):
+    """A 422 whose `errors` names exactly these field paths, each with messages."""
+    body = assert_problem(response, 422, "validation-error")
+    assert set(body["errors"]) == set(paths), body["errors"]
+    for path in paths:
+        messages = body["errors"][path]
+        assert messages and all(isinstance(m, str) and m for m in messages)
+    return body

@@ -18,14 +18,13 @@ from auth.scopes import SCOPES
 from auth.service import revoke_client
 from core import time as clock
 from core.db import db
-from tests.conftest import TEST_SECRET_KEY, basic, bearer
+from tests.conftest import TEST_SECRET_KEY, assert_problem, basic, bearer
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 PARTNER_SCOPES = ("directory:read", "directory:write")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 TOKEN_KEYS = {"access_token", "token_type", "expires_in", "scope"}
 INTROSPECTION_KEYS = {"active", "scope", "client_id", "exp", "iat", "token_type"}
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -84,15 +83,6 @@ def assert_oauth_error(response, status, error):
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def assert_problem(response, status, slug):
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body = response.json
-    assert body.keys() == PROBLEM_KEYS | ({"errors"} if status == 422 else set()), body
-    assert body["type"] == f"/problems/{slug}"
-    assert body["status"] == status
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
 
 
 def assert_unauthorized(response):

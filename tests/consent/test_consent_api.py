@@ -11,9 +11,8 @@ import pytest
 
 from auth.scopes import SCOPES
 from core import time as clock
-from tests.conftest import audit_events, bearer
+from tests.conftest import assert_problem, assert_validation_error, audit_events, bearer
 
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 CONTRACT_KEYS = {"id", "family_id", "grantor", "organization_ids", "purposes", "categories",
                  "effective_at", "expires_at", "method", "signed_at", "explained_in_language",
                  "interpreter_used", "revocation_rights_explained",
@@ -31,26 +30,8 @@ Party = namedtuple("Party", "org headers")
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def assert_problem(response, status, slug):
-    """A problem+json body of the contract's shape."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body = response.json
-    assert body.keys() == PROBLEM_KEYS | ({"errors"} if status == 422 else set()), body
-    assert body["type"] == f"/problems/{slug}"
-    assert body["status"] == status
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
 
 
-def assert_validation_error(response, *paths):
-    """A 422 whose `errors` names exactly these field paths, each with messages."""
-    body = assert_problem(response, 422, "validation-error")
-    assert set(body["errors"]) == set(paths), body["errors"]
-    for path in paths:
-        assert body["errors"][path] and all(isinstance(m, str) for m in body["errors"][path])
-    return body
 
 
 def rfc(instant: datetime) -> str:

@@ -6,27 +6,11 @@ import json
 import pytest
 
 from core.db import db
-from tests.conftest import bearer, make_app
+from tests.conftest import assert_problem, bearer, make_app
 
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 KIB = 1024
 
 
-def assert_problem(response, status, slug):
-    """A problem+json body of the contract's shape, with no trace of the server's insides."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body = response.json
-    assert body.keys() == PROBLEM_KEYS | ({"errors"} if status == 422 else set()), body
-    assert body["type"] == f"/problems/{slug}"
-    assert body["status"] == status
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    text = response.get_data(as_text=True)
-    assert "Traceback" not in text
-    assert 'File "' not in text
-    return body
 
 
 @pytest.fixture

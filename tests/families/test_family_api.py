@@ -11,9 +11,8 @@ import pytest
 
 from auth.scopes import SCOPES
 from core import time as clock
-from tests.conftest import bearer
+from tests.conftest import assert_problem, assert_validation_error, bearer
 
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 FAMILY_KEYS = {"id", "custodian_organization_id", "child", "caregivers", "preferred_language",
                "interpreter_needed", "cultural_considerations", "contact_preferences",
                "redacted"}
@@ -27,27 +26,8 @@ RW = ["families:read", "families:write"]
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def assert_problem(response, status, slug):
-    """A problem+json body of the contract's shape."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body = response.json
-    assert body.keys() == PROBLEM_KEYS | ({"errors"} if status == 422 else set()), body
-    assert body["type"] == f"/problems/{slug}"
-    assert body["status"] == status
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
 
 
-def assert_validation_error(response, *paths):
-    """A 422 whose `errors` names exactly these field paths, each with messages."""
-    body = assert_problem(response, 422, "validation-error")
-    assert set(body["errors"]) == set(paths), body["errors"]
-    for path in paths:
-        messages = body["errors"][path]
-        assert messages and all(isinstance(m, str) and m for m in messages)
-    return body
 
 
 def family_body(given_name="Amara", family_name="Okafor", birth_date="2026-03-02") -> dict:

@@ -12,11 +12,10 @@ import pytest
 from core import time as clock
 from core.db import db
 from organizations.service import create_organization
-from tests.conftest import bearer
+from tests.conftest import assert_problem, assert_validation_error, bearer
 
 T0 = datetime(2026, 3, 2, 14, 5, 9, 123456, tzinfo=UTC)
 ENTRY_KEYS = {"id", "name", "type", "counties", "languages", "accepting_referrals", "capacity"}
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 ON_SQLITE = not os.environ.get("TEST_DATABASE_URL", "").startswith("postgres")
 
 #: The directory used by the listing tests; the caller is "Caller Family Services".
@@ -39,23 +38,8 @@ DIRECTORY = [
 ALL_NAMES = sorted(entry["name"] for entry in DIRECTORY)
 
 
-def assert_problem(response, status, slug):
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body = response.json
-    assert body.keys() == PROBLEM_KEYS | ({"errors"} if status == 422 else set()), body
-    assert body["type"] == f"/problems/{slug}"
-    assert body["status"] == status
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
 
 
-def assert_validation_error(response, *fields):
-    body = assert_problem(response, 422, "validation-error")
-    for field in fields:
-        assert field in body["errors"], body["errors"]
-        assert body["errors"][field] and all(isinstance(m, str) for m in body["errors"][field])
-    return body
 
 
 @pytest.fixture
