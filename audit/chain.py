@@ -91,20 +91,38 @@ def chain_head(session) -> AuditChainHead:
     return session.scalars(sa.select(AuditChainHead).where(AuditChainHead.id == 1)).one()
 
 
-def _recomputed(session, lower: int, upper: int):
-    """(seq, prev_hash, stored hash, recomputed hash) of events lower..upper, in seq order."""
-    window = AuditEvent.seq.between(lower, upper)
+def _checked_rows(session, lower: int, upper: int):
+    """Rows of events lower..upper to check, in seq order, as (seq, previous seq, prev_hash,
+    previous hash, stored hash, recomputed hash); the previous ones are None on the first row.
+
+    On PostgreSQL the database recomputes with the same function its trigger chained with, and
+    returns only the rows that need a look: the first, the last, and any that do not chain.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        # The database recomputes with the same function its trigger chained with: set-based,
-        # in C, and no event crosses the wire whole.
-        recomputed = sa.func.audit_event_hash(*(getattr(AuditEvent, f) for f in HASHED_FIELDS))
+        rows = sa.select(
+            AuditEvent.seq,
+            sa.func.lag(AuditEvent.seq).over(order_by=AuditEvent.seq).label("previous_seq"),
+            AuditEvent.prev_hash,
+            sa.func.lag(AuditEvent.hash).over(order_by=AuditEvent.seq).label("previous_hash"),
+            AuditEvent.hash,
+            sa.func.audit_event_hash(*(getattr(AuditEvent, f) for f in HASHED_FIELDS))
+            .label("recomputed"),
+            sa.func.lead(AuditEvent.seq).over(order_by=AuditEvent.seq).label("next_seq"),
+        ).where(AuditEvent.seq.between(lower, upper)).subquery()
+        suspicious = sa.or_(rows.c.previous_seq.is_(None), rows.c.next_seq.is_(None),
+                            rows.c.seq != rows.c.previous_seq + 1,
+                            rows.c.prev_hash != rows.c.previous_hash,
+                            rows.c.hash != rows.c.recomputed)
         yield from session.execute(
-            sa.select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash, recomputed)
-            .where(window).order_by(AuditEvent.seq))
+            sa.select(rows.c.seq, rows.c.previous_seq, rows.c.prev_hash, rows.c.previous_hash,
+                      rows.c.hash, rows.c.recomputed).where(suspicious).order_by(rows.c.seq))
         return
-    for row in session.execute(sa.select(*_COLUMNS).where(window).order_by(AuditEvent.seq)):
-        yield row[_SEQ], row[_PREV], row[-1], event_hash(dict(zip(HASHED_FIELDS, row,
-                                                                  strict=False)))
+    previous_seq = previous_hash = None
+    for row in session.execute(sa.select(*_COLUMNS).where(AuditEvent.seq.between(lower, upper))
+                               .order_by(AuditEvent.seq)):
+        recomputed = event_hash(dict(zip(HASHED_FIELDS, row, strict=False)))
+        yield row[_SEQ], previous_seq, row[_PREV], previous_hash, row[-1], recomputed
+        previous_seq, previous_hash = row[_SEQ], row[-1]
 
 
 def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> Verdict:
@@ -128,23 +146,28 @@ def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> V
         if prev is None:
             return bad(start - 1, f"event {start - 1} is missing", 0)
 
-    expected = start
-    checked = 0
+    expected = start  # the next seq to find
     while expected <= end:
         upper = min(expected + VERIFY_BATCH - 1, end)
-        for seq, prev_hash, stored, recomputed in _recomputed(session, expected, upper):
-            if seq != expected:
-                return bad(expected, f"event {expected} is missing", checked)
-            if prev_hash != prev:
+        batch_start, last_seq = expected, None
+        for seq, previous_seq, prev_hash, previous_hash, stored, recomputed in \
+                _checked_rows(session, expected, upper):
+            if previous_seq is None:  # the batch's first event: chain it to what came before
+                previous_seq, previous_hash = batch_start - 1, prev
+            if seq != previous_seq + 1:
+                return bad(previous_seq + 1, f"event {previous_seq + 1} is missing",
+                           previous_seq + 1 - start)
+            if prev_hash != previous_hash:
                 return bad(seq, f"prev_hash of event {seq} is not the hash of event {seq - 1}",
-                           checked)
+                           seq - start)
             if recomputed != stored:
-                return bad(seq, f"event {seq} does not hash to its stored hash", checked)
-            prev = stored
-            expected += 1
-            checked += 1
-        if expected <= upper:
-            return bad(expected, f"event {expected} is missing", checked)
+                return bad(seq, f"event {seq} does not hash to its stored hash", seq - start)
+            last_seq, prev = seq, stored
+        if last_seq != upper:
+            missing = batch_start if last_seq is None else last_seq + 1
+            return bad(missing, f"event {missing} is missing", missing - start)
+        expected = upper + 1
+    checked = expected - start
 
     if whole_tail:
         if head.seq and prev != head.hash:

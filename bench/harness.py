@@ -6,8 +6,6 @@ drives each scenario with wrk, and reports every figure next to its floor's from
 """
 
 import argparse
-import base64
-import http.client
 import json
 import os
 import runpy
@@ -26,49 +24,30 @@ from functools import cache
 from pathlib import Path
 from string import Template
 
+from common import (
+    BENCH,
+    HOST,
+    ROOT,
+    BenchError,
+    basic_auth,
+    issue_token,
+    log,
+    operator,
+    request,
+    run,
+    tool,
+)
 from scenarios import SCENARIOS
+from seeding import seed_consented_family
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 LUA = BENCH / "request.lua"
 GUNICORN_CONF = ROOT / "gunicorn.conf.py"
-# Only loopback: the harness must never load anything but the servers it started itself.
-HOST = "127.0.0.1"
 PG_PORT = 5432
 SEED_ORGS = 30
 CLIENT_SCOPES = "directory:read directory:write"
-
-
-class BenchError(Exception):
-    """The run cannot go on (setup failed); the message says why."""
-
-
-def log(message: str) -> None:
-    print(f"[bench {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
-
-
-def tool(name: str) -> str:
-    """A command from the repo's .venv, else from PATH."""
-    local = ROOT / ".venv" / "bin" / name
-    found = str(local) if local.exists() else shutil.which(name)
-    if not found:
-        raise BenchError(f"`{name}` not found in .venv/bin or PATH")
-    return found
-
-
-def run(cmd: list[str], *, timeout: float, env: dict | None = None, check: bool = True):
-    """Run a command from the repo root with a time bound; raise BenchError when it fails."""
-    try:
-        proc = subprocess.run(
-            cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as error:
-        raise BenchError(f"timed out after {timeout:.0f}s: {' '.join(cmd)}") from error
-    if check and proc.returncode != 0:
-        output = (proc.stderr.strip() or proc.stdout.strip())[-2000:]
-        raise BenchError(f"exit {proc.returncode}: {' '.join(cmd)}\n{output}")
-    return proc
+CUSTODIAN_SCOPES = "families:write consent:write families:read"
+PROVIDER_SCOPES = "families:read"
 
 
 # --- machine setup -------------------------------------------------------------------------
@@ -132,17 +111,6 @@ def free_port() -> int:
 
 
 # --- servers -------------------------------------------------------------------------------
-
-
-def request(port: int, method: str, path: str, headers=None, body=None, timeout=10.0):
-    """One HTTP request to a local server: (status, body bytes). No proxies, unlike urllib."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 @cache
@@ -213,27 +181,17 @@ class Server:
 # --- service data --------------------------------------------------------------------------
 
 
-def operator(env: dict, *args: str) -> dict:
-    """Run a `flask --app app` operator command and return the JSON it prints."""
-    proc = run([tool("flask"), "--app", "app", *args], timeout=120, env=env)
-    try:
-        return json.loads(proc.stdout)
-    except ValueError as error:
-        raise BenchError(
-            f"`flask {' '.join(args[:2])}` did not print JSON on stdout: {proc.stdout[:500]!r}"
-        ) from error
-
-
 def seed(env: dict) -> dict:
-    """Create the organizations and the client; return the values scenarios may refer to."""
+    """Create the organizations and clients with the operator commands; return their ids and
+    credentials for the scenarios."""
 
-    def create_org(i: int) -> str:
+    def create_org(name: str) -> str:
         org = operator(
             env,
             "org",
             "create",
             "--name",
-            f"Bench Organization {i:02d}",
+            name,
             "--type",
             "imh_provider",
             "--county",
@@ -244,29 +202,56 @@ def seed(env: dict) -> dict:
         )
         return org["id"]
 
+    def create_client(org_id: str, scopes: str) -> dict:
+        return operator(env, "client", "create", "--organization", org_id, "--scopes", scopes)
+
+    names = [f"Bench Organization {i:02d}" for i in range(1, SEED_ORGS + 1)]
+    names += ["Bench Custodian", "Bench Provider"]
     # Each command pays a full app start-up; a few at once keep seeding to seconds.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        org_ids = list(pool.map(create_org, range(1, SEED_ORGS + 1)))
-    client = operator(
-        env, "client", "create", "--organization", org_ids[0], "--scopes", CLIENT_SCOPES
-    )
-    basic = base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode())
-    log(f"seeded {len(org_ids)} organizations and client {client['client_id']}")
-    return {"org_id": org_ids[0], "client_id": client["client_id"], "basic": basic.decode()}
-
-
-def issue_token(port: int, basic: str) -> str:
-    headers = {
-        "Authorization": f"Basic {basic}",
-        "Content-Type": "application/x-www-form-urlencoded",
+        org_ids = list(pool.map(create_org, names))
+        custodian_org, provider_org = org_ids[-2:]
+        clients = list(
+            pool.map(
+                create_client,
+                [org_ids[0], custodian_org, provider_org],
+                [CLIENT_SCOPES, CUSTODIAN_SCOPES, PROVIDER_SCOPES],
+            )
+        )
+    directory, custodian, provider = clients
+    log(f"seeded {len(org_ids)} organizations and 3 clients")
+    return {
+        "org_id": org_ids[0],
+        "other_org_ids": org_ids[1:SEED_ORGS],
+        "client_id": directory["client_id"],
+        "basic": basic_auth(directory),
+        "custodian_org_id": custodian_org,
+        "custodian_basic": basic_auth(custodian),
+        "provider_org_id": provider_org,
+        "provider_basic": basic_auth(provider),
     }
-    status, body = request(port, "POST", "/oauth/token", headers, "grant_type=client_credentials")
-    if status != 200:
-        raise BenchError(f"POST /oauth/token answered {status}: {body[:300]!r}")
+
+
+def seed_through_api(port: int, context: dict, problems: dict) -> None:
+    """Tokens and the consented family; a failure is noted for the scenarios needing them."""
     try:
-        return json.loads(body)["access_token"]
-    except (ValueError, KeyError) as error:
-        raise BenchError(f"POST /oauth/token gave no access_token: {body[:300]!r}") from error
+        context["token"] = issue_token(port, context["basic"])
+    except BenchError as error:
+        problems["token"] = str(error)
+    try:
+        custodian_token = issue_token(port, context["custodian_basic"])
+        family = seed_consented_family(
+            port,
+            custodian_token=custodian_token,
+            custodian_org=context["custodian_org_id"],
+            provider_org=context["provider_org_id"],
+            others=context["other_org_ids"],
+        )
+        context["family_id"] = family["family_id"]
+        context["provider_token"] = issue_token(port, context["provider_basic"])
+    except (BenchError, OSError, ValueError, KeyError) as error:
+        for key in ("family_id", "provider_token"):
+            problems.setdefault(key, f"seeding the consented family failed: {error}")
 
 
 # --- scenarios -----------------------------------------------------------------------------
@@ -309,9 +294,8 @@ def wrk(port: int, method: str, path: str, headers: dict, body, seconds: int, ar
 
 def measure(scenario: dict, port: int, context: dict, problems: dict, args) -> dict:
     """Check one request by hand, warm up, then measure. Never raises for the service's faults."""
-    result = {
-        key: scenario.get(key) for key in ("name", "target", "method", "path", "floor_to_compare")
-    }
+    keys = ("name", "target", "method", "path", "floor_to_compare", "min_rps_ratio")
+    result = {key: scenario.get(key) for key in keys}
     try:
         path, headers, body = resolve(scenario, context)
     except KeyError as error:
@@ -352,10 +336,88 @@ def add_ratios(results: list[dict]) -> None:
             r["rps_ratio"] = mine["rps"] / base["rps"]
         if base["latency_ms"]["p99"]:
             r["p99_ratio"] = mine["latency_ms"]["p99"] / base["latency_ms"]["p99"]
+        if r.get("min_rps_ratio") is not None and "rps_ratio" in r:
+            r["target_met"] = r["rps_ratio"] >= r["min_rps_ratio"]
 
 
 def failed(r: dict) -> bool:
     return bool(r.get("failure") or r.get("status_errors") or r.get("socket_errors"))
+
+
+# --- steps: measurements that are not wrk runs -----------------------------------------------
+
+#: Each runs as its own process (the service's code and its config stay out of the harness),
+#: after the wrk scenarios, in this order, and prints one JSON document (see common.emit).
+STEPS = [
+    {"name": "engine", "script": "engine.py", "timeout": 300},
+    {"name": "chain_concurrency", "script": "concurrency.py", "timeout": 600},
+    {"name": "audit_scale", "script": "audit_scale.py", "timeout": 1800},
+]
+
+
+def step_argv(name: str, port: int, context: dict, args) -> list[str]:
+    """The step's command-line arguments (KeyError when seeded data it needs is missing)."""
+    if name == "engine":
+        return [
+            "--family-id",
+            context["family_id"],
+            "--organization-id",
+            context["provider_org_id"],
+        ]
+    if name == "audit_scale":
+        return ["--port", str(port), "--events", str(args.audit_events)]
+    return []
+
+
+def run_step(step: dict, argv: list[str], env: dict) -> dict:
+    """Run one step with a time bound; its progress goes to our stderr, its JSON to us."""
+    cmd = [sys.executable, str(BENCH / step["script"]), *argv]
+    # Its own process group: a timeout or Ctrl-C here also ends any workers it started.
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=step["timeout"])
+    except subprocess.TimeoutExpired:
+        return {"failure": f"timed out after {step['timeout']}s"}
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    if proc.returncode != 0:
+        return {"failure": f"exited with {proc.returncode} (its messages are above)"}
+    try:
+        return json.loads(out)
+    except ValueError:
+        return {"failure": f"printed no JSON result: {out[:300]!r}"}
+
+
+def run_steps(names: set, port: int, context: dict, problems: dict, env: dict, args) -> list:
+    results = []
+    step_env = dict(env, PYTHONPATH=str(ROOT))  # the steps import the service's packages
+    for step in STEPS:
+        if step["name"] not in names:
+            continue
+        log(f"{step['name']}: running bench/{step['script']}")
+        try:
+            argv = step_argv(step["name"], port, context, args)
+        except KeyError as error:
+            key = error.args[0]
+            outcome = {"failure": f"{key} unavailable: {problems.get(key, 'not provided')}"}
+        else:
+            started = time.monotonic()
+            outcome = run_step(step, argv, step_env)
+            outcome["seconds"] = round(time.monotonic() - started, 1)
+        result = {"name": step["name"], **outcome}
+        for line in step_alarms(result):
+            log(f"!! {line}")
+        results.append(result)
+    return results
+
+
+def step_alarms(r: dict) -> list[str]:
+    lines = [f"{r['name']}: not measured: {r['failure']}"] if r.get("failure") else []
+    return lines + [f"{r['name']}: {error}" for error in r.get("errors", [])]
 
 
 # --- report --------------------------------------------------------------------------------
@@ -370,15 +432,26 @@ COLUMNS = [
     "floor",
     "x floor req/s",
     "x floor p99",
+    "target",
+    "result",
 ]
+STEP_COLUMNS = ["step", "measure", "figure", "target", "result"]
+#: Left-aligned; the others hold figures and are right-aligned.
+TEXT_COLUMNS = {"scenario", "floor", "target", "result", "step", "measure"}
+
+
+def verdict(passed) -> str:
+    return "-" if passed is None else ("PASS" if passed else "FAIL")
 
 
 def row(r: dict) -> list[str]:
     def ratio(key):
         return f"{r[key]:.2f}" if key in r else "-"
 
+    target = "-" if r.get("min_rps_ratio") is None else f">= {r['min_rps_ratio']:.2f}"
+    floor = r.get("floor_to_compare") or "-"
     if "wrk" not in r:
-        return [r["name"], "-", "-", "-", "-", "FAILED", r.get("floor_to_compare") or "-", "-", "-"]
+        return [r["name"], "-", "-", "-", "-", "FAILED", floor, "-", "-", target, "-"]
     w, lat = r["wrk"], r["wrk"]["latency_ms"]
     errors = []
     if r["status_errors"]:
@@ -392,33 +465,53 @@ def row(r: dict) -> list[str]:
         f"{lat['p90']:.1f}",
         f"{lat['p99']:.1f}",
         ", ".join(errors) or "0",
-        r.get("floor_to_compare") or "-",
+        floor,
         ratio("rps_ratio"),
         ratio("p99_ratio"),
+        target,
+        verdict(r.get("target_met")),
     ]
 
 
-def text_table(rows: list[list[str]]) -> str:
-    widths = [max(len(x) for x in col) for col in zip(COLUMNS, *rows, strict=False)]
-    lines = [COLUMNS, ["-" * w for w in widths], *rows]
+def step_rows(results: list[dict]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        if r.get("failure"):
+            rows.append([r["name"], "-", "FAILED", "-", "-"])
+        for f in r.get("figures", []):
+            target = f.get("target") or "-"
+            rows.append([r["name"], f["measure"], f["figure"], target, verdict(f.get("pass"))])
+    return rows
+
+
+def text_table(columns: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(x) for x in col) for col in zip(columns, *rows, strict=False)]
+    lines = [columns, ["-" * w for w in widths], *rows]
+    left = [name in TEXT_COLUMNS for name in columns]
     return "\n".join(
         "  ".join(
-            c.rjust(w) if i else c.ljust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        )
+            c.ljust(w) if is_text else c.rjust(w)
+            for c, w, is_text in zip(line, widths, left, strict=True)
+        ).rstrip()
         for line in lines
     )
 
 
-def markdown(meta: dict, rows: list[list[str]], alarms: list[str]) -> str:
+def markdown_table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" if c in TEXT_COLUMNS else "---:" for c in columns) + "|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
+
+
+def markdown(meta: dict, rows: list, steps: list, alarms: list[str]) -> str:
     out = [f"# Benchmark {meta['started']}", ""]
     out += [f"- {key}: `{value}`" for key, value in meta.items() if key != "started"]
-    out += [
-        "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join("---" if c in ("scenario", "floor") else "---:" for c in COLUMNS) + "|",
-    ]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
+    if rows:
+        out += ["", *markdown_table(COLUMNS, rows)]
+    if steps:
+        out += ["", *markdown_table(STEP_COLUMNS, steps)]
     if alarms:
         out += ["", "## Errors", ""] + [f"- {a}" for a in alarms]
     return "\n".join(out) + "\n"
@@ -459,29 +552,40 @@ def run_meta(stamp: str, args, server_env: dict) -> dict:
 
 def parse_args(argv: list[str]):
     names = [s["name"] for s in SCENARIOS]
+    step_names = [s["name"] for s in STEPS]
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
     p.add_argument("--duration", type=int, help="seconds per measured run (default 15)")
     p.add_argument("--connections", type=int, default=16, help="wrk -c (default 16)")
     p.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
     p.add_argument("--warmup", type=int, default=3, help="warm-up seconds (default 3, 0: none)")
     p.add_argument("--timeout", type=int, default=5, help="wrk request timeout s (default 5)")
+    p.add_argument(
+        "--audit-events",
+        type=int,
+        help="events audit_scale adds to the log (default 1000000; --quick: 100000)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke run: 5s per scenario")
-    p.add_argument("--only", help=f"comma-separated scenarios among: {', '.join(names)}")
+    p.add_argument("--only", help=f"comma-separated, among: {', '.join(names + step_names)}")
     p.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
     args = p.parse_args(argv)
     if args.duration is None:
         args.duration = 5 if args.quick else 15
+    if args.audit_events is None:
+        args.audit_events = 100_000 if args.quick else 1_000_000
     if args.threads < 1 or args.connections < args.threads or args.duration < 1:
         p.error("need --threads >= 1, --connections >= --threads and --duration >= 1")
-    wanted = set(names)
+    if args.audit_events < 10_000:
+        p.error("need --audit-events >= 10000")
+    wanted = set(names + step_names)
     if args.only:
         wanted = {n.strip() for n in args.only.split(",") if n.strip()}
-        if unknown := wanted - set(names):
-            p.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+        if unknown := wanted - set(names + step_names):
+            p.error(f"unknown scenario(s) or step(s): {', '.join(sorted(unknown))}")
         # A ratio needs its floor measured in the same run.
         floors = {s.get("floor_to_compare") for s in SCENARIOS if s["name"] in wanted}
         wanted |= floors - {None}
     args.scenarios = [s for s in SCENARIOS if s["name"] in wanted]
+    args.steps = {name for name in step_names if name in wanted}
     return args
 
 
@@ -491,33 +595,43 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (log("terminated"), sys.exit(143)))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(exist_ok=True)
+    started = time.monotonic()
     try:
         with ExitStack() as cleanup:
-            results, meta = bench(stamp, args, cleanup)
+            results, steps, meta = bench(stamp, args, cleanup)
     except BenchError as error:
         log(f"FAILED: {error}")
         return 2
     except KeyboardInterrupt:
         log("interrupted")
         return 130
+    meta["run_seconds"] = round(time.monotonic() - started)
 
     add_ratios(results)
-    rows = [row(r) for r in results]
-    alarms = alarm_lines(results)
-    print(text_table(rows))
+    rows, extra = [row(r) for r in results], step_rows(steps)
+    alarms = alarm_lines(results) + [a for r in steps for a in step_alarms(r)]
+    if rows:
+        print(text_table(COLUMNS, rows))
+    if extra:
+        print(("\n" if rows else "") + text_table(STEP_COLUMNS, extra))
     md_path, json_path = RESULTS / f"{stamp}.md", RESULTS / f"{stamp}.json"
-    md_path.write_text(markdown(meta, rows, alarms))
-    json_path.write_text(json.dumps({"meta": meta, "scenarios": results}, indent=2) + "\n")
+    md_path.write_text(markdown(meta, rows, extra, alarms))
+    document = {"meta": meta, "scenarios": results, "steps": steps}
+    json_path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     log(f"wrote {md_path.relative_to(ROOT)} and {json_path.relative_to(ROOT)}")
+    log(f"the run took {meta['run_seconds']}s")
     if alarms:
         print("\n" + "!" * 72, *(f"!! {a}" for a in alarms), "!" * 72, sep="\n")
         return 1
     return 0
 
 
-def bench(stamp: str, args, cleanup: ExitStack) -> tuple[list[dict], dict]:
-    """Set everything up (registering its undoing on `cleanup`) and measure each scenario."""
+def bench(stamp: str, args, cleanup: ExitStack) -> tuple[list[dict], list[dict], dict]:
+    """Set everything up (registering its undoing on `cleanup`), measure each scenario, then
+    run each step."""
     targets = {s["target"] for s in args.scenarios}
+    if args.steps:
+        targets.add("service")  # every step works on the service's database or API
     ensure_wrk()
     ensure_postgres()
 
@@ -544,15 +658,13 @@ def bench(stamp: str, args, cleanup: ExitStack) -> tuple[list[dict], dict]:
         servers["service"] = Server("service", "app:app", env, RESULTS / f"{stamp}-service.log")
         cleanup.callback(servers["service"].stop)
         servers["service"].start("/healthz")
-        try:
-            context["token"] = issue_token(servers["service"].port, context["basic"])
-        except BenchError as error:
-            problems["token"] = str(error)  # the scenarios that need it report it
+        seed_through_api(servers["service"].port, context, problems)
 
-    run([sys.executable, "-m", "bench.floor"], timeout=60, env=env)
-    servers["floor"] = Server("floor", "bench.floor:app", env, RESULTS / f"{stamp}-floor.log")
-    cleanup.callback(servers["floor"].stop)
-    servers["floor"].start("/select")
+    if "floor" in targets:
+        run([sys.executable, "-m", "bench.floor"], timeout=60, env=env)
+        servers["floor"] = Server("floor", "bench.floor:app", env, RESULTS / f"{stamp}-floor.log")
+        cleanup.callback(servers["floor"].stop)
+        servers["floor"].start("/select")
 
     results = []
     for scenario in args.scenarios:
@@ -564,4 +676,9 @@ def bench(stamp: str, args, cleanup: ExitStack) -> tuple[list[dict], dict]:
         if failed(result):
             log(f"!! {alarm_lines([result])[0]}")
         results.append(result)
-    return results, meta
+
+    steps = []
+    if args.steps:
+        port = servers["service"].port
+        steps = run_steps(args.steps, port, context, problems, env, args)
+    return results, steps, meta

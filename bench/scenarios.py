@@ -6,12 +6,19 @@ Keys:
   method, path      the request; path may carry a query string
   headers, body     optional; values may use ${token} (a bearer token issued before the run),
                     ${basic} (base64 of client_id:client_secret), ${client_id}, ${org_id}
-                    (the first seeded organization)
+                    (the first seeded organization), and the consented family seeded through
+                    the API (bench/seeding.py): ${family_id}, ${provider_token} (a token of a
+                    provider that is not the family's custodian but holds its consent)
   floor_to_compare  for service scenarios: the floor scenario doing the nearest bare work
                     (an insert and commit, or a select by key), the baseline for the ratios
+  min_rps_ratio     optional target: the least `x floor req/s` that PASSes
 """
 
 BEARER = {"Authorization": "Bearer ${token}"}
+BASIC_FORM = {
+    "Authorization": "Basic ${basic}",
+    "Content-Type": "application/x-www-form-urlencoded",
+}
 
 SCENARIOS = [
     {"name": "floor_insert", "target": "floor", "method": "POST", "path": "/insert"},
@@ -21,12 +28,21 @@ SCENARIOS = [
         "target": "service",
         "method": "POST",
         "path": "/oauth/token",
-        "headers": {
-            "Authorization": "Basic ${basic}",
-            "Content-Type": "application/x-www-form-urlencoded",
-        },
+        "headers": BASIC_FORM,
         "body": "grant_type=client_credentials",
         "floor_to_compare": "floor_insert",
+        "min_rps_ratio": 0.5,
+    },
+    {
+        # Records one audit event per request, hence the insert floor.
+        "name": "introspect",
+        "target": "service",
+        "method": "POST",
+        "path": "/oauth/introspect",
+        "headers": BASIC_FORM,
+        "body": "token=${token}",
+        "floor_to_compare": "floor_insert",
+        "min_rps_ratio": 0.8,
     },
     {
         "name": "me",
@@ -35,6 +51,7 @@ SCENARIOS = [
         "path": "/api/v1/me",
         "headers": BEARER,
         "floor_to_compare": "floor_select",
+        "min_rps_ratio": 0.8,
     },
     {
         "name": "directory_list",
@@ -43,5 +60,16 @@ SCENARIOS = [
         "path": "/api/v1/organizations?limit=20",
         "headers": BEARER,
         "floor_to_compare": "floor_select",
+    },
+    {
+        # A non-custodian's read under consent: token, decision over the family's 20
+        # consents, redaction and one audit event.
+        "name": "family_read_consented",
+        "target": "service",
+        "method": "GET",
+        "path": "/api/v1/families/${family_id}?purpose=referral",
+        "headers": {"Authorization": "Bearer ${provider_token}"},
+        "floor_to_compare": "floor_insert",
+        "min_rps_ratio": 0.6,
     },
 ]

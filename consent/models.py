@@ -72,7 +72,7 @@ class Consent(db.Model):
             return "pending"
         if at >= self.expires_at:
             return "expired"
-        return "active"
+        return "active"  # the same instants as consent.policy.in_force
 
     @property
     def status(self) -> str:

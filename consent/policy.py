@@ -43,28 +43,56 @@ class Decision:
         return not self.permitted
 
 
+@dataclass(frozen=True)
+class ConsentTerms:
+    """What the engine reads of a consent: when it is in force, for what, covering what."""
+
+    id: uuid.UUID
+    purposes: list[str]
+    categories: list[str]
+    effective_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+def in_force(consent, at: datetime) -> bool:
+    """Whether a consent (or its terms) is in force at instant `at`."""
+    return (consent.effective_at <= at < consent.expires_at
+            and (consent.revoked_at is None or consent.revoked_at > at))
+
+
+# Built once: this query runs on every disclosure.
+_ACTOR, _AUTHOR = aliased(ConsentParty, name="actor_party"), aliased(ConsentParty,
+                                                                     name="author_party")
+_TERMS = (
+    sa.select(Consent.id, Consent.purposes, Consent.categories, Consent.effective_at,
+              Consent.expires_at, Consent.revoked_at)
+    .join(_ACTOR, _ACTOR.consent_id == Consent.id)
+    .join(_AUTHOR, _AUTHOR.consent_id == Consent.id)
+    .order_by(Consent.recorded_at, Consent.id)
+)
+
+
 def consents_in_force(*, family_id: uuid.UUID, actor_organization_id: uuid.UUID,
-                      author_organization_id: uuid.UUID, at: datetime) -> list[Consent]:
-    """Consents of the family naming both organizations and in force at `at` (one query)."""
-    actor, author = aliased(ConsentParty), aliased(ConsentParty)
-    stmt = (
-        sa.select(Consent)
-        .join(actor, sa.and_(actor.consent_id == Consent.id,
-                             actor.organization_id == actor_organization_id,
-                             actor.family_id == family_id))
-        .join(author, sa.and_(author.consent_id == Consent.id,
-                              author.organization_id == author_organization_id))
-        .where(Consent.effective_at <= at, Consent.expires_at > at,
-               sa.or_(Consent.revoked_at.is_(None), Consent.revoked_at > at))
-        .order_by(Consent.recorded_at, Consent.id)
-    )
-    return list(db.session.scalars(stmt))
+                      author_organization_id: uuid.UUID, at: datetime) -> list[ConsentTerms]:
+    """The terms of the family's consents naming both organizations and in force at `at`:
+    one indexed query (consent_parties by organization and family)."""
+    rows = db.session.execute(_TERMS.where(
+        _ACTOR.organization_id == actor_organization_id, _ACTOR.family_id == family_id,
+        _AUTHOR.organization_id == author_organization_id,
+        Consent.effective_at <= at, Consent.expires_at > at,
+        sa.or_(Consent.revoked_at.is_(None), Consent.revoked_at > at)))
+    return [ConsentTerms(*row) for row in rows]
 
 
 def decide_over(*, actor_organization_id: uuid.UUID, custodian_organization_id: uuid.UUID,
                 author_organization_id: uuid.UUID, purpose: str, categories: Iterable[str],
-                consents: Iterable[Consent], at: datetime) -> Decision:
-    """The decision, from data already loaded (pure: no I/O)."""
+                consents: Iterable, at: datetime) -> Decision:
+    """The decision, from data already loaded (pure: no I/O).
+
+    `consents` are those naming both the actor and the author (as `consents_in_force`
+    loads them), as `Consent` rows or `ConsentTerms`.
+    """
     asked = frozenset(categories)
     if actor_organization_id == custodian_organization_id:
         return Decision(asked, asked, (), "custodian")
@@ -73,10 +101,7 @@ def decide_over(*, actor_organization_id: uuid.UUID, custodian_organization_id: 
     permitted: set[str] = set()
     relied_on: list[uuid.UUID] = []
     for consent in consents:
-        if consent.status_at(at) != "active" or purpose not in consent.purposes:
-            continue
-        parties = set(consent.organization_ids)
-        if not {actor_organization_id, author_organization_id} <= parties:
+        if not in_force(consent, at) or purpose not in consent.purposes:
             continue
         granted = asked & set(consent.categories)
         if granted - permitted:

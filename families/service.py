@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
 import audit
 from audit import service as audit_service
@@ -29,7 +30,8 @@ def _not_found(resource_id, **audit_context) -> Problem:
 
 
 def get_family(family_id: uuid.UUID) -> Family | None:
-    return db.session.get(Family, family_id)
+    """The family with its caregivers, in one query."""
+    return db.session.get(Family, family_id, options=[orm.joinedload(Family.caregivers)])
 
 
 def family_document(family: Family, permitted=FAMILY_CATEGORIES) -> dict:
