@@ -25,7 +25,7 @@ from auth.scopes import SCOPES
 from core.db import db
 from core.ids import new_id, new_secret, secret_digest
 from core.time import now
-from organizations.models import Organization
+from organizations.models import ENTRY_COLUMNS, Organization, directory_entry
 
 log = logging.getLogger(__name__)
 #: The audit action of each OAuth endpoint.
@@ -62,7 +62,8 @@ class BearerToken:
     scope: str
     expires_at: datetime
     revoked: bool
-    organization: Organization
+    #: The client's organization as a directory entry (a dict).
+    organization: dict
 
     def get_scope(self):
         return self.scope
@@ -74,29 +75,38 @@ class BearerToken:
         return self.revoked
 
 
+# Built once, in Core on the session's connection: every API request runs it, and it
+# returns values, not objects to track.
+_tokens, _clients, _organizations = (AccessToken.__table__, OAuthClient.__table__,
+                                     Organization.__table__)
 _BEARER = (
-    sa.select(Organization, AccessToken.id, AccessToken.client_id, AccessToken.scope,
-              AccessToken.expires_at, AccessToken.revoked_at, OAuthClient.revoked_at)
-    .join(OAuthClient, AccessToken.client_id == OAuthClient.id)
-    .join(Organization, OAuthClient.organization_id == Organization.id)
+    # Primary keys, not foreign keys: a foreign key's type is unknown when this is built.
+    sa.select(_tokens.c.id.label("token_id"), _clients.c.id.label("client_id"), _tokens.c.scope,
+              _tokens.c.expires_at, _tokens.c.revoked_at,
+              _clients.c.revoked_at.label("client_revoked_at"),
+              *(_organizations.c[name] for name in ENTRY_COLUMNS),
+              _organizations.c.capacity_status, _organizations.c.capacity_waitlist,
+              _organizations.c.capacity_updated_at)
+    .join(_clients, _tokens.c.client_id == _clients.c.id)
+    .join(_organizations, _clients.c.organization_id == _organizations.c.id)
+    .where(_tokens.c.token_hash == sa.bindparam("digest"))
 )
 
 
 def find_bearer(token_string: str) -> BearerToken | None:
-    """The token a bearer presents, with its organization, in one query; None if unknown.
-
-    Every API request runs this: one indexed lookup, one entity loaded.
-    """
+    """The token a bearer presents, with its client's state and organization, in one indexed
+    query; or None."""
     if not token_string or len(token_string) > 512:
         return None
-    row = db.session.execute(
-        _BEARER.where(AccessToken.token_hash == secret_digest(token_string))).first()
+    row = db.session.connection().execute(
+        _BEARER, {"digest": secret_digest(token_string)}).mappings().first()
     if row is None:
         return None
-    organization, token_id, client_id, scope, expires_at, revoked_at, client_revoked_at = row
-    return BearerToken(id=token_id, client_id=client_id, scope=scope, expires_at=expires_at,
-                       revoked=revoked_at is not None or client_revoked_at is not None,
-                       organization=organization)
+    return BearerToken(
+        id=row["token_id"], client_id=row["client_id"], scope=row["scope"],
+        expires_at=row["expires_at"],
+        revoked=row["revoked_at"] is not None or row["client_revoked_at"] is not None,
+        organization=directory_entry(row))
 
 
 def generate_access_token(**_context) -> str:

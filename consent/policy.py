@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
 
 from consent.categories import FAMILY_CATEGORIES, PURPOSES
 from consent.models import Consent, ConsentParty
-from core.db import db
+from core.db import UTCDateTime, db
 
 
 @dataclass(frozen=True)
@@ -61,15 +60,25 @@ def in_force(consent, at: datetime) -> bool:
             and (consent.revoked_at is None or consent.revoked_at > at))
 
 
-# Built once: this query runs on every disclosure.
-_ACTOR, _AUTHOR = aliased(ConsentParty, name="actor_party"), aliased(ConsentParty,
-                                                                     name="author_party")
+# Built once, in Core on the session's connection: this query runs on every disclosure, and
+# what it returns are plain values, not objects to track.
+_consents = Consent.__table__
+_ACTOR, _AUTHOR = (ConsentParty.__table__.alias("actor_party"),
+                   ConsentParty.__table__.alias("author_party"))
 _TERMS = (
-    sa.select(Consent.id, Consent.purposes, Consent.categories, Consent.effective_at,
-              Consent.expires_at, Consent.revoked_at)
-    .join(_ACTOR, _ACTOR.consent_id == Consent.id)
-    .join(_AUTHOR, _AUTHOR.consent_id == Consent.id)
-    .order_by(Consent.recorded_at, Consent.id)
+    sa.select(_consents.c.id, _consents.c.purposes, _consents.c.categories,
+              _consents.c.effective_at, _consents.c.expires_at, _consents.c.revoked_at)
+    .join(_ACTOR, _ACTOR.c.consent_id == _consents.c.id)
+    .join(_AUTHOR, _AUTHOR.c.consent_id == _consents.c.id)
+    # Typed parameters: a foreign key's type is not known yet when this module is imported.
+    .where(_ACTOR.c.organization_id == sa.bindparam("actor", type_=sa.Uuid()),
+           _ACTOR.c.family_id == sa.bindparam("family", type_=sa.Uuid()),
+           _AUTHOR.c.organization_id == sa.bindparam("author", type_=sa.Uuid()),
+           _consents.c.effective_at <= sa.bindparam("at", type_=UTCDateTime()),
+           _consents.c.expires_at > sa.bindparam("at", type_=UTCDateTime()),
+           sa.or_(_consents.c.revoked_at.is_(None),
+                  _consents.c.revoked_at > sa.bindparam("at", type_=UTCDateTime())))
+    .order_by(_consents.c.recorded_at, _consents.c.id)
 )
 
 
@@ -77,11 +86,9 @@ def consents_in_force(*, family_id: uuid.UUID, actor_organization_id: uuid.UUID,
                       author_organization_id: uuid.UUID, at: datetime) -> list[ConsentTerms]:
     """The terms of the family's consents naming both organizations and in force at `at`:
     one indexed query (consent_parties by organization and family)."""
-    rows = db.session.execute(_TERMS.where(
-        _ACTOR.organization_id == actor_organization_id, _ACTOR.family_id == family_id,
-        _AUTHOR.organization_id == author_organization_id,
-        Consent.effective_at <= at, Consent.expires_at > at,
-        sa.or_(Consent.revoked_at.is_(None), Consent.revoked_at > at)))
+    rows = db.session.connection().execute(_TERMS, {
+        "actor": actor_organization_id, "family": family_id,
+        "author": author_organization_id, "at": at})
     return [ConsentTerms(*row) for row in rows]
 
 

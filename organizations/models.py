@@ -67,10 +67,24 @@ class Organization(db.Model):
 
     @property
     def capacity(self) -> dict | None:
-        if self.capacity_status is None:
-            return None
-        return {
-            "status": self.capacity_status,
-            "waitlist": self.capacity_waitlist,
-            "updated_at": self.capacity_updated_at,
-        }
+        return capacity_of(self.capacity_status, self.capacity_waitlist,
+                           self.capacity_updated_at)
+
+
+def capacity_of(status: str | None, waitlist: str | None, updated_at) -> dict | None:
+    """The capacity a directory entry shows; None until the organization first reports it."""
+    if status is None:
+        return None
+    return {"status": status, "waitlist": waitlist, "updated_at": updated_at}
+
+
+#: The columns a directory entry shows, in its order.
+ENTRY_COLUMNS = ("id", "name", "type", "counties", "languages", "accepting_referrals")
+
+
+def directory_entry(row) -> dict:
+    """A directory entry from a row of ENTRY_COLUMNS and the three capacity columns."""
+    entry = {name: row[name] for name in ENTRY_COLUMNS}
+    entry["capacity"] = capacity_of(row["capacity_status"], row["capacity_waitlist"],
+                                    row["capacity_updated_at"])
+    return entry

@@ -214,3 +214,15 @@ def test_the_database_and_python_hash_an_event_alike(app, text):
         values = {c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns}
         assert event_hash(values) == event.hash
         assert verify(db.session).valid
+
+
+def test_a_refusal_names_the_actor_exactly_as_the_client_registry_does(app, client, make):
+    org = make.organization()
+    oauth_client, _ = make.client(org, ["directory:read"])
+    token = make.token(oauth_client=oauth_client, scopes=["directory:read"])
+    assert client.get(f"/api/v1/organizations/{uuid.uuid4()}",
+                      headers=bearer(token)).status_code == 404
+    with app.app_context():
+        [event] = audit_events(organization_id=org.id)
+        assert event.client_id == oauth_client.client_id  # the dashed UUID on every database
+        assert isinstance(event.token_id, uuid.UUID)
