@@ -2,6 +2,7 @@
 
 import hmac
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String
@@ -14,24 +15,9 @@ from core.time import now
 TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 
-class OAuthClient(db.Model):
-    """A partner agency's system; it always acts for exactly one organization."""
-
-    __tablename__ = "oauth_clients"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    organization_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organizations.id"), index=True
-    )
-    name: Mapped[str] = mapped_column(String(200))
-    #: SHA-256 hex digest of the secret; the secret itself is shown once and never stored.
-    secret_hash: Mapped[str] = mapped_column(String(64))
-    #: Allowed scopes, space-separated (RFC 6749 section 3.3).
-    scope: Mapped[str] = mapped_column(String(1000))
-    created_at: Mapped[datetime] = mapped_column(default=now)
-    revoked_at: Mapped[datetime | None]
-
-    organization = relationship("Organization")
+class ClientPolicy:
+    """authlib's ClientMixin over `id`, `scope` and `secret_hash`; shared by the stored
+    client and the lean record the token endpoint reads."""
 
     @property
     def client_id(self) -> str:
@@ -41,7 +27,6 @@ class OAuthClient(db.Model):
     def scopes(self) -> list[str]:
         return self.scope.split()
 
-    # authlib's ClientMixin interface.
     def get_client_id(self):
         return self.client_id
 
@@ -73,8 +58,39 @@ class OAuthClient(db.Model):
         return grant_type == "client_credentials"
 
 
+class OAuthClient(ClientPolicy, db.Model):
+    """A partner agency's system; it always acts for exactly one organization."""
+
+    __tablename__ = "oauth_clients"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    #: SHA-256 hex digest of the secret; the secret itself is shown once and never stored.
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    #: Allowed scopes, space-separated (RFC 6749 section 3.3).
+    scope: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    revoked_at: Mapped[datetime | None]
+
+    organization = relationship("Organization")
+
+
+@dataclass(frozen=True)
+class ClientRecord(ClientPolicy):
+    """A live client as the token endpoints read it: values, no object to track."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    scope: str
+    secret_hash: str
+
+
 class AccessToken(db.Model):
-    """A bearer token issued to a client; looked up by the digest of what the client presents."""
+    """A bearer token issued to a client; looked up by the digest of what the client presents
+    (auth.server.find_bearer, which also gives authlib its token interface)."""
 
     __tablename__ = "oauth_tokens"
 
@@ -87,24 +103,4 @@ class AccessToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(index=True)
     revoked_at: Mapped[datetime | None]
 
-    client: Mapped[OAuthClient] = relationship(lazy="joined", innerjoin=True)
-
-    @property
-    def scopes(self) -> list[str]:
-        return self.scope.split()
-
-    # authlib's TokenMixin interface.
-    def check_client(self, client):
-        return self.client_id == client.id
-
-    def get_scope(self):
-        return self.scope
-
-    def get_expires_in(self):
-        return int((self.expires_at - self.issued_at).total_seconds())
-
-    def is_expired(self):
-        return self.expires_at <= now()
-
-    def is_revoked(self):
-        return self.revoked_at is not None or self.client.revoked_at is not None
+    client: Mapped[OAuthClient] = relationship()

@@ -20,7 +20,7 @@ from flask import current_app, g
 from flask import request as flask_request
 
 import audit
-from auth.models import TOKEN_AUTH_METHODS, AccessToken, OAuthClient
+from auth.models import TOKEN_AUTH_METHODS, AccessToken, ClientPolicy, ClientRecord, OAuthClient
 from auth.scopes import SCOPES
 from core.db import db
 from core.ids import new_id, new_secret, secret_digest
@@ -32,25 +32,23 @@ log = logging.getLogger(__name__)
 _ENDPOINT_ACTIONS = {"token": "create", "revocation": "revoke", "introspection": "read"}
 
 
-def find_client(client_id: str) -> OAuthClient | None:
+_tokens, _clients, _organizations = (AccessToken.__table__, OAuthClient.__table__,
+                                     Organization.__table__)
+# Every token request runs this (Core: values, not objects to track).
+_LIVE_CLIENT = (sa.select(_clients.c.id, _clients.c.organization_id, _clients.c.scope,
+                          _clients.c.secret_hash)
+                .where(_clients.c.id == sa.bindparam("id", type_=sa.Uuid()),
+                       _clients.c.revoked_at.is_(None)))
+
+
+def find_client(client_id: str) -> ClientRecord | None:
     """The live client with this id, or None (unknown, malformed or revoked)."""
     try:
         key = uuid.UUID(client_id)
     except (TypeError, ValueError, AttributeError):
         return None
-    client = db.session.get(OAuthClient, key)
-    if client is None or client.revoked_at is not None:
-        return None
-    return client
-
-
-def find_token(token_string: str) -> AccessToken | None:
-    """The token whose digest matches what the client presented, with its client, or None."""
-    if not token_string or len(token_string) > 512:
-        return None
-    return db.session.scalar(
-        sa.select(AccessToken).where(AccessToken.token_hash == secret_digest(token_string))
-    )
+    row = db.session.connection().execute(_LIVE_CLIENT, {"id": key}).first()
+    return None if row is None else ClientRecord(*row)
 
 
 @dataclass(frozen=True)
@@ -60,10 +58,14 @@ class BearerToken:
     id: uuid.UUID
     client_id: uuid.UUID
     scope: str
+    issued_at: datetime
     expires_at: datetime
     revoked: bool
     #: The client's organization as a directory entry (a dict).
     organization: dict
+
+    def check_client(self, client):
+        return self.client_id == client.id
 
     def get_scope(self):
         return self.scope
@@ -77,12 +79,10 @@ class BearerToken:
 
 # Built once, in Core on the session's connection: every API request runs it, and it
 # returns values, not objects to track.
-_tokens, _clients, _organizations = (AccessToken.__table__, OAuthClient.__table__,
-                                     Organization.__table__)
 _BEARER = (
     # Primary keys, not foreign keys: a foreign key's type is unknown when this is built.
     sa.select(_tokens.c.id.label("token_id"), _clients.c.id.label("client_id"), _tokens.c.scope,
-              _tokens.c.expires_at, _tokens.c.revoked_at,
+              _tokens.c.issued_at, _tokens.c.expires_at, _tokens.c.revoked_at,
               _clients.c.revoked_at.label("client_revoked_at"),
               *(_organizations.c[name] for name in ENTRY_COLUMNS),
               _organizations.c.capacity_status, _organizations.c.capacity_waitlist,
@@ -104,7 +104,7 @@ def find_bearer(token_string: str) -> BearerToken | None:
         return None
     return BearerToken(
         id=row["token_id"], client_id=row["client_id"], scope=row["scope"],
-        expires_at=row["expires_at"],
+        issued_at=row["issued_at"], expires_at=row["expires_at"],
         revoked=row["revoked_at"] is not None or row["client_revoked_at"] is not None,
         organization=directory_entry(row))
 
@@ -114,7 +114,7 @@ def generate_access_token(**_context) -> str:
     return new_secret(32)
 
 
-def _as_actor(client: OAuthClient) -> dict:
+def _as_actor(client: ClientPolicy) -> dict:
     return {"organization_id": client.organization_id, "client_id": client.client_id}
 
 
@@ -146,7 +146,7 @@ class _OwnTokenEndpoint:
     SUPPORTED_TOKEN_TYPES = ("access_token", "refresh_token")
 
     def query_token(self, token_string, token_type_hint):
-        return find_token(token_string)
+        return find_bearer(token_string)
 
 
 class TokenRevocation(_OwnTokenEndpoint, RevocationEndpoint):
@@ -156,7 +156,7 @@ class TokenRevocation(_OwnTokenEndpoint, RevocationEndpoint):
         try:
             token = super().authenticate_token(request, client)
         except InvalidGrantError:
-            other = find_token(request.form["token"])
+            other = find_bearer(request.form["token"])
             g.audit_denial = {"action": "revoke", "reason": "not_own_token",
                               "resource_type": "access_token", "resource_id": other.id,
                               **_as_actor(client)}
@@ -167,8 +167,8 @@ class TokenRevocation(_OwnTokenEndpoint, RevocationEndpoint):
         return token
 
     def revoke_token(self, token, request):
-        if token.revoked_at is None:
-            token.revoked_at = now()
+        db.session.execute(sa.update(AccessToken).where(
+            AccessToken.id == token.id, AccessToken.revoked_at.is_(None)).values(revoked_at=now()))
         audit.record(action="revoke", outcome="permit", reason="own_token",
                      resource_type="access_token", resource_id=token.id, token_id=token.id,
                      **_as_actor(request.client))
@@ -200,7 +200,7 @@ class TokenIntrospection(_OwnTokenEndpoint, IntrospectionEndpoint):
         return {
             "active": True,
             "scope": token.scope,
-            "client_id": token.client.client_id,
+            "client_id": str(token.client_id),
             "exp": int(token.expires_at.timestamp()),
             "iat": int(token.issued_at.timestamp()),
             "token_type": "Bearer",
