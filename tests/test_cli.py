@@ -115,3 +115,21 @@ def test_demo_seed_builds_the_network_and_reseeds_with_new_secrets(run, client):
                        headers=basic(old["client_id"], old["client_secret"])).status_code == 401
     assert client.post("/oauth/token", data=form,
                        headers=basic(new["client_id"], new["client_secret"])).status_code == 200
+
+
+@pytest.mark.no_db
+def test_the_console_script_offers_the_operator_commands(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("imh-referral")
+    environ = {**os.environ, "APP_ENV": "development",
+               "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
+    result = subprocess.run([str(script), "--help"], env=environ, capture_output=True,  # noqa: S603
+                            text=True, timeout=60, check=False, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    for command in ("audit", "client", "db", "demo", "org", "openapi"):
+        assert f"  {command} " in result.stdout
