@@ -66,7 +66,8 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "APP_ENV": env,
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # hide_parameters: a database error's message must never carry family data to a log.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
         "MAX_CONTENT_LENGTH": _int(environ, "MAX_CONTENT_LENGTH", 64 * 1024),
         "TOKEN_LIFETIME": _int(environ, "TOKEN_LIFETIME", 3600),
         "OAUTH_ISSUER": environ.get("OAUTH_ISSUER", "").rstrip("/") or None,

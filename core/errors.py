@@ -1,6 +1,7 @@
 """One error shape: every failure leaves as RFC 9457 problem+json with the request id."""
 
 import logging
+import traceback
 
 from flask import Flask, g, request
 from marshmallow import ValidationError
@@ -151,14 +152,21 @@ def register_error_handlers(app: Flask) -> None:
                 Problem("service-unavailable", "The database is unreachable; retry shortly",
                         headers={"Retry-After": "5"})
             )
-        log.exception("database error")
+        _log_without_message("database error", error)
         return problem_response(Problem("internal-error", "An internal error occurred"))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
-        # The exception's text may carry family data or internals: log it, never send it.
-        log.exception("unhandled error")
+        _log_without_message("unhandled error", error)
         return problem_response(Problem("internal-error", "An internal error occurred"))
+
+
+def _log_without_message(what: str, error: BaseException) -> None:
+    """Log where an error happened, never its message: messages can carry family data."""
+    # File, line and function only: a source line or a message could hold a value.
+    where = "\n".join(f"  {frame.filename}:{frame.lineno} in {frame.name}"
+                      for frame in traceback.extract_tb(error.__traceback__)[-20:])
+    log.error("%s: %s (request %s)\n%s", what, type(error).__name__, g.get("request_id"), where)
 
 
 def _is_unavailable(error: DBAPIError) -> bool:

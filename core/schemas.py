@@ -41,11 +41,13 @@ class Timestamp(fields.DateTime):
 
 
 class LanguageTag(fields.String):
-    """A BCP 47 language tag such as `en`, `es` or `zh-Hant`."""
+    """A BCP 47 language tag such as `en`, `es` or `zh-Hant` (at most 35 characters)."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("validate", validate.Regexp(
-            _LANGUAGE_TAG, error="Not a BCP 47 language tag (e.g. en, es, zh-Hant)"))
+        kwargs.setdefault("validate", [
+            validate.Length(max=35),
+            validate.Regexp(_LANGUAGE_TAG, error="Not a BCP 47 language tag (e.g. en, es, "
+                                                 "zh-Hant)")])
         kwargs.setdefault("metadata", {"description": "BCP 47 language tag", "example": "es"})
         super().__init__(**kwargs)
 

@@ -137,6 +137,8 @@ class FamilyUpdateSchema(FamilyInputSchema):
     child = fields.Nested(ChildInputSchema)
     caregivers = fields.List(fields.Nested(CaregiverInputSchema),
                              validate=validate.Length(1, 10))
+    # No default here: a field left out of a PATCH stays as it is.
+    interpreter_needed = StrictBoolean()
 
 
 class FamilyListQuery(PageQuery, InputSchema):

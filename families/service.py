@@ -183,7 +183,9 @@ def update_family(actor, *, family_id: uuid.UUID, changes: dict, if_match: str |
         _replace_caregivers(family, changes["caregivers"])
     if db.session.is_modified(family) or any(db.session.is_modified(c) or c in db.session.new
                                              for c in family.caregivers):
-        family.updated_at = now()  # a caregiver change versions the family record too
+        # A caregiver change versions the family record too, even within one clock instant.
+        family.updated_at = now()
+        orm.attributes.flag_modified(family, "updated_at")
     db.session.flush()
     audit.record(action="update", outcome="permit", reason="custodian", resource_type="family",
                  resource_id=family.id, family_id=family.id, actor=actor,

@@ -1006,3 +1006,22 @@ def test_without_a_valid_token_it_is_401(client, custodian, make, method, where,
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert read(client, headers, posted["id"]) == before
     assert list_ids(client, headers) == [posted["id"]]
+
+
+def test_a_patch_leaves_unnamed_fields_as_they_are(client, custodian):
+    _, headers = custodian
+    created = post_family(client, headers, family_body() | {"interpreter_needed": True})
+    assert created.status_code == 201 and created.json["interpreter_needed"] is True
+    patched = client.patch(f"/api/v1/families/{created.json['id']}",
+                           json={"preferred_language": "fr"}, headers=headers)
+    assert patched.status_code == 200
+    assert patched.json["interpreter_needed"] is True
+    assert patched.json["preferred_language"] == "fr"
+
+
+@pytest.mark.parametrize("field", ["preferred_language"])
+def test_a_language_tag_longer_than_35_characters_is_422(client, custodian, field):
+    _, headers = custodian
+    body = family_body() | {field: "en-abcdefgh-abcdefgh-abcdefgh-abcdefgh-abcdefgh"}
+    assert_validation_error(post_family(client, headers, body), field)
+    assert list_ids(client, headers) == []
