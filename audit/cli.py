@@ -15,8 +15,8 @@ audit_cli = AppGroup("audit", help="The audit trail.")
 
 
 @audit_cli.command("verify")
-@click.option("--from-seq", type=click.IntRange(min=1), default=None)
-@click.option("--to-seq", type=click.IntRange(min=1), default=None)
+@click.option("--from-seq", type=click.IntRange(min=1, max=2**63 - 1), default=None)
+@click.option("--to-seq", type=click.IntRange(min=1, max=2**63 - 1), default=None)
 def verify_command(from_seq, to_seq):
     """Recompute the chain and check the newest checkpoint; exit 1 when either fails."""
     verdict = verify(db.session, from_seq, to_seq).as_dict()

@@ -90,8 +90,8 @@ class ExportQuery(_TimeRange):
 
 
 class VerifyQuery(InputSchema):
-    from_seq = fields.Integer(strict=False, validate=validate.Range(min=1))
-    to_seq = fields.Integer(strict=False, validate=validate.Range(min=1))
+    from_seq = fields.Integer(strict=False, validate=validate.Range(min=1, max=2**63 - 1))
+    to_seq = fields.Integer(strict=False, validate=validate.Range(min=1, max=2**63 - 1))
 
     @validates_schema
     def _ordered(self, data, **kwargs):

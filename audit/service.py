@@ -3,15 +3,17 @@
 import sqlalchemy as sa
 
 from audit import checkpoints
-from audit.chain import verify
+from audit.chain import chain_head, verify
 from audit.models import AuditEvent
 from audit.recorder import record
 from audit.schemas import AuditEventSchema
 from core.db import db
-from core.errors import Problem
+from core.errors import Problem, validation_problem
 from core.pagination import Page, keyset_page
 
 EXPORT_BATCH = 1000
+#: The largest seq a BIGINT holds; anything beyond is not an event.
+MAX_SEQ = 2**63 - 1
 _FILTERS = ("organization_id", "client_id", "family_id", "action", "outcome", "resource_type",
             "resource_id")
 
@@ -37,7 +39,7 @@ def search_events(actor, *, limit: int, cursor: str | None = None, since=None, u
 
 def get_event(actor, seq: int) -> AuditEvent:
     """The event at `seq`. Raises Problem 404 when the log has none there."""
-    event = db.session.get(AuditEvent, seq)
+    event = db.session.get(AuditEvent, seq) if seq <= MAX_SEQ else None
     if event is None:
         raise Problem("not-found", f"The log has no event {seq}")
     record(action="read", outcome="permit", reason="audit_read", resource_type="audit_event",
@@ -75,7 +77,14 @@ def export_events(actor, *, since, until):
 
 
 def verify_log(*, from_seq: int | None = None, to_seq: int | None = None) -> dict:
-    """Recompute the chain over the log or a range of it."""
+    """Recompute the chain over the log or a range of it.
+
+    Raises Problem 422 when `from_seq` lies past the newest event (nothing there to verify).
+    """
+    head = chain_head(db.session)
+    if from_seq is not None and from_seq > max(head.seq, 1):
+        raise validation_problem(
+            {"from_seq": [f"The log ends at event {head.seq}"]}, "Nothing to verify there")
     return verify(db.session, from_seq, to_seq).as_dict()
 
 
@@ -104,6 +113,8 @@ def verify_checkpoint(checkpoint: dict) -> dict:
 
 #: Reasons of a permitted access that rested on a consent: a disclosure outside the custodian.
 DISCLOSURE_REASONS = ("consent", "partial_consent")
+#: Actions that show information (a `decide` only answers whether it could be shown).
+DISCLOSING_ACTIONS = ("read", "search", "export")
 
 
 def disclosures(*, family_id, limit: int, cursor: str | None = None) -> Page:
@@ -111,7 +122,8 @@ def disclosures(*, family_id, limit: int, cursor: str | None = None) -> Page:
     first: who, when, which categories, for what purpose, under which consents."""
     stmt = sa.select(AuditEvent).where(AuditEvent.family_id == family_id,
                                        AuditEvent.outcome == "permit",
-                                       AuditEvent.reason.in_(DISCLOSURE_REASONS))
+                                       AuditEvent.reason.in_(DISCLOSURE_REASONS),
+                                       AuditEvent.action.in_(DISCLOSING_ACTIONS))
     return keyset_page(stmt, kind="disclosures", order=[AuditEvent.seq], cursor=cursor,
                        limit=limit, descending=True, encode=lambda e: [e.seq],
                        decode=lambda values: [int(values[0])])

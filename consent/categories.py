@@ -40,6 +40,13 @@ FAMILY_FIELDS = {
 }
 
 
+#: Fields of a consent record that tell something about the family beyond the consent itself.
+CONSENT_FIELDS = {
+    "explained_in_language": "contact",
+    "interpreter_used": "contact",
+}
+
+
 def categories_in(fields: dict) -> set[str]:
     """Every category a field map declares."""
     found = set()

@@ -164,3 +164,55 @@ def may_see_family(*, actor_organization_id: uuid.UUID, family, at: datetime) ->
                         purpose=purpose, categories=FAMILY_CATEGORIES, consents=consents,
                         at=at).nothing_permitted
         for purpose in PURPOSES)
+
+
+@dataclass(frozen=True)
+class ConsentView:
+    """What of a consent record an organization may see."""
+
+    #: Categories of the family's information the record may show (see CONSENT_FIELDS).
+    permitted: frozenset[str]
+    #: Consents the shown family facts rest on (none for the custodian).
+    consent_ids: tuple[uuid.UUID, ...]
+    #: The free-text revocation reason: for the custodian and whoever recorded it.
+    shows_revocation_reason: bool
+    reason: str
+
+
+def family_facts_in_consents(*, actor_organization_id: uuid.UUID, family,
+                             at: datetime) -> Decision:
+    """Whether the family facts a consent record holds (`contact`) may be shown to the actor
+    now, for any purpose: one query, shared by every consent of the family the actor sees."""
+    custodian = family.custodian_organization_id
+    consents = () if actor_organization_id == custodian else consents_in_force(
+        family_id=family.id, actor_organization_id=actor_organization_id,
+        author_organization_id=custodian, at=at)
+    decisions = [decide_over(actor_organization_id=actor_organization_id,
+                             custodian_organization_id=custodian,
+                             author_organization_id=custodian, purpose=purpose,
+                             categories=["contact"], consents=consents, at=at)
+                 for purpose in PURPOSES]
+    return next((d for d in decisions if d.permitted), decisions[0])
+
+
+def view_of_consent(*, actor_organization_id: uuid.UUID, consent, family,
+                    facts: Decision) -> ConsentView | None:
+    """What the actor may see of a consent record, or None when it may not know it exists.
+
+    The custodian sees it whole. An organization it names sees the record itself (it needs
+    to know, say, that it was revoked), and the family facts in it only as `facts` allows.
+    """
+    if actor_organization_id == family.custodian_organization_id:
+        return ConsentView(frozenset({"contact"}), (), True, "custodian")
+    if actor_organization_id not in consent.organization_ids:
+        return None
+    return ConsentView(
+        permitted=facts.permitted, consent_ids=facts.consent_ids,
+        shows_revocation_reason=consent.revoked_by_organization_id == actor_organization_id,
+        reason="consent" if facts.permitted else "party")
+
+
+def may_list_consents(*, actor_organization_id: uuid.UUID, family) -> bool:
+    """The custodian, and any organization a consent of the family ever named."""
+    return (actor_organization_id == family.custodian_organization_id
+            or is_party_to_any(family_id=family.id, organization_id=actor_organization_id))

@@ -35,10 +35,10 @@ def record_consent(family_id: uuid.UUID):
     at most `CONSENT_MAX_DAYS` after it takes effect; the right to revoke explained. Never
     edited afterwards: a change is a revocation and a new consent."""
     data = load_body(ConsentInputSchema)
-    consent = service.record_consent(current_actor(), family_id=family_id, data=data)
-    return respond(ConsentSchema, consent, status=201,
-                   headers={"Location": f"/api/v1/consents/{consent.id}",
-                            "ETag": etag_for(consent.version)})
+    document, version = service.record_consent(current_actor(), family_id=family_id, data=data)
+    return respond(ConsentSchema, document, status=201,
+                   headers={"Location": f"/api/v1/consents/{document['id']}",
+                            "ETag": etag_for(version)})
 
 
 @bp.get("/families/<uuid:family_id>/consents")
@@ -57,9 +57,12 @@ def list_consents(family_id: uuid.UUID):
 @operation(summary="Read a consent", tags=TAGS, responses={200: ConsentSchema},
            headers={200: {"ETag": "1 as recorded, 2 once revoked."}})
 def get_consent(consent_id: uuid.UUID):
-    """For the organizations it names and the family's custodian; 404 for anyone else."""
-    consent = service.get_consent(current_actor(), consent_id=consent_id)
-    return respond(ConsentSchema, consent, headers={"ETag": etag_for(consent.version)})
+    """For the organizations it names and the family's custodian; 404 for anyone else. A named
+    organization sees the language the consent was explained in and the interpreter only while
+    a consent in force lets it see the family's `contact` information (else `redacted` names
+    it), and the revocation reason only if it recorded the revocation."""
+    document, version = service.get_consent(current_actor(), consent_id=consent_id)
+    return respond(ConsentSchema, document, headers={"ETag": etag_for(version)})
 
 
 @bp.post("/consents/<uuid:consent_id>/revoke")
@@ -70,8 +73,8 @@ def revoke_consent(consent_id: uuid.UUID):
     """Effective at once for everything not yet disclosed. Revoking a revoked consent answers
     200 with the consent unchanged; a revoked consent is never reactivated."""
     data = load_body(RevocationInputSchema)
-    consent = service.revoke_consent(current_actor(), consent_id=consent_id, data=data)
-    return respond(ConsentSchema, consent, headers={"ETag": etag_for(consent.version)})
+    document, version = service.revoke_consent(current_actor(), consent_id=consent_id, data=data)
+    return respond(ConsentSchema, document, headers={"ETag": etag_for(version)})
 
 
 @bp.post("/consent-decisions")

@@ -43,6 +43,8 @@ class ConsentSchema(Schema):
     revocation_reason = fields.String(allow_none=True)
     revocation_requested_by = fields.String(allow_none=True,
                                             metadata={"enum": list(REQUESTERS)})
+    redacted = fields.List(fields.String(metadata={"enum": list(CATEGORIES)}), metadata={
+        "description": "Categories of family information withheld from this caller."})
 
 
 ConsentPageSchema = page_schema(ConsentSchema, "ConsentPage")

@@ -1,6 +1,7 @@
 """Recording, reading and revoking family consents, and answering consent decisions."""
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -8,6 +9,7 @@ from flask import current_app
 
 import audit
 from consent import policy
+from consent.categories import CONSENT_FIELDS, categories_in, redact
 from consent.models import Consent, ConsentParty
 from core.db import db
 from core.errors import Problem, validation_problem
@@ -31,7 +33,7 @@ def _family(family_id: uuid.UUID) -> Family | None:
     return db.session.get(Family, family_id)
 
 
-def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> Consent:
+def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, int]:
     """Record a consent the family gave. The recorder must be named in it and see the family.
 
     Raises Problem 404 (family unknown or not visible) or 422 naming every invalid field.
@@ -64,7 +66,9 @@ def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> Consent:
     audit.record(action="create", outcome="permit", reason="recorded", resource_type="consent",
                  resource_id=consent.id, family_id=family.id, consent_ids=[consent.id],
                  actor=actor)
-    return consent
+    # The recorder just wrote every field of it: it sees what it wrote.
+    view = policy.ConsentView(categories_in(CONSENT_FIELDS), (), True, "author")
+    return consent_document(consent, view), consent.version
 
 
 def _consent_errors(actor, family: Family, data: dict, at: datetime) -> dict:
@@ -101,38 +105,68 @@ def _consent_errors(actor, family: Family, data: dict, at: datetime) -> dict:
     return errors
 
 
-def _visible_consent(actor, consent_id: uuid.UUID, action: str) -> tuple[Consent, Family]:
+_RECORD_FIELDS = ("id", "family_id", "grantor", "organization_ids", "purposes", "categories",
+                  "effective_at", "expires_at", "method", "signed_at", "explained_in_language",
+                  "interpreter_used", "revocation_rights_explained",
+                  "recorded_by_organization_id", "recorded_at", "status", "revoked_at",
+                  "revocation_reason", "revocation_requested_by")
+
+
+def consent_document(consent: Consent, view: policy.ConsentView) -> dict:
+    """The consent record as the viewer may see it; `redacted` names what was withheld."""
+    document = redact({field: getattr(consent, field) for field in _RECORD_FIELDS},
+                      CONSENT_FIELDS, view.permitted)
+    if not view.shows_revocation_reason and document["revocation_reason"] is not None:
+        del document["revocation_reason"]  # free text of the custodian's and the revoker's
+    document["redacted"] = sorted(categories_in(CONSENT_FIELDS) - view.permitted)
+    return document
+
+
+def _record_view(actor, consent: Consent, family: Family, view, action: str) -> None:
+    """Audit a look at a consent record: a disclosure when it showed family facts."""
+    disclosed = view.reason == "consent"
+    audit.record(action=action, outcome="permit", reason=view.reason, resource_type="consent",
+                 resource_id=consent.id, family_id=family.id, actor=actor,
+                 categories=view.permitted if disclosed else (),
+                 consent_ids=view.consent_ids if disclosed else [consent.id])
+
+
+def _visible_consent(actor, consent_id: uuid.UUID, action: str):
     consent = db.session.get(Consent, consent_id)
     family = _family(consent.family_id) if consent else None
-    if consent is None or (actor.organization_id not in consent.organization_ids
-                           and actor.organization_id != family.custodian_organization_id):
+    view = None
+    if consent is not None:
+        facts = policy.family_facts_in_consents(actor_organization_id=actor.organization_id,
+                                                family=family, at=now())
+        view = policy.view_of_consent(actor_organization_id=actor.organization_id,
+                                      consent=consent, family=family, facts=facts)
+    if view is None:
         raise _refuse(action, "consent", consent_id,
                       family_id=consent.family_id if consent else None)
-    return consent, family
+    return consent, family, view
 
 
-def get_consent(actor, *, consent_id: uuid.UUID) -> Consent:
-    """A consent, for its named organizations and the family's custodian; 404 otherwise."""
-    consent, family = _visible_consent(actor, consent_id, "read")
-    audit.record(action="read", outcome="permit", reason="party", resource_type="consent",
-                 resource_id=consent.id, family_id=family.id, consent_ids=[consent.id],
-                 actor=actor)
-    return consent
+def get_consent(actor, *, consent_id: uuid.UUID) -> tuple[dict, int]:
+    """A consent as the caller may see it, with its version; 404 for organizations it does
+    not name (other than the family's custodian)."""
+    consent, family, view = _visible_consent(actor, consent_id, "read")
+    _record_view(actor, consent, family, view, "read")
+    return consent_document(consent, view), consent.version
 
 
 def list_consents(actor, *, family_id: uuid.UUID, limit: int,
                   cursor: str | None = None) -> Page:
-    """The family's consents naming the caller (all of them for the custodian), newest first.
+    """The family's consents naming the caller (all of them for the custodian), newest first,
+    each as the caller may see it.
 
     Raises Problem 404 when the family does not exist or no consent links it to the caller.
     """
     family = _family(family_id)
-    custodian = family is not None and family.custodian_organization_id == actor.organization_id
-    if family is None or not (custodian or policy.is_party_to_any(
-            family_id=family.id, organization_id=actor.organization_id)):
+    if family is None or not policy.may_list_consents(
+            actor_organization_id=actor.organization_id, family=family):
         raise _refuse("search", "family", family_id, family_id=family.id if family else None)
     stmt = sa.select(Consent).where(Consent.family_id == family.id)
-    if not custodian:
+    if family.custodian_organization_id != actor.organization_id:
         stmt = stmt.where(Consent.id.in_(sa.select(ConsentParty.consent_id).where(
             ConsentParty.organization_id == actor.organization_id,
             ConsentParty.family_id == family.id)))
@@ -141,16 +175,25 @@ def list_consents(actor, *, family_id: uuid.UUID, limit: int,
         limit=limit, descending=True,
         encode=lambda c: [c.recorded_at.isoformat(), str(c.id)],
         decode=lambda v: [datetime.fromisoformat(v[0]), uuid.UUID(v[1])])
-    audit.record(action="search", outcome="permit", reason="party", resource_type="consent",
-                 family_id=family.id, consent_ids=[c.id for c in page.items], actor=actor)
+    facts = policy.family_facts_in_consents(actor_organization_id=actor.organization_id,
+                                            family=family, at=now())
+    views = [policy.view_of_consent(actor_organization_id=actor.organization_id, consent=c,
+                                    family=family, facts=facts) for c in page.items]
+    disclosed = facts.permitted and family.custodian_organization_id != actor.organization_id
+    audit.record(action="search", outcome="permit",
+                 reason="consent" if disclosed else views[0].reason if views else "party",
+                 resource_type="consent", family_id=family.id, actor=actor,
+                 categories=facts.permitted if disclosed else (),
+                 consent_ids=facts.consent_ids if disclosed else [c.id for c in page.items])
+    page.items = [consent_document(c, v) for c, v in zip(page.items, views, strict=True)]
     return page
 
 
-def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> Consent:
+def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, int]:
     """Revoke a consent, effective at once for everything not yet disclosed. Revoking a revoked
     consent changes nothing. Raises Problem 404 (not visible) or 422 (caregiver not of the
     family)."""
-    consent, family = _visible_consent(actor, consent_id, "revoke")
+    consent, family, view = _visible_consent(actor, consent_id, "revoke")
     caregiver_id = data.get("caregiver_id")
     if caregiver_id is not None:
         caregiver = db.session.get(Caregiver, caregiver_id)
@@ -160,7 +203,7 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> Consent:
         audit.record(action="revoke", outcome="permit", reason="already_revoked",
                      resource_type="consent", resource_id=consent.id, family_id=family.id,
                      consent_ids=[consent.id], actor=actor)
-        return consent
+        return consent_document(consent, view), consent.version
     consent.revoked_at = now()
     consent.revocation_reason = data["reason"]
     consent.revocation_requested_by = data["requested_by"]
@@ -170,7 +213,8 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> Consent:
     audit.record(action="revoke", outcome="permit", reason=f"requested_by_{data['requested_by']}",
                  resource_type="consent", resource_id=consent.id, family_id=family.id,
                  consent_ids=[consent.id], actor=actor)
-    return consent
+    view = replace(view, shows_revocation_reason=True)  # the revoker wrote the reason
+    return consent_document(consent, view), consent.version
 
 
 def decide_for(actor, *, family_id: uuid.UUID, purpose: str, categories: list[str]) -> dict:

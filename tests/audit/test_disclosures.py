@@ -74,3 +74,14 @@ def test_bad_queries_are_422(client, disclosed, query):
     family, own = disclosed[2], disclosed[4]
     answer = client.get(f"/api/v1/families/{family.id}/disclosures?{query}", headers=bearer(own))
     assert answer.status_code == 422
+
+
+def test_asking_the_engine_is_not_a_disclosure(client, make, disclosed):
+    clinic, provider, family, _, own = disclosed
+    asked = client.post("/api/v1/consent-decisions",
+                        json={"family_id": str(family.id), "purpose": "referral",
+                              "categories": ["identity"]},
+                        headers=bearer(make.token(provider, ["consent:read"])))
+    assert asked.status_code == 200 and asked.json["decision"] == "permit"
+    items = client.get(f"/api/v1/families/{family.id}/disclosures", headers=bearer(own)).json
+    assert {item["action"] for item in items["items"]} == {"read"}

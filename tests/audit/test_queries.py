@@ -163,3 +163,14 @@ def test_export_streams_ndjson_oldest_first(app, client, auditor, seeded):
 def test_export_needs_a_range_of_at_most_31_days(client, auditor, query):
     answer = client.get(f"/api/v1/audit/export?{query}", headers=bearer(auditor))
     assert answer.status_code == 422
+
+
+@pytest.mark.parametrize("path,status", [
+    ("/api/v1/audit/verify?from_seq=99999999", 422),
+    ("/api/v1/audit/verify?from_seq=99999999999999999999999", 422),
+    ("/api/v1/audit/verify?to_seq=99999999999999999999999", 422),
+    ("/api/v1/audit/events/99999999999999999999999", 404),
+])
+def test_seq_beyond_the_log_or_a_bigint_is_a_clear_4xx(client, auditor, seeded, path, status):
+    answer = client.get(path, headers=bearer(auditor))
+    assert answer.status_code == status, answer.get_data(as_text=True)

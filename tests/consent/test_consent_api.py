@@ -582,9 +582,16 @@ def test_revoking_answers_200_revoked_with_revoked_at(
     assert instant(response.json["revoked_at"]) == T0 + timedelta(minutes=5)
     assert response.json["revocation_reason"] == "The mother asked to stop sharing."
     assert response.json.get("revocation_requested_by", "caregiver") == "caregiver"
-    for reader in (custodian, partner):
-        again = client.get(consent_url(consent.id), headers=reader.headers)
-        assert again.json == response.json
+    # The custodian reads the whole record again.
+    again = client.get(consent_url(consent.id), headers=custodian.headers)
+    assert again.json | {"redacted": []} == response.json | {"redacted": []}
+    # The partner still learns the consent was revoked, but no longer the family's facts in
+    # it (its only consent is gone), and the reason only if it wrote it.
+    seen = client.get(consent_url(consent.id), headers=partner.headers).json
+    assert (seen["status"], seen["revoked_at"]) == ("revoked", response.json["revoked_at"])
+    assert seen["redacted"] == ["contact"]
+    assert "explained_in_language" not in seen and "interpreter_used" not in seen
+    assert ("revocation_reason" in seen) is (by == "partner")
 
 
 def test_revoking_again_answers_200_with_the_consent_unchanged(
@@ -598,9 +605,11 @@ def test_revoking_again_answers_200_with_the_consent_unchanged(
                                                  "requested_by": "organization"})
 
     assert again.status_code == 200, again.get_data(as_text=True)
-    assert again.json == first.json
     assert again.json["revoked_at"] == first.json["revoked_at"]
-    assert again.json["revocation_reason"] == "Asked by the mother."
+    assert "revocation_reason" not in again.json  # the custodian's words, not the partner's
+    kept = client.get(consent_url(consent.id), headers=custodian.headers).json
+    assert kept["revocation_reason"] == "Asked by the mother."
+    assert kept["revoked_at"] == first.json["revoked_at"]
 
 
 @pytest.mark.parametrize(("body", "path"), [
@@ -924,3 +933,21 @@ def test_without_a_valid_token_it_is_401(
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert response.request.method == method
     assert listed(client, custodian, family.id) == before
+
+
+def test_a_revoked_party_no_longer_reads_the_familys_facts_in_the_consent(
+        client, make, custodian, partner, family):
+    """The review's case: the family revokes; the partner keeps only the record's skeleton."""
+    consent = make.consent(family, [custodian.org, partner.org])
+    before = client.get(consent_url(consent.id), headers=partner.headers).json
+    assert before["redacted"] == [] and before["explained_in_language"] == "es"
+    reason = "Mother moved to a shelter; do not disclose location"
+    assert revoke(client, custodian, consent.id, {"reason": reason}).status_code == 200
+
+    for answer in (client.get(consent_url(consent.id), headers=partner.headers).json,
+                   client.get(f"/api/v1/families/{family.id}/consents",
+                              headers=partner.headers).json["items"][0]):
+        assert answer["status"] == "revoked"
+        assert reason not in str(answer)
+        assert "explained_in_language" not in answer and "interpreter_used" not in answer
+        assert answer["redacted"] == ["contact"]
