@@ -59,6 +59,18 @@ def _checkpoint_on_schedule() -> None:
     db.session.commit()
 
 
+#: The resource type of each collection a creating POST's Location names.
+_COLLECTIONS = {"families": "family", "consents": "consent", "referrals": "referral"}
+
+
+def _record_replay(location: str | None) -> None:
+    """A replayed creation shows the object again to its client: one `read` event."""
+    *_, collection, resource_id = ("", "", *(location or "").rstrip("/").split("/"))
+    record(action="read", outcome="permit", reason="idempotent_replay",
+           resource_type=_COLLECTIONS.get(collection, "api"), resource_id=resource_id or None,
+           actor=g.get("actor"))
+
+
 def init_app(app: Flask) -> None:
     """Load the checkpoint signing key, record refusals after their rollback, and checkpoint
     on the schedule after commits."""
@@ -67,3 +79,4 @@ def init_app(app: Flask) -> None:
     app.extensions["audit_schedule"] = {"next_look": datetime.min.replace(tzinfo=UTC)}
     on_rollback(app, _record_refusal)
     on_commit(app, _checkpoint_on_schedule)
+    app.extensions["idempotent_replay"] = _record_replay

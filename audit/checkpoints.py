@@ -131,7 +131,7 @@ def signature_is_valid(checkpoint: dict) -> bool:
         public.verify(signature, signed_message(
             seq=checkpoint["seq"], hash=checkpoint["hash"],
             recorded_at=rfc3339(checkpoint["recorded_at"]), key_id=checkpoint["key_id"]))
-    except (ValueError, binascii.Error, InvalidSignature):
+    except (ValueError, OverflowError, binascii.Error, InvalidSignature):
         return False
     return True
 

@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from audit.models import ACTIONS, OUTCOMES
 from core.pagination import PageQuery, page_schema
-from core.schemas import InputSchema, Timestamp
+from core.schemas import InputSchema, Instant, Timestamp
 
 MAX_EXPORT_DAYS = 31
 
@@ -58,9 +58,9 @@ AuditEventPageSchema = page_schema(AuditEventSchema, "AuditEventPage")
 
 
 class _TimeRange(InputSchema):
-    since = fields.AwareDateTime(default_timezone=None,
+    since = Instant(
                                  metadata={"description": "RFC 3339 instant, inclusive."})
-    until = fields.AwareDateTime(default_timezone=None,
+    until = Instant(
                                  metadata={"description": "RFC 3339 instant, exclusive."})
 
     @validates_schema
@@ -80,8 +80,8 @@ class AuditEventQuery(PageQuery, _TimeRange):
 
 
 class ExportQuery(_TimeRange):
-    since = fields.AwareDateTime(required=True, metadata={"description": "Inclusive."})
-    until = fields.AwareDateTime(required=True, metadata={"description": "Exclusive."})
+    since = Instant(required=True, metadata={"description": "Inclusive."})
+    until = Instant(required=True, metadata={"description": "Exclusive."})
 
     @validates_schema
     def _at_most_a_month(self, data, **kwargs):
@@ -126,7 +126,7 @@ class CheckpointInputSchema(InputSchema):
 
     seq = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     hash = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
-    recorded_at = fields.AwareDateTime(required=True)
+    recorded_at = Instant(required=True)
     key_id = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{16}$"))
     public_key = fields.String(required=True, validate=validate.Length(1, 64))
     signature = fields.String(required=True, validate=validate.Length(1, 128))

@@ -5,7 +5,15 @@ from marshmallow import Schema, fields, validate
 from consent.categories import CATEGORIES, PURPOSES
 from consent.models import LEGAL_AUTHORITIES, METHODS, REQUESTERS
 from core.pagination import PageQuery, page_schema
-from core.schemas import InputSchema, LanguageTag, StrictBoolean, Timestamp, text, unique_items
+from core.schemas import (
+    InputSchema,
+    Instant,
+    LanguageTag,
+    StrictBoolean,
+    Timestamp,
+    text,
+    unique_items,
+)
 
 _categories = fields.List(fields.String(validate=validate.OneOf(list(CATEGORIES))),
                           required=True, validate=[validate.Length(1, len(CATEGORIES)),
@@ -66,11 +74,11 @@ class ConsentInputSchema(InputSchema):
                                              "share with each other; the recorder among them."})
     purposes = _purposes
     categories = _categories
-    effective_at = fields.AwareDateTime(metadata={"description": "Default: now."})
-    expires_at = fields.AwareDateTime(required=True, metadata={
+    effective_at = Instant(metadata={"description": "Default: now."})
+    expires_at = Instant(required=True, metadata={
         "description": "After effective_at, and at most CONSENT_MAX_DAYS (366) later."})
     method = fields.String(required=True, validate=validate.OneOf(METHODS))
-    signed_at = fields.AwareDateTime(required=True)
+    signed_at = Instant(required=True)
     explained_in_language = LanguageTag(required=True)
     interpreter_used = StrictBoolean(required=True)
     revocation_rights_explained = StrictBoolean(

@@ -6,6 +6,7 @@ import traceback
 from flask import Flask, g, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):
         return problem_response(_from_http_exception(error))
+
+    @app.errorhandler(StaleDataError)
+    def _stale(error: StaleDataError):
+        # Another request changed the object between our read and our write.
+        return problem_response(Problem("precondition-failed",
+                                        "The object changed while this request ran; read it "
+                                        "again and retry"))
 
     @app.errorhandler(DBAPIError)
     def _database(error: DBAPIError):

@@ -70,10 +70,13 @@ def idempotent(view):
                 raise Problem("idempotency-key-reused",
                               "This Idempotency-Key was used with another request body or path",
                               errors={"Idempotency-Key": ["Already used with another request"]})
+            on_replay = current_app.extensions.get("idempotent_replay")
+            if on_replay:  # the replayed body shows the object again: record that look
+                on_replay(stored.headers.get("Location"))
             return _replay(stored)
-        if stored is not None:  # older than a day: the key is free again
-            db.session.delete(stored)
-            db.session.flush()
+        # Keys older than a day are free again, and their stored answers are not kept.
+        db.session.execute(sa.delete(IdempotencyKey).where(
+            IdempotencyKey.client_id == client_id, IdempotencyKey.created_at <= now() - LIFETIME))
         response = view(*args, **kwargs)
         if 200 <= response.status_code < 300:
             db.session.add(IdempotencyKey(

@@ -1,6 +1,7 @@
 """Field types and base schemas shared by every domain's input and output schemas."""
 
 import re
+from datetime import UTC
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -38,6 +39,21 @@ class Timestamp(fields.DateTime):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return rfc3339(value)
+
+
+class Instant(fields.AwareDateTime):
+    """An RFC 3339 instant with its offset, between the years 1900 and 9000 (UTC)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        instant = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            year = instant.astimezone(UTC).year
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first UTC instant
+            raise ValidationError("Out of range: give an instant between 1900 and 9000") \
+                from None
+        if not 1900 <= year <= 9000:
+            raise ValidationError("Out of range: give an instant between 1900 and 9000")
+        return instant
 
 
 class LanguageTag(fields.String):

@@ -951,3 +951,16 @@ def test_a_revoked_party_no_longer_reads_the_familys_facts_in_the_consent(
         assert reason not in str(answer)
         assert "explained_in_language" not in answer and "interpreter_used" not in answer
         assert answer["redacted"] == ["contact"]
+
+
+@pytest.mark.parametrize("field,value", [
+    ("signed_at", "0001-01-01T00:00:00+01:00"),
+    ("expires_at", "9999-12-31T23:59:59-05:00"),
+    ("effective_at", "1850-01-01T00:00:00Z"),
+])
+def test_instants_out_of_range_are_422_not_500(client, custodian, partner, family, field,
+                                                value):
+    body = consent_body(family, [custodian.org, partner.org]) | {field: value}
+    answer = client.post(f"/api/v1/families/{family.id}/consents", json=body,
+                         headers=custodian.headers)
+    assert_validation_error(answer, field)

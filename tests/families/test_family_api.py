@@ -1025,3 +1025,17 @@ def test_a_language_tag_longer_than_35_characters_is_422(client, custodian, fiel
     body = family_body() | {field: "en-abcdefgh-abcdefgh-abcdefgh-abcdefgh-abcdefgh"}
     assert_validation_error(post_family(client, headers, body), field)
     assert list_ids(client, headers) == []
+
+
+def test_a_replayed_creation_is_recorded_as_a_read(app, client, custodian):
+    from tests.conftest import audit_events
+
+    organization, headers = custodian
+    keyed = headers | {"Idempotency-Key": "replay-audited"}
+    first = post_family(client, keyed)
+    again = post_family(client, keyed)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    with app.app_context():
+        [event] = audit_events(organization_id=organization.id, reason="idempotent_replay")
+        assert (event.action, event.resource_type, event.resource_id) == (
+            "read", "family", first.json["id"])
