@@ -11,6 +11,7 @@ from authlib.oauth2.rfc6749 import (
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
+    InvalidScopeError,
     grants,
 )
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
@@ -138,6 +139,17 @@ def save_token(token: dict, request) -> None:
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = list(TOKEN_AUTH_METHODS)
+
+    def validate_requested_scope(self):
+        """Refuse unknown scopes and scopes the client may not have, and record the refusal."""
+        try:
+            super().validate_requested_scope()
+            if self.client.get_allowed_scope(self.request.payload.scope) is None:
+                raise InvalidScopeError()
+        except InvalidScopeError:
+            g.audit_denial = {"action": "create", "reason": "invalid_scope",
+                              "resource_type": "access_token", **_as_actor(self.client)}
+            raise
 
 
 class _OwnTokenEndpoint:

@@ -226,3 +226,16 @@ def test_a_refusal_names_the_actor_exactly_as_the_client_registry_does(app, clie
         [event] = audit_events(organization_id=org.id)
         assert event.client_id == oauth_client.client_id  # the dashed UUID on every database
         assert isinstance(event.token_id, uuid.UUID)
+
+
+@pytest.mark.parametrize("scope", ["audit:read", "everything:admin"])
+def test_asking_for_a_scope_the_client_may_not_have_is_a_recorded_refusal(app, client, make,
+                                                                          scope):
+    oauth_client, secret = make.client(make.organization(), ["directory:read"])
+    answer = _token(client, oauth_client, secret, scope=scope)
+    assert answer.status_code == 400 and answer.json["error"] == "invalid_scope"
+    with app.app_context():
+        [event] = audit_events(outcome="deny")
+        assert (event.action, event.reason, event.client_id) == (
+            "create", "invalid_scope", oauth_client.client_id)
+        assert count(AccessToken) == 0
