@@ -97,10 +97,12 @@ class AccessToken(db.Model):
     #: The token's id, recorded in audit events; never the token itself.
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("oauth_clients.id"), index=True)
+    # No index on client_id or expires_at: every lookup is by token_hash, and each index would
+    # cost every token issue a write.
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("oauth_clients.id"))
     scope: Mapped[str] = mapped_column(String(1000))
     issued_at: Mapped[datetime] = mapped_column(default=now)
-    expires_at: Mapped[datetime] = mapped_column(index=True)
+    expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
 
     client: Mapped[OAuthClient] = relationship()

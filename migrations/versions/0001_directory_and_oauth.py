@@ -79,8 +79,6 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_oauth_tokens_token_hash")),
     )
-    op.create_index(op.f("ix_oauth_tokens_client_id"), "oauth_tokens", ["client_id"])
-    op.create_index(op.f("ix_oauth_tokens_expires_at"), "oauth_tokens", ["expires_at"])
 
 
 def downgrade():
