@@ -212,7 +212,14 @@ def view_of_consent(*, actor_organization_id: uuid.UUID, consent, family,
         reason="consent" if facts.permitted else "party")
 
 
-def may_list_consents(*, actor_organization_id: uuid.UUID, family) -> bool:
-    """The custodian, and any organization a consent of the family ever named."""
+def linked_to_family(*, actor_organization_id: uuid.UUID, family) -> bool:
+    """The custodian, or an organization a consent of the family ever named: may list the
+    family's consents and ask the engine about it; anyone else learns nothing of it."""
     return (actor_organization_id == family.custodian_organization_id
             or is_party_to_any(family_id=family.id, organization_id=actor_organization_id))
+
+
+def may_read_disclosures(*, actor_organization_id: uuid.UUID, scopes, family) -> bool:
+    """The accounting of a family's disclosures: for auditors, and for its custodian."""
+    return "audit:read" in scopes or (
+        "families:read" in scopes and actor_organization_id == family.custodian_organization_id)

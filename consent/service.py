@@ -162,7 +162,7 @@ def list_consents(actor, *, family_id: uuid.UUID, limit: int,
     Raises Problem 404 when the family does not exist or no consent links it to the caller.
     """
     family = _family(family_id)
-    if family is None or not policy.may_list_consents(
+    if family is None or not policy.linked_to_family(
             actor_organization_id=actor.organization_id, family=family):
         raise _refuse("search", "family", family_id, family_id=family.id if family else None)
     stmt = sa.select(Consent).where(Consent.family_id == family.id)
@@ -224,9 +224,8 @@ def decide_for(actor, *, family_id: uuid.UUID, purpose: str, categories: list[st
     it to the caller.
     """
     family = _family(family_id)
-    if family is None or (family.custodian_organization_id != actor.organization_id
-                          and not policy.is_party_to_any(family_id=family.id,
-                                                         organization_id=actor.organization_id)):
+    if family is None or not policy.linked_to_family(
+            actor_organization_id=actor.organization_id, family=family):
         raise _refuse("decide", "family", family_id, family_id=family.id if family else None,
                       purpose=purpose, categories=sorted(categories))
     decision = policy.decide(actor_organization_id=actor.organization_id, family=family,

@@ -147,11 +147,11 @@ def list_disclosures(actor, *, family_id: uuid.UUID, limit: int,
     Raises Problem 404 for an unknown family, or a caller that is neither.
     """
     family = get_family(family_id)
-    auditor = "audit:read" in actor.scopes
-    custodian = family is not None and family.custodian_organization_id == actor.organization_id
-    if family is None or not (auditor or (custodian and "families:read" in actor.scopes)):
+    if family is None or not policy.may_read_disclosures(
+            actor_organization_id=actor.organization_id, scopes=actor.scopes, family=family):
         raise _not_found(family_id, reason="not_found",
                          family_id=family.id if family else None)
+    auditor = "audit:read" in actor.scopes
     page = audit_service.disclosures(family_id=family.id, limit=limit, cursor=cursor)
     audit.record(action="read", outcome="permit", reason="auditor" if auditor else "custodian",
                  resource_type="disclosures", resource_id=family.id, family_id=family.id,
