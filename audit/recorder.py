@@ -22,6 +22,9 @@ _PENDING = "audit_pending"
 _EVENTS = AuditEvent.__table__
 _HEAD = AuditChainHead.__table__
 _PENDING_EVENTS = AuditPending.__table__
+# Statements built once: they run on every audited commit.
+_INSERT_PENDING = _PENDING_EVENTS.insert()
+_INSERT_EVENTS = _EVENTS.insert()
 _LOCK_HEAD = sa.select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
 
 
@@ -86,7 +89,7 @@ def _write_pending(session: Session) -> None:
     if connection.dialect.name == "postgresql":
         # The audit_seal trigger chains them as this transaction commits (migration 0004):
         # the ordering is decided inside PostgreSQL, across workers and hosts alike.
-        connection.execute(_PENDING_EVENTS.insert(), pending)
+        connection.execute(_INSERT_PENDING, pending)
     else:
         _append_to_chain(connection, pending)
 
@@ -101,7 +104,7 @@ def _append_to_chain(connection, pending: list[dict]) -> None:
         row = {**values, "seq": seq, "prev_hash": prev_hash}
         row["hash"] = prev_hash = event_hash(row)
         rows.append(row)
-    connection.execute(_EVENTS.insert(), rows)
+    connection.execute(_INSERT_EVENTS, rows)
     connection.execute(_HEAD.update().where(_HEAD.c.id == 1).values(seq=seq, hash=prev_hash))
 
 

@@ -42,6 +42,9 @@ _LIVE_CLIENT = (sa.select(_clients.c.id, _clients.c.organization_id, _clients.c.
                        _clients.c.revoked_at.is_(None)))
 
 
+_INSERT_TOKEN = _tokens.insert()
+
+
 def find_client(client_id: str) -> ClientRecord | None:
     """The live client with this id, or None (unknown, malformed or revoked)."""
     try:
@@ -123,15 +126,16 @@ def save_token(token: dict, request) -> None:
     """Store an issued token by its digest, in the request's transaction, and record it."""
     issued_at = now()
     token_id = new_id()
-    # One Core insert: nothing in this request reads the token back as an object.
-    db.session.execute(sa.insert(AccessToken.__table__).values(
-        id=token_id,
-        token_hash=secret_digest(token["access_token"]),
-        client_id=request.client.id,
-        scope=token.get("scope", ""),
-        issued_at=issued_at,
-        expires_at=issued_at + timedelta(seconds=token["expires_in"]),
-    ))
+    # One Core insert, built once: nothing in this request reads the token back as an object.
+    db.session.connection().execute(_INSERT_TOKEN, {
+        "id": token_id,
+        "token_hash": secret_digest(token["access_token"]),
+        "client_id": request.client.id,
+        "scope": token.get("scope", ""),
+        "issued_at": issued_at,
+        "expires_at": issued_at + timedelta(seconds=token["expires_in"]),
+        "revoked_at": None,
+    })
     audit.record(action="create", outcome="permit", reason="client_credentials",
                  resource_type="access_token", resource_id=token_id, token_id=token_id,
                  **_as_actor(request.client))

@@ -138,8 +138,8 @@ def test_when_the_event_cannot_be_written_nothing_is_disclosed_or_changed(
     # The audit write fails in the database (here: its table is gone), on either writer.
     missing = sa.Table("audit_events_gone", sa.MetaData(),
                        *[sa.Column(c.name, c.type) for c in AuditEvent.__table__.columns])
-    monkeypatch.setattr(audit.recorder, "_EVENTS", missing)
-    monkeypatch.setattr(audit.recorder, "_PENDING_EVENTS", missing)
+    monkeypatch.setattr(audit.recorder, "_INSERT_EVENTS", missing.insert())
+    monkeypatch.setattr(audit.recorder, "_INSERT_PENDING", missing.insert())
     response = _token(client, oauth_client, secret)
     assert response.status_code == 503
     assert response.json["type"] == "/problems/service-unavailable"
