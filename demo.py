@@ -1,5 +1,8 @@
 """`flask demo seed`: a small network to try the service with, safe to run again."""
 
+from datetime import date, timedelta
+from types import SimpleNamespace
+
 import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
@@ -8,8 +11,12 @@ from auth import service as clients
 from auth.cli import client_document
 from auth.models import OAuthClient
 from auth.scopes import SCOPES
+from consent import service as consents
 from core.cli import echo_json
 from core.db import db, transaction
+from core.time import now
+from families import service as families
+from families.models import Family
 from organizations import service as directory
 from organizations.models import Organization
 from organizations.schemas import OrganizationSchema
@@ -40,13 +47,48 @@ def _demo_client_name(organization: Organization) -> str:
     return f"demo: {organization.name}"
 
 
+#: A fictional family; nothing about it is real.
+DEMO_FAMILY = {
+    "child": {"given_name": "Mia", "family_name": "Demo", "birth_date": date(2026, 5, 14),
+              "county": "Washtenaw"},
+    "caregivers": [{"given_name": "Rosa", "family_name": "Demo", "relationship": "mother",
+                    "has_legal_authority": True, "phone": "+17345550199", "email": None}],
+    "preferred_language": "es", "interpreter_needed": True,
+    "cultural_considerations": "Grandmother lives with the family and joins visits.",
+    "contact_preferences": {"do_not_contact": False, "methods": ["phone", "text"],
+                            "best_times": "weekday evenings"},
+}
+
+
+def _demo_family(clinic: Organization, provider: Organization) -> dict:
+    """The clinic's demo family, and a consent letting the provider see its identity only."""
+    family = db.session.scalar(sa.select(Family).where(
+        Family.custodian_organization_id == clinic.id,
+        Family.child_given_name == DEMO_FAMILY["child"]["given_name"],
+        Family.child_family_name == DEMO_FAMILY["child"]["family_name"]))
+    actor = SimpleNamespace(organization_id=clinic.id, client_id=None, token_id=None)
+    if family is None:
+        family, _ = families.create_family(actor, data=DEMO_FAMILY)
+        at = now()
+        consents.record_consent(actor, family_id=family.id, data={
+            "grantor": {"caregiver_id": family.caregivers[0].id, "legal_authority": "parent"},
+            "organization_ids": [clinic.id, provider.id],
+            "purposes": ["referral", "care_coordination"], "categories": ["identity"],
+            "expires_at": at + timedelta(days=180), "method": "electronic_signature",
+            "signed_at": at - timedelta(minutes=1), "explained_in_language": "es",
+            "interpreter_used": True, "revocation_rights_explained": True})
+    return {"id": str(family.id), "custodian": clinic.name, "shared_with": provider.name,
+            "categories_shared": ["identity"]}
+
+
 @demo_cli.command("seed")
 def seed():
-    """Create the demo organizations and one client each; prints them with fresh secrets.
+    """Create the demo organizations and one client each, and a fictional family the clinic
+    shares (identity only) with Riverbend; prints them, with fresh secrets.
 
-    Run again, it keeps the organizations and gives each demo client a new secret.
+    Run again, it keeps the organizations and the family and gives each client a new secret.
     """
-    documents, issued = [], []
+    documents, issued, seeded = [], [], {}
     with transaction():
         for name, type_, counties, languages, accepting, capacity, scopes in DEMO_NETWORK:
             organization = db.session.scalar(
@@ -72,5 +114,7 @@ def seed():
             db.session.flush()
             documents.append(OrganizationSchema().dump(organization))
             issued.append(client_document(result.client, result.client_secret))
-    echo_json({"organizations": documents, "clients": issued})
+            seeded[name] = organization
+        family = _demo_family(seeded[DEMO_NETWORK[0][0]], seeded[DEMO_NETWORK[3][0]])
+    echo_json({"organizations": documents, "clients": issued, "family": family})
     click.echo("Demo network ready; the secrets above are shown only once.", err=True)

@@ -108,6 +108,7 @@ def test_demo_seed_builds_the_network_and_reseeds_with_new_secrets(run, client):
     second = json.loads(run("demo", "seed").stdout)
     assert [o["id"] for o in second["organizations"]] == [o["id"] for o in first["organizations"]]
     assert [c["client_id"] for c in second["clients"]] == [c["client_id"] for c in first["clients"]]
+    assert second["family"]["id"] == first["family"]["id"]  # kept, not recorded twice
     old, new = first["clients"][0], second["clients"][0]
     assert old["client_secret"] != new["client_secret"]
     form = {"grant_type": "client_credentials"}
@@ -133,3 +134,17 @@ def test_the_console_script_offers_the_operator_commands(tmp_path):
     assert "Traceback" not in result.stderr
     for command in ("audit", "client", "db", "demo", "org", "openapi"):
         assert f"  {command} " in result.stdout
+
+
+def test_the_demo_family_is_shared_with_the_provider_by_consent(run, client):
+    seeded = json.loads(run("demo", "seed").stdout)
+    provider = next(c for c in seeded["clients"] if "Riverbend" in c["name"])
+    token = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                        headers=basic(provider["client_id"], provider["client_secret"]))
+    bearer = {"Authorization": f"Bearer {token.json['access_token']}"}
+    answer = client.get(f"/api/v1/families/{seeded['family']['id']}?purpose=referral",
+                        headers=bearer)
+    assert answer.status_code == 200
+    assert answer.json["redacted"] == ["contact"]
+    assert answer.json["child"]["given_name"] == "Mia"
+    assert "preferred_language" not in answer.json
