@@ -21,12 +21,8 @@ _PREV = HASHED_FIELDS.index("prev_hash")
 VERIFY_BATCH = 50_000
 
 
-def canonical_document(values: dict) -> dict:
-    """The JSON-safe form of an event's hashed fields: strings, numbers, lists and nulls."""
-    return dict(zip(HASHED_FIELDS, _canonical_values(values), strict=True))
-
-
-def _text(value):
+def text_or_none(value):
+    """str(value), or None for None."""
     return None if value is None else str(value)
 
 
@@ -39,9 +35,9 @@ def _canonical_values(values) -> list:
         [str(v) for v in get("categories") or ()],
         get("client_id"),
         [str(v) for v in get("consent_ids") or ()],
-        _text(get("family_id")),
-        _text(get("id")),
-        _text(get("organization_id")),
+        text_or_none(get("family_id")),
+        text_or_none(get("id")),
+        text_or_none(get("organization_id")),
         get("outcome"),
         get("prev_hash"),
         get("purpose"),
@@ -54,7 +50,7 @@ def _canonical_values(values) -> list:
         get("resource_id"),
         get("resource_type"),
         get("seq"),
-        _text(get("token_id")),
+        text_or_none(get("token_id")),
     ]
 
 

@@ -8,7 +8,7 @@ chains them while the transaction commits (migration 0004); on SQLite this modul
 import uuid
 
 import sqlalchemy as sa
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -68,8 +68,6 @@ def _request_fields() -> dict:
     if not has_request_context():
         return {"request_id": None, "request_method": None, "request_path": None,
                 "request_ip": None}
-    from flask import g
-
     return {
         "request_id": g.get("request_id"),
         "request_method": request.method,

@@ -4,17 +4,13 @@ from datetime import timedelta
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from audit.chain import text_or_none
 from audit.models import ACTIONS, OUTCOMES
 from core.pagination import PageQuery, page_schema
 from core.schemas import InputSchema, Instant, Timestamp
 
 MAX_EXPORT_DAYS = 31
 
-
-class ActorSchema(Schema):
-    organization_id = fields.UUID(allow_none=True)
-    client_id = fields.String(allow_none=True)
-    token_id = fields.UUID(allow_none=True)
 
 
 class ResourceSchema(Schema):
@@ -38,9 +34,10 @@ class AuditEventSchema(Schema):
     action = fields.String(metadata={"enum": list(ACTIONS)})
     outcome = fields.String(metadata={"enum": list(OUTCOMES)})
     reason = fields.String()
-    actor = fields.Function(lambda e: ActorSchema().dump(
-        {"organization_id": e.organization_id, "client_id": e.client_id,
-         "token_id": e.token_id}), metadata={"type": "object"})
+    actor = fields.Function(lambda e: {"organization_id": text_or_none(e.organization_id),
+                                       "client_id": e.client_id,
+                                       "token_id": text_or_none(e.token_id)},
+                            metadata={"type": "object"})
     purpose = fields.String(allow_none=True)
     resource = fields.Function(lambda e: {"type": e.resource_type, "id": e.resource_id},
                                metadata={"type": "object"})

@@ -5,7 +5,7 @@ import traceback
 
 from flask import Flask, g, request
 from marshmallow import ValidationError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
@@ -154,7 +154,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _database(error: DBAPIError):
-        if error.connection_invalidated or _is_unavailable(error):
+        if error.connection_invalidated or isinstance(error, OperationalError):
             log.error("database unavailable: %s", type(error.orig).__name__)
             return problem_response(
                 Problem("service-unavailable", "The database is unreachable; retry shortly",
@@ -176,8 +176,3 @@ def _log_without_message(what: str, error: BaseException) -> None:
                       for frame in traceback.extract_tb(error.__traceback__)[-20:])
     log.error("%s: %s (request %s)\n%s", what, type(error).__name__, g.get("request_id"), where)
 
-
-def _is_unavailable(error: DBAPIError) -> bool:
-    from sqlalchemy.exc import OperationalError
-
-    return isinstance(error, OperationalError)

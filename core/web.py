@@ -77,44 +77,23 @@ def init_app(app: Flask) -> None:
     app.after_request(_finish)
 
 
-def _json_depth_ok(raw: bytes) -> bool:
-    depth = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                return False
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return True
-
-
 def json_body() -> object:
     """The request body as JSON. Raises 415 for another media type, 400 when it is not JSON."""
     if request.mimetype != "application/json":
         raise Problem("unsupported-media-type",
                       "Send the body as application/json (charset utf-8)")
     raw = request.get_data(cache=False)  # MAX_CONTENT_LENGTH applies here: 413 when larger
-    if not _json_depth_ok(raw):
-        raise Problem("malformed-request", f"The JSON nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(raw.decode("utf-8"), object_pairs_hook=_members)
+    except RecursionError:  # the parser's own guard; 64 KiB caps how deep it can go
+        raise Problem("malformed-request",
+                      f"The JSON nests deeper than {MAX_JSON_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as error:
         detail = "The body is not valid JSON"
         if isinstance(error, json.JSONDecodeError):
             detail += f" (line {error.lineno}, column {error.colno})"
         raise Problem("malformed-request", detail) from None
-    _check_strings(data)
+    _check_value(data)
     return data
 
 
@@ -128,8 +107,11 @@ def _members(pairs) -> dict:
     return members
 
 
-def _check_strings(value) -> None:
-    """Refuse NUL and unpaired surrogates, which no database stores faithfully."""
+def _check_value(value, depth: int = 1) -> None:
+    """One walk of the parsed body: refuse nesting deeper than MAX_JSON_DEPTH, and NUL and
+    unpaired surrogates, which no database stores faithfully."""
+    if isinstance(value, dict | list) and depth > MAX_JSON_DEPTH:
+        raise Problem("malformed-request", f"The JSON nests deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, str):
         if "\x00" in value:
             raise Problem("malformed-request", "Strings must not contain NUL (\\u0000)")
@@ -140,11 +122,11 @@ def _check_strings(value) -> None:
                           "Strings must be valid Unicode (no unpaired surrogates)") from None
     elif isinstance(value, dict):
         for name, item in value.items():
-            _check_strings(name)
-            _check_strings(item)
+            _check_value(name)
+            _check_value(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _check_strings(item)
+            _check_value(item, depth + 1)
 
 
 @functools.cache

@@ -109,15 +109,11 @@ def list_families(actor, *, limit: int, cursor: str | None = None) -> Page:
         stmt, kind="families", order=[Family.created_at, Family.id], cursor=cursor,
         limit=limit, descending=True,
         encode=lambda f: [f.created_at.isoformat(), str(f.id)],
-        decode=lambda v: [_instant(v[0]), uuid.UUID(v[1])])
+        decode=lambda v: [datetime.fromisoformat(v[0]), uuid.UUID(v[1])])
     audit.record(action="search", outcome="permit", reason="custodian", resource_type="family",
                  actor=actor, categories=FAMILY_CATEGORIES if page.items else ())
     page.items = [family_document(family) for family in page.items]
     return page
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text)
 
 
 def read_family(actor, *, family_id: uuid.UUID, purpose: str) -> tuple[dict, int]:
