@@ -9,11 +9,14 @@ import sqlalchemy as sa
 from audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
 from core.time import rfc3339
 
-#: The hashed fields, in canonical (sorted) order; `hash` covers all of them, `prev_hash` included.
+#: The hashed fields, in canonical order; `hash` covers all of them, `prev_hash` included.
+#: The first twenty are sorted; `family_ids` came later and goes last (see event_hash). Also
+#: the arguments of PostgreSQL's audit_event_hash, in order (migration 0006).
 HASHED_FIELDS = (
     "action", "categories", "client_id", "consent_ids", "family_id", "id", "organization_id",
     "outcome", "prev_hash", "purpose", "reason", "recorded_at", "request_id", "request_ip",
     "request_method", "request_path", "resource_id", "resource_type", "seq", "token_id",
+    "family_ids",
 )
 _COLUMNS = [getattr(AuditEvent, name) for name in HASHED_FIELDS] + [AuditEvent.hash]
 _SEQ = HASHED_FIELDS.index("seq")
@@ -30,7 +33,7 @@ def _canonical_values(values) -> list:
     """The hashed fields' values in HASHED_FIELDS order, as JSON-safe values."""
     get = values.get
     recorded_at = get("recorded_at")
-    return [
+    canonical = [
         get("action"),
         [str(v) for v in get("categories") or ()],
         get("client_id"),
@@ -52,10 +55,16 @@ def _canonical_values(values) -> list:
         get("seq"),
         text_or_none(get("token_id")),
     ]
+    family_ids = get("family_ids")
+    # Left out when empty, so events chained before the field keep their bytes. Anything else
+    # (a tampered value too) goes in as stored, as audit_event_hash appends the jsonb value.
+    if family_ids is not None and family_ids != [] and family_ids != ():
+        canonical.append(list(family_ids) if isinstance(family_ids, tuple) else family_ids)
+    return canonical
 
 
 #: JSON with ", " between items and non-ASCII kept, built once: byte for byte the text of
-#: PostgreSQL's json_build_array(...), which chains events there (migrations 0004).
+#: PostgreSQL's json_build_array(...), which chains events there (migrations 0004, 0006).
 _encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
@@ -63,9 +72,12 @@ def event_hash(values: dict) -> str:
     """SHA-256 (hex) of the UTF-8 canonical JSON array of an event's fields, `prev_hash`
     included.
 
-    The array holds the fields in HASHED_FIELDS order (alphabetical): ids as lowercase UUID
-    strings, `recorded_at` as RFC 3339 UTC with microseconds and Z, lists as JSON arrays,
-    items separated by ", ", non-ASCII characters as themselves.
+    The array holds the first twenty HASHED_FIELDS in order (alphabetical): ids as lowercase
+    UUID strings, `recorded_at` as RFC 3339 UTC with microseconds and Z, lists as JSON arrays,
+    items separated by ", ", non-ASCII characters as themselves. When `family_ids` is not
+    empty, it follows as one more element, the JSON array of its strings as stored (sorted,
+    lowercase); when empty it is left out, so the bytes of an event without it are those
+    hashed before the field existed and older chains still verify.
     """
     return hashlib.sha256(_encode(_canonical_values(values)).encode()).hexdigest()
 

@@ -16,7 +16,6 @@ OUTCOMES = ("permit", "deny", "error")
 GENESIS_HASH = "0" * 64
 
 
-
 class _EventFields:
     """What an event says; chained events add seq, prev_hash and hash."""
 
@@ -34,6 +33,9 @@ class _EventFields:
     resource_type: Mapped[str] = mapped_column(String(32))
     resource_id: Mapped[str | None] = mapped_column(String(64))
     family_id: Mapped[uuid.UUID | None]
+    #: Every family whose information the event disclosed, when it names several (a page of
+    #: a list): lowercase UUID strings, de-duplicated and sorted.
+    family_ids: Mapped[list[str]] = mapped_column(JSONDocument, server_default="[]")
     #: Information categories disclosed (permit) or asked for (deny).
     categories: Mapped[list[str]] = mapped_column(JSONDocument)
     #: Consents the decision relied on.
@@ -76,6 +78,23 @@ class AuditPending(_EventFields, db.Model):
     """
 
     __tablename__ = "audit_pending"
+
+
+class AuditListedFamily(db.Model):
+    """One family an event's `family_ids` names: the index the family filters read.
+
+    Filled by a trigger on `audit_events` (migration 0006) and append-only like the events.
+    Why a table and not a GIN index on the jsonb column: a page of a family's events must be
+    an index range scan ending in seq at any depth, like every other auditor's filter, and
+    GIN yields no order (every match is fetched and sorted, page after page), nor exists on
+    SQLite. Events name their one family in `family_id` (hashed, indexed): only `family_ids`
+    lands here, so the common single-family event costs no extra row.
+    """
+
+    __tablename__ = "audit_listed_families"
+
+    family_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
 class AuditChainHead(db.Model):

@@ -32,10 +32,12 @@ def record(*, action: str, outcome: str, reason: str, resource_type: str,
            resource_id=None, actor=None, organization_id: uuid.UUID | None = None,
            client_id: str | None = None, token_id: uuid.UUID | None = None,
            family_id: uuid.UUID | None = None, purpose: str | None = None,
-           categories=(), consent_ids=()) -> None:
+           categories=(), consent_ids=(), family_ids=()) -> None:
     """Add an event to the current transaction; it is chained when the transaction commits.
 
     `actor` (anything with organization_id, client_id, token_id) fills the three actor fields.
+    `family_ids`: every family an event about several disclosed (UUIDs, or their strings);
+    raises ValueError for one that is not a UUID.
     Never pass names, birth dates, contact details or free text: ids and codes only.
     """
     if action not in ACTIONS or outcome not in OUTCOMES:
@@ -59,6 +61,9 @@ def record(*, action: str, outcome: str, reason: str, resource_type: str,
         "family_id": family_id,
         "categories": sorted(categories),
         "consent_ids": sorted(str(c) for c in consent_ids),
+        # One spelling per family, so the stored array and its hash do not depend on the caller.
+        "family_ids": sorted({str(f if isinstance(f, uuid.UUID) else uuid.UUID(str(f)))
+                              for f in family_ids}),
         **_request_fields(),
     }
     db.session.info.setdefault(_PENDING, []).append(values)

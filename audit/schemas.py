@@ -42,6 +42,9 @@ class AuditEventSchema(Schema):
     resource = fields.Function(lambda e: {"type": e.resource_type, "id": e.resource_id},
                                metadata={"type": "object"})
     family_id = fields.UUID(allow_none=True)
+    family_ids = fields.List(fields.UUID(), metadata={
+        "description": "Every family the event disclosed when it names several (a page of a "
+                       "list); empty otherwise."})
     categories = fields.List(fields.String())
     consent_ids = fields.List(fields.String())
     request = fields.Function(lambda e: {"id": e.request_id, "method": e.request_method,
@@ -135,7 +138,11 @@ class CheckpointVerdictSchema(Schema):
 
 
 class DisclosureSchema(Schema):
-    """One disclosure of a family's information outside its custodian."""
+    """One disclosure of a family's information outside its custodian.
+
+    No `family_ids`: an event that listed several families would name the others to this
+    family's custodian, a disclosure of its own.
+    """
 
     seq = fields.Integer()
     recorded_at = Timestamp()

@@ -4,34 +4,83 @@ import sqlalchemy as sa
 
 from audit import checkpoints
 from audit.chain import chain_head, verify
-from audit.models import AuditEvent
+from audit.models import AuditEvent, AuditListedFamily
 from audit.recorder import record
 from audit.schemas import AuditEventSchema
 from core.db import db
 from core.errors import Problem, validation_problem
-from core.pagination import Page, keyset_page
+from core.pagination import Page, decode_cursor, keyset_page
 
 EXPORT_BATCH = 1000
 #: The largest seq a BIGINT holds; anything beyond is not an event.
 MAX_SEQ = 2**63 - 1
-_FILTERS = ("organization_id", "client_id", "family_id", "action", "outcome", "resource_type",
+_FILTERS = ("organization_id", "client_id", "action", "outcome", "resource_type",
             "resource_id")
 
 
-def search_events(actor, *, limit: int, cursor: str | None = None, since=None, until=None,
-                  **filters) -> Page:
-    """One page of events matching every given filter, newest first; the search is recorded."""
-    stmt = sa.select(AuditEvent)
-    for name in _FILTERS:
-        if filters.get(name) is not None:
-            stmt = stmt.where(getattr(AuditEvent, name) == filters[name])
-    if since is not None:
-        stmt = stmt.where(AuditEvent.recorded_at >= since)
-    if until is not None:
-        stmt = stmt.where(AuditEvent.recorded_at < until)
-    page = keyset_page(stmt, kind="audit_events", order=[AuditEvent.seq], cursor=cursor,
-                       limit=limit, descending=True, encode=lambda e: [e.seq],
+def _events_page(conditions: list, *, family_id=None, kind: str, cursor: str | None,
+                 limit: int) -> Page:
+    """A keyset page, newest first, of the events meeting `conditions` and, given
+    `family_id`, naming that family in `family_id` or in `family_ids`."""
+    stmt = sa.select(AuditEvent).where(*conditions)
+    if family_id is not None:
+        stmt = stmt.where(AuditEvent.seq.in_(
+            _naming_family(family_id, conditions, _seq_before(kind, cursor), limit + 1)))
+    return keyset_page(stmt, kind=kind, order=[AuditEvent.seq], cursor=cursor, limit=limit,
+                       descending=True, encode=lambda e: [e.seq],
                        decode=lambda values: [int(values[0])])
+
+
+def _seq_before(kind: str, cursor: str | None) -> int | None:
+    """The seq a cursor continues before; None for the first page (or a cursor keyset_page
+    will refuse)."""
+    values = decode_cursor(kind, cursor, 1)
+    try:
+        return None if values is None else int(values[0])
+    except (TypeError, ValueError):
+        return None
+
+
+def _naming_family(family_id, conditions: list, before: int | None, limit: int):
+    """The seqs of at most `limit` newest events before `before` naming the family in each
+    of its two places, meeting `conditions`.
+
+    Two keyset range scans, one on (family_id, seq) of the events and one on the listed
+    families' (family_id, seq), so a page costs the same at any depth. An OR of the two
+    would be neither: no single index orders both, and the database would read every event
+    of the family to sort them.
+    """
+    named = (sa.select(AuditEvent.seq)
+             .where(AuditEvent.family_id == family_id, *conditions)
+             .order_by(AuditEvent.seq.desc()).limit(limit))
+    listed = (sa.select(AuditListedFamily.seq)
+              .where(AuditListedFamily.family_id == family_id)
+              .order_by(AuditListedFamily.seq.desc()).limit(limit))
+    if conditions:  # else the listed families alone answer, without a visit to each event
+        listed = (listed.join(AuditEvent, AuditEvent.seq == AuditListedFamily.seq)
+                  .where(*conditions))
+    if before is not None:
+        named = named.where(AuditEvent.seq < before)
+        listed = listed.where(AuditListedFamily.seq < before)
+    # Each in a subquery: SQLite takes no ORDER BY or LIMIT on a member of a UNION itself.
+    named, listed = named.subquery(), listed.subquery()
+    return sa.union_all(sa.select(named.c.seq), sa.select(listed.c.seq))
+
+
+def search_events(actor, *, limit: int, cursor: str | None = None, since=None, until=None,
+                  family_id=None, **filters) -> Page:
+    """One page of events matching every given filter, newest first; the search is recorded.
+
+    `family_id` finds the events naming the family in `family_id` or in `family_ids`.
+    """
+    conditions = [getattr(AuditEvent, name) == filters[name] for name in _FILTERS
+                  if filters.get(name) is not None]
+    if since is not None:
+        conditions.append(AuditEvent.recorded_at >= since)
+    if until is not None:
+        conditions.append(AuditEvent.recorded_at < until)
+    page = _events_page(conditions, family_id=family_id, kind="audit_events", cursor=cursor,
+                        limit=limit)
     record(action="search", outcome="permit", reason="audit_read", resource_type="audit_event",
            actor=actor)
     return page
@@ -119,11 +168,9 @@ DISCLOSING_ACTIONS = ("read", "search", "export")
 
 def disclosures(*, family_id, limit: int, cursor: str | None = None) -> Page:
     """Every permitted access to the family's information that rested on a consent, newest
-    first: who, when, which categories, for what purpose, under which consents."""
-    stmt = sa.select(AuditEvent).where(AuditEvent.family_id == family_id,
-                                       AuditEvent.outcome == "permit",
-                                       AuditEvent.reason.in_(DISCLOSURE_REASONS),
-                                       AuditEvent.action.in_(DISCLOSING_ACTIONS))
-    return keyset_page(stmt, kind="disclosures", order=[AuditEvent.seq], cursor=cursor,
-                       limit=limit, descending=True, encode=lambda e: [e.seq],
-                       decode=lambda values: [int(values[0])])
+    first: who, when, which categories, for what purpose, under which consents. An event that
+    disclosed several families (a page of a list) counts for each of them."""
+    conditions = [AuditEvent.outcome == "permit", AuditEvent.reason.in_(DISCLOSURE_REASONS),
+                  AuditEvent.action.in_(DISCLOSING_ACTIONS)]
+    return _events_page(conditions, family_id=family_id, kind="disclosures", cursor=cursor,
+                        limit=limit)

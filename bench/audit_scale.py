@@ -5,16 +5,20 @@ Run by bench/run (`--only audit_scale`) after the wrk scenarios, against the run
     python bench/audit_scale.py --port PORT [--events 1000000]
 
 1. Appends `--events` events to the bench database's log in SQL, spread over 2,000 families
-   (one per 500 events), 50 organizations and 60 days. Each batch is one statement: a
+   (one per 500 events), 50 organizations and 60 days; one event in ten is a page of a list
+   that names no one family but lists `--listed` of them in `family_ids` (so a family is
+   named by ~450 events and listed by ~1,000). Each batch is one statement: a
    recursive CTE walks the batch in seq order, hashing each event with the migration's own
    `audit_event_hash` over the previous one's hash, inserts the rows into `audit_events` and
-   moves `audit_chain_head`, under the head's row lock, as the deferred trigger would.
+   moves `audit_chain_head`, under the head's row lock, as the deferred trigger would (the
+   trigger on `audit_events` indexes the listed families, as it does for every writer).
    Measured on this 2-core box (events/s): through `audit_pending` and the trigger ~7k (and
    quadratic in the size of a transaction: every row updates the one head row again), a
    PL/pgSQL loop ~12k, the recursive CTE ~18k; so the CTE it is.
-2. Times `GET /api/v1/audit/events?limit=50` filtered by family and by organization, each at
-   the first page and at a page deep in the log (a cursor signed with the service's
-   SECRET_KEY, as core/pagination.py does), with an auditor token, one request at a time.
+2. Times `GET /api/v1/audit/events?limit=50` filtered by family (events naming it in
+   `family_id` or listing it in `family_ids`) and by organization, each at the first page and
+   at a page deep in the log (a cursor signed with the service's SECRET_KEY, as
+   core/pagination.py does), with an auditor token, one request at a time.
 3. Times verification of the whole log: `GET /api/v1/audit/verify` and
    `flask --app app audit verify`; both must find the chain valid.
 
@@ -57,6 +61,7 @@ TYPES = {
     "categories": "jsonb",
     "consent_ids": "jsonb",
     "family_id": "uuid",
+    "family_ids": "jsonb",
     "id": "uuid",
     "organization_id": "uuid",
     "token_id": "uuid",
@@ -69,13 +74,22 @@ def event_columns(i: str, args) -> dict:
 
     Deterministic in `i` except for `id`: family `i mod families`; the acting organization
     (with its client and token) varies independently of the family; seven events in ten are
-    consented reads, the rest creates, updates and searches, one in 17 denied.
+    consented reads, the rest creates, updates and searches, one in 17 denied. A search is a
+    page of a list: no `family_id`, and `args.listed` families in `family_ids` (sorted
+    lowercase strings, as audit.record stores them), spread over all the families.
     """
     actor = f"mod(({i}) * 37 + ({i}) / {args.families}, {args.organizations})"
-    family = f"md5('family-' || mod({i}, {args.families}))::uuid"
     actions = "ARRAY['create', 'update', 'search', 'read', 'read', 'read', 'read', 'read', "
     actions += "'read', 'read']"
     action = f"({actions})[mod({i}, 10) + 1]"
+    listing = f"mod({i}, 10) = 2"  # the searches
+    family = (f"CASE WHEN {listing} THEN NULL "
+              f"ELSE md5('family-' || mod({i}, {args.families}))::uuid END")
+    # 97 is prime to any family count that is not a multiple of it: the listed are distinct.
+    # Built from integers of the command line only.
+    listed = (f"(SELECT jsonb_agg(f ORDER BY f COLLATE \"C\") FROM (SELECT DISTINCT "  # noqa: S608
+              f"md5('family-' || mod(({i}) + j * 97, {args.families}))::uuid::text AS f "
+              f"FROM generate_series(0, {args.listed - 1}) j) listed)")
     denied = f"mod({i}, 17) = 0"
     return {
         "action": action,
@@ -84,6 +98,7 @@ def event_columns(i: str, args) -> dict:
         "consent_ids": f"CASE WHEN {denied} THEN '[]'::jsonb "
         f"ELSE jsonb_build_array(md5('consent-' || mod({i}, {args.families}))::uuid::text) END",
         "family_id": family,
+        "family_ids": f"CASE WHEN {listing} THEN {listed} ELSE '[]'::jsonb END",
         "id": "gen_random_uuid()",
         "organization_id": f"md5('org-' || {actor})::uuid",
         "outcome": f"CASE WHEN {denied} THEN 'deny' ELSE 'permit' END",
@@ -94,9 +109,10 @@ def event_columns(i: str, args) -> dict:
         "request_ip": "'10.0.0.' || (" + actor + ")",
         "request_method": f"CASE {action} WHEN 'create' THEN 'POST' WHEN 'update' THEN 'PATCH' "
         "ELSE 'GET' END",
-        "request_path": f"'/api/v1/families/' || {family}::text",
+        "request_path": f"CASE WHEN {listing} THEN '/api/v1/referrals' "
+        f"ELSE '/api/v1/families/' || {family}::text END",
         "resource_id": f"{family}::text",
-        "resource_type": "'family'",
+        "resource_type": f"CASE WHEN {listing} THEN 'referral' ELSE 'family' END",
         "token_id": f"md5('token-' || {actor})::uuid",
     }
 
@@ -152,7 +168,9 @@ def bulk_load(dsn: str, args) -> dict:
         # A log that grew day by day would have statistics; one that jumped by a million in
         # a minute has not yet, and the planner would guess.
         conn.execute("ANALYZE audit_events")
-    return {"first_seq": first, "last_seq": head, "seconds": seconds}
+        conn.execute("ANALYZE audit_listed_families")
+        listed = conn.execute("SELECT count(*) FROM audit_listed_families").fetchone()[0]
+    return {"first_seq": first, "last_seq": head, "seconds": seconds, "listed_rows": listed}
 
 
 #: The seq just past the oldest full page of a filter's bulk events.
@@ -172,7 +190,8 @@ def probes(dsn: str, first: int, args) -> dict:
     with psycopg.connect(dsn, connect_timeout=10) as conn:
         middle = first + args.events // 2
         family, organization = conn.execute(
-            "SELECT family_id, organization_id FROM audit_events WHERE seq = %s", (middle,)
+            "SELECT family_id, organization_id FROM audit_events "
+            "WHERE seq >= %s AND family_id IS NOT NULL ORDER BY seq LIMIT 1", (middle,)
         ).fetchone()
         deep = {}
         for name, value in (("family_id", family), ("organization_id", organization)):
@@ -207,8 +226,12 @@ class Client:
         return response.status, response.read()
 
 
-def time_pages(client: Client, shape: str, path: str, args) -> tuple[dict, list[str]]:
-    """Latency of one query shape over args.samples requests, after a warm-up; and errors."""
+def time_pages(client: Client, shape: str, path: str, args,
+               family: str | None = None) -> tuple[dict, list[str]]:
+    """Latency of one query shape over args.samples requests, after a warm-up; and errors.
+
+    Given `family`, every event on the page must name it, some only in `family_ids`.
+    """
     status, body = client.get(path)
     if status != 200:
         return {}, [f"{shape}: GET {path} answered {status}: {body[:300]!r}"]
@@ -217,6 +240,11 @@ def time_pages(client: Client, shape: str, path: str, args) -> tuple[dict, list[
     seqs = [item["seq"] for item in items]
     if len(items) != PAGE or seqs != sorted(seqs, reverse=True):
         errors.append(f"{shape}: expected {PAGE} events newest first, got {len(items)}")
+    if family is not None:
+        listed = sum(family in item["family_ids"] for item in items)
+        if listed == 0 or not all(item["family_id"] == family or family in item["family_ids"]
+                                  for item in items):
+            errors.append(f"{shape}: expected events naming {family}, some only listing it")
     for _ in range(args.warmup):
         client.get(path)
     samples, bad = [], 0
@@ -229,6 +257,8 @@ def time_pages(client: Client, shape: str, path: str, args) -> tuple[dict, list[
         errors.append(f"{shape}: {bad} of {args.samples} requests were not 200")
     stats = percentiles(samples)
     stats["first_seq_on_page"], stats["last_seq_on_page"] = seqs[0], seqs[-1]
+    if family is not None:
+        stats["listing_on_page"] = listed
     log(
         f"audit_scale: {shape}: p50 {stats['p50']:.1f} / p95 {stats['p95']:.1f} / "
         f"p99 {stats['p99']:.1f} ms"
@@ -265,6 +295,7 @@ def main() -> None:
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--families", type=int, help="default: one per 500 events (2,000 for a million)")
     p.add_argument("--organizations", type=int, default=50)
+    p.add_argument("--listed", type=int, default=20, help="families a page of a list names")
     p.add_argument("--days", type=int, default=60)
     p.add_argument("--batch", type=int, default=100_000, help="events per transaction")
     p.add_argument("--samples", type=int, default=300, help="timed requests per query shape")
@@ -306,7 +337,8 @@ def main() -> None:
             ("deep page", f"{base}&cursor={cursors.dumps([deep_seq])}", f"{newer:,} events deep"),
         ):
             shape = f"events?{name}, {depth}"
-            stats, problems = time_pages(client, shape, path, args)
+            family = probe[name] if name == "family_id" else None
+            stats, problems = time_pages(client, shape, path, args, family)
             errors += problems
             pages[shape] = stats
             if stats:

@@ -84,8 +84,9 @@ def test_an_event_reads_back_in_the_contract_shape(app, client, auditor, seeded)
     assert answer.status_code == 200
     event = answer.json
     assert list(event) == ["seq", "id", "recorded_at", "action", "outcome", "reason", "actor",
-                           "purpose", "resource", "family_id", "categories", "consent_ids",
-                           "request", "prev_hash", "hash"]
+                           "purpose", "resource", "family_id", "family_ids", "categories",
+                           "consent_ids", "request", "prev_hash", "hash"]
+    assert event["family_ids"] == []
     assert event["resource"] == {"type": "family", "id": str(FAMILY)}
     assert set(event["actor"]) == {"organization_id", "client_id", "token_id"}
     assert event["recorded_at"].endswith("Z")

@@ -208,10 +208,12 @@ def test_the_database_and_python_hash_an_event_alike(app, text):
     with app.app_context():
         audit.record(action="read", outcome="deny", reason="test", resource_type="test",
                      resource_id=text[:64], client_id=text[:64], categories=["identity"],
-                     consent_ids=[uuid.uuid4()], family_id=uuid.uuid4())
+                     consent_ids=[uuid.uuid4()], family_id=uuid.uuid4(),
+                     family_ids=[uuid.uuid4(), uuid.uuid4()])
         db.session.commit()
         [event] = audit_events(reason="test")
         values = {c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns}
+        assert len(event.family_ids) == 2
         assert event_hash(values) == event.hash
         assert verify(db.session).valid
 

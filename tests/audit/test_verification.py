@@ -2,6 +2,7 @@
 
 import base64
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -20,14 +21,20 @@ from tests.conftest import bearer
 EVENTS = 6
 
 
+#: The families the third event of the trail lists.
+LISTED = [uuid.UUID("aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"),
+          uuid.UUID("bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb")]
+
+
 @pytest.fixture
 def trail(app):
-    """Six committed events; yields their seqs."""
+    """Six committed events, the third listing two families; yields their seqs."""
     with app.app_context():
         first = db.session.scalar(sa.select(AuditChainHead.seq)) + 1
         for n in range(EVENTS):
-            audit.record(action="read", outcome="permit", reason=f"event-{n}",
-                         resource_type="test")
+            audit.record(action="search" if n == 2 else "read", outcome="permit",
+                         reason=f"event-{n}", resource_type="test",
+                         family_ids=LISTED if n == 2 else ())
             db.session.commit()
     return list(range(first, first + EVENTS))
 
@@ -63,7 +70,7 @@ def _swap(a, b):
 def _forge_after_head(head_seq):
     last = db.session.get(AuditEvent, head_seq)
     values = {c.key: getattr(last, c.key) for c in AuditEvent.__table__.columns}
-    values.update(seq=head_seq + 1, id=__import__("uuid").uuid4(), reason="forged",
+    values.update(seq=head_seq + 1, id=uuid.uuid4(), reason="forged",
                   prev_hash=last.hash)
     values["hash"] = event_hash(values)
     db.session.execute(sa.insert(AuditEvent).values(**values))
@@ -73,6 +80,15 @@ MUTATIONS = {
     "changed field": (lambda s: db.session.execute(
         sa.update(AuditEvent).where(AuditEvent.seq == s[2]).values(reason="edited")),
         lambda s: s[2], "does not hash"),
+    "family dropped from family_ids": (lambda s: db.session.execute(
+        sa.update(AuditEvent).where(AuditEvent.seq == s[2]).values(family_ids=[str(LISTED[0])])),
+        lambda s: s[2], "does not hash"),
+    "family_ids emptied": (lambda s: db.session.execute(
+        sa.update(AuditEvent).where(AuditEvent.seq == s[2]).values(family_ids=[])),
+        lambda s: s[2], "does not hash"),
+    "family added to family_ids": (lambda s: db.session.execute(
+        sa.update(AuditEvent).where(AuditEvent.seq == s[3]).values(family_ids=[str(LISTED[1])])),
+        lambda s: s[3], "does not hash"),
     "deleted row": (lambda s: db.session.execute(
         sa.delete(AuditEvent).where(AuditEvent.seq == s[2])), lambda s: s[2], "missing"),
     "two rows swapped": (lambda s: _swap(s[1], s[2]), lambda s: s[1], "prev_hash"),
