@@ -54,6 +54,8 @@ def _register_domains(app: Flask) -> None:
     from families.routes import bp as families_bp
     from organizations.cli import org_cli
     from organizations.routes import bp as organizations_bp
+    from referrals.cli import referrals_cli
+    from referrals.routes import bp as referrals_bp
 
     audit_boundary.init_app(app)
     oauth.init_app(app)
@@ -62,8 +64,9 @@ def _register_domains(app: Flask) -> None:
     app.register_blueprint(organizations_bp)
     app.register_blueprint(families_bp)
     app.register_blueprint(consent_bp)
+    app.register_blueprint(referrals_bp)
     app.register_blueprint(audit_bp)
-    for group in (org_cli, client_cli, demo_cli, audit_cli):
+    for group in (org_cli, client_cli, demo_cli, audit_cli, referrals_cli):
         app.cli.add_command(group)
 
 

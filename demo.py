@@ -20,6 +20,8 @@ from families.models import Family
 from organizations import service as directory
 from organizations.models import Organization
 from organizations.schemas import OrganizationSchema
+from referrals import service as referrals
+from referrals.models import Referral
 
 PARTNER_SCOPES = [scope for scope in SCOPES if scope != "audit:read"]
 AUDITOR_SCOPES = ["directory:read", "audit:read"]
@@ -61,7 +63,8 @@ DEMO_FAMILY = {
 
 
 def _demo_family(clinic: Organization, provider: Organization) -> dict:
-    """The clinic's demo family, and a consent letting the provider see its identity only."""
+    """The clinic's demo family, a consent letting the provider see its identity only, and
+    the clinic's referral of the family to the provider, sharing that."""
     family = db.session.scalar(sa.select(Family).where(
         Family.custodian_organization_id == clinic.id,
         Family.child_given_name == DEMO_FAMILY["child"]["given_name"],
@@ -77,14 +80,23 @@ def _demo_family(clinic: Organization, provider: Organization) -> dict:
             "expires_at": at + timedelta(days=180), "method": "electronic_signature",
             "signed_at": at - timedelta(minutes=1), "explained_in_language": "es",
             "interpreter_used": True, "revocation_rights_explained": True})
+    referral = db.session.scalar(sa.select(Referral).where(Referral.family_id == family.id))
+    if referral is None:
+        document, _ = referrals.send_referral(actor, data={
+            "family_id": family.id, "to_organization_id": provider.id,
+            "reasons": ["sleep_concerns", "regulation_concerns"], "urgency": "routine",
+            "shared_categories": ["identity"], "status": "requested"})
+        referral_id = document["id"]
+    else:
+        referral_id = referral.id
     return {"id": str(family.id), "custodian": clinic.name, "shared_with": provider.name,
-            "categories_shared": ["identity"]}
+            "categories_shared": ["identity"], "referral_id": str(referral_id)}
 
 
 @demo_cli.command("seed")
 def seed():
     """Create the demo organizations and one client each, and a fictional family the clinic
-    shares (identity only) with Riverbend; prints them, with fresh secrets.
+    shares (identity only) with Riverbend and refers to it; prints them, with fresh secrets.
 
     Run again, it keeps the organizations and the family and gives each client a new secret.
     """

@@ -57,9 +57,10 @@ def request(port: int, method: str, path: str, headers=None, body=None, timeout=
         conn.close()
 
 
-def api(port: int, method: str, path: str, token: str, document=None, expect=200) -> dict:
+def api(port: int, method: str, path: str, token: str, document=None, expect=200,
+        headers=None) -> dict:
     """A JSON API call with a bearer token; raise BenchError unless it answers `expect`."""
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {token}", **(headers or {})}
     body = None
     if document is not None:
         headers["Content-Type"] = "application/json"

@@ -8,10 +8,13 @@ Keys:
                     ${basic} (base64 of client_id:client_secret), ${client_id}, ${org_id}
                     (the first seeded organization), and the consented family seeded through
                     the API (bench/seeding.py): ${family_id}, ${provider_token} (a token of a
-                    provider that is not the family's custodian but holds its consent)
+                    provider that is not the family's custodian but holds its consent),
+                    ${custodian_token}, ${referral_body} (a referral of that family to the
+                    provider), ${referral_id} and ${working_referral_id} (one in progress)
   floor_to_compare  for service scenarios: the floor scenario doing the nearest bare work
                     (an insert and commit, or a select by key), the baseline for the ratios
   min_rps_ratio     optional target: the least `x floor req/s` that PASSes
+  max_p99_ratio     optional target: the most `x floor p99` that PASSes (with min_rps_ratio)
 """
 
 BEARER = {"Authorization": "Bearer ${token}"}
@@ -71,5 +74,44 @@ SCENARIOS = [
         "headers": {"Authorization": "Bearer ${provider_token}"},
         "floor_to_compare": "floor_insert",
         "min_rps_ratio": 0.6,
+    },
+    {
+        # Token, validation, the consent decision over the family's 20 consents, the insert
+        # of the referral and its timeline entry, one audit event.
+        "name": "referral_send",
+        "target": "service",
+        "method": "POST",
+        "path": "/api/v1/referrals",
+        "headers": {"Authorization": "Bearer ${custodian_token}",
+                    "Content-Type": "application/json"},
+        "body": "${referral_body}",
+        "floor_to_compare": "floor_insert",
+        "min_rps_ratio": 0.5,
+        "max_p99_ratio": 3,
+    },
+    {
+        # The receiver's read: the shared categories as the engine permits them now.
+        "name": "referral_read_receiver",
+        "target": "service",
+        "method": "GET",
+        "path": "/api/v1/referrals/${referral_id}",
+        "headers": {"Authorization": "Bearer ${provider_token}"},
+        "floor_to_compare": "floor_insert",
+        "min_rps_ratio": 0.6,
+        "max_p99_ratio": 3,
+    },
+    {
+        # A new business status on a referral in progress: the row locked, If-Match checked
+        # (`*`: every wrk connection moves the same referral), a timeline entry, one event.
+        "name": "referral_transition",
+        "target": "service",
+        "method": "POST",
+        "path": "/api/v1/referrals/${working_referral_id}/transitions",
+        "headers": {"Authorization": "Bearer ${provider_token}",
+                    "Content-Type": "application/json", "If-Match": "*"},
+        "body": '{"status": "in_progress", "business_status": "engaged"}',
+        "floor_to_compare": "floor_insert",
+        "min_rps_ratio": 0.5,
+        "max_p99_ratio": 3,
     },
 ]

@@ -6,6 +6,7 @@ purposes, other organizations, expired, revoked), so the engine decides over a f
 history rather than a lone consent.
 """
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from common import api, log
@@ -109,3 +110,27 @@ def seed_consented_family(
     api(port, "POST", f"/api/v1/consents/{consent_ids[1]}/revoke", custodian_token, revocation)
     log(f"seeded family {family['id']} with {len(consent_ids)} consents through the API")
     return {"family_id": family["id"], "consent_ids": consent_ids}
+
+
+#: What the scenarios send: the categories the main consent covers for referral.
+REFERRAL = {"reasons": ["feeding_concerns", "caregiver_depression"],
+            "reason_detail": "Mother reports low mood since the birth.",
+            "urgency": "routine", "shared_categories": ["identity", "contact"]}
+
+
+def referral_body(family_id: str, provider_org: str) -> dict:
+    return {"family_id": family_id, "to_organization_id": provider_org, **REFERRAL}
+
+
+def seed_referrals(port: int, *, family_id: str, custodian_token: str, provider_org: str,
+                   provider_token: str) -> dict:
+    """A referral the provider reads, and one it has in progress for the transition scenario."""
+    body = referral_body(family_id, provider_org)
+    read = api(port, "POST", "/api/v1/referrals", custodian_token, body, expect=201)
+    working = api(port, "POST", "/api/v1/referrals", custodian_token, body, expect=201)
+    for step in ({"status": "accepted"}, {"status": "in_progress", "business_status": "scheduled"}):
+        api(port, "POST", f"/api/v1/referrals/{working['id']}/transitions", provider_token, step,
+            headers={"If-Match": "*"})
+    log(f"seeded referrals {read['id']} and {working['id']} (in progress)")
+    return {"referral_id": read["id"], "working_referral_id": working["id"],
+            "referral_body": json.dumps(body)}

@@ -27,6 +27,8 @@ class Decision:
     consent_ids: tuple[uuid.UUID, ...]
     #: `custodian`, `author`, `consent`, `partial_consent` or `no_consent`.
     reason: str
+    #: The purpose decided for; None when decisions for several were combined.
+    purpose: str | None = None
 
     @property
     def decision(self) -> str:
@@ -101,10 +103,11 @@ def decide_over(*, actor_organization_id: uuid.UUID, custodian_organization_id: 
     loads them), as `Consent` rows or `ConsentTerms`.
     """
     asked = frozenset(categories)
-    if actor_organization_id == custodian_organization_id:
-        return Decision(asked, asked, (), "custodian")
     if actor_organization_id == author_organization_id:
-        return Decision(asked, asked, (), "author")
+        # The custodian's family record is its own information; what another organization
+        # wrote about the family (a provider's feedback, its notes) is that author's.
+        reason = "custodian" if author_organization_id == custodian_organization_id else "author"
+        return Decision(asked, asked, (), reason, purpose)
     permitted: set[str] = set()
     relied_on: list[uuid.UUID] = []
     for consent in consents:
@@ -118,7 +121,7 @@ def decide_over(*, actor_organization_id: uuid.UUID, custodian_organization_id: 
         reason = "no_consent"
     else:
         reason = "consent" if asked <= permitted else "partial_consent"
-    return Decision(asked, frozenset(permitted), tuple(relied_on), reason)
+    return Decision(asked, frozenset(permitted), tuple(relied_on), reason, purpose)
 
 
 def decide(*, actor_organization_id: uuid.UUID, family, purpose: str,
@@ -127,13 +130,14 @@ def decide(*, actor_organization_id: uuid.UUID, family, purpose: str,
     """May the actor see these categories of the family's information, authored by
     `author_organization_id` (default: the family's custodian), for `purpose`, at `at`?
 
-    The custodian and the author see their own information. Anyone else sees a category only
-    when a consent in force at `at` names the actor, the author, the purpose and the category.
+    The author sees its own information, and so the custodian its family record. Anyone else,
+    the custodian included for what another organization wrote, sees a category only when a
+    consent in force at `at` names the actor, the author, the purpose and the category.
     Several consents combine. Everything else is denied.
     """
     author = author_organization_id or family.custodian_organization_id
     consents = ()
-    if actor_organization_id not in (family.custodian_organization_id, author):
+    if actor_organization_id != author:
         consents = consents_in_force(family_id=family.id,
                                      actor_organization_id=actor_organization_id,
                                      author_organization_id=author, at=at)
@@ -223,3 +227,117 @@ def may_read_disclosures(*, actor_organization_id: uuid.UUID, scopes, family) ->
     """The accounting of a family's disclosures: for auditors, and for its custodian."""
     return "audit:read" in scopes or (
         "families:read" in scopes and actor_organization_id == family.custodian_organization_id)
+
+
+class Viewer:
+    """One organization's view of one family at one instant: `decide` for any author and
+    purpose, loading each author's consents once (a referral read asks about several)."""
+
+    def __init__(self, *, actor_organization_id: uuid.UUID, family, at: datetime):
+        self.actor_organization_id = actor_organization_id
+        self.family = family
+        self.at = at
+        self._consents: dict[uuid.UUID, list[ConsentTerms]] = {}
+
+    def decide(self, *, purpose: str, categories: Iterable[str],
+               author_organization_id: uuid.UUID | None = None) -> Decision:
+        """As `decide`, for this viewer; `author_organization_id` None: the custodian."""
+        custodian = self.family.custodian_organization_id
+        author = author_organization_id or custodian
+        if not categories:
+            return Decision(frozenset(), frozenset(), (), "nothing_asked", purpose)
+        consents = ()
+        if self.actor_organization_id != author:
+            if author not in self._consents:
+                self._consents[author] = consents_in_force(
+                    family_id=self.family.id, actor_organization_id=self.actor_organization_id,
+                    author_organization_id=author, at=self.at)
+            consents = self._consents[author]
+        return decide_over(actor_organization_id=self.actor_organization_id,
+                           custodian_organization_id=custodian, author_organization_id=author,
+                           purpose=purpose, categories=categories, consents=consents, at=self.at)
+
+
+def combine(*decisions: Decision) -> Decision:
+    """Several decisions (other authors, other purposes) as one: what was asked and permitted
+    in all, the consents relied on, and the reason of the whole."""
+    asked = frozenset().union(*(d.asked for d in decisions))
+    permitted = frozenset().union(*(d.permitted for d in decisions))
+    consent_ids = tuple(dict.fromkeys(c for d in decisions for c in d.consent_ids))
+    if consent_ids:
+        reason = "consent" if asked <= permitted else "partial_consent"
+    elif asked - permitted:
+        reason = "no_consent"
+    else:
+        reason = next((d.reason for d in decisions if d.asked), "party")
+    purposes = {d.purpose for d in decisions}
+    return Decision(asked, permitted, consent_ids, reason,
+                    purposes.pop() if len(purposes) == 1 else None)
+
+
+# -- referrals ------------------------------------------------------------------------------
+
+def referral_side(*, actor_organization_id: uuid.UUID, referral) -> str | None:
+    """`sender` or `receiver`, or None for an organization that may not know the referral
+    exists: a third organization, or the receiver of a referral never sent (a draft, or a
+    draft cancelled before it was sent)."""
+    if actor_organization_id == referral.from_organization_id:
+        return "sender"
+    if actor_organization_id == referral.to_organization_id and referral.sent_at is not None:
+        return "receiver"
+    return None
+
+
+def referral_party_clause(model, actor_organization_id: uuid.UUID, direction: str | None = None):
+    """`referral_side` as SQL over the referral model: the referrals the actor is a party to
+    (`direction` "sent" or "received": one side only)."""
+    sent = model.from_organization_id == actor_organization_id
+    received = sa.and_(model.to_organization_id == actor_organization_id,
+                       model.sent_at.is_not(None))
+    return {"sent": sent, "received": received}.get(direction, sa.or_(sent, received))
+
+
+def referral_shared_decisions(viewer: Viewer, *, sender_organization_id: uuid.UUID,
+                              shared_categories) -> tuple[Decision, Decision]:
+    """What the viewer may see, for purpose `referral`, of the categories a referral shares:
+    the family record's (its custodian authors them), and the rest (the sender authors them:
+    reasons, screening, health, child welfare)."""
+    shared = frozenset(shared_categories)
+    return (viewer.decide(purpose="referral", categories=shared & FAMILY_CATEGORIES),
+            viewer.decide(purpose="referral", categories=shared - FAMILY_CATEGORIES,
+                          author_organization_id=sender_organization_id))
+
+
+def referral_send_decision(*, family, sender_organization_id: uuid.UUID,
+                           receiver_organization_id: uuid.UUID, shared_categories,
+                           at: datetime, receiver_viewer: Viewer | None = None,
+                           sender_viewer: Viewer | None = None) -> Decision:
+    """May the sender share these categories with the receiver for purpose `referral`?
+
+    Every shared category must pass: the receiver may see it (a consent in force names the
+    receiver, the category's author and the purpose), and the sender may see what it passes
+    on from a family record it does not hold. `withheld` names what is missing; `consent_ids`
+    are the receiver's consents the send rests on.
+    """
+    receiver = combine(*referral_shared_decisions(
+        receiver_viewer or Viewer(actor_organization_id=receiver_organization_id,
+                                  family=family, at=at),
+        sender_organization_id=sender_organization_id, shared_categories=shared_categories))
+    of_family = frozenset(shared_categories) & FAMILY_CATEGORIES
+    sender = (sender_viewer or Viewer(actor_organization_id=sender_organization_id,
+                                      family=family, at=at)
+              ).decide(purpose="referral", categories=of_family)
+    permitted = receiver.permitted & (sender.permitted | (receiver.asked - of_family))
+    reason = receiver.reason if permitted == receiver.permitted else "partial_consent"
+    return Decision(receiver.asked, permitted, receiver.consent_ids, reason, "referral")
+
+
+def may_see_authored(viewer: Viewer, *, purpose: str, category: str,
+                     author_organization_id: uuid.UUID | None) -> Decision:
+    """What the viewer may see of one piece of referral information (status feedback, a note)
+    of `category` written by `author_organization_id` (None: by the service itself, which
+    both sides see)."""
+    if author_organization_id is None:
+        return Decision(frozenset({category}), frozenset({category}), (), "service", purpose)
+    return viewer.decide(purpose=purpose, categories=[category],
+                         author_organization_id=author_organization_id)

@@ -5,6 +5,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from blinker import Namespace
 from flask import current_app
 
 import audit
@@ -16,7 +17,12 @@ from core.errors import Problem, validation_problem
 from core.pagination import Page, keyset_page
 from core.time import now
 from families.models import Caregiver, Family
+from families.service import lock_family
 from organizations.models import Organization
+
+#: Sent in the revoking transaction, `consent_revoked.send(consent, family=..., at=...)`, so
+#: what rested on the consent (open referrals) is put on hold in that same transaction.
+consent_revoked = Namespace().signal("consent-revoked")
 
 #: Clock skew tolerated on `signed_at` from a partner's system.
 SIGNING_SKEW = timedelta(minutes=5)
@@ -199,6 +205,9 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
         caregiver = db.session.get(Caregiver, caregiver_id)
         if caregiver is None or caregiver.family_id != family.id:
             raise validation_problem({"caregiver_id": ["Not a caregiver of this family"]})
+    # A send or a resumption relying on this consent finishes before, or waits until after.
+    lock_family(family.id)
+    db.session.refresh(consent)
     if consent.revoked_at is not None:
         audit.record(action="revoke", outcome="permit", reason="already_revoked",
                      resource_type="consent", resource_id=consent.id, family_id=family.id,
@@ -210,6 +219,7 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     consent.revocation_caregiver_id = caregiver_id
     consent.revoked_by_organization_id = actor.organization_id
     db.session.flush()
+    consent_revoked.send(consent, family=family, at=consent.revoked_at)
     audit.record(action="revoke", outcome="permit", reason=f"requested_by_{data['requested_by']}",
                  resource_type="consent", resource_id=consent.id, family_id=family.id,
                  consent_ids=[consent.id], actor=actor)

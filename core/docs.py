@@ -37,3 +37,9 @@ IF_MATCH_OPTIONAL = {
     "description": "The ETag last read; when given and stale, the change is refused with 412.",
     "schema": {"type": "string"},
 }
+
+IF_MATCH_REQUIRED = {
+    "in": "header", "name": "If-Match", "required": True,
+    "description": "The ETag last read: 428 without it, 412 when the object has changed.",
+    "schema": {"type": "string"},
+}

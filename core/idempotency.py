@@ -50,8 +50,15 @@ def _request_hash() -> str:
     return digest.hexdigest()
 
 
-def idempotent(view):
-    """Honour `Idempotency-Key` on a creating POST of an authenticated client."""
+def idempotent(view=None, *, reread=None):
+    """Honour `Idempotency-Key` on a creating POST of an authenticated client.
+
+    With `reread(resource_id) -> response`, the first answer's body is not stored: a replay
+    renders the created object again as a read would now, so information the client may no
+    longer see is never replayed from storage.
+    """
+    if view is None:
+        return functools.partial(idempotent, reread=reread)
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
@@ -70,6 +77,8 @@ def idempotent(view):
                 raise Problem("idempotency-key-reused",
                               "This Idempotency-Key was used with another request body or path",
                               errors={"Idempotency-Key": ["Already used with another request"]})
+            if reread is not None:
+                return _reread(stored, reread)
             on_replay = current_app.extensions.get("idempotent_replay")
             if on_replay:  # the replayed body shows the object again: record that look
                 on_replay(stored.headers.get("Location"))
@@ -81,7 +90,8 @@ def idempotent(view):
         if 200 <= response.status_code < 300:
             db.session.add(IdempotencyKey(
                 id=str(new_id()), client_id=client_id, key=key, request_hash=fingerprint,
-                status=response.status_code, body=response.get_data(as_text=True),
+                status=response.status_code,
+                body="" if reread is not None else response.get_data(as_text=True),
                 headers={h: response.headers[h] for h in _REPLAYED_HEADERS
                          if h in response.headers},
                 created_at=now()))
@@ -89,6 +99,16 @@ def idempotent(view):
 
     wrapped.idempotent = True
     return wrapped
+
+
+def _reread(stored: IdempotencyKey, reread):
+    resource_id = stored.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
+    response = reread(resource_id)
+    response.status_code = stored.status
+    if "Location" in stored.headers:
+        response.headers["Location"] = stored.headers["Location"]
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _replay(stored: IdempotencyKey):

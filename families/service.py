@@ -34,6 +34,13 @@ def get_family(family_id: uuid.UUID) -> Family | None:
     return db.session.get(Family, family_id, options=[orm.joinedload(Family.caregivers)])
 
 
+def lock_family(family_id: uuid.UUID) -> None:
+    """Hold the family's row until the transaction ends: a revocation, and the sends and
+    resumptions that rest on a consent, take their turns instead of racing (no-op on SQLite,
+    whose one writer already holds the database)."""
+    db.session.execute(sa.select(Family.id).where(Family.id == family_id).with_for_update())
+
+
 def family_document(family: Family, permitted=FAMILY_CATEGORIES) -> dict:
     """The record as a plain document holding only the permitted categories, and `redacted`."""
     document = {

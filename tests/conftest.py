@@ -253,12 +253,14 @@ def audit_events(**filters) -> list:
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 
 
-def assert_problem(response, status, slug):
-    """A problem+json body of the contract's shape, with no trace of the server's insides."""
+def assert_problem(response, status, slug, extra=()):
+    """A problem+json body of the contract's shape (plus the `extra` members named), with no
+    trace of the server's insides."""
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
     body = response.json
-    assert body.keys() == PROBLEM_KEYS | ({"errors"} if status == 422 else set()), body
+    assert body.keys() == PROBLEM_KEYS | ({"errors"} if status == 422 else set()) | set(extra), \
+        body
     assert body["type"] == f"/problems/{slug}"
     assert body["status"] == status
     assert isinstance(body["title"], str) and body["title"]

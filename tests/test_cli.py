@@ -132,7 +132,7 @@ def test_the_console_script_offers_the_operator_commands(tmp_path):
                             text=True, timeout=60, check=False, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    for command in ("audit", "client", "db", "demo", "org", "openapi"):
+    for command in ("audit", "client", "db", "demo", "org", "openapi", "referrals"):
         assert f"  {command} " in result.stdout
 
 
@@ -148,3 +148,12 @@ def test_the_demo_family_is_shared_with_the_provider_by_consent(run, client):
     assert answer.json["redacted"] == ["contact"]
     assert answer.json["child"]["given_name"] == "Mia"
     assert "preferred_language" not in answer.json
+    # And the clinic's referral of the family, as Riverbend receives it.
+    referral = client.get(f"/api/v1/referrals/{seeded['family']['referral_id']}",
+                          headers=bearer)
+    assert referral.status_code == 200
+    assert referral.json["status"] == "requested"
+    assert referral.json["family"]["child"]["given_name"] == "Mia"
+    assert "reasons" not in referral.json
+    again = json.loads(run("demo", "seed").stdout)
+    assert again["family"]["referral_id"] == seeded["family"]["referral_id"]

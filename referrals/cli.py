@@ -1,0 +1,25 @@
+"""`flask referrals hold-expired`: the scheduled sweep for consents that ended by expiry."""
+
+from flask.cli import AppGroup
+
+from core.cli import echo_json
+from core.db import transaction
+from core.time import now
+from referrals import service
+
+referrals_cli = AppGroup("referrals", help="Referrals.")
+
+
+@referrals_cli.command("hold-expired")
+def hold_expired_command():
+    """Put on hold every open referral whose consents no longer cover it (run it from cron;
+    each referral is also checked at its next access). One transaction per batch, so a busy
+    referral delays none of the others."""
+    held, after, at = 0, None, now()
+    while True:
+        with transaction():
+            count, after = service.hold_unsupported(at=at, after=after)
+        held += count
+        if after is None:
+            break
+    echo_json({"held": held})

@@ -1,0 +1,135 @@
+"""Referrals over HTTP: send, list, read, move along their lifecycle, timeline and notes."""
+
+import uuid
+
+from flask import Blueprint, request
+
+from auth.protect import current_actor, require_scope
+from core.concurrency import etag_for
+from core.docs import IF_MATCH_REQUIRED, operation
+from core.idempotency import idempotent
+from core.web import load_body, load_query, respond
+from referrals import service
+from referrals.schemas import (
+    NoteInputSchema,
+    NotePageSchema,
+    NoteSchema,
+    ReferralEventPageSchema,
+    ReferralInputSchema,
+    ReferralListQuery,
+    ReferralPageSchema,
+    ReferralSchema,
+    TimelineQuery,
+    TransitionInputSchema,
+)
+
+bp = Blueprint("referrals", __name__, url_prefix="/api/v1/referrals")
+TAGS = ["Referrals"]
+_ETAG = {"ETag": "Version of the referral; send it back in If-Match to move it."}
+
+
+@bp.post("")
+@require_scope("referrals:write")
+@idempotent(reread=lambda referral_id: get_referral(uuid.UUID(referral_id)))
+@operation(summary="Send a referral, or keep it as a draft", tags=TAGS,
+           body=ReferralInputSchema, errors=(403, 404), responses={201: ReferralSchema},
+           headers={201: _ETAG})
+def send_referral():
+    """`requested` (the default) sends it: the family must be visible to the sender, the
+    receiver must accept referrals, and a consent in force must let every shared category
+    pass from the sender to the receiver for purpose `referral`, else 403 `consent-required`
+    with `missing_categories`, and nothing is stored. A `draft` stays with the sender until
+    it moves it to `requested`. A retry with the same `Idempotency-Key` answers 201 with
+    the referral as a read shows it now: family information is never replayed from storage."""
+    data = load_body(ReferralInputSchema)
+    document, version = service.send_referral(current_actor(), data=data)
+    return respond(ReferralSchema, document, status=201,
+                   headers={"ETag": etag_for(version),
+                            "Location": f"/api/v1/referrals/{document['id']}"})
+
+
+@bp.get("")
+@require_scope("referrals:read")
+@operation(summary="List the referrals you sent or received", tags=TAGS,
+           query=ReferralListQuery, responses={200: ReferralPageSchema})
+def list_referrals():
+    """Most recently changed first; each item as a single read would show it. A page may
+    hold fewer than `limit` items only when it is the last."""
+    args = load_query(ReferralListQuery)
+    return respond(ReferralPageSchema, service.list_referrals(current_actor(), **args))
+
+
+@bp.get("/<uuid:referral_id>")
+@require_scope("referrals:read")
+@operation(summary="Read a referral", tags=TAGS, responses={200: ReferralSchema},
+           headers={200: _ETAG})
+def get_referral(referral_id: uuid.UUID):
+    """The receiver sees the shared categories as the engine permits them now (purpose
+    `referral`). The sender always sees the status; the receiver's feedback only under a
+    consent for `care_coordination`. Anyone else: 404."""
+    document, version = service.read_referral(current_actor(), referral_id=referral_id)
+    return respond(ReferralSchema, document, headers={"ETag": etag_for(version)})
+
+
+@bp.post("/<uuid:referral_id>/transitions")
+@require_scope("referrals:write")
+@operation(summary="Move a referral to another status", tags=TAGS,
+           body=TransitionInputSchema, errors=(403, 409, 412, 428),
+           responses={200: ReferralSchema}, headers={200: _ETAG},
+           parameters=[IF_MATCH_REQUIRED])
+def transition_referral(referral_id: uuid.UUID):
+    """| to | from | set by |
+|---|---|---|
+| requested | draft | sender |
+| received | requested | receiver |
+| accepted, rejected | requested, received | receiver |
+| in_progress | accepted, on_hold, in_progress (a new `business_status`) | receiver |
+| on_hold | accepted, in_progress | receiver, or the service when consent ends |
+| completed | accepted, in_progress | receiver |
+| cancelled | any open status | sender or receiver |
+
+Illegal moves are 409 `invalid-transition`; the other side's moves 403. Rejection,
+cancellation and hold need a `reason`, completion an `outcome`. Resuming a referral held
+because its consent ended needs a consent in force again (403 `consent-required`)."""
+    data = load_body(TransitionInputSchema)
+    document, version = service.transition_referral(
+        current_actor(), referral_id=referral_id, data=data,
+        if_match=request.headers.get("If-Match"))
+    return respond(ReferralSchema, document, headers={"ETag": etag_for(version)})
+
+
+@bp.get("/<uuid:referral_id>/events")
+@require_scope("referrals:read")
+@operation(summary="A referral's timeline", tags=TAGS, query=TimelineQuery,
+           responses={200: ReferralEventPageSchema})
+def list_referral_events(referral_id: uuid.UUID):
+    """Every step, newest first: who, when, from and to which status, and why; the other
+    side's reasons and notes only under consent."""
+    args = load_query(TimelineQuery)
+    page = service.list_events(current_actor(), referral_id=referral_id, **args)
+    return respond(ReferralEventPageSchema, page)
+
+
+@bp.post("/<uuid:referral_id>/notes")
+@require_scope("referrals:write")
+@idempotent
+@operation(summary="Write a note on a referral", tags=TAGS, body=NoteInputSchema,
+           responses={201: NoteSchema})
+def write_referral_note(referral_id: uuid.UUID):
+    """A note of the caller's, in a category (`coordination_notes` by default); the other
+    side reads its body only under a consent for `care_coordination` covering it."""
+    data = load_body(NoteInputSchema)
+    document = service.write_note(current_actor(), referral_id=referral_id, data=data)
+    return respond(NoteSchema, document, status=201)
+
+
+@bp.get("/<uuid:referral_id>/notes")
+@require_scope("referrals:read")
+@operation(summary="A referral's notes", tags=TAGS, query=TimelineQuery,
+           responses={200: NotePageSchema})
+def list_referral_notes(referral_id: uuid.UUID):
+    """Newest first; the other side's bodies only under consent, else `redacted` names
+    the note's category."""
+    args = load_query(TimelineQuery)
+    page = service.list_notes(current_actor(), referral_id=referral_id, **args)
+    return respond(NotePageSchema, page)

@@ -1,0 +1,201 @@
+"""Input, query and output schemas of referrals, their timeline and notes."""
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from consent.categories import CATEGORIES
+from core.pagination import PageQuery, page_schema
+from core.schemas import InputSchema, Instant, QueryBoolean, Timestamp, text, unique_items
+from core.time import now
+from families.schemas import FamilySchema
+from referrals.models import (
+    BUSINESS_STATUSES,
+    CANCELLATION_REASONS,
+    HOLD_REASONS,
+    NOTE_CATEGORIES,
+    OUTCOMES,
+    REASON_CODES,
+    REJECTION_REASONS,
+    SHAREABLE_CATEGORIES,
+    STATUS_REASONS,
+    STATUSES,
+    URGENCIES,
+)
+
+_CATEGORY_LIST = fields.List(fields.String(metadata={"enum": list(CATEGORIES)}))
+
+
+def _not_in_the_future(value):
+    if value > now().date():
+        raise ValidationError("Cannot be in the future")
+
+
+# -- output --------------------------------------------------------------------------------
+
+class PartCSchema(Schema):
+    """Part C of IDEA clocks: refer within 7 days of identifying a concern; evaluate and hold
+    the first plan meeting within 45 days of receipt, paused for documented family
+    circumstances or repeated attempts to obtain consent."""
+
+    identified_on = fields.Date(required=True)
+    referral_due_by = fields.Date(required=True, metadata={
+        "description": "`identified_on` + 7 days: when the referral must be sent."})
+    received_on = fields.Date(allow_none=True, required=True)
+    timeline_due_by = fields.Date(allow_none=True, required=True, metadata={
+        "description": "`received_on` + 45 days, later by the days the clock was paused."})
+    timeline_paused_since = Timestamp(allow_none=True, required=True, metadata={
+        "description": "Set while the 45-day clock is paused."})
+
+
+class ReferralSchema(Schema):
+    """A referral as the caller may see it: what it may not see is absent and named in
+    `redacted`. The sender always sees the coarse `status`; the receiver's feedback
+    (`business_status`, `status_reason`, `outcome`) is `service_status` information."""
+
+    id = fields.UUID(required=True)
+    family_id = fields.UUID(required=True)
+    from_organization_id = fields.UUID(required=True)
+    to_organization_id = fields.UUID(required=True)
+    status = fields.String(required=True, metadata={"enum": list(STATUSES)})
+    business_status = fields.String(allow_none=True, metadata={
+        "enum": list(BUSINESS_STATUSES), "description": "`service_status`"})
+    status_reason = fields.String(allow_none=True, metadata={
+        "enum": list(STATUS_REASONS),
+        "description": "`service_status`: why it was rejected, cancelled or put on hold."})
+    outcome = fields.String(allow_none=True, metadata={
+        "enum": list(OUTCOMES), "description": "`service_status`"})
+    reasons = fields.List(fields.String(metadata={"enum": list(REASON_CODES)}),
+                          metadata={"description": "`referral_reason`"})
+    reason_detail = fields.String(allow_none=True, metadata={"description": "`referral_reason`"})
+    urgency = fields.String(required=True, metadata={"enum": list(URGENCIES)})
+    shared_categories = fields.List(
+        fields.String(metadata={"enum": list(SHAREABLE_CATEGORIES)}), required=True)
+    consent_ids = fields.List(fields.UUID(), required=True, metadata={
+        "description": "The consents the send relied on."})
+    family = fields.Nested(FamilySchema, required=True, metadata={
+        "description": "The family's shared categories, as the engine permits them now."})
+    part_c = fields.Nested(PartCSchema, allow_none=True, required=True)
+    sent_at = Timestamp(allow_none=True, required=True)
+    received_at = Timestamp(allow_none=True, required=True)
+    created_at = Timestamp(required=True)
+    updated_at = Timestamp(required=True)
+    redacted = fields.List(fields.String(metadata={"enum": list(CATEGORIES)}), required=True,
+                           metadata={"description": "Categories withheld from this caller."})
+
+
+ReferralPageSchema = page_schema(ReferralSchema, "ReferralPage")
+
+
+class NoteSchema(Schema):
+    """A note; its `body` is shown to the other side only under consent, else `redacted`
+    names its category."""
+
+    id = fields.UUID(required=True)
+    referral_id = fields.UUID(required=True)
+    author_organization_id = fields.UUID(required=True)
+    category = fields.String(required=True, metadata={"enum": list(NOTE_CATEGORIES)})
+    body = fields.String()
+    created_at = Timestamp(required=True)
+    redacted = _CATEGORY_LIST
+
+
+NotePageSchema = page_schema(NoteSchema, "NotePage")
+
+
+class ReferralEventSchema(Schema):
+    """One step of the timeline. `business_status`, `reason` and `outcome` are
+    `service_status` information of the side that acted; `organization_id` null: the
+    service acted (a consent ended)."""
+
+    id = fields.UUID(required=True)
+    referral_id = fields.UUID(required=True)
+    occurred_at = Timestamp(required=True)
+    from_status = fields.String(allow_none=True, required=True,
+                                metadata={"enum": list(STATUSES)})
+    to_status = fields.String(required=True, metadata={"enum": list(STATUSES)})
+    business_status = fields.String(allow_none=True,
+                                    metadata={"enum": list(BUSINESS_STATUSES)})
+    reason = fields.String(allow_none=True, metadata={"enum": list(STATUS_REASONS)})
+    outcome = fields.String(allow_none=True, metadata={"enum": list(OUTCOMES)})
+    organization_id = fields.UUID(allow_none=True, required=True)
+    note = fields.Nested(NoteSchema, allow_none=True)
+    redacted = _CATEGORY_LIST
+
+
+ReferralEventPageSchema = page_schema(ReferralEventSchema, "ReferralEventPage")
+
+
+# -- input ---------------------------------------------------------------------------------
+
+def _identity_shared(values):
+    if "identity" not in values:
+        raise ValidationError("`identity` must be shared: the receiver has to know who the "
+                              "family is")
+
+
+class PartCInputSchema(InputSchema):
+    identified_on = fields.Date(required=True, validate=_not_in_the_future, metadata={
+        "description": "The day the referral source identified the concern."})
+
+
+class ReferralInputSchema(InputSchema):
+    family_id = fields.UUID(required=True)
+    to_organization_id = fields.UUID(required=True)
+    reasons = fields.List(fields.String(validate=validate.OneOf(REASON_CODES)), required=True,
+                          validate=[validate.Length(1, len(REASON_CODES)), unique_items])
+    reason_detail = text(4000, allow_none=True)
+    urgency = fields.String(load_default="routine", validate=validate.OneOf(URGENCIES))
+    shared_categories = fields.List(
+        fields.String(validate=validate.OneOf(SHAREABLE_CATEGORIES)), required=True,
+        validate=[validate.Length(1, len(SHAREABLE_CATEGORIES)), unique_items,
+                  _identity_shared])
+    status = fields.String(load_default="requested",
+                           validate=validate.OneOf(["requested", "draft"]), metadata={
+                               "description": "`requested` sends it; `draft` keeps it with "
+                                              "the sender, unseen by the receiver."})
+    part_c = fields.Nested(PartCInputSchema, allow_none=True)
+
+
+_TRANSITION_FIELDS = {
+    "business_status": "while `in_progress`",
+    "reason": "rejection: " + ", ".join(REJECTION_REASONS) + "; cancellation: "
+              + ", ".join(CANCELLATION_REASONS) + "; hold: "
+              + ", ".join(r for r in HOLD_REASONS if r != "consent_ended"),
+    "outcome": "on completion",
+}
+
+
+class TransitionInputSchema(InputSchema):
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES[1:]))
+    business_status = fields.String(validate=validate.OneOf(BUSINESS_STATUSES), metadata={
+        "description": "Only with `in_progress`."})
+    reason = fields.String(validate=validate.OneOf(
+        tuple(r for r in STATUS_REASONS if r != "consent_ended")), metadata={
+        "description": "Required with `rejected`, `cancelled` and `on_hold` ("
+                       + _TRANSITION_FIELDS["reason"] + ")."})
+    outcome = fields.String(validate=validate.OneOf(OUTCOMES), metadata={
+        "description": "Required with `completed`."})
+    note = text(4000, metadata={
+        "description": "Kept as a `coordination_notes` note of the side that acts. Required "
+                       "for a hold that pauses the Part C clock (`family_circumstances`, "
+                       "`awaiting_consent`): the pause must be documented."})
+
+
+class NoteInputSchema(InputSchema):
+    body = text(4000, required=True)
+    category = fields.String(load_default="coordination_notes",
+                             validate=validate.OneOf(NOTE_CATEGORIES))
+
+
+class ReferralListQuery(PageQuery, InputSchema):
+    direction = fields.String(validate=validate.OneOf(["sent", "received"]), metadata={
+        "description": "Only referrals the caller sent, or only those it received."})
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    updated_since = Instant(metadata={
+        "description": "Only referrals changed at or after this instant."})
+    overdue = QueryBoolean(load_default=False, metadata={
+        "description": "Only referrals past a Part C clock: a draft past `referral_due_by`, "
+                       "or a received, open referral past `timeline_due_by` and not paused."})
+
+
+class TimelineQuery(PageQuery, InputSchema):
+    """`limit` and `cursor`."""

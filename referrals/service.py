@@ -1,0 +1,676 @@
+"""Sending, reading, moving and closing referrals, their timeline and their notes.
+
+Who may see what of a referral is decided by `consent.policy`; this module applies it.
+"""
+
+import uuid
+from datetime import date, datetime, timedelta
+from math import ceil
+
+import sqlalchemy as sa
+
+import audit
+from consent import policy
+from consent.service import consent_revoked
+from core.concurrency import check_if_match
+from core.db import db
+from core.errors import Problem, validation_problem
+from core.pagination import Page, keyset_page
+from core.time import now
+from families.models import Family
+from families.service import family_document, get_family, lock_family
+from organizations.models import Organization
+from referrals.models import (
+    ACTIVE_STATUSES,
+    CANCELLATION_REASONS,
+    HOLD_REASONS,
+    OPEN_STATUSES,
+    PAUSING_HOLD_REASONS,
+    REJECTION_REASONS,
+    Referral,
+    ReferralEvent,
+    ReferralNote,
+)
+
+REFERRAL_DAYS = timedelta(days=7)
+TIMELINE_DAYS = timedelta(days=45)
+
+#: The contract's table: status -> (statuses it may come from, sides that may set it).
+#: `in_progress` -> `in_progress` records a new business status.
+TRANSITIONS = {
+    "requested": ({"draft"}, {"sender"}),
+    "received": ({"requested"}, {"receiver"}),
+    "accepted": ({"requested", "received"}, {"receiver"}),
+    "rejected": ({"requested", "received"}, {"receiver"}),
+    "in_progress": ({"accepted", "on_hold", "in_progress"}, {"receiver"}),
+    # on_hold -> on_hold relabels a hold: a provider documenting its attempts to get consent
+    # again after a consent ended pauses the Part C clock from then.
+    "on_hold": ({"accepted", "in_progress", "on_hold"}, {"receiver"}),
+    "completed": ({"accepted", "in_progress"}, {"receiver"}),
+    "cancelled": (set(OPEN_STATUSES), {"sender", "receiver"}),
+}
+#: The reason codes each status takes; a status not named here takes none.
+_REASONS = {
+    "rejected": REJECTION_REASONS,
+    "cancelled": CANCELLATION_REASONS,
+    "on_hold": tuple(r for r in HOLD_REASONS if r != "consent_ended"),
+}
+#: Statuses in which the Part C 45-day clock runs once the referral was received.
+_TIMELINE_STATUSES = ("received", "accepted", "in_progress", "on_hold")
+
+
+def _not_found(referral_id, action: str, **context) -> Problem:
+    return Problem("not-found", "No referral with this id is visible to this organization",
+                   audit={"action": action, "resource_type": "referral",
+                          "resource_id": referral_id, "reason": "not_found", **context})
+
+
+# -- views ----------------------------------------------------------------------------------
+
+class _Access:
+    """A party's access to one referral at one instant: its side and the engine's viewer."""
+
+    def __init__(self, actor, referral: Referral, family: Family, side: str, at: datetime,
+                 viewer: policy.Viewer | None = None):
+        self.actor = actor
+        self.referral = referral
+        self.family = family
+        self.side = side
+        self.at = at
+        self.viewer = viewer or policy.Viewer(actor_organization_id=actor.organization_id,
+                                              family=family, at=at)
+
+    def authored(self, category: str, author_organization_id, purpose="care_coordination"):
+        return policy.may_see_authored(self.viewer, purpose=purpose, category=category,
+                                       author_organization_id=author_organization_id)
+
+
+class _Seen:
+    """What a rendering showed: every decision taken (for `redacted`), and the disclosures
+    among them, those resting on a consent (for the audit trail)."""
+
+    def __init__(self):
+        self.decisions: list[policy.Decision] = []
+
+    def add(self, decision: policy.Decision) -> policy.Decision:
+        self.decisions.append(decision)
+        return decision
+
+    @property
+    def withheld(self) -> list[str]:
+        return policy.combine(*self.decisions).withheld if self.decisions else []
+
+    @property
+    def disclosed(self) -> policy.Decision:
+        return policy.combine(*(d for d in self.decisions if d.consent_ids))
+
+
+def _part_c(referral: Referral, timeline_seen: bool) -> dict | None:
+    if referral.part_c_identified_on is None:
+        return None
+    part_c = {"identified_on": referral.part_c_identified_on,
+              "referral_due_by": referral.referral_due_by,
+              "received_on": referral.received_at.date() if referral.received_at else None}
+    if timeline_seen:  # its pauses tell of the receiver's work with the family
+        part_c |= {"timeline_due_by": referral.timeline_due_by,
+                   "timeline_paused_since": referral.timeline_paused_since}
+    return part_c
+
+
+def _document(access: _Access, seen: _Seen) -> dict:
+    """The referral as this party may see it now; each decision lands in `seen`."""
+    referral, family = access.referral, access.family
+    of_family, of_sender = (seen.add(d) for d in policy.referral_shared_decisions(
+        access.viewer, sender_organization_id=referral.from_organization_id,
+        shared_categories=referral.shared_categories))
+    document = {
+        "id": referral.id,
+        "family_id": referral.family_id,
+        "from_organization_id": referral.from_organization_id,
+        "to_organization_id": referral.to_organization_id,
+        "status": referral.status,
+    }
+    # The receiver's feedback, and its Part C clock, are `service_status` it authors.
+    feedback = access.authored("service_status", referral.to_organization_id)
+    if referral.business_status is not None or referral.timeline_due_by is not None:
+        seen.add(feedback)
+    if feedback.permitted:
+        document["business_status"] = referral.business_status
+    if referral.status_reason is not None or referral.outcome is not None:
+        reason = seen.add(access.authored("service_status",
+                                          referral.status_set_by_organization_id))
+        if reason.permitted:
+            document["status_reason"] = referral.status_reason
+            document["outcome"] = referral.outcome
+    if "referral_reason" in of_sender.permitted:
+        document["reasons"] = referral.reasons
+        document["reason_detail"] = referral.reason_detail
+    family_view = family_document(family, of_family.permitted)
+    family_view["redacted"] = of_family.withheld
+    return document | {
+        "urgency": referral.urgency,
+        "shared_categories": referral.shared_categories,
+        "consent_ids": referral.consent_ids,
+        "family": family_view,
+        "part_c": _part_c(referral, bool(feedback.permitted)),
+        "sent_at": referral.sent_at,
+        "received_at": referral.received_at,
+        "created_at": referral.created_at,
+        "updated_at": referral.updated_at,
+        "redacted": seen.withheld,
+    }
+
+
+def _note_document(access: _Access, note: ReferralNote, seen: _Seen) -> dict:
+    decision = seen.add(access.authored(note.category, note.author_organization_id))
+    document = {"id": note.id, "referral_id": note.referral_id,
+                "author_organization_id": note.author_organization_id,
+                "category": note.category, "created_at": note.created_at,
+                "redacted": decision.withheld}
+    if decision.permitted:
+        document["body"] = note.body
+    return document
+
+
+def _event_document(access: _Access, event: ReferralEvent, note: ReferralNote | None,
+                    seen: _Seen) -> dict:
+    document = {"id": event.id, "referral_id": event.referral_id,
+                "occurred_at": event.occurred_at, "from_status": event.from_status,
+                "to_status": event.to_status, "organization_id": event.organization_id}
+    withheld = set()
+    if event.business_status or event.reason or event.outcome:
+        detail = seen.add(access.authored("service_status", event.organization_id))
+        withheld.update(detail.withheld)
+        if detail.permitted:
+            document |= {"business_status": event.business_status, "reason": event.reason,
+                         "outcome": event.outcome}
+    if note is not None:
+        document["note"] = _note_document(access, note, seen)
+        withheld.update(document["note"]["redacted"])
+    document["redacted"] = sorted(withheld)
+    return document
+
+
+def _record_read(access: _Access, seen: _Seen, resource_type: str, purpose: str,
+                 *, always=True) -> None:
+    """The read of what `seen` rendered: one event per purpose a consent let information
+    pass to the caller for (its categories and consents); when nothing came that way, one
+    event of the look itself, for `purpose`. `always=False`: disclosures only (a write's
+    response)."""
+    referral = access.referral
+    by_purpose: dict[str, list[policy.Decision]] = {}
+    for decision in seen.decisions:
+        if decision.consent_ids:
+            by_purpose.setdefault(decision.purpose, []).append(decision)
+    if not by_purpose and not always:
+        return
+    for each_purpose, decisions in by_purpose.items() or [(purpose, [])]:
+        disclosed = policy.combine(*decisions)
+        audit.record(action="read", outcome="permit",
+                     reason=disclosed.reason if decisions else access.side,
+                     resource_type=resource_type, resource_id=referral.id,
+                     family_id=referral.family_id, purpose=each_purpose,
+                     categories=disclosed.permitted, consent_ids=disclosed.consent_ids,
+                     actor=access.actor)
+
+
+# -- access ---------------------------------------------------------------------------------
+
+def _access(actor, referral_id: uuid.UUID, action: str, *, for_update=False) -> _Access:
+    """The caller's access to a referral it is a party to (`for_update`: its row locked).
+    Raises Problem 404 for an organization that may not know it exists."""
+    stmt = sa.select(Referral).where(
+        Referral.id == referral_id,
+        policy.referral_party_clause(Referral, actor.organization_id))
+    referral = db.session.scalar(stmt.with_for_update() if for_update else stmt)
+    if referral is None:
+        # Which family, if any, is recorded from a separate look: the refusal names it for
+        # the auditors, never for the caller.
+        family_id = db.session.scalar(sa.select(Referral.family_id)
+                                      .where(Referral.id == referral_id))
+        raise _not_found(referral_id, action, family_id=family_id)
+    side = policy.referral_side(actor_organization_id=actor.organization_id, referral=referral)
+    return _Access(actor, referral, get_family(referral.family_id), side, now())
+
+
+def _hold_if_unsupported(access: _Access, viewers=None) -> bool:
+    """Put a sent, open referral on hold (`consent_ended`) when the consents in force no
+    longer cover what it shares: a timeline entry and an audit event with it. `viewers`
+    caches the engine's viewers by organization for a page of one family's referrals."""
+    referral, family, at = access.referral, access.family, access.at
+    if referral.status not in ACTIVE_STATUSES:
+        return False
+    viewers = {} if viewers is None else viewers
+    viewers.setdefault(access.actor.organization_id, access.viewer)
+
+    def viewer(organization_id):
+        return viewers.setdefault(organization_id, policy.Viewer(
+            actor_organization_id=organization_id, family=family, at=at))
+
+    decision = policy.referral_send_decision(
+        family=family, sender_organization_id=referral.from_organization_id,
+        receiver_organization_id=referral.to_organization_id,
+        shared_categories=referral.shared_categories, at=at,
+        receiver_viewer=viewer(referral.to_organization_id),
+        sender_viewer=viewer(referral.from_organization_id))
+    if not decision.withheld:
+        return False
+    # Another request may be moving it: take the row, and hold it only if still open.
+    db.session.refresh(referral, with_for_update=True)
+    if referral.status not in ACTIVE_STATUSES:
+        return False
+    _hold(referral, at, categories=decision.withheld, consent_ids=referral.consent_ids)
+    return True
+
+
+def _hold(referral: Referral, at: datetime, *, categories, consent_ids) -> None:
+    previous = referral.status
+    referral.status = "on_hold"
+    referral.business_status = None
+    referral.status_reason = "consent_ended"
+    referral.outcome = None
+    referral.status_set_by_organization_id = None
+    referral.updated_at = at
+    db.session.add(ReferralEvent(referral_id=referral.id, referral_version=referral.version + 1,
+                                 occurred_at=at, from_status=previous, to_status="on_hold",
+                                 reason="consent_ended"))
+    db.session.flush()
+    audit.record(action="transition", outcome="permit", reason="consent_ended",
+                 resource_type="referral", resource_id=referral.id,
+                 family_id=referral.family_id, purpose="referral", categories=categories,
+                 consent_ids=consent_ids)
+
+
+@consent_revoked.connect
+def _on_consent_revoked(consent, *, family: Family, at: datetime, **_) -> None:
+    """Revocation takes effect at once: in the same transaction, hold every open referral of
+    the family that the consents still in force no longer cover."""
+    referrals = db.session.scalars(sa.select(Referral).where(
+        Referral.family_id == family.id, Referral.status.in_(ACTIVE_STATUSES))
+        .order_by(Referral.id).with_for_update())
+    viewers = {}
+    for referral in referrals:
+        access = _Access(_SERVICE, referral, family, "service", at)
+        if _hold_if_unsupported(access, viewers):
+            db.session.flush()
+
+
+class _ServiceActor:
+    """The service itself, acting when a consent ends."""
+
+    organization_id = None
+    client_id = None
+    token_id = None
+
+
+_SERVICE = _ServiceActor()
+
+
+def hold_unsupported(*, at: datetime, after: uuid.UUID | None = None,
+                     batch: int = 200) -> tuple[int, uuid.UUID | None]:
+    """One batch of the scheduled sweep: hold the open referrals after `after` (by id) whose
+    consents no longer cover them (an expiry is also caught at the next access). Rows another
+    request holds are skipped, caught at their next access or the next sweep. Returns how
+    many were held and where the batch ended (None: the last batch)."""
+    stmt = (sa.select(Referral).where(Referral.status.in_(ACTIVE_STATUSES))
+            .order_by(Referral.id).limit(batch).with_for_update(skip_locked=True))
+    if after is not None:
+        stmt = stmt.where(Referral.id > after)
+    referrals = list(db.session.scalars(stmt))
+    families = _families({r.family_id for r in referrals})
+    held = sum(_hold_if_unsupported(_Access(_SERVICE, r, families[r.family_id], "service", at))
+               for r in referrals)
+    return held, (referrals[-1].id if len(referrals) == batch else None)
+
+
+# -- send -----------------------------------------------------------------------------------
+
+def _check_sendable(actor, referral: Referral, family: Family, receiver: Organization,
+                    at: datetime, action: str) -> None:
+    """Raises 422 when the receiver does not accept referrals, 403 `consent-required`
+    naming the shared categories no consent in force covers; else marks it sent."""
+    if not receiver.accepting_referrals:
+        raise validation_problem({"to_organization_id": [
+            "This organization does not accept referrals now (see its directory listing)"]})
+    lock_family(family.id)  # a revocation of what this rests on goes before or after
+    decision = policy.referral_send_decision(
+        family=family, sender_organization_id=actor.organization_id,
+        receiver_organization_id=receiver.id, shared_categories=referral.shared_categories,
+        at=at)
+    if decision.withheld:
+        raise Problem(
+            "consent-required",
+            "No consent in force lets these categories pass from the sender to the receiver "
+            f"for purpose `referral`: {', '.join(decision.withheld)}",
+            missing_categories=decision.withheld,
+            audit={"action": action, "resource_type": "referral",
+                   "resource_id": referral.id, "family_id": family.id,
+                   "purpose": "referral", "reason": decision.reason,
+                   "categories": sorted(decision.asked), "consent_ids": decision.consent_ids})
+    referral.status = "requested"
+    referral.consent_ids = [str(c) for c in decision.consent_ids]
+    referral.sent_at = at
+
+
+def _record_send(actor, referral: Referral, action: str) -> None:
+    audit.record(action=action, outcome="permit",
+                 reason="sent", resource_type="referral", resource_id=referral.id,
+                 family_id=referral.family_id, purpose="referral",
+                 categories=referral.shared_categories, consent_ids=referral.consent_ids,
+                 actor=actor)
+
+
+def send_referral(actor, *, data: dict) -> tuple[dict, int]:
+    """Create a referral, as a draft or sent (`requested`). Sending needs a receiver that
+    accepts referrals and a consent in force covering every shared category.
+
+    Raises Problem 404 (family not visible), 422 (receiver unknown, the sender itself, or not
+    accepting), 403 `consent-required`.
+    """
+    at = now()
+    family = get_family(data["family_id"])
+    if family is None or not policy.may_see_family(
+            actor_organization_id=actor.organization_id, family=family, at=at):
+        raise Problem("not-found", "No family with this id is visible to this organization",
+                      audit={"action": "create", "resource_type": "referral",
+                             "family_id": family.id if family else None,
+                             "reason": "not_found" if family is None else "no_consent"})
+    receiver = db.session.get(Organization, data["to_organization_id"])
+    if receiver is None:
+        raise validation_problem({"to_organization_id": ["No organization with this id"]})
+    if receiver.id == actor.organization_id:
+        raise validation_problem({"to_organization_id": [
+            "A referral goes to another organization"]})
+    identified_on = (data.get("part_c") or {}).get("identified_on")
+    referral = Referral(
+        id=uuid.uuid4(), family_id=family.id, from_organization_id=actor.organization_id,
+        to_organization_id=receiver.id, status="draft", reasons=data["reasons"],
+        reason_detail=data.get("reason_detail"), urgency=data["urgency"],
+        shared_categories=sorted(data["shared_categories"]), consent_ids=[],
+        part_c_identified_on=identified_on,
+        referral_due_by=identified_on + REFERRAL_DAYS if identified_on else None,
+        created_at=at, updated_at=at)
+    if data["status"] == "requested":
+        _check_sendable(actor, referral, family, receiver, at, "create")
+    db.session.add(referral)
+    db.session.flush()
+    db.session.add(ReferralEvent(referral_id=referral.id, referral_version=referral.version,
+                                 occurred_at=at, to_status=referral.status,
+                                 organization_id=actor.organization_id,
+                                 client_id=actor.client_id))
+    if referral.status == "requested":
+        _record_send(actor, referral, "create")
+    else:
+        audit.record(action="create", outcome="permit", reason="draft",
+                     resource_type="referral", resource_id=referral.id, family_id=family.id,
+                     categories=referral.shared_categories, actor=actor)
+    access = _Access(actor, referral, family, "sender", at)
+    seen = _Seen()
+    document = _document(access, seen)
+    _record_read(access, seen, "referral", "referral", always=False)
+    return document, referral.version
+
+
+# -- read -----------------------------------------------------------------------------------
+
+def _purpose_of(access: _Access) -> str:
+    """A receiver reads the family's information for `referral`; a sender reads feedback on
+    its referral for `care_coordination`."""
+    return "referral" if access.side == "receiver" else "care_coordination"
+
+
+def read_referral(actor, *, referral_id: uuid.UUID) -> tuple[dict, int]:
+    """The referral as the caller may see it, with its version; the read recorded. Puts it
+    on hold first when its consents ended. Raises Problem 404 for a non-party."""
+    access = _access(actor, referral_id, "read")
+    _hold_if_unsupported(access)
+    seen = _Seen()
+    document = _document(access, seen)
+    _record_read(access, seen, "referral", _purpose_of(access))
+    return document, access.referral.version
+
+
+def _overdue(organization_id: uuid.UUID, today: date):
+    """Past a Part C clock the caller keeps: the sender's 7 days to send a draft, the
+    receiver's 45 days (unpaused) from receipt."""
+    return sa.or_(
+        sa.and_(Referral.from_organization_id == organization_id, Referral.status == "draft",
+                Referral.referral_due_by < today),
+        sa.and_(Referral.to_organization_id == organization_id,
+                Referral.status.in_(_TIMELINE_STATUSES), Referral.timeline_paused_since.is_(None),
+                Referral.timeline_due_by < today))
+
+
+def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: str | None = None,
+                   status: str | None = None, updated_since: datetime | None = None,
+                   overdue: bool = False) -> Page:
+    """The referrals the caller sent or received, most recently changed first, each as a
+    single read would show it; one `search` event per page names the families disclosed."""
+    me = actor.organization_id
+    stmt = sa.select(Referral).where(policy.referral_party_clause(Referral, me, direction))
+    if status is not None:
+        stmt = stmt.where(Referral.status == status)
+    if updated_since is not None:
+        stmt = stmt.where(Referral.updated_at >= updated_since)
+    at = now()
+    if overdue:
+        stmt = stmt.where(_overdue(me, at.date()))
+    page = keyset_page(
+        stmt, kind="referrals", order=[Referral.updated_at, Referral.id], cursor=cursor,
+        limit=limit, descending=True,
+        encode=lambda r: [r.updated_at.isoformat(), str(r.id)],
+        decode=lambda v: [datetime.fromisoformat(v[0]), uuid.UUID(v[1])])
+    families = _families({r.family_id for r in page.items})
+    # The engine's viewers per family and organization: each family's consents load once.
+    viewers: dict[uuid.UUID, dict] = {}
+    documents, seen, disclosed = [], _Seen(), []
+    for referral in page.items:
+        cached = viewers.setdefault(referral.family_id, {})
+        side = policy.referral_side(actor_organization_id=me, referral=referral)
+        access = _Access(actor, referral, families[referral.family_id], side, at,
+                         viewer=cached.get(me))
+        _hold_if_unsupported(access, cached)
+        if status is not None and referral.status != status:
+            continue  # it was put on hold just now
+        item = _Seen()
+        documents.append(_document(access, item))
+        seen.decisions += item.decisions
+        if any(d.consent_ids for d in item.decisions):
+            disclosed.append(referral.family_id)
+    found = seen.disclosed
+    audit.record(action="search", outcome="permit",
+                 reason=found.reason if found.consent_ids else "party",
+                 resource_type="referral", actor=actor, family_ids=disclosed,
+                 purpose={"received": "referral", "sent": "care_coordination"}.get(direction),
+                 categories=found.permitted, consent_ids=found.consent_ids)
+    page.items = documents
+    return page
+
+
+def _families(family_ids) -> dict[uuid.UUID, Family]:
+    if not family_ids:
+        return {}
+    return {f.id: f for f in db.session.scalars(sa.select(Family).where(
+        Family.id.in_(family_ids)))}
+
+
+# -- transitions ----------------------------------------------------------------------------
+
+def _check_fields(to: str, data: dict, referral: Referral) -> None:
+    """422 naming what the target status requires or refuses."""
+    errors = {}
+    reasons = _REASONS.get(to)
+    if reasons is None and "reason" in data:
+        errors["reason"] = [f"A referral becoming {to} takes no reason"]
+    elif reasons is not None and data.get("reason") not in reasons:
+        errors["reason"] = [f"Required: one of {', '.join(reasons)}"]
+    if to == "completed" and "outcome" not in data:
+        errors["outcome"] = ["Required on completion"]
+    elif to != "completed" and "outcome" in data:
+        errors["outcome"] = ["Only a completion has an outcome"]
+    if to != "in_progress" and "business_status" in data:
+        errors["business_status"] = ["Only a referral in progress has a business status"]
+    elif to == referral.status == "in_progress" and "business_status" not in data:
+        errors["business_status"] = ["Required to record progress on a referral in progress"]
+    if data.get("reason") in PAUSING_HOLD_REASONS and to == "on_hold" and "note" not in data:
+        errors["note"] = ["A hold that pauses the Part C clock must be documented"]
+    if errors:
+        raise validation_problem(errors)
+
+
+def _move_part_c_clock(referral: Referral, to: str, at: datetime, reason: str | None) -> None:
+    """Start the 45-day clock at receipt; pause it while a documented pausing hold lasts,
+    then push its date back by the days paused (a started day counts)."""
+    if referral.part_c_identified_on is None:
+        return
+    if referral.received_at is not None and referral.timeline_due_by is None:
+        referral.timeline_due_by = referral.received_at.date() + TIMELINE_DAYS
+    pausing = to == "on_hold" and reason in PAUSING_HOLD_REASONS
+    paused = referral.timeline_paused_since
+    if paused is not None and not pausing:
+        referral.timeline_due_by += timedelta(days=ceil((at - paused) / timedelta(days=1)))
+        referral.timeline_paused_since = None
+    elif paused is None and pausing and referral.timeline_due_by is not None:
+        referral.timeline_paused_since = at
+
+
+def _check_resumable(access: _Access) -> None:
+    """A referral held because its consent ended resumes only under a consent in force."""
+    referral, family = access.referral, access.family
+    lock_family(family.id)
+    decision = policy.referral_send_decision(
+        family=family, sender_organization_id=referral.from_organization_id,
+        receiver_organization_id=referral.to_organization_id,
+        shared_categories=referral.shared_categories, at=access.at,
+        receiver_viewer=access.viewer)
+    if decision.withheld:
+        raise Problem("consent-required", "No consent in force covers what this referral "
+                      f"shares: {', '.join(decision.withheld)}; record a new consent first",
+                      missing_categories=decision.withheld,
+                      audit={"action": "transition", "resource_type": "referral",
+                             "resource_id": referral.id, "family_id": family.id,
+                             "purpose": "referral", "reason": decision.reason,
+                             "categories": sorted(decision.asked)})
+
+
+def transition_referral(actor, *, referral_id: uuid.UUID, data: dict,
+                        if_match: str | None) -> tuple[dict, int]:
+    """Move a referral along the contract's table.
+
+    Raises Problem 404 (not a party), 428/412 (If-Match missing or stale), 409 (not allowed
+    from the current status), 403 (the other side's move; or `consent-required` to send or
+    resume without consent), 422 (reason, outcome or business status missing or misplaced).
+    """
+    access = _access(actor, referral_id, "transition", for_update=True)
+    referral, family, at = access.referral, access.family, access.at
+    check_if_match(if_match, referral.version, required=True)
+    # A consent that ended holds it first (the version the caller read is the one it moves);
+    # the move is then judged from `on_hold`.
+    _hold_if_unsupported(access)
+    to = data["status"]
+    sources, sides = TRANSITIONS[to]
+    if referral.status not in sources:
+        raise Problem("invalid-transition", f"A referral that is {referral.status} cannot "
+                                            f"become {to}")
+    if access.side not in sides:
+        raise Problem("forbidden", f"The {access.side} may not make a referral {to}",
+                      audit={"action": "transition", "resource_type": "referral",
+                             "resource_id": referral.id, "family_id": family.id,
+                             "reason": "wrong_side"})
+    _check_fields(to, data, referral)
+    previous = referral.status
+    if to == "requested":
+        _check_sendable(actor, referral, family,
+                        db.session.get(Organization, referral.to_organization_id), at,
+                        "transition")
+    if previous == "on_hold" and to == "in_progress":
+        _check_resumable(access)
+    made = referral.version + 1  # the version this move makes, named by its timeline step
+    if referral.received_at is None and access.side == "receiver":
+        referral.received_at = at
+    _move_part_c_clock(referral, to, at, data.get("reason"))
+    referral.status = to
+    referral.business_status = data.get("business_status", referral.business_status) \
+        if to == "in_progress" else None
+    referral.status_reason = data.get("reason")
+    referral.outcome = data.get("outcome")
+    referral.status_set_by_organization_id = actor.organization_id
+    referral.updated_at = at
+    note = None
+    if "note" in data:
+        note = ReferralNote(id=uuid.uuid4(), referral_id=referral.id, created_at=at,
+                            author_organization_id=actor.organization_id,
+                            category="coordination_notes", body=data["note"])
+        db.session.add(note)
+        db.session.flush()  # the event names it: no relationship orders the two inserts
+    db.session.add(ReferralEvent(
+        referral_id=referral.id, referral_version=made, occurred_at=at,
+        from_status=previous, to_status=to,
+        business_status=data.get("business_status"), reason=data.get("reason"),
+        outcome=data.get("outcome"), organization_id=actor.organization_id,
+        client_id=actor.client_id, note_id=note.id if note else None))
+    db.session.flush()
+    if to == "requested":
+        _record_send(actor, referral, "transition")
+    else:
+        written = {"service_status"} if {"business_status", "reason", "outcome"} & set(data) \
+            else set()
+        audit.record(action="transition", outcome="permit", reason=f"{previous}_to_{to}",
+                     resource_type="referral", resource_id=referral.id, family_id=family.id,
+                     categories=written | ({"coordination_notes"} if note else set()),
+                     actor=actor)
+    seen = _Seen()
+    document = _document(access, seen)
+    _record_read(access, seen, "referral", _purpose_of(access), always=False)
+    return document, referral.version
+
+
+# -- timeline and notes ---------------------------------------------------------------------
+
+def list_events(actor, *, referral_id: uuid.UUID, limit: int, cursor: str | None = None) -> Page:
+    """The referral's timeline, newest first, each step as the caller may see it."""
+    access = _access(actor, referral_id, "read")
+    _hold_if_unsupported(access)
+    stmt = sa.select(ReferralEvent).where(ReferralEvent.referral_id == referral_id)
+    page = keyset_page(stmt, kind="referral-events", order=[ReferralEvent.referral_version],
+                       cursor=cursor, limit=limit, descending=True,
+                       encode=lambda e: [e.referral_version], decode=lambda v: [int(v[0])])
+    note_ids = [e.note_id for e in page.items if e.note_id]
+    notes = {n.id: n for n in db.session.scalars(
+        sa.select(ReferralNote).where(ReferralNote.id.in_(note_ids)))} if note_ids else {}
+    seen = _Seen()
+    page.items = [_event_document(access, event, notes.get(event.note_id), seen)
+                  for event in page.items]
+    _record_read(access, seen, "referral_events", "care_coordination")
+    return page
+
+
+def write_note(actor, *, referral_id: uuid.UUID, data: dict) -> dict:
+    """Add a note of the caller's to a referral it is a party to; the other side reads it
+    only under consent. Raises Problem 404 for an organization that is not a party."""
+    access = _access(actor, referral_id, "create")
+    note = ReferralNote(id=uuid.uuid4(), referral_id=access.referral.id,
+                        author_organization_id=actor.organization_id, category=data["category"],
+                        body=data["body"], created_at=access.at)
+    db.session.add(note)
+    db.session.flush()
+    audit.record(action="create", outcome="permit", reason="author",
+                 resource_type="referral_note", resource_id=note.id,
+                 family_id=access.referral.family_id, purpose="care_coordination",
+                 categories=[note.category], actor=actor)
+    return _note_document(access, note, _Seen())
+
+
+def list_notes(actor, *, referral_id: uuid.UUID, limit: int, cursor: str | None = None) -> Page:
+    """The referral's notes, newest first; the other side's bodies only under consent."""
+    access = _access(actor, referral_id, "read")
+    stmt = sa.select(ReferralNote).where(ReferralNote.referral_id == referral_id)
+    page = keyset_page(
+        stmt, kind="referral-notes", order=[ReferralNote.created_at, ReferralNote.id],
+        cursor=cursor, limit=limit, descending=True,
+        encode=lambda n: [n.created_at.isoformat(), str(n.id)],
+        decode=lambda v: [datetime.fromisoformat(v[0]), uuid.UUID(v[1])])
+    seen = _Seen()
+    page.items = [_note_document(access, note, seen) for note in page.items]
+    _record_read(access, seen, "referral_notes", "care_coordination")
+    return page

@@ -1,0 +1,188 @@
+"""Edges: unsent drafts, senders that do not hold the family, replays, holds racing moves,
+the audit of each purpose, and the Part C clock across holds."""
+
+from datetime import timedelta
+
+import pytest
+
+from audit.models import AuditEvent
+from core import time as clock
+from core.db import db
+from tests.conftest import assert_problem, audit_events, bearer
+from tests.referrals.conftest import FULL, LONG, move, send
+
+
+@pytest.fixture
+def consented(make, net):
+    net.consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    return net
+
+
+def test_a_draft_cancelled_before_it_was_sent_stays_the_senders_alone(client, consented):
+    draft = send(client, consented, status="draft",
+                 reasons=["domestic_violence_exposure"])
+    rid = draft.json["id"]
+    cancelled = move(client, rid, consented.as_clinic, draft.headers["ETag"],
+                     status="cancelled", reason="sent_in_error")
+    assert cancelled.status_code == 200
+    for response in (client.get(f"/api/v1/referrals/{rid}", headers=consented.as_provider),
+                     client.get(f"/api/v1/referrals/{rid}/events",
+                                headers=consented.as_provider),
+                     client.post(f"/api/v1/referrals/{rid}/notes", json={"body": "hi"},
+                                 headers=consented.as_provider)):
+        assert_problem(response, 404, "not-found")
+    assert client.get("/api/v1/referrals", headers=consented.as_provider).json["items"] == []
+
+
+@pytest.fixture
+def relayed(make, net):
+    """The clinic holds the family; early intervention refers it on to the provider."""
+    early_on = make.organization(name="Early On", type="early_intervention",
+                                 accepting_referrals=True)
+    net.early_on = early_on
+    net.as_early_on = bearer(make.token(early_on, lifetime=LONG))
+    net.to_early_on = make.consent(net.family, [net.clinic, early_on],
+                                   categories=("identity", "contact"))
+    net.to_provider = make.consent(net.family, [net.clinic, early_on, net.provider],
+                                   categories=("identity", "contact", "referral_reason"))
+    return net
+
+
+def test_a_sender_that_does_not_hold_the_family_sends_under_consent(client, relayed):
+    sent = send(client, relayed, headers=relayed.as_early_on)
+    assert sent.status_code == 201, sent.json
+    assert sent.json["consent_ids"] == [str(relayed.to_provider.id)]
+    seen = client.get(f"/api/v1/referrals/{sent.json['id']}", headers=relayed.as_provider)
+    assert seen.json["redacted"] == []
+    assert seen.json["family"]["caregivers"][0]["phone"] == "+17345550101"
+
+
+def test_revoking_any_consent_a_referral_rests_on_holds_it_at_once(app, client, relayed):
+    rid = send(client, relayed, headers=relayed.as_early_on).json["id"]
+    client.post(f"/api/v1/consents/{relayed.to_provider.id}/revoke", headers=relayed.as_clinic,
+                json={"reason": "No more sharing with the provider."})
+    with app.app_context():
+        held = audit_events(action="transition", reason="consent_ended", resource_id=rid)
+        assert len(held) == 1
+        assert held[0].consent_ids == [str(relayed.to_provider.id)]
+        assert held[0].request_path.endswith("/revoke")  # in the revoking request itself
+
+
+def test_a_replayed_send_shows_the_referral_as_a_read_would_now(client, relayed):
+    headers = {**relayed.as_early_on, "Idempotency-Key": "relay-1"}
+    first = send(client, relayed, headers=headers)
+    assert first.json["family"]["caregivers"][0]["phone"] == "+17345550101"
+    client.post(f"/api/v1/consents/{relayed.to_early_on.id}/revoke", headers=relayed.as_clinic,
+                json={"reason": "Early On no longer involved."})
+    client.post(f"/api/v1/consents/{relayed.to_provider.id}/revoke", headers=relayed.as_clinic,
+                json={"reason": "Early On no longer involved."})
+    again = send(client, relayed, headers=headers)
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Location"] == first.headers["Location"]
+    assert again.json["id"] == first.json["id"]
+    assert "child" not in again.json["family"]
+    assert all(set(c) == {"id"} for c in again.json["family"]["caregivers"])
+
+
+def test_a_move_made_on_the_etag_read_before_a_consent_expired_is_judged_from_on_hold(
+        app, client, consented):
+    sent = send(client, consented)
+    rid, etag = sent.json["id"], sent.headers["ETag"]
+    clock.freeze(consented.consent.expires_at + timedelta(minutes=1))
+    assert_problem(move(client, rid, consented.as_provider, etag, status="received"),
+                   409, "invalid-transition")
+    cancelled = move(client, rid, consented.as_clinic, etag, status="cancelled",
+                     reason="no_longer_needed")
+    assert cancelled.status_code == 200, cancelled.json
+    timeline = client.get(f"/api/v1/referrals/{rid}/events", headers=consented.as_clinic).json
+    assert [e["to_status"] for e in timeline["items"]] == ["cancelled", "on_hold", "requested"]
+
+
+def test_each_read_is_recorded_for_its_purpose_and_only_what_others_wrote(app, client,
+                                                                         consented):
+    sent = send(client, consented)
+    rid = sent.json["id"]
+    client.post(f"/api/v1/referrals/{rid}/notes", headers=consented.as_clinic,
+                json={"body": "Mornings are best."})
+    client.get(f"/api/v1/referrals/{rid}/notes", headers=consented.as_provider)
+    client.get(f"/api/v1/referrals/{rid}", headers=consented.as_clinic)
+    client.get("/api/v1/referrals?direction=received", headers=consented.as_provider)
+    with app.app_context():
+        notes = audit_events(resource_type="referral_notes",
+                             organization_id=consented.provider.id)
+        assert [(e.purpose, e.categories, e.reason) for e in notes] == \
+            [("care_coordination", ["coordination_notes"], "consent")]
+        own = audit_events(action="read", resource_type="referral",
+                           organization_id=consented.clinic.id)
+        # The clinic read its own referral: nothing came from another organization.
+        assert [(e.categories, e.consent_ids, e.reason) for e in own] == [([], [], "sender")]
+        search = audit_events(action="search", resource_type="referral")
+        assert [(e.purpose, e.family_ids) for e in search] == \
+            [("referral", [str(consented.family.id)])]
+        disclosures = client.get(f"/api/v1/families/{consented.family.id}/disclosures",
+                                 headers=consented.as_clinic).json["items"]
+        assert {d["organization_id"] for d in disclosures} == {str(consented.provider.id)}
+
+
+def test_sending_a_draft_is_recorded_as_the_send(app, client, consented):
+    draft = send(client, consented, status="draft")
+    move(client, draft.json["id"], consented.as_clinic, draft.headers["ETag"],
+         status="requested")
+    with app.app_context():
+        sent = audit_events(reason="sent", resource_id=draft.json["id"])
+        assert [(e.action, e.purpose, e.categories, e.consent_ids) for e in sent] == [
+            ("transition", "referral", ["contact", "identity", "referral_reason"],
+             [str(consented.consent.id)])]
+
+
+def test_a_provider_documents_consent_attempts_after_a_consent_ended(client, make, net):
+    consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    start = clock.now().replace(microsecond=0)
+    clock.freeze(start)
+    sent = send(client, net, part_c={"identified_on": start.date().isoformat()})
+    rid = sent.json["id"]
+    etag = move(client, rid, net.as_provider, sent.headers["ETag"],
+                status="accepted").headers["ETag"]
+    clock.freeze(start + timedelta(days=10))
+    client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.as_clinic,
+                json={"reason": "Mother wants to think again."})
+    etag = client.get(f"/api/v1/referrals/{rid}", headers=net.as_provider).headers["ETag"]
+    relabelled = move(client, rid, net.as_provider, etag, status="on_hold",
+                      reason="awaiting_consent", note="Third call to the mother about consent.")
+    assert relabelled.status_code == 200, relabelled.json
+    assert relabelled.json["part_c"]["timeline_paused_since"] is not None
+    # The clinic sees neither the 45-day clock nor its pauses without a consent covering
+    # the provider's feedback; the 7-day clock is its own.
+    clinic_view = client.get(f"/api/v1/referrals/{rid}", headers=net.as_clinic).json
+    assert set(clinic_view["part_c"]) == {"identified_on", "referral_due_by", "received_on"}
+    make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    clock.freeze(start + timedelta(days=20))
+    resumed = move(client, rid, net.as_provider, relabelled.headers["ETag"],
+                   status="in_progress")
+    assert resumed.json["part_c"]["timeline_due_by"] == \
+        (start + timedelta(days=55)).date().isoformat()
+
+
+def test_a_page_of_many_families_loads_each_familys_consents_once(app, client, make, net):
+    for n in range(6):
+        family = make.family(net.clinic, given_name=f"Child{n}")
+        make.consent(family, [net.clinic, net.provider], categories=FULL)
+        send(client, net, family_id=str(family.id))
+    statements = []
+    with app.app_context():
+        engine = db.engine
+    from sqlalchemy import event
+
+    def count(conn, cursor, statement, *_):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        page = client.get("/api/v1/referrals?direction=received", headers=net.as_provider)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(page.json["items"]) == 6
+    assert sum("consent_parties" in s for s in statements) == 6
+    with app.app_context():
+        assert db.session.query(AuditEvent).filter_by(action="search").count() == 1
