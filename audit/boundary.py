@@ -13,9 +13,25 @@ from core.web import on_commit, on_rollback
 
 _METHOD_ACTIONS = {"GET": "read", "HEAD": "read", "POST": "create", "PATCH": "update",
                    "PUT": "update", "DELETE": "revoke"}
-#: Statuses that refuse an authenticated actor: recorded as `deny`. Anonymous 401s are not
-#: recorded (strangers could grow the chain); the application log has them.
-_REFUSALS = (403, 404)
+#: Statuses that refuse an authenticated actor's access or action: recorded as `deny` (so is
+#: any refusal whose Problem says what to record). Anonymous 401s are not recorded
+#: (strangers could grow the chain); the application log has them.
+_REFUSALS = (403, 404, 409, 412, 428)
+
+
+def audited_as(action: str):
+    """Name the audit action of a view whose method does not say it (a POST that moves)."""
+
+    def decorator(view):
+        view.audit_action = action
+        return view
+
+    return decorator
+
+
+def _action_of_request() -> str:
+    view = current_app.view_functions.get(request.endpoint)
+    return getattr(view, "audit_action", None) or _METHOD_ACTIONS.get(request.method, "read")
 
 
 def _resource_of_request() -> tuple[str, str | None]:
@@ -31,12 +47,13 @@ def _record_refusal(response) -> None:
     denial = g.pop("audit_denial", None)
     if denial is None:
         actor = g.get("actor")
-        if actor is None or response.status_code not in _REFUSALS:
-            return
         problem = g.get("problem")
+        if actor is None or (response.status_code not in _REFUSALS
+                             and not (problem and problem.audit)):
+            return
         resource_type, resource_id = _resource_of_request()
         denial = {
-            "action": _METHOD_ACTIONS.get(request.method, "read"),
+            "action": _action_of_request(),
             "reason": problem.slug.replace("-", "_") if problem else "refused",
             "resource_type": resource_type,
             "resource_id": resource_id,

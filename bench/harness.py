@@ -250,31 +250,38 @@ def seed_through_api(port: int, context: dict, problems: dict) -> None:
         context["family_id"] = family["family_id"]
         context["custodian_token"] = custodian_token
         context["provider_token"] = issue_token(port, context["provider_basic"])
-        context.update(seed_referrals(port, family_id=family["family_id"],
-                                      custodian_token=custodian_token,
+        context.update(seed_referrals(port, custodian_token=custodian_token,
+                                      custodian_org=context["custodian_org_id"],
                                       provider_org=context["provider_org_id"],
                                       provider_token=context["provider_token"]))
     except (BenchError, OSError, ValueError, KeyError) as error:
-        for key in ("family_id", "custodian_token", "provider_token", "referral_id",
-                    "working_referral_id"):
+        for key in ("family_id", "custodian_token", "provider_token", "referral_families",
+                    "read_referrals", "working_referrals"):
             problems.setdefault(key, f"seeding the consented family failed: {error}")
 
 
 # --- scenarios -----------------------------------------------------------------------------
 
 
-def resolve(scenario: dict, context: dict) -> tuple[str, dict, str | None]:
-    """The scenario's path, headers and body with ${...} filled in (KeyError if unknown)."""
+def resolve(scenario: dict, context: dict) -> tuple[str, dict, str | None, list]:
+    """The scenario's path, headers and body with ${...} filled in (KeyError if unknown), and
+    for a scenario that rotates, every (path, body) it rotates over (the first is returned
+    as the path and body)."""
 
-    def fill(text):
-        return None if text is None else Template(text).substitute(context)
+    def fill(text, values=context):
+        return None if text is None else Template(text).substitute(values)
 
     headers = {name: fill(value) for name, value in scenario.get("headers", {}).items()}
-    return fill(scenario["path"]), headers, fill(scenario.get("body"))
+    variants = [(fill(scenario["path"], context | item), fill(scenario.get("body"), context | item))
+                for item in (context[scenario["rotate"]] if "rotate" in scenario else [{}])]
+    path, body = variants[0]
+    return path, headers, body, variants if len(variants) > 1 else []
 
 
-def wrk(port: int, method: str, path: str, headers: dict, body, seconds: int, args) -> dict:
-    """Drive one request shape with wrk for `seconds`; return request.lua's JSON summary."""
+def wrk(port: int, method: str, path: str, headers: dict, body, seconds: int, args,
+        variants=()) -> dict:
+    """Drive one request shape (or a rotation over `variants` of path and body) with wrk for
+    `seconds`; return request.lua's JSON summary."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "wrk.json"
         env = dict(
@@ -282,6 +289,7 @@ def wrk(port: int, method: str, path: str, headers: dict, body, seconds: int, ar
             WRK_METHOD=method,
             WRK_HEADERS="\n".join(f"{k}: {v}" for k, v in headers.items()),
             WRK_BODY=body or "",
+            WRK_REQUESTS="\n".join(f"{p}\t{b or ''}" for p, b in variants),
             WRK_OUT=str(out),
         )
         cmd = [
@@ -300,10 +308,11 @@ def wrk(port: int, method: str, path: str, headers: dict, body, seconds: int, ar
 
 def measure(scenario: dict, port: int, context: dict, problems: dict, args) -> dict:
     """Check one request by hand, warm up, then measure. Never raises for the service's faults."""
-    keys = ("name", "target", "method", "path", "floor_to_compare", "min_rps_ratio")
+    keys = ("name", "target", "method", "path", "floor_to_compare", "min_rps_ratio",
+            "max_p99_ratio")
     result = {key: scenario.get(key) for key in keys}
     try:
-        path, headers, body = resolve(scenario, context)
+        path, headers, body, variants = resolve(scenario, context)
     except KeyError as error:
         key = error.args[0]
         result["failure"] = f"${{{key}}} unavailable: {problems.get(key, 'not provided')}"
@@ -322,9 +331,12 @@ def measure(scenario: dict, port: int, context: dict, problems: dict, args) -> d
     if status >= 400:
         result["failure"] = f"{scenario['method']} {path} answered {status}: {payload[:300]!r}"
         return result
+    if variants:
+        result["rotates_over"] = len(variants)
     if args.warmup:
-        wrk(port, scenario["method"], path, headers, body, args.warmup, args)
-    result["wrk"] = wrk(port, scenario["method"], path, headers, body, args.duration, args)
+        wrk(port, scenario["method"], path, headers, body, args.warmup, args, variants)
+    result["wrk"] = wrk(port, scenario["method"], path, headers, body, args.duration, args,
+                        variants)
     errors = result["wrk"]["errors"]
     result["status_errors"] = errors["status"]
     result["socket_errors"] = sum(errors[k] for k in ("connect", "read", "write", "timeout"))

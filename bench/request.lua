@@ -19,6 +19,34 @@ for line in (os.getenv("WRK_HEADERS") or ""):gmatch("[^\n]+") do
   end
 end
 
+-- WRK_REQUESTS: "path<TAB>body" lines; when set, each request takes the next one in turn
+-- (each thread from its own starting point), so load spreads over many objects as real
+-- traffic does instead of queueing on one row.
+local variants = {}
+for line in (os.getenv("WRK_REQUESTS") or ""):gmatch("[^\n]+") do
+  local path, vbody = line:match("^([^\t]*)\t(.*)$")
+  if path then
+    table.insert(variants, {path = path, body = vbody ~= "" and vbody or nil})
+  end
+end
+
+local turn = 0
+function setup(thread)
+  thread:set("first", math.random(1, 1000000))
+end
+
+function init(args)
+  turn = tonumber(first) or 0
+end
+
+if #variants > 0 then
+  function request()
+    turn = turn + 1
+    local v = variants[(turn % #variants) + 1]
+    return wrk.format(nil, v.path, nil, v.body)
+  end
+end
+
 -- JSON has no NaN or Infinity; an empty run must still produce parseable output.
 local function num(x)
   if x ~= x or x == math.huge or x == -math.huge then

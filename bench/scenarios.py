@@ -9,8 +9,10 @@ Keys:
                     (the first seeded organization), and the consented family seeded through
                     the API (bench/seeding.py): ${family_id}, ${provider_token} (a token of a
                     provider that is not the family's custodian but holds its consent),
-                    ${custodian_token}, ${referral_body} (a referral of that family to the
-                    provider), ${referral_id} and ${working_referral_id} (one in progress)
+                    ${custodian_token}, ${provider_org_id}
+  rotate            optional: a context list of value sets (bench/seeding.py: referral_families,
+                    read_referrals, working_referrals); each request fills the path and body
+                    with the next set, spreading the load over many objects
   floor_to_compare  for service scenarios: the floor scenario doing the nearest bare work
                     (an insert and commit, or a select by key), the baseline for the ratios
   min_rps_ratio     optional target: the least `x floor req/s` that PASSes
@@ -76,15 +78,19 @@ SCENARIOS = [
         "min_rps_ratio": 0.6,
     },
     {
-        # Token, validation, the consent decision over the family's 20 consents, the insert
-        # of the referral and its timeline entry, one audit event.
+        # Token, validation, the consent decision, the insert of the referral and its
+        # timeline entry, one audit event; over 50 families in turn.
         "name": "referral_send",
         "target": "service",
         "method": "POST",
         "path": "/api/v1/referrals",
         "headers": {"Authorization": "Bearer ${custodian_token}",
                     "Content-Type": "application/json"},
-        "body": "${referral_body}",
+        "body": '{"family_id": "${family_id}", "to_organization_id": "${provider_org_id}", '
+                '"reasons": ["feeding_concerns", "caregiver_depression"], "reason_detail": '
+                '"Mother reports low mood since the birth.", "urgency": "routine", '
+                '"shared_categories": ["identity", "contact"]}',
+        "rotate": "referral_families",
         "floor_to_compare": "floor_insert",
         "min_rps_ratio": 0.5,
         "max_p99_ratio": 3,
@@ -96,13 +102,14 @@ SCENARIOS = [
         "method": "GET",
         "path": "/api/v1/referrals/${referral_id}",
         "headers": {"Authorization": "Bearer ${provider_token}"},
+        "rotate": "read_referrals",
         "floor_to_compare": "floor_insert",
         "min_rps_ratio": 0.6,
         "max_p99_ratio": 3,
     },
     {
         # A new business status on a referral in progress: the row locked, If-Match checked
-        # (`*`: every wrk connection moves the same referral), a timeline entry, one event.
+        # (`*`: wrk cannot carry each referral's ETag), a timeline entry, one event.
         "name": "referral_transition",
         "target": "service",
         "method": "POST",
@@ -110,6 +117,7 @@ SCENARIOS = [
         "headers": {"Authorization": "Bearer ${provider_token}",
                     "Content-Type": "application/json", "If-Match": "*"},
         "body": '{"status": "in_progress", "business_status": "engaged"}',
+        "rotate": "working_referrals",
         "floor_to_compare": "floor_insert",
         "min_rps_ratio": 0.5,
         "max_p99_ratio": 3,

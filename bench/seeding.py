@@ -6,7 +6,6 @@ purposes, other organizations, expired, revoked), so the engine decides over a f
 history rather than a lone consent.
 """
 
-import json
 from datetime import UTC, datetime, timedelta
 
 from common import api, log
@@ -112,25 +111,47 @@ def seed_consented_family(
     return {"family_id": family["id"], "consent_ids": consent_ids}
 
 
-#: What the scenarios send: the categories the main consent covers for referral.
+#: Families the referral scenarios spread their load over, as a network's traffic spreads
+#: over many families and referrals (a single row would only measure its lock queue).
+REFERRAL_FAMILIES = 50
+
+#: A referral of one of those families: the categories each family's consent covers.
 REFERRAL = {"reasons": ["feeding_concerns", "caregiver_depression"],
             "reason_detail": "Mother reports low mood since the birth.",
             "urgency": "routine", "shared_categories": ["identity", "contact"]}
 
 
-def referral_body(family_id: str, provider_org: str) -> dict:
-    return {"family_id": family_id, "to_organization_id": provider_org, **REFERRAL}
-
-
-def seed_referrals(port: int, *, family_id: str, custodian_token: str, provider_org: str,
+def seed_referrals(port: int, *, custodian_token: str, custodian_org: str, provider_org: str,
                    provider_token: str) -> dict:
-    """A referral the provider reads, and one it has in progress for the transition scenario."""
-    body = referral_body(family_id, provider_org)
-    read = api(port, "POST", "/api/v1/referrals", custodian_token, body, expect=201)
-    working = api(port, "POST", "/api/v1/referrals", custodian_token, body, expect=201)
-    for step in ({"status": "accepted"}, {"status": "in_progress", "business_status": "scheduled"}):
-        api(port, "POST", f"/api/v1/referrals/{working['id']}/transitions", provider_token, step,
-            headers={"If-Match": "*"})
-    log(f"seeded referrals {read['id']} and {working['id']} (in progress)")
-    return {"referral_id": read["id"], "working_referral_id": working["id"],
-            "referral_body": json.dumps(body)}
+    """REFERRAL_FAMILIES families, each with a consent for the provider, a referral the
+    provider reads and one it has in progress. Returns the scenarios' rotation lists."""
+    now = datetime.now(UTC)
+    families, reads, working = [], [], []
+    for n in range(REFERRAL_FAMILIES):
+        family = api(port, "POST", "/api/v1/families", custodian_token,
+                     {**FAMILY, "child": {**FAMILY["child"], "given_name": f"Referred{n}"}},
+                     expect=201)
+        mother = family["caregivers"][0]
+        signed = now - timedelta(minutes=1)
+        api(port, "POST", f"/api/v1/families/{family['id']}/consents", custodian_token, {
+            "grantor": {"caregiver_id": mother["id"], "legal_authority": "parent"},
+            "organization_ids": [custodian_org, provider_org],
+            "purposes": ["referral", "care_coordination"], "categories": ["identity", "contact"],
+            "effective_at": _at(signed), "expires_at": _at(signed + timedelta(days=180)),
+            "method": "electronic_signature", "signed_at": _at(signed),
+            "explained_in_language": "en", "interpreter_used": False,
+            "revocation_rights_explained": True}, expect=201)
+        body = {"family_id": family["id"], "to_organization_id": provider_org, **REFERRAL}
+        read = api(port, "POST", "/api/v1/referrals", custodian_token, body, expect=201)
+        busy = api(port, "POST", "/api/v1/referrals", custodian_token, body, expect=201)
+        for step in ({"status": "accepted"},
+                     {"status": "in_progress", "business_status": "scheduled"}):
+            api(port, "POST", f"/api/v1/referrals/{busy['id']}/transitions", provider_token,
+                step, headers={"If-Match": "*"})
+        families.append({"family_id": family["id"]})
+        reads.append({"referral_id": read["id"]})
+        working.append({"working_referral_id": busy["id"]})
+    log(f"seeded {REFERRAL_FAMILIES} consented families, each with a referral and one in "
+        "progress")
+    return {"referral_families": families, "read_referrals": reads,
+            "working_referrals": working}

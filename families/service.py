@@ -29,9 +29,11 @@ def _not_found(resource_id, **audit_context) -> Problem:
                           "resource_id": resource_id, **audit_context})
 
 
-def get_family(family_id: uuid.UUID) -> Family | None:
-    """The family with its caregivers, in one query."""
-    return db.session.get(Family, family_id, options=[orm.joinedload(Family.caregivers)])
+def get_family(family_id: uuid.UUID, *, lock=False) -> Family | None:
+    """The family with its caregivers, in one query; `lock`: its row held until the
+    transaction ends (see `lock_family`)."""
+    return db.session.get(Family, family_id, options=[orm.joinedload(Family.caregivers)],
+                          with_for_update={"of": Family} if lock else None)
 
 
 def lock_family(family_id: uuid.UUID) -> None:

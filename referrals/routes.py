@@ -4,6 +4,7 @@ import uuid
 
 from flask import Blueprint, request
 
+from audit.boundary import audited_as
 from auth.protect import current_actor, require_scope
 from core.concurrency import etag_for
 from core.docs import IF_MATCH_REQUIRED, operation
@@ -73,6 +74,7 @@ def get_referral(referral_id: uuid.UUID):
 
 @bp.post("/<uuid:referral_id>/transitions")
 @require_scope("referrals:write")
+@audited_as("transition")
 @operation(summary="Move a referral to another status", tags=TAGS,
            body=TransitionInputSchema, errors=(403, 409, 412, 428),
            responses={200: ReferralSchema}, headers={200: _ETAG},

@@ -130,12 +130,14 @@ def _document(access: _Access, seen: _Seen) -> dict:
         "to_organization_id": referral.to_organization_id,
         "status": referral.status,
     }
-    # The receiver's feedback, and its Part C clock, are `service_status` it authors.
-    feedback = access.authored("service_status", referral.to_organization_id)
+    # The receiver's feedback, and its Part C clock, are `service_status` it authors; asked
+    # about only once there is some.
+    timeline_seen = False
     if referral.business_status is not None or referral.timeline_due_by is not None:
-        seen.add(feedback)
-    if feedback.permitted:
-        document["business_status"] = referral.business_status
+        feedback = seen.add(access.authored("service_status", referral.to_organization_id))
+        timeline_seen = bool(feedback.permitted)
+        if feedback.permitted:
+            document["business_status"] = referral.business_status
     if referral.status_reason is not None or referral.outcome is not None:
         reason = seen.add(access.authored("service_status",
                                           referral.status_set_by_organization_id))
@@ -152,7 +154,7 @@ def _document(access: _Access, seen: _Seen) -> dict:
         "shared_categories": referral.shared_categories,
         "consent_ids": referral.consent_ids,
         "family": family_view,
-        "part_c": _part_c(referral, bool(feedback.permitted)),
+        "part_c": _part_c(referral, timeline_seen),
         "sent_at": referral.sent_at,
         "received_at": referral.received_at,
         "created_at": referral.created_at,
@@ -330,9 +332,14 @@ def _check_sendable(actor, referral: Referral, family: Family, receiver: Organiz
     """Raises 422 when the receiver does not accept referrals, 403 `consent-required`
     naming the shared categories no consent in force covers; else marks it sent."""
     if not receiver.accepting_referrals:
-        raise validation_problem({"to_organization_id": [
+        refusal = validation_problem({"to_organization_id": [
             "This organization does not accept referrals now (see its directory listing)"]})
-    lock_family(family.id)  # a revocation of what this rests on goes before or after
+        refusal.audit = {"action": action, "resource_type": "referral",
+                         "resource_id": referral.id if action == "transition" else None,
+                         "family_id": family.id, "reason": "not_accepting_referrals"}
+        raise refusal
+    if action == "transition":
+        lock_family(family.id)  # a revocation of what this rests on goes before or after
     decision = policy.referral_send_decision(
         family=family, sender_organization_id=actor.organization_id,
         receiver_organization_id=receiver.id, shared_categories=referral.shared_categories,
@@ -344,7 +351,8 @@ def _check_sendable(actor, referral: Referral, family: Family, receiver: Organiz
             f"for purpose `referral`: {', '.join(decision.withheld)}",
             missing_categories=decision.withheld,
             audit={"action": action, "resource_type": "referral",
-                   "resource_id": referral.id, "family_id": family.id,
+                   "resource_id": referral.id if action == "transition" else None,
+                   "family_id": family.id,
                    "purpose": "referral", "reason": decision.reason,
                    "categories": sorted(decision.asked), "consent_ids": decision.consent_ids})
     referral.status = "requested"
@@ -368,7 +376,8 @@ def send_referral(actor, *, data: dict) -> tuple[dict, int]:
     accepting), 403 `consent-required`.
     """
     at = now()
-    family = get_family(data["family_id"])
+    # Locked: a revocation of a consent this send rests on goes before or after it.
+    family = get_family(data["family_id"], lock=data["status"] == "requested")
     if family is None or not policy.may_see_family(
             actor_organization_id=actor.organization_id, family=family, at=at):
         raise Problem("not-found", "No family with this id is visible to this organization",

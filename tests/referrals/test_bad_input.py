@@ -213,3 +213,23 @@ def test_bad_ids_cursors_and_filters(client, consented, path):
     assert response.status_code in (404, 422)
     assert_problem(response, response.status_code,
                    "not-found" if response.status_code == 404 else "validation-error")
+
+
+def test_refused_moves_and_sends_are_on_the_trail(app, client, make, consented, sent):
+    rid, etag = sent
+    move(client, rid, consented.as_provider, '"v999"', status="received")          # 412
+    client.post(f"/api/v1/referrals/{rid}/transitions", json={"status": "received"},
+                headers=consented.as_provider)                                   # 428
+    move(client, rid, consented.as_provider, etag, status="completed",
+         outcome="goals_met")                                                    # 409
+    move(client, rid, consented.as_clinic, etag, status="accepted")              # 403
+    closed = make.organization(name="Closed IMH")
+    send(client, consented, to_organization_id=str(closed.id))                   # 422
+    with app.app_context():
+        refusals = audit_events(outcome="deny")
+    assert [(e.action, e.reason) for e in refusals] == [
+        ("transition", "precondition_failed"), ("transition", "precondition_required"),
+        ("transition", "invalid_transition"), ("transition", "wrong_side"),
+        ("create", "not_accepting_referrals")]
+    assert all(e.resource_id == rid for e in refusals[:4])
+    assert refusals[4].family_id == consented.family.id
