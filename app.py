@@ -9,7 +9,7 @@ from flask import Flask
 from flask.cli import FlaskGroup
 from flask_migrate import Migrate
 
-from core import health, web
+from core import health, limits, web
 from core.config import ConfigError, load_config
 from core.db import db
 from core.errors import register_error_handlers
@@ -35,6 +35,7 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     app.extensions["migration_heads"] = migration_heads(MIGRATIONS)
     web.init_app(app)
+    limits.init_app(app)
     register_error_handlers(app)
 
     _register_domains(app)

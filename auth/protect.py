@@ -14,6 +14,7 @@ from flask import g
 from auth.scopes import SCOPES
 from auth.server import find_bearer
 from core.errors import Problem
+from core.limits import api_limit
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,12 @@ def require_scope(*any_of: str):
         raise ValueError(f"unknown scopes {unknown}")
 
     def decorator(view):
+        limited = api_limit(view)  # counted per client, so only after authentication
+
         @functools.wraps(view)
         def guarded(*args, **kwargs):
             authenticate(any_of)
-            return view(*args, **kwargs)
+            return limited(*args, **kwargs)
 
         guarded.required_scopes = any_of
         return guarded

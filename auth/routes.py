@@ -17,6 +17,7 @@ from auth.schemas import (
 from auth.scopes import SCOPES
 from auth.server import authorization_server
 from core.docs import operation
+from core.limits import oauth_limit
 from core.web import respond
 
 bp = Blueprint("auth", __name__)
@@ -24,6 +25,7 @@ TAGS = ["OAuth 2"]
 
 
 @bp.post("/oauth/token")
+@oauth_limit
 @operation(summary="Issue an access token (client credentials)", tags=TAGS,
            form=TokenRequestSchema,
            responses={200: TokenResponseSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema})
@@ -34,6 +36,7 @@ def issue_token():
 
 
 @bp.post("/oauth/revoke")
+@oauth_limit
 @operation(summary="Revoke an access token (RFC 7009)", tags=TAGS, form=TokenParameterSchema,
            responses={200: EmptySchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema})
 def revoke_token():
@@ -43,6 +46,7 @@ def revoke_token():
 
 
 @bp.post("/oauth/introspect")
+@oauth_limit
 @operation(summary="Introspect an access token (RFC 7662)", tags=TAGS,
            form=TokenParameterSchema,
            responses={200: IntrospectionSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema})

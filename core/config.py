@@ -62,12 +62,14 @@ def load_config(instance_path: Path, environ=None) -> dict:
         secret_key = _development_secret(instance_path)
 
     database_url = environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'imh.sqlite3'}"
+    # PostgreSQL: the longest one statement may run, and a transaction may sit idle, before
+    # the server ends it (milliseconds; 0: never), so a stuck request cannot hold locks long.
+    statement_timeout = _int(environ, "DATABASE_STATEMENT_TIMEOUT_MS", 15000, minimum=0)
     return {
         "APP_ENV": env,
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
-        # hide_parameters: a database error's message must never carry family data to a log.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url, statement_timeout),
         "MAX_CONTENT_LENGTH": _int(environ, "MAX_CONTENT_LENGTH", 64 * 1024),
         "TOKEN_LIFETIME": _int(environ, "TOKEN_LIFETIME", 3600),
         "OAUTH_ISSUER": environ.get("OAUTH_ISSUER", "").rstrip("/") or None,
@@ -78,7 +80,20 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "CONSENT_MAX_DAYS": _int(environ, "CONSENT_MAX_DAYS", 366),
         #: Seconds between scheduled checkpoints, made by the first audited commit after it.
         "AUDIT_CHECKPOINT_INTERVAL": _int(environ, "AUDIT_CHECKPOINT_INTERVAL", 3600, minimum=0),
+        #: Per client: every API call, and the OAuth endpoints (issue, introspect, revoke).
+        "RATE_LIMIT_API": environ.get("RATE_LIMIT_API", "1200 per minute"),
+        "RATE_LIMIT_OAUTH": environ.get("RATE_LIMIT_OAUTH", "120 per minute"),
     }
+
+
+def _engine_options(database_url: str, statement_timeout: int) -> dict:
+    # hide_parameters: a database error's message must never carry family data to a log.
+    options = {"pool_pre_ping": True, "hide_parameters": True}
+    if database_url.startswith(("postgresql:", "postgres:")):
+        options["connect_args"] = {
+            "options": f"-c statement_timeout={statement_timeout} "
+                       f"-c idle_in_transaction_session_timeout={statement_timeout}"}
+    return options
 
 
 def normalize_database_url(url: str) -> str:

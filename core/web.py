@@ -47,7 +47,29 @@ def _finish(response):
         )
     response.headers["X-Request-ID"] = g.get("request_id") or str(uuid.uuid4())
     response.headers.setdefault("Cache-Control", "no-store")
+    _secure(response)
     return response
+
+
+#: On every response: no sniffing, framing, referrers or caching of family data by browsers.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+#: The API docs page runs its own scripts and styles, from this service only.
+_DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
+
+
+def _secure(response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.path.startswith(("/apidocs", "/flasgger_static")):
+        response.headers["Content-Security-Policy"] = _DOCS_POLICY
 
 
 def _after_commit() -> None:

@@ -44,6 +44,9 @@ def make_app(url: str):
         "LOG_LEVEL": "WARNING",
         # Scheduled checkpoints off: tests make them on demand, or turn the schedule on.
         "AUDIT_CHECKPOINT_INTERVAL": 0,
+        # One app serves the whole session: tests of the limits build their own.
+        "RATE_LIMIT_API": "1000000 per minute",
+        "RATE_LIMIT_OAUTH": "1000000 per minute",
     })
 
 
