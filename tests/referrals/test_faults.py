@@ -1,0 +1,91 @@
+"""Faults inside a request: the database failing mid-send, the audit write failing. Nothing is
+half-written, nothing is disclosed, and the client gets a clean 503 problem+json."""
+
+import contextlib
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from audit.models import AuditEvent
+from core.db import db
+from referrals.models import Referral, ReferralEvent
+from tests.conftest import assert_problem, bearer, count
+from tests.referrals.conftest import FULL, send
+
+
+@contextlib.contextmanager
+def failing(app, table: str):
+    """The database 'fails' (as a dropped connection would) on the first insert into `table`."""
+    with app.app_context():
+        engine = db.engine
+
+    def fail(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith(f"INSERT INTO {table.upper()}"):
+            raise sa.exc.OperationalError(statement, None,
+                                          Exception("server closed the connection"))
+
+    event.listen(engine, "before_cursor_execute", fail)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", fail)
+
+
+def _trail(app) -> tuple[int, int, int]:
+    with app.app_context():
+        return count(Referral), count(ReferralEvent), count(AuditEvent)
+
+
+def _audit_table(app) -> str:
+    """Where a request writes its audit events: PostgreSQL chains them from audit_pending."""
+    with app.app_context():
+        return "audit_pending" if db.engine.dialect.name == "postgresql" else "audit_events"
+
+
+@pytest.mark.parametrize("write", ["referral", "timeline", "audit"])
+def test_the_database_failing_mid_send_leaves_nothing_behind(app, client, make, net, write):
+    make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    table = {"referral": "referrals", "timeline": "referral_events",
+             "audit": _audit_table(app)}[write]
+    before = _trail(app)
+    with failing(app, table):
+        response = send(client, net)
+    body = assert_problem(response, 503, "service-unavailable")
+    assert response.headers["Retry-After"]
+    assert "Amara" not in response.get_data(as_text=True)
+    assert "server closed" not in body["detail"]
+    assert _trail(app) == before
+    # The service is whole again at once: the same send succeeds.
+    assert send(client, net).status_code == 201
+
+
+def test_a_failing_audit_write_discloses_nothing(app, client, make, net):
+    make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    with failing(app, _audit_table(app)):
+        response = client.get(f"/api/v1/families/{net.family.id}?purpose=referral",
+                              headers=net.as_provider)
+    assert_problem(response, 503, "service-unavailable")
+    text = response.get_data(as_text=True)
+    for family_fact in ("Amara", "Okafor", "+17345550101", "ngozi@example.org"):
+        assert family_fact not in text
+    assert client.get(f"/api/v1/families/{net.family.id}?purpose=referral",
+                      headers=net.as_provider).status_code == 200
+
+
+def test_a_failing_commit_of_a_read_is_a_503_without_the_family(app, client, make, monkeypatch):
+    clinic = make.organization(name="Clinic")
+    family = make.family(clinic)
+    token = make.token(clinic)
+    real_commit = db.session.commit
+
+    def commit():
+        raise sa.exc.OperationalError("COMMIT", None, Exception("could not fsync"))
+
+    monkeypatch.setattr(db.session, "commit", commit)
+    try:
+        response = client.get(f"/api/v1/families/{family.id}", headers=bearer(token))
+    finally:
+        monkeypatch.setattr(db.session, "commit", real_commit)
+    assert_problem(response, 503, "service-unavailable")
+    assert "Amara" not in response.get_data(as_text=True)
