@@ -138,7 +138,12 @@ def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> V
 
     A range that starts after 1 trusts the stored hash of the event just before it.
     """
-    head = chain_head(session)
+    # The head and the newest stored seq from one snapshot: events that writers commit while
+    # this runs come after both, and are neither checked nor taken for an insertion.
+    head = session.execute(
+        sa.select(AuditChainHead.seq, AuditChainHead.hash,
+                  sa.select(sa.func.max(AuditEvent.seq)).scalar_subquery().label("newest"))
+        .where(AuditChainHead.id == 1)).one()
     head_doc = {"seq": head.seq, "hash": head.hash}
     start = from_seq or 1
     end = head.seq if to_seq is None else min(to_seq, head.seq)
@@ -180,8 +185,8 @@ def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> V
     if whole_tail:
         if head.seq and prev != head.hash:
             return bad(head.seq, "the newest event does not match the chain head", checked)
-        beyond = session.scalar(sa.select(sa.func.min(AuditEvent.seq))
-                                .where(AuditEvent.seq > head.seq))
-        if beyond is not None:
+        if head.newest is not None and head.newest > head.seq:
+            beyond = session.scalar(sa.select(sa.func.min(AuditEvent.seq))
+                                    .where(AuditEvent.seq > head.seq))
             return bad(beyond, f"event {beyond} lies beyond the chain head", checked)
     return Verdict(True, checked, None, None, head_doc)

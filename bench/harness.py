@@ -39,6 +39,7 @@ from common import (
 )
 from scenarios import SCENARIOS
 from seeding import seed_consented_family, seed_referrals
+from sustained import measure_sustained
 
 RESULTS = BENCH / "results"
 LUA = BENCH / "request.lua"
@@ -48,6 +49,7 @@ SEED_ORGS = 30
 CLIENT_SCOPES = "directory:read directory:write"
 CUSTODIAN_SCOPES = "families:write consent:write families:read referrals:write referrals:read"
 PROVIDER_SCOPES = "families:read referrals:read referrals:write"
+AUDITOR_SCOPES = "audit:read"
 
 
 # --- machine setup -------------------------------------------------------------------------
@@ -214,12 +216,12 @@ def seed(env: dict) -> dict:
         clients = list(
             pool.map(
                 create_client,
-                [org_ids[0], custodian_org, provider_org],
-                [CLIENT_SCOPES, CUSTODIAN_SCOPES, PROVIDER_SCOPES],
+                [org_ids[0], custodian_org, provider_org, org_ids[1]],
+                [CLIENT_SCOPES, CUSTODIAN_SCOPES, PROVIDER_SCOPES, AUDITOR_SCOPES],
             )
         )
-    directory, custodian, provider = clients
-    log(f"seeded {len(org_ids)} organizations and 3 clients")
+    directory, custodian, provider, auditor = clients
+    log(f"seeded {len(org_ids)} organizations and 4 clients")
     return {
         "org_id": org_ids[0],
         "other_org_ids": org_ids[1:SEED_ORGS],
@@ -229,6 +231,7 @@ def seed(env: dict) -> dict:
         "custodian_basic": basic_auth(custodian),
         "provider_org_id": provider_org,
         "provider_basic": basic_auth(provider),
+        "auditor_basic": basic_auth(auditor),
     }
 
 
@@ -250,12 +253,14 @@ def seed_through_api(port: int, context: dict, problems: dict) -> None:
         context["family_id"] = family["family_id"]
         context["custodian_token"] = custodian_token
         context["provider_token"] = issue_token(port, context["provider_basic"])
+        context["auditor_token"] = issue_token(port, context["auditor_basic"])
         context.update(seed_referrals(port, custodian_token=custodian_token,
                                       custodian_org=context["custodian_org_id"],
                                       provider_org=context["provider_org_id"],
                                       provider_token=context["provider_token"]))
     except (BenchError, OSError, ValueError, KeyError) as error:
-        for key in ("family_id", "custodian_token", "provider_token", "referral_families",
+        for key in ("family_id", "custodian_token", "provider_token", "auditor_token",
+                    "referral_families",
                     "read_referrals", "working_referrals"):
             problems.setdefault(key, f"seeding the consented family failed: {error}")
 
@@ -343,6 +348,34 @@ def measure(scenario: dict, port: int, context: dict, problems: dict, args) -> d
     return result
 
 
+def measure_mix(scenario: dict, service, context: dict, problems: dict, results: list,
+                env: dict, args) -> dict:
+    """The sustained mixed load (sustained.py), against the floor measured before it."""
+    keys = ("name", "target", "method", "path", "floor_to_compare", "min_rps_ratio",
+            "max_p99_ratio")
+    result = {key: scenario.get(key) for key in keys}
+    floor = next((r for r in results if r["name"] == scenario["floor_to_compare"]), {})
+    try:
+        report = measure_sustained(
+            scenario, service.port, context, args, service_pid=service.proc.pid,
+            database_url=env["DATABASE_URL"],
+            floor_p99_ms=floor.get("wrk", {}).get("latency_ms", {}).get("p99"))
+    except KeyError as error:
+        key = error.args[0]
+        result["failure"] = f"${{{key}}} unavailable: {problems.get(key, 'not provided')}"
+        return result
+    except BenchError as error:
+        result["failure"] = str(error)
+        return result
+    result["wrk"] = report["wrk"]
+    result["sustained"] = report
+    result["status_errors"] = report["server_errors"]
+    result["socket_errors"] = sum(report["wrk"]["errors"][k]
+                                  for k in ("connect", "read", "write", "timeout"))
+    result["target_met"] = report["passed"]
+    return result
+
+
 def add_ratios(results: list[dict]) -> None:
     by_name = {r["name"]: r for r in results}
     for r in results:
@@ -354,7 +387,7 @@ def add_ratios(results: list[dict]) -> None:
             r["rps_ratio"] = mine["rps"] / base["rps"]
         if base["latency_ms"]["p99"]:
             r["p99_ratio"] = mine["latency_ms"]["p99"] / base["latency_ms"]["p99"]
-        if r.get("min_rps_ratio") is not None and "rps_ratio" in r:
+        if r.get("min_rps_ratio") is not None and "rps_ratio" in r and "sustained" not in r:
             r["target_met"] = r["rps_ratio"] >= r["min_rps_ratio"]
             if r.get("max_p99_ratio") is not None and "p99_ratio" in r:
                 r["target_met"] &= r["p99_ratio"] <= r["max_p99_ratio"]
@@ -585,11 +618,15 @@ def parse_args(argv: list[str]):
         help="events audit_scale adds to the log (default 1000000; --quick: 100000)",
     )
     p.add_argument("--quick", action="store_true", help="smoke run: 5s per scenario")
+    p.add_argument("--sustained-seconds", type=int,
+                   help="the sustained mixed load's length (default 300; --quick: 60)")
     p.add_argument("--only", help=f"comma-separated, among: {', '.join(names + step_names)}")
     p.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
     args = p.parse_args(argv)
     if args.duration is None:
         args.duration = 5 if args.quick else 15
+    if args.sustained_seconds is None:
+        args.sustained_seconds = 60 if args.quick else 300
     if args.audit_events is None:
         args.audit_events = 100_000 if args.quick else 1_000_000
     if args.threads < 1 or args.connections < args.threads or args.duration < 1:
@@ -691,6 +728,11 @@ def bench(stamp: str, args, cleanup: ExitStack) -> tuple[list[dict], list[dict],
 
     results = []
     for scenario in args.scenarios:
+        if scenario.get("mix"):
+            result = measure_mix(scenario, servers["service"], context, problems, results,
+                                 env, args)
+            results.append(result)
+            continue
         log(
             f"{scenario['name']}: {scenario['method']} {scenario['path']} "
             f"({args.warmup}s warm-up, {args.duration}s measured)"

@@ -148,7 +148,7 @@ def seed_referrals(port: int, *, custodian_token: str, custodian_org: str, provi
                      {"status": "in_progress", "business_status": "scheduled"}):
             api(port, "POST", f"/api/v1/referrals/{busy['id']}/transitions", provider_token,
                 step, headers={"If-Match": "*"})
-        families.append({"family_id": family["id"]})
+        families.append({"family_id": family["id"], "caregiver_id": mother["id"]})
         reads.append({"referral_id": read["id"]})
         working.append({"working_referral_id": busy["id"]})
     log(f"seeded {REFERRAL_FAMILIES} consented families, each with a referral and one in "
