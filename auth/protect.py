@@ -15,6 +15,7 @@ from auth.scopes import SCOPES
 from auth.server import find_bearer
 from core.errors import Problem
 from core.limits import api_limit
+from core.web import refuse_unknown_query
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def require_scope(*any_of: str):
         @functools.wraps(view)
         def guarded(*args, **kwargs):
             authenticate(any_of)
+            refuse_unknown_query()  # after authentication: a stranger learns nothing first
             return limited(*args, **kwargs)
 
         guarded.required_scopes = any_of

@@ -47,6 +47,10 @@ def _finish(response):
         )
     response.headers["X-Request-ID"] = g.get("request_id") or str(uuid.uuid4())
     response.headers.setdefault("Cache-Control", "no-store")
+    if response.status_code not in (429, 503):
+        # The rate limiter names the end of the window on every answer; only a refusal that
+        # asks the client to wait should carry Retry-After.
+        response.headers.pop("Retry-After", None)
     _secure(response)
     return response
 
@@ -91,6 +95,15 @@ def on_commit(app: Flask, hook) -> None:
 def on_rollback(app: Flask, hook) -> None:
     """Run `hook(response)` after a failed request's rollback; it may write and commit."""
     app.extensions.setdefault("after_rollback", []).append(hook)
+
+
+def refuse_unknown_query() -> None:
+    """A documented view that reads no query refuses any query parameter, as a body's unknown
+    fields are refused (a view with a query schema refuses them when it loads it)."""
+    view = current_app.view_functions.get(request.endpoint)
+    described = getattr(view, "openapi", None)
+    if request.args and described is not None and described["query"] is None:
+        raise validation_problem({name: ["Unknown field."] for name in request.args})
 
 
 def init_app(app: Flask) -> None:

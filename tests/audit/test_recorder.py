@@ -83,11 +83,11 @@ def test_failed_client_authentication_names_the_claimed_client(app, client, make
 
 def test_refusals_of_an_authenticated_actor_are_recorded_after_rollback(app, client, make):
     org = make.organization()
-    reader = make.token(org, ["directory:read"])
+    reader = make.token(org, ["directory:read", "families:read"])
     missing = uuid.uuid4()
     assert client.patch(f"/api/v1/organizations/{org.id}", json={"accepting_referrals": True},
                         headers=bearer(reader)).status_code == 403
-    assert client.get(f"/api/v1/organizations/{missing}?note=private",
+    assert client.get(f"/api/v1/families/{missing}?purpose=treatment",
                       headers=bearer(reader)).status_code == 404
     other = make.organization(name="Other")
     writer = make.token(org, ["directory:write"])
@@ -98,12 +98,12 @@ def test_refusals_of_an_authenticated_actor_are_recorded_after_rollback(app, cli
                   for e in audit_events(organization_id=org.id)]
     assert events == [
         ("update", "deny", "insufficient_scope", "organization", str(org.id)),
-        ("read", "deny", "not_found", "organization", str(missing)),
+        ("read", "deny", "not_found", "family", str(missing)),
         ("update", "deny", "forbidden", "organization", str(other.id)),
     ]
     with app.app_context():
         paths = [e.request_path for e in audit_events(organization_id=org.id)]
-    assert paths[1] == f"/api/v1/organizations/{missing}"  # never the query string
+    assert paths[1] == f"/api/v1/families/{missing}"  # never the query string
 
 
 def test_anonymous_and_malformed_requests_do_not_grow_the_chain(app, client, make):
