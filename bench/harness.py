@@ -37,6 +37,7 @@ from common import (
     run,
     tool,
 )
+from report import plot, sustained_lines
 from scenarios import SCENARIOS
 from seeding import seed_consented_family, seed_referrals
 from sustained import measure_sustained
@@ -558,11 +559,15 @@ def markdown_table(columns: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-def markdown(meta: dict, rows: list, steps: list, alarms: list[str]) -> str:
+def markdown(meta: dict, rows: list, steps: list, alarms: list[str], results: list[dict],
+             image: str | None = None) -> str:
     out = [f"# Benchmark {meta['started']}", ""]
     out += [f"- {key}: `{value}`" for key, value in meta.items() if key != "started"]
+    if image:
+        out += ["", f"![Throughput and p99 of each scenario against its floor]({image})"]
     if rows:
         out += ["", *markdown_table(COLUMNS, rows)]
+    out += sustained_lines(results)
     if steps:
         out += ["", *markdown_table(STEP_COLUMNS, steps)]
     if alarms:
@@ -622,6 +627,8 @@ def parse_args(argv: list[str]):
                    help="the sustained mixed load's length (default 300; --quick: 60)")
     p.add_argument("--only", help=f"comma-separated, among: {', '.join(names + step_names)}")
     p.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
+    p.add_argument("--report", action="store_true",
+                   help="also write bench/REPORT.md and bench/report.png from this run")
     args = p.parse_args(argv)
     if args.duration is None:
         args.duration = 5 if args.quick else 15
@@ -672,7 +679,16 @@ def main(argv: list[str]) -> int:
     if extra:
         print(("\n" if rows else "") + text_table(STEP_COLUMNS, extra))
     md_path, json_path = RESULTS / f"{stamp}.md", RESULTS / f"{stamp}.json"
-    md_path.write_text(markdown(meta, rows, extra, alarms))
+    png_path = RESULTS / f"{stamp}.png"
+    image = png_path.name if plot(results, png_path) else None
+    md_path.write_text(markdown(meta, rows, extra, alarms, results, image))
+    if args.report:
+        # The committed report: this one run's tables and plot, nothing merged from others.
+        (BENCH / "REPORT.md").write_text(
+            markdown(meta, rows, extra, alarms, results, image and "report.png"))
+        if image:
+            shutil.copyfile(png_path, BENCH / "report.png")
+        log("wrote bench/REPORT.md" + (" and bench/report.png" if image else ""))
     document = {"meta": meta, "scenarios": results, "steps": steps}
     json_path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     log(f"wrote {md_path.relative_to(ROOT)} and {json_path.relative_to(ROOT)}")
