@@ -78,15 +78,22 @@ def _apply(family: Family, data: dict) -> None:
         family.contact_best_times = preferences.get("best_times")
 
 
+#: The most likely duplicates a warning names.
+DUPLICATES_NAMED = 20
+
+
 def _likely_duplicates(actor, family: Family) -> list[uuid.UUID]:
-    """The caller's own families with the same child name and birth date; never another's."""
-    candidates = db.session.scalars(sa.select(Family).where(
-        Family.custodian_organization_id == actor.organization_id,
-        Family.child_birth_date == family.child_birth_date,
-        Family.id != family.id))
-    name = (family.child_given_name.casefold(), family.child_family_name.casefold())
-    return [c.id for c in candidates
-            if (c.child_given_name.casefold(), c.child_family_name.casefold()) == name]
+    """The caller's own families with the same child name (case aside) and birth date, newest
+    first, at most DUPLICATES_NAMED; never another organization's. Compared in SQL: a
+    custodian may hold thousands of children born the same day."""
+    return list(db.session.scalars(
+        sa.select(Family.id).where(
+            Family.custodian_organization_id == actor.organization_id,
+            Family.child_birth_date == family.child_birth_date,
+            sa.func.lower(Family.child_given_name) == family.child_given_name.lower(),
+            sa.func.lower(Family.child_family_name) == family.child_family_name.lower(),
+            Family.id != family.id)
+        .order_by(Family.created_at.desc(), Family.id).limit(DUPLICATES_NAMED)))
 
 
 def create_family(actor, *, data: dict) -> tuple[Family, list[dict]]:

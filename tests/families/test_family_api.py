@@ -191,6 +191,19 @@ def test_a_duplicate_warning_names_every_earlier_match(client, custodian):
     assert sorted(third["warnings"][0]["family_ids"]) == sorted([first["id"], second["id"]])
 
 
+def test_a_duplicate_warning_names_the_newest_matches_only(client, custodian):
+    from families.service import DUPLICATES_NAMED
+
+    _, headers = custodian
+    earlier = [created(client, headers)["id"] for _ in range(DUPLICATES_NAMED + 2)]
+
+    latest = created(client, headers)
+
+    assert len(latest["warnings"][0]["family_ids"]) == DUPLICATES_NAMED
+    assert set(latest["warnings"][0]["family_ids"]) <= set(earlier)
+    assert earlier[-1] in latest["warnings"][0]["family_ids"]
+
+
 def test_non_ascii_names_match_case_insensitively(client, custodian):
     _, headers = custodian
     first = created(client, headers, family_body("Élodie", "Çelik"))
