@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from math import ceil
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
 import audit
 from consent import policy
@@ -221,10 +222,14 @@ def _record_read(access: _Access, seen: _Seen, resource_type: str, purpose: str,
 def _access(actor, referral_id: uuid.UUID, action: str, *, for_update=False) -> _Access:
     """The caller's access to a referral it is a party to (`for_update`: its row locked).
     Raises Problem 404 for an organization that may not know it exists."""
-    stmt = sa.select(Referral).where(
-        Referral.id == referral_id,
-        policy.referral_party_clause(Referral, actor.organization_id))
-    referral = db.session.scalar(stmt.with_for_update() if for_update else stmt)
+    # The referral and its family with its caregivers, in one statement.
+    stmt = (sa.select(Referral, Family).join(Family, Family.id == Referral.family_id)
+            .options(orm.joinedload(Family.caregivers))
+            .where(Referral.id == referral_id,
+                   policy.referral_party_clause(Referral, actor.organization_id)))
+    if for_update:
+        stmt = stmt.with_for_update(of=Referral)
+    referral, family = db.session.execute(stmt).unique().first() or (None, None)
     if referral is None:
         # Which family, if any, is recorded from a separate look: the refusal names it for
         # the auditors, never for the caller.
@@ -232,7 +237,7 @@ def _access(actor, referral_id: uuid.UUID, action: str, *, for_update=False) -> 
                                       .where(Referral.id == referral_id))
         raise _not_found(referral_id, action, family_id=family_id)
     side = policy.referral_side(actor_organization_id=actor.organization_id, referral=referral)
-    return _Access(actor, referral, get_family(referral.family_id), side, now())
+    return _Access(actor, referral, family, side, now())
 
 
 def _hold_if_unsupported(access: _Access, viewers=None) -> bool:
