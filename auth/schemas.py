@@ -1,12 +1,20 @@
 """Schemas of the OAuth endpoints and of `/me`; they document the RFC bodies authlib writes."""
 
-from marshmallow import Schema, fields, validate
+from marshmallow import INCLUDE, Schema, fields, validate
 
 from auth.scopes import SCOPES
 from organizations.schemas import OrganizationSchema
 
 
-class TokenRequestSchema(Schema):
+class _OAuthForm(Schema):
+    """A form the OAuth endpoints read (authlib parses it; this documents it)."""
+
+    class Meta:
+        # RFC 6749 3.1 and 3.2: the server MUST ignore unrecognized request parameters.
+        unknown = INCLUDE
+
+
+class TokenRequestSchema(_OAuthForm):
     grant_type = fields.String(required=True, validate=validate.Equal("client_credentials"))
     scope = fields.String(metadata={"description": "Space-separated; narrows the client's scopes."})
     client_id = fields.String(metadata={"description": "With client_secret_post only."})
@@ -21,9 +29,12 @@ class TokenResponseSchema(Schema):
     scope = fields.String(required=True)
 
 
-class TokenParameterSchema(Schema):
+class TokenParameterSchema(_OAuthForm):
     token = fields.String(required=True)
-    token_type_hint = fields.String(validate=validate.Equal("access_token"))
+    # A hint only (RFC 7009 2.1, RFC 7662 2.1): every token is searched whatever it names, and
+    # an empty hint is no hint; another value is refused with `unsupported_token_type`.
+    token_type_hint = fields.String(validate=validate.OneOf(("access_token", "refresh_token",
+                                                             "")))
     client_id = fields.String(metadata={"description": "With client_secret_post only."})
     client_secret = fields.String(load_only=True,
                                   metadata={"description": "With client_secret_post only."})

@@ -12,6 +12,7 @@ from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
+    UnsupportedTokenTypeError,
     grants,
 )
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
@@ -163,6 +164,15 @@ class _OwnTokenEndpoint:
 
     def query_token(self, token_string, token_type_hint):
         return find_bearer(token_string)
+
+    def check_params(self, request, client):
+        try:
+            super().check_params(request, client)
+        except UnsupportedTokenTypeError as error:
+            # A bad parameter of an authenticated client: 400 (RFC 7009 2.2.1, RFC 6749 5.2),
+            # not authlib's 401, which would say the client's credentials failed.
+            error.status_code = 400
+            raise
 
 
 class TokenRevocation(_OwnTokenEndpoint, RevocationEndpoint):

@@ -10,7 +10,9 @@ from flask import Flask
 from marshmallow import Schema, fields
 
 from auth.scopes import SCOPES
+from consent.categories import CATEGORIES
 from core.errors import PROBLEMS
+from core.schemas import no_control_characters, unique_items
 
 COMMITTED = Path(__file__).with_name("openapi.yaml")
 API_VERSION = "1.0.0"
@@ -48,6 +50,7 @@ _ERROR_DESCRIPTIONS = {
     415: "The body is not application/json.",
     422: "Invalid fields, parameters or cursor; `errors` names each.",
     428: "If-Match is required.",
+    429: "The client has used up its request budget; retry after `Retry-After` seconds.",
     500: "Internal error; the request id helps the operators find it.",
     503: "The database is unreachable; retry after `Retry-After` seconds.",
 }
@@ -66,6 +69,32 @@ class ProblemSchema(Schema):
         keys=fields.String(), values=fields.List(fields.String()),
         metadata={"description": "For 422: messages by field path (`capacity.status`)."},
     )
+    missing_categories = fields.List(
+        fields.String(metadata={"enum": list(CATEGORIES)}),
+        metadata={"description": "For `consent-required`: the categories no consent in force "
+                                 "lets pass."},
+    )
+
+
+#: A character `no_control_characters` lets through.
+_NOT_CONTROL = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+
+
+def _shared_validators(self, field, ret=None, **kwargs) -> dict:
+    """What apispec cannot read from the shared validators of core.schemas: unique items, and
+    text without control characters (with `text()`'s `\\S`: something visible too)."""
+    validators = getattr(field, "validators", ())
+    keywords = {}
+    if unique_items in validators:
+        keywords["uniqueItems"] = True
+    if no_control_characters in validators:
+        pattern = (ret or {}).get("pattern")
+        if pattern is None:
+            keywords["pattern"] = f"^{_NOT_CONTROL}*$"
+        elif pattern == r"\S":
+            visible = _NOT_CONTROL.replace("[^", r"[^\s", 1)
+            keywords["pattern"] = f"^{_NOT_CONTROL}*{visible}{_NOT_CONTROL}*$"
+    return keywords
 
 
 def _path(rule) -> tuple[str, list[dict]]:
@@ -89,7 +118,108 @@ def _content(media_type: str, schema) -> dict:
     return {"content": {media_type: {"schema": schema}}}
 
 
-def _operation(view, meta: dict, path_parameters: list[dict]) -> dict:
+def _names_an_object(body) -> bool:
+    """Whether a body must name another object by its id (a family, an organization): the
+    object may not exist, or not be visible to the caller, which is 404 like a path's id."""
+    if body is None:
+        return False
+    declared = body._declared_fields.values()
+    return any(isinstance(field, fields.UUID) and field.required and not field.dump_only
+               for field in declared)
+
+
+def _header(description: str, schema: dict | None = None, *, required: bool = True) -> dict:
+    return {"description": description, "required": required,
+            "schema": schema or {"type": "string"}}
+
+
+#: Headers described once, under components/headers, and referred to by the answers.
+HEADERS = {
+    "RequestId": _header("Echoes the request's X-Request-ID, or a generated one."),
+    "WwwAuthenticate": _header("The authentication scheme the operation expects "
+                               "(RFC 9110 11.6.1); `error` says what was wrong."),
+    "WwwAuthenticateClient": _header("When the client's own authentication failed "
+                                     "(`invalid_client`): the scheme to use.", required=False),
+    "WwwAuthenticateScope": _header("With `insufficient-scope`: the scope the operation "
+                                    "needs (RFC 6750 3.1).", required=False),
+    "RetryAfterLimited": _header("Seconds until the client's budget is renewed.",
+                                 {"type": "integer", "minimum": 0}),
+    "RetryAfterUnavailable": _header("Seconds to wait before retrying.",
+                                     {"type": "integer", "minimum": 0}),
+    "RateLimitLimit": _header("Requests the client may make in the current window.",
+                              {"type": "integer", "minimum": 0}, required=False),
+    "RateLimitRemaining": _header("Requests left in the current window.",
+                                  {"type": "integer", "minimum": 0}, required=False),
+    "RateLimitReset": _header("When the current window ends (Unix time, seconds).",
+                              {"type": "integer", "minimum": 0}, required=False),
+    "RateLimitRetryAfter": _header("Seconds until the current window ends.",
+                                   {"type": "integer", "minimum": 0}, required=False),
+    "IdempotentReplayed": _header("`true` when this is the first answer to a request "
+                                  "repeated with the same `Idempotency-Key`.",
+                                  {"type": "string", "enum": ["true"]}, required=False),
+}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+#: Headers every answer of a status carries, whatever the operation.
+_HEADERS_BY_STATUS = {
+    401: {"WWW-Authenticate": _ref("WwwAuthenticate")},
+    403: {"WWW-Authenticate": _ref("WwwAuthenticateScope")},
+    429: {"Retry-After": _ref("RetryAfterLimited")},
+    503: {"Retry-After": _ref("RetryAfterUnavailable")},
+}
+#: On the answers of a rate-limited operation that counted against the client's budget.
+_RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": _ref("RateLimitLimit"),
+    "X-RateLimit-Remaining": _ref("RateLimitRemaining"),
+    "X-RateLimit-Reset": _ref("RateLimitReset"),
+    "Retry-After": _ref("RateLimitRetryAfter"),
+}
+
+
+def _rate_limited(app: Flask, view) -> bool:
+    """Whether Flask-Limiter counts calls of `view` (a limit on it, or an app-wide one)."""
+    from flask_limiter.util import get_qualified_name
+
+    for limiter in app.extensions.get("limiter", ()):
+        manager = limiter.limit_manager
+        if (manager.application_limits or manager.default_limits
+                or manager.decorated_limits(get_qualified_name(view))):
+            return True
+    return False
+
+
+def _readable_objects(app: Flask) -> dict:
+    """Output schema -> (path, ETag description) of the objects a GET reads by id: another
+    answer carrying one of them carries its ETag too, and a 201 creating one its Location."""
+    objects = {}
+    for rule in app.url_map.iter_rules():
+        meta = getattr(app.view_functions[rule.endpoint], "openapi", None)
+        schema = meta and meta["responses"].get(200)
+        if "GET" in rule.methods and rule.arguments and isinstance(schema, type):
+            objects[schema] = (_path(rule)[0], meta["headers"].get(200, {}).get("ETag"))
+    return objects
+
+
+def _object_headers(status: int, schema, objects: dict) -> dict:
+    """ETag and Location of the object an answer carries, as the object's own GET shows it."""
+    if not (200 <= status < 300 and isinstance(schema, type)):
+        return {}
+    for readable, (path, etag) in objects.items():
+        if issubclass(schema, readable):
+            headers = {"ETag": _header(etag)} if etag else {}
+            if status == 201:
+                headers["Location"] = _header(f"Where the new object is read: `{path}`.",
+                                              {"type": "string", "format": "uri-reference"})
+            return headers
+    return {}
+
+
+def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: bool,
+               objects: dict) -> dict:
     scopes = getattr(view, "required_scopes", None)
     secured = scopes is not None
     statuses = set(meta["errors"]) | {500, 503}
@@ -97,30 +227,41 @@ def _operation(view, meta: dict, path_parameters: list[dict]) -> dict:
         statuses.add(401)
         if scopes:
             statuses.add(403)
-    if meta["query"] is not None or meta["body"] is not None:
+    # A secured view refuses query parameters it does not read (core.web.refuse_unknown_query).
+    if secured or meta["query"] is not None or meta["body"] is not None:
         statuses.add(422)
     if meta["body"] is not None:
         statuses |= {400, 413, 415}
-    if path_parameters:
+    if meta["form"] is not None:  # MAX_CONTENT_LENGTH holds for forms too
+        statuses.add(413)
+    if path_parameters or _names_an_object(meta["body"]):
         statuses.add(404)
+    if rate_limited:
+        statuses.add(429)
 
     responses = {}
     for status, schema in sorted(meta["responses"].items()):
         response = {"description": "OAuth 2 error (RFC 6749)" if status >= 400 else "OK"}
         response.update(_content(_JSON, schema))
-        if meta["headers"].get(status):
-            response["headers"] = {name: {"description": text, "schema": {"type": "string"}}
-                                   for name, text in meta["headers"][status].items()}
+        response["headers"] = _object_headers(status, schema, objects)
+        response["headers"].update({name: _header(text)
+                                    for name, text in meta["headers"].get(status, {}).items()})
+        if status == 401:  # an OAuth error: authlib names the scheme for invalid_client only
+            response["headers"]["WWW-Authenticate"] = _ref("WwwAuthenticateClient")
+        if 200 <= status < 300 and getattr(view, "idempotent", False):
+            response["headers"]["Idempotent-Replayed"] = _ref("IdempotentReplayed")
         responses[str(status)] = response
     for status in sorted(statuses):
         if str(status) not in responses:
             responses[str(status)] = {"description": _ERROR_DESCRIPTIONS[status],
                                       **_content(_PROBLEM, ProblemSchema)}
-    for response in responses.values():
-        response.setdefault("headers", {})["X-Request-ID"] = {
-            "description": "Echoes the request's X-Request-ID, or a generated one.",
-            "schema": {"type": "string"},
-        }
+    for status, response in responses.items():
+        # What the operation declares first, then what the status says, then the limits.
+        headers = response.setdefault("headers", {})
+        for name, header in (*_HEADERS_BY_STATUS.get(int(status), {}).items(),
+                             *(_RATE_LIMIT_HEADERS.items() if rate_limited else ())):
+            headers.setdefault(name, header)
+        headers["X-Request-ID"] = _ref("RequestId")
 
     operation = {
         "operationId": view.__name__,
@@ -151,21 +292,29 @@ def _operation(view, meta: dict, path_parameters: list[dict]) -> dict:
 
 def build_spec(app: Flask) -> dict:
     """The OpenAPI 3 document of every documented route of `app`."""
+    marshmallow = MarshmallowPlugin()
     spec = APISpec(
         title="IMH Referral Network API",
         version=API_VERSION,
         openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
+        plugins=[marshmallow],
         info={"description": DESCRIPTION,
               "license": {"name": "Apache-2.0"}},
     )
+    marshmallow.converter.add_attribute_function(_shared_validators)
     spec.components.security_scheme("oauth2", {
         "type": "oauth2",
         "description": "Client credentials; every client acts for one organization.",
         "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": dict(SCOPES)}},
     })
     spec.components.schema("Problem", schema=ProblemSchema)
+    for name, header in HEADERS.items():
+        spec.components.header(name, header)
     paths: dict[str, dict] = {}
+    objects = _readable_objects(app)
+    with app.app_context():  # limits are read from the app's configuration
+        limited = {endpoint for endpoint, view in app.view_functions.items()
+                   if _rate_limited(app, view)}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions[rule.endpoint]
         meta = getattr(view, "openapi", None)
@@ -173,7 +322,8 @@ def build_spec(app: Flask) -> dict:
             continue
         path, parameters = _path(rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _operation(view, meta, parameters)
+            paths.setdefault(path, {})[method.lower()] = _operation(
+                view, meta, parameters, rate_limited=rule.endpoint in limited, objects=objects)
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()
