@@ -178,12 +178,16 @@ def postgres_restarted(service: Server, context: dict, env: dict, args) -> dict:
     checks = _consistency(env["DATABASE_URL"])
     chain = _verify(service.port, context)
     outage_seen = any(status == 503 for _, status in readiness)
+    down = [t for t, status in readiness if status != 200]
+    back = [t for t, status in readiness if status == 200 and down and t > down[-1]]
+    readyz_outage = round(back[0] - down[0], 2) if down and back else None
     passed = (outage_seen and recovered_after is not None and after == 200 and chain["valid"]
               and checks["without_their_create_event"] == 0
               and checks["events_without_their_referral"] == 0
               and not any(code.startswith("5") and code != "503" for code in statuses))
     return {"name": "postgres_restarted", "wrk": load.result, "statuses": dict(statuses),
-            "readyz_saw_outage": outage_seen, "recovered_after_s": recovered_after,
+            "readyz_saw_outage": outage_seen, "readyz_not_ready_for_s": readyz_outage,
+            "ready_again_after_restart_began_s": recovered_after,
             "readyz": readiness, "request_after": after, "consistency": checks,
             "chain": chain, "passed": passed}
 
