@@ -14,7 +14,7 @@ from consent.categories import CONSENT_FIELDS, categories_in, redact
 from consent.models import Consent, ConsentParty
 from core.db import db
 from core.errors import Problem, validation_problem
-from core.pagination import Page, keyset_page
+from core.pagination import Page, newest_first
 from core.time import now
 from families.models import Caregiver, Family
 from families.service import lock_family
@@ -176,11 +176,8 @@ def list_consents(actor, *, family_id: uuid.UUID, limit: int,
         stmt = stmt.where(Consent.id.in_(sa.select(ConsentParty.consent_id).where(
             ConsentParty.organization_id == actor.organization_id,
             ConsentParty.family_id == family.id)))
-    page = keyset_page(
-        stmt, kind="consents", order=[Consent.recorded_at, Consent.id], cursor=cursor,
-        limit=limit, descending=True,
-        encode=lambda c: [c.recorded_at.isoformat(), str(c.id)],
-        decode=lambda v: [datetime.fromisoformat(v[0]), uuid.UUID(v[1])])
+    page = newest_first(stmt, kind="consents", at=Consent.recorded_at, id=Consent.id,
+                        cursor=cursor, limit=limit)
     facts = policy.family_facts_in_consents(actor_organization_id=actor.organization_id,
                                             family=family, at=now())
     views = [policy.view_of_consent(actor_organization_id=actor.organization_id, consent=c,

@@ -1,6 +1,8 @@
 """Keyset pagination with opaque cursors the service signs, so forged ones are refused."""
 
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app
@@ -91,3 +93,13 @@ def keyset_page(stmt, *, kind: str, order: list, cursor: str | None, limit: int,
         next_cursor = _serializer(kind).dumps(encode(rows[-1]))
     return Page(items=rows, next_cursor=next_cursor)
 
+
+
+def newest_first(stmt, *, kind: str, at, id, cursor: str | None, limit: int) -> Page:  # noqa: A002
+    """Keyset pages of `stmt`, newest first by the columns `at` (a timestamp) and `id` (a
+    UUID, breaking ties)."""
+    at_name, id_name = at.key, id.key
+    return keyset_page(
+        stmt, kind=kind, order=[at, id], cursor=cursor, limit=limit, descending=True,
+        encode=lambda row: [getattr(row, at_name).isoformat(), str(getattr(row, id_name))],
+        decode=lambda values: [datetime.fromisoformat(values[0]), uuid.UUID(values[1])])

@@ -1,7 +1,6 @@
 """Family records: created and changed by their custodian, seen by others only under consent."""
 
 import uuid
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -14,7 +13,7 @@ from consent.models import Consent
 from core.concurrency import check_if_match
 from core.db import db
 from core.errors import Problem
-from core.pagination import Page, keyset_page
+from core.pagination import Page, newest_first
 from core.time import now
 from families.models import Caregiver, Family
 
@@ -121,11 +120,8 @@ def create_family(actor, *, data: dict) -> tuple[Family, list[dict]]:
 def list_families(actor, *, limit: int, cursor: str | None = None) -> Page:
     """The caller's own families as documents, newest first."""
     stmt = sa.select(Family).where(Family.custodian_organization_id == actor.organization_id)
-    page = keyset_page(
-        stmt, kind="families", order=[Family.created_at, Family.id], cursor=cursor,
-        limit=limit, descending=True,
-        encode=lambda f: [f.created_at.isoformat(), str(f.id)],
-        decode=lambda v: [datetime.fromisoformat(v[0]), uuid.UUID(v[1])])
+    page = newest_first(stmt, kind="families", at=Family.created_at, id=Family.id,
+                        cursor=cursor, limit=limit)
     audit.record(action="search", outcome="permit", reason="custodian", resource_type="family",
                  actor=actor, categories=FAMILY_CATEGORIES if page.items else ())
     page.items = [family_document(family) for family in page.items]

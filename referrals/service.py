@@ -16,7 +16,7 @@ from consent.service import consent_revoked
 from core.concurrency import check_if_match
 from core.db import db
 from core.errors import Problem, validation_problem
-from core.pagination import Page, keyset_page
+from core.pagination import Page, keyset_page, newest_first
 from core.time import now
 from families.models import Family
 from families.service import family_document, get_family, lock_family
@@ -469,11 +469,8 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
     at = now()
     if overdue:
         stmt = stmt.where(_overdue(me, at.date()))
-    page = keyset_page(
-        stmt, kind="referrals", order=[Referral.updated_at, Referral.id], cursor=cursor,
-        limit=limit, descending=True,
-        encode=lambda r: [r.updated_at.isoformat(), str(r.id)],
-        decode=lambda v: [datetime.fromisoformat(v[0]), uuid.UUID(v[1])])
+    page = newest_first(stmt, kind="referrals", at=Referral.updated_at, id=Referral.id,
+                        cursor=cursor, limit=limit)
     families = _families({r.family_id for r in page.items})
     # The engine's viewers per family and organization: each family's consents load once.
     viewers: dict[uuid.UUID, dict] = {}
@@ -679,11 +676,8 @@ def list_notes(actor, *, referral_id: uuid.UUID, limit: int, cursor: str | None 
     """The referral's notes, newest first; the other side's bodies only under consent."""
     access = _access(actor, referral_id, "read")
     stmt = sa.select(ReferralNote).where(ReferralNote.referral_id == referral_id)
-    page = keyset_page(
-        stmt, kind="referral-notes", order=[ReferralNote.created_at, ReferralNote.id],
-        cursor=cursor, limit=limit, descending=True,
-        encode=lambda n: [n.created_at.isoformat(), str(n.id)],
-        decode=lambda v: [datetime.fromisoformat(v[0]), uuid.UUID(v[1])])
+    page = newest_first(stmt, kind="referral-notes", at=ReferralNote.created_at,
+                        id=ReferralNote.id, cursor=cursor, limit=limit)
     seen = _Seen()
     page.items = [_note_document(access, note, seen) for note in page.items]
     _record_read(access, seen, "referral_notes", "care_coordination")
