@@ -163,7 +163,7 @@ def verify_checkpoint(checkpoint: dict) -> dict:
 #: Reasons of a permitted access that rested on a consent: a disclosure outside the custodian.
 DISCLOSURE_REASONS = ("consent", "partial_consent")
 #: Actions that show information (a `decide` only answers whether it could be shown).
-DISCLOSING_ACTIONS = ("read", "search", "export")
+DISCLOSING_ACTIONS = ("read", "search", "export", "transition")
 
 
 def disclosures(*, family_id, limit: int, cursor: str | None = None) -> Page:

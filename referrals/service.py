@@ -621,18 +621,24 @@ def transition_referral(actor, *, referral_id: uuid.UUID, data: dict,
         outcome=data.get("outcome"), organization_id=actor.organization_id,
         client_id=actor.client_id, note_id=note.id if note else None))
     db.session.flush()
+    seen = _Seen()
+    document = _document(access, seen)
     if to == "requested":
         _record_send(actor, referral, "transition")
     else:
+        # One event for the move and what its answer shows the caller: when a consent let
+        # family information reach it, the event is a disclosure too (the accounting counts
+        # it), with the categories and consents; otherwise it names what the move wrote.
+        disclosed = seen.disclosed
         written = {"service_status"} if {"business_status", "reason", "outcome"} & set(data) \
             else set()
-        audit.record(action="transition", outcome="permit", reason=f"{previous}_to_{to}",
+        audit.record(action="transition", outcome="permit",
+                     reason=disclosed.reason if disclosed.consent_ids else access.side,
                      resource_type="referral", resource_id=referral.id, family_id=family.id,
-                     categories=written | ({"coordination_notes"} if note else set()),
-                     actor=actor)
-    seen = _Seen()
-    document = _document(access, seen)
-    _record_read(access, seen, "referral", _purpose_of(access), always=False)
+                     purpose=disclosed.purpose if disclosed.consent_ids else None,
+                     categories=disclosed.permitted if disclosed.consent_ids
+                     else written | ({"coordination_notes"} if note else set()),
+                     consent_ids=disclosed.consent_ids, actor=actor)
     return document, referral.version
 
 

@@ -186,3 +186,20 @@ def test_a_page_of_many_families_loads_each_familys_consents_once(app, client, m
     assert sum("consent_parties" in s for s in statements) == 6
     with app.app_context():
         assert db.session.query(AuditEvent).filter_by(action="search").count() == 1
+
+
+def test_a_move_is_one_event_and_its_answer_counts_in_the_accounting(app, client, consented):
+    sent = send(client, consented)
+    rid = sent.json["id"]
+    moved = move(client, rid, consented.as_provider, sent.headers["ETag"], status="accepted")
+    assert moved.status_code == 200
+    with app.app_context():
+        events = audit_events(request_id=moved.headers["X-Request-ID"])
+    assert [(e.action, e.reason, e.purpose) for e in events] == [
+        ("transition", "consent", "referral")]
+    assert events[0].categories == ["contact", "identity", "referral_reason"]
+    disclosures = client.get(f"/api/v1/families/{consented.family.id}/disclosures",
+                             headers=consented.as_clinic).json["items"]
+    assert any(d.get("action", "transition") == "transition"
+               and d["organization_id"] == str(consented.provider.id) for d in disclosures)
+    assert len(disclosures) == 1
