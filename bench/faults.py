@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
+from string import Template
 
 import psycopg
 from common import BenchError, api, log, request
@@ -39,16 +40,13 @@ from harness import (
     tool,
     wrk,
 )
+from seeding import REFERRAL_TEMPLATE
 
-SEND_BODY = ('{"family_id": "${family_id}", "to_organization_id": "${provider_org_id}", '
-             '"reasons": ["feeding_concerns"], "urgency": "routine", '
-             '"shared_categories": ["identity", "contact"]}')
 _ACCESS = re.compile(r'" (\d{3}) ')
 
 
 def _sends(context: dict) -> list[tuple[str, str]]:
-    return [("/api/v1/referrals", SEND_BODY.replace("${family_id}", f["family_id"])
-             .replace("${provider_org_id}", context["provider_org_id"]))
+    return [("/api/v1/referrals", Template(REFERRAL_TEMPLATE).substitute(context | f))
             for f in context["referral_families"]]
 
 

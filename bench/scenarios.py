@@ -19,6 +19,8 @@ Keys:
   max_p99_ratio     optional target: the most `x floor p99` that PASSes (with min_rps_ratio)
 """
 
+from seeding import REFERRAL_TEMPLATE
+
 BEARER = {"Authorization": "Bearer ${token}"}
 BASIC_FORM = {
     "Authorization": "Basic ${basic}",
@@ -86,10 +88,7 @@ SCENARIOS = [
         "path": "/api/v1/referrals",
         "headers": {"Authorization": "Bearer ${custodian_token}",
                     "Content-Type": "application/json"},
-        "body": '{"family_id": "${family_id}", "to_organization_id": "${provider_org_id}", '
-                '"reasons": ["feeding_concerns", "caregiver_depression"], "reason_detail": '
-                '"Mother reports low mood since the birth.", "urgency": "routine", '
-                '"shared_categories": ["identity", "contact"]}',
+        "body": REFERRAL_TEMPLATE,
         "rotate": "referral_families",
         "floor_to_compare": "floor_insert",
         "min_rps_ratio": 0.5,

@@ -6,6 +6,7 @@ purposes, other organizations, expired, revoked), so the engine decides over a f
 history rather than a lone consent.
 """
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from common import api, log
@@ -119,6 +120,9 @@ REFERRAL_FAMILIES = 50
 REFERRAL = {"reasons": ["feeding_concerns", "caregiver_depression"],
             "reason_detail": "Mother reports low mood since the birth.",
             "urgency": "routine", "shared_categories": ["identity", "contact"]}
+#: The same referral as a body template for wrk (${family_id}, ${provider_org_id}).
+REFERRAL_TEMPLATE = json.dumps({"family_id": "${family_id}",
+                                "to_organization_id": "${provider_org_id}", **REFERRAL})
 
 
 def seed_referrals(port: int, *, custodian_token: str, custodian_org: str, provider_org: str,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 from common import api, log, run
+from seeding import FAMILY, REFERRAL
 
 BENCH = Path(__file__).resolve().parent
 MIX_LUA = BENCH / "mix.lua"
@@ -44,8 +45,6 @@ def _mix_lines(context: dict) -> list[str]:
     now = time.time()
     signed = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60))
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 90 * 86400))
-    from seeding import FAMILY, REFERRAL
-
     kinds = {
         "token": ("POST", [f"Authorization: Basic {context['basic']}",
                            "Content-Type: application/x-www-form-urlencoded"],
