@@ -5,16 +5,15 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import MissingAuthorizationError
+from authlib.oauth2.rfc6749 import MissingAuthorizationError, ResourceProtector
 from authlib.oauth2.rfc6750 import BearerTokenValidator
-from flask import g
+from flask import g, request
 
 from auth.scopes import SCOPES
 from auth.server import find_bearer
+from core import limits
 from core.errors import Problem
-from core.limits import api_limit
 from core.web import refuse_unknown_query
 
 log = logging.getLogger(__name__)
@@ -37,6 +36,18 @@ class HashedBearerTokenValidator(BearerTokenValidator):
         return find_bearer(token_string)
 
 
+class _Presented:
+    """What authlib's bearer validation reads of a request: its headers, so the token comes
+    from the Authorization header alone (never the query string or the body)."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, headers):
+        self.headers = headers
+
+
+# authlib's framework-neutral protector: its Flask one would also build a full OAuth2 request
+# (URL, form, JSON body) on every API call, of which the bearer check reads only the header.
 _protector = ResourceProtector()
 _protector.register_token_validator(HashedBearerTokenValidator())
 
@@ -47,7 +58,8 @@ def authenticate(any_of: tuple[str, ...]) -> Actor:
     Raises Problem 401 (`unauthorized`) or 403 (`insufficient-scope`).
     """
     try:
-        token = _protector.acquire_token(None)  # the token alone; its scope is checked below
+        # The token alone; its scope is checked below.
+        token = _protector.validate_request(None, _Presented(request.headers))
     except MissingAuthorizationError:
         log.info("request without a bearer token")
         raise Problem("unauthorized", "Send an access token: Authorization: Bearer <token>") \
@@ -84,15 +96,16 @@ def require_scope(*any_of: str):
         raise ValueError(f"unknown scopes {unknown}")
 
     def decorator(view):
-        limited = api_limit(view)  # counted per client, so only after authentication
-
         @functools.wraps(view)
         def guarded(*args, **kwargs):
-            authenticate(any_of)
+            actor = authenticate(any_of)
             refuse_unknown_query()  # after authentication: a stranger learns nothing first
-            return limited(*args, **kwargs)
+            # One budget per client across every route, so counted only once it is known.
+            limits.count("RATE_LIMIT_API", f"client:{actor.client_id}")
+            return view(*args, **kwargs)
 
         guarded.required_scopes = any_of
+        guarded.rate_limited = True
         return guarded
 
     return decorator

@@ -126,9 +126,6 @@ def _from_http_exception(error: HTTPException) -> Problem:
         404: "No such resource",
         405: f"{request.method} is not allowed here",
         413: "The request body exceeds the size limit",
-        # The rate limiter's exception names the limit ("1200 per 1 minute"), never a client.
-        429: f"This client is over its rate limit ({error.description}); retry after the "
-             "seconds Retry-After gives",
     }.get(status)
     return Problem(slug, detail, headers=headers, status=status)
 

@@ -7,6 +7,7 @@ import re
 import uuid
 
 from flask import Flask, current_app, g, request
+from flask.sessions import SessionInterface
 from marshmallow import Schema, ValidationError
 
 from core.db import db
@@ -45,18 +46,18 @@ def _finish(response):
             Problem("service-unavailable", "The request could not be completed; retry shortly",
                     headers={"Retry-After": "5"})
         )
-    response.headers["X-Request-ID"] = g.get("request_id") or str(uuid.uuid4())
-    response.headers.setdefault("Cache-Control", "no-store")
+    headers = response.headers
+    headers["X-Request-ID"] = g.get("request_id") or str(uuid.uuid4())
     if response.status_code not in (429, 503):
-        # The rate limiter names the end of the window on every answer; only a refusal that
-        # asks the client to wait should carry Retry-After.
-        response.headers.pop("Retry-After", None)
-    _secure(response)
+        # Only a refusal that asks the client to wait carries Retry-After.
+        headers.pop("Retry-After", None)
+    _secure(headers)
     return response
 
 
 #: On every response: no sniffing, framing, referrers or caching of family data by browsers.
 SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
@@ -69,11 +70,27 @@ _DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; "
                 "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
 
 
-def _secure(response) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+_SECURITY_NAMES = {name.lower() for name in SECURITY_HEADERS}
+
+
+def _secure(headers) -> None:
+    """Add each of SECURITY_HEADERS that the response does not set itself (one pass over its
+    headers: werkzeug's setdefault would scan them once per name)."""
     if request.path.startswith(("/apidocs", "/flasgger_static")):
-        response.headers["Content-Security-Policy"] = _DOCS_POLICY
+        headers["Content-Security-Policy"] = _DOCS_POLICY
+    present = {name.lower() for name, _ in headers} & _SECURITY_NAMES
+    headers.extend([(name, value) for name, value in SECURITY_HEADERS.items()
+                    if name.lower() not in present])
+
+
+class _NoSessions(SessionInterface):
+    """The API keeps no browser session: no cookie is read, signed or set."""
+
+    def open_session(self, app, request):
+        return self.make_null_session(app)
+
+    def save_session(self, app, session, response):
+        return None
 
 
 def _after_commit() -> None:
@@ -107,7 +124,8 @@ def refuse_unknown_query() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Install the request id and the commit boundary."""
+    """Install the request id and the commit boundary; no browser sessions."""
+    app.session_interface = _NoSessions()
     app.before_request(_assign_request_id)
     app.after_request(_finish)
 

@@ -28,11 +28,19 @@ def _not_found(resource_id, **audit_context) -> Problem:
                           "resource_id": resource_id, **audit_context})
 
 
+# Built once: every read of a family, and of a referral's, starts here.
+_FAMILY = (sa.select(Family).options(orm.joinedload(Family.caregivers))
+           .where(Family.id == sa.bindparam("family_id", type_=sa.Uuid())))
+# Locked, it reads the row again once the lock is held (another transaction may have changed
+# it meanwhile), as Session.get with with_for_update did.
+_FAMILY_LOCKED = _FAMILY.with_for_update(of=Family).execution_options(populate_existing=True)
+
+
 def get_family(family_id: uuid.UUID, *, lock=False) -> Family | None:
     """The family with its caregivers, in one query; `lock`: its row held until the
     transaction ends (see `lock_family`)."""
-    return db.session.get(Family, family_id, options=[orm.joinedload(Family.caregivers)],
-                          with_for_update={"of": Family} if lock else None)
+    return db.session.execute(_FAMILY_LOCKED if lock else _FAMILY,
+                              {"family_id": family_id}).unique().scalar_one_or_none()
 
 
 def lock_family(family_id: uuid.UUID) -> None:

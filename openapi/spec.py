@@ -150,10 +150,8 @@ HEADERS = {
                               {"type": "integer", "minimum": 0}, required=False),
     "RateLimitRemaining": _header("Requests left in the current window.",
                                   {"type": "integer", "minimum": 0}, required=False),
-    "RateLimitReset": _header("When the current window ends (Unix time, seconds).",
-                              {"type": "integer", "minimum": 0}, required=False),
-    "RateLimitRetryAfter": _header("Seconds until the current window ends.",
-                                   {"type": "integer", "minimum": 0}, required=False),
+    "RateLimitReset": _header("When the client's budget is renewed (Unix time, seconds).",
+                              {"type": "integer", "minimum": 0}),
     "IdempotentReplayed": _header("`true` when this is the first answer to a request "
                                   "repeated with the same `Idempotency-Key`.",
                                   {"type": "string", "enum": ["true"]}, required=False),
@@ -168,28 +166,19 @@ def _ref(name: str) -> dict:
 _HEADERS_BY_STATUS = {
     401: {"WWW-Authenticate": _ref("WwwAuthenticate")},
     403: {"WWW-Authenticate": _ref("WwwAuthenticateScope")},
-    429: {"Retry-After": _ref("RetryAfterLimited")},
+    429: {"Retry-After": _ref("RetryAfterLimited"), "X-RateLimit-Reset": _ref("RateLimitReset")},
     503: {"Retry-After": _ref("RetryAfterUnavailable")},
 }
 #: On the answers of a rate-limited operation that counted against the client's budget.
 _RATE_LIMIT_HEADERS = {
     "X-RateLimit-Limit": _ref("RateLimitLimit"),
     "X-RateLimit-Remaining": _ref("RateLimitRemaining"),
-    "X-RateLimit-Reset": _ref("RateLimitReset"),
-    "Retry-After": _ref("RateLimitRetryAfter"),
 }
 
 
-def _rate_limited(app: Flask, view) -> bool:
-    """Whether Flask-Limiter counts calls of `view` (a limit on it, or an app-wide one)."""
-    from flask_limiter.util import get_qualified_name
-
-    for limiter in app.extensions.get("limiter", ()):
-        manager = limiter.limit_manager
-        if (manager.application_limits or manager.default_limits
-                or manager.decorated_limits(get_qualified_name(view))):
-            return True
-    return False
+def _rate_limited(view) -> bool:
+    """Whether calls of `view` count against the client's budget (core/limits.py)."""
+    return getattr(view, "rate_limited", False)
 
 
 def _readable_objects(app: Flask) -> dict:
@@ -312,9 +301,7 @@ def build_spec(app: Flask) -> dict:
         spec.components.header(name, header)
     paths: dict[str, dict] = {}
     objects = _readable_objects(app)
-    with app.app_context():  # limits are read from the app's configuration
-        limited = {endpoint for endpoint, view in app.view_functions.items()
-                   if _rate_limited(app, view)}
+    limited = {endpoint for endpoint, view in app.view_functions.items() if _rate_limited(view)}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions[rule.endpoint]
         meta = getattr(view, "openapi", None)

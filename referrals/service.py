@@ -219,17 +219,25 @@ def _record_read(access: _Access, seen: _Seen, resource_type: str, purpose: str,
 
 # -- access ---------------------------------------------------------------------------------
 
+# The referral and its family with its caregivers, in one statement, built once: every read
+# and move of a referral runs it (the party clause keeps a third organization's look empty).
+_REFERRAL_ACCESS = (
+    sa.select(Referral, Family).join(Family, Family.id == Referral.family_id)
+    .options(orm.joinedload(Family.caregivers))
+    .where(Referral.id == sa.bindparam("referral_id", type_=sa.Uuid()),
+           policy.referral_party_clause(Referral, sa.bindparam("organization_id",
+                                                               type_=sa.Uuid())))
+)
+_REFERRAL_ACCESS_LOCKED = _REFERRAL_ACCESS.with_for_update(of=Referral)
+
+
 def _access(actor, referral_id: uuid.UUID, action: str, *, for_update=False) -> _Access:
     """The caller's access to a referral it is a party to (`for_update`: its row locked).
     Raises Problem 404 for an organization that may not know it exists."""
-    # The referral and its family with its caregivers, in one statement.
-    stmt = (sa.select(Referral, Family).join(Family, Family.id == Referral.family_id)
-            .options(orm.joinedload(Family.caregivers))
-            .where(Referral.id == referral_id,
-                   policy.referral_party_clause(Referral, actor.organization_id)))
-    if for_update:
-        stmt = stmt.with_for_update(of=Referral)
-    referral, family = db.session.execute(stmt).unique().first() or (None, None)
+    referral, family = db.session.execute(
+        _REFERRAL_ACCESS_LOCKED if for_update else _REFERRAL_ACCESS,
+        {"referral_id": referral_id, "organization_id": actor.organization_id},
+    ).unique().first() or (None, None)
     if referral is None:
         # Which family, if any, is recorded from a separate look: the refusal names it for
         # the auditors, never for the caller.

@@ -1,5 +1,6 @@
 """Rate limits per client, security headers on every response."""
 
+import time
 import uuid
 
 import flask_migrate
@@ -8,7 +9,6 @@ import redis
 
 from app import create_app
 from core.db import db
-from core.limits import limiter
 from core.web import SECURITY_HEADERS
 from tests.conftest import TEST_SECRET_KEY, assert_problem, basic, bearer
 
@@ -58,6 +58,28 @@ def test_every_response_carries_the_security_headers(client, make, path):
     assert response.headers["Cache-Control"] == "no-store"
 
 
+def test_every_counted_answer_says_the_budget_and_a_refusal_when_it_renews(
+        app, client, make, monkeypatch):
+    monkeypatch.setitem(app.config, "RATE_LIMIT_API", "2 per minute")
+    token = make.token()
+    first, second, third = (client.get("/api/v1/me", headers=bearer(token)) for _ in range(3))
+    assert (first.headers["X-RateLimit-Limit"], first.headers["X-RateLimit-Remaining"]) == \
+        ("2", "1")
+    assert second.headers["X-RateLimit-Remaining"] == "0"
+    assert "Retry-After" not in second.headers and "X-RateLimit-Reset" not in second.headers
+    assert_problem(third, 429, "rate-limited")
+    assert third.headers["X-RateLimit-Remaining"] == "0"
+    assert int(third.headers["X-RateLimit-Reset"]) - time.time() <= 61
+    assert client.get("/healthz").headers.get("X-RateLimit-Limit") is None  # not counted
+
+
+def test_a_budget_that_does_not_parse_stops_the_start(tmp_path):
+    with pytest.raises(ValueError):
+        create_app({"TESTING": True, "SECRET_KEY": TEST_SECRET_KEY,
+                    "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+                    "RATE_LIMIT_API": "lots"})
+
+
 def test_with_redis_url_the_counters_live_in_redis(app, tmp_path):
     """Every worker and host counts one budget: the counters are in Redis, not a process."""
     claimed = f"nobody-{uuid.uuid4()}"
@@ -81,4 +103,3 @@ def test_with_redis_url_the_counters_live_in_redis(app, tmp_path):
             store.delete(key)
         with limited_app.app_context():
             db.engine.dispose()
-        limiter.init_app(app)  # one limiter per process: back to the session app's storage
