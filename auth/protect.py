@@ -79,6 +79,9 @@ def authenticate(any_of: tuple[str, ...]) -> Actor:
     )
     # Set before the scope check: a refusal of a known actor is recorded in the audit trail.
     g.actor = actor
+    # One budget per client across every route, counted once the client is known and before
+    # anything else: a refused scope is recorded in the trail, so it must count too.
+    limits.count("RATE_LIMIT_API", f"client:{actor.client_id}")
     if any_of and actor.scopes.isdisjoint(any_of):
         raise Problem(
             "insufficient-scope",
@@ -98,10 +101,8 @@ def require_scope(*any_of: str):
     def decorator(view):
         @functools.wraps(view)
         def guarded(*args, **kwargs):
-            actor = authenticate(any_of)
+            authenticate(any_of)
             refuse_unknown_query()  # after authentication: a stranger learns nothing first
-            # One budget per client across every route, so counted only once it is known.
-            limits.count("RATE_LIMIT_API", f"client:{actor.client_id}")
             return view(*args, **kwargs)
 
         guarded.required_scopes = any_of

@@ -12,9 +12,11 @@ import math
 import time
 
 from flask import Flask, current_app, g, request
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse_many
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 
+from core.config import ConfigError
 from core.errors import Problem
 
 _STORAGE = "rate_limit_storage"
@@ -22,7 +24,12 @@ _STORAGE = "rate_limit_storage"
 
 @functools.cache
 def _limit(text: str) -> RateLimitItem:
-    return parse(text)
+    """One limit ("1200 per minute"). Raises ValueError for anything else, a list included:
+    one counter is kept per budget."""
+    items = parse_many(text)
+    if len(items) != 1:
+        raise ValueError(f"one limit, such as '1200 per minute', not {text!r}")
+    return items[0]
 
 
 def count(budget: str, who: str) -> None:
@@ -31,10 +38,15 @@ def count(budget: str, who: str) -> None:
     limit = _limit(current_app.config[budget])
     key = limit.key_for(budget, who)
     storage = current_app.extensions[_STORAGE]
-    used = storage.incr(key, limit.get_expiry())
+    try:
+        used = storage.incr(key, limit.get_expiry())
+        resets_at = storage.get_expiry(key) if used > limit.amount else None
+    except StorageError:
+        # The counters are unreachable (Redis down): refuse rather than serve unmetered.
+        raise Problem("service-unavailable", "The request could not be completed; retry "
+                      "shortly", headers={"Retry-After": "5"}) from None
     g.rate_limit = (limit.amount, max(0, limit.amount - used))
-    if used > limit.amount:
-        resets_at = storage.get_expiry(key)
+    if resets_at is not None:
         raise Problem(
             "rate-limited",
             f"This client is over its rate limit ({limit}); retry after the seconds "
@@ -74,8 +86,12 @@ def _say_budget(response):
 
 def init_app(app: Flask) -> None:
     """The counters' storage, and the budget headers on every counted answer. Raises
-    ValueError for a budget that does not parse ("1200 per minute")."""
+    ConfigError for a budget that is not one limit ("1200 per minute")."""
     for budget in ("RATE_LIMIT_API", "RATE_LIMIT_OAUTH"):
-        _limit(app.config[budget])
-    app.extensions[_STORAGE] = storage_from_string(app.config.get("REDIS_URL") or "memory://")
+        try:
+            _limit(app.config[budget])
+        except ValueError as error:
+            raise ConfigError(f"{budget}: {error}") from None
+    app.extensions[_STORAGE] = storage_from_string(app.config.get("REDIS_URL") or "memory://",
+                                                   wrap_exceptions=True)
     app.after_request(_say_budget)

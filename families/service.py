@@ -31,8 +31,8 @@ def _not_found(resource_id, **audit_context) -> Problem:
 # Built once: every read of a family, and of a referral's, starts here.
 _FAMILY = (sa.select(Family).options(orm.joinedload(Family.caregivers))
            .where(Family.id == sa.bindparam("family_id", type_=sa.Uuid())))
-# Locked, it reads the row again once the lock is held (another transaction may have changed
-# it meanwhile), as Session.get with with_for_update did.
+# Locked, it reads the row again once the lock is held, into an object this session may have
+# loaded before: what another transaction committed meanwhile is what the caller sees.
 _FAMILY_LOCKED = _FAMILY.with_for_update(of=Family).execution_options(populate_existing=True)
 
 

@@ -247,8 +247,10 @@ def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: b
     for status, response in responses.items():
         # What the operation declares first, then what the status says, then the limits.
         headers = response.setdefault("headers", {})
+        # An API call is counted once its token is known: never on a 401.
+        counted = rate_limited and not (status == "401" and secured)
         for name, header in (*_HEADERS_BY_STATUS.get(int(status), {}).items(),
-                             *(_RATE_LIMIT_HEADERS.items() if rate_limited else ())):
+                             *(_RATE_LIMIT_HEADERS.items() if counted else ())):
             headers.setdefault(name, header)
         headers["X-Request-ID"] = _ref("RequestId")
 

@@ -621,6 +621,17 @@ def test_token_in_query_string_does_not_replace_a_bad_header(client, partner):
     assert_unauthorized(response)
 
 
+@pytest.mark.parametrize("body", ["form", "json"])
+def test_token_in_the_body_is_ignored(client, partner, body):
+    token = partner.token(client)
+    sent = {"data": {"access_token": token}} if body == "form" else \
+        {"json": {"access_token": token}}
+
+    response = client.post("/api/v1/consent-decisions", **sent)
+
+    assert_unauthorized(response)
+
+
 def test_basic_authorization_on_the_api_is_401(client, partner):
     response = client.get("/api/v1/me", headers=basic(partner.client_id, partner.secret))
 

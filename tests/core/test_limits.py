@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from app import create_app
+from core.config import ConfigError
 from core.db import db
 from core.web import SECURITY_HEADERS
 from tests.conftest import TEST_SECRET_KEY, assert_problem, basic, bearer
@@ -51,11 +52,18 @@ def test_the_token_endpoint_counts_each_claimed_client_wrong_secrets_included(
 def test_every_response_carries_the_security_headers(client, make, path):
     response = client.get(path, headers=bearer(make.token()))
     for name, value in SECURITY_HEADERS.items():
+        assert len(response.headers.getlist(name)) == 1, name
         if name == "Content-Security-Policy" and path.startswith("/apidocs"):
+            assert response.headers[name].startswith("default-src 'self'")
             assert "frame-ancestors 'none'" in response.headers[name]
         else:
             assert response.headers[name] == value, name
-    assert response.headers["Cache-Control"] == "no-store"
+    assert "Set-Cookie" not in response.headers
+
+
+def test_an_answer_that_sets_its_own_caching_keeps_it(client):
+    response = client.get("/.well-known/oauth-authorization-server")
+    assert response.headers.getlist("Cache-Control") == ["public, max-age=3600"]
 
 
 def test_every_counted_answer_says_the_budget_and_a_refusal_when_it_renews(
@@ -68,16 +76,62 @@ def test_every_counted_answer_says_the_budget_and_a_refusal_when_it_renews(
     assert second.headers["X-RateLimit-Remaining"] == "0"
     assert "Retry-After" not in second.headers and "X-RateLimit-Reset" not in second.headers
     assert_problem(third, 429, "rate-limited")
-    assert third.headers["X-RateLimit-Remaining"] == "0"
-    assert int(third.headers["X-RateLimit-Reset"]) - time.time() <= 61
+    assert (third.headers["X-RateLimit-Limit"], third.headers["X-RateLimit-Remaining"]) == \
+        ("2", "0")
+    assert 0 < int(third.headers["X-RateLimit-Reset"]) - time.time() <= 61
+    assert 1 <= int(third.headers["Retry-After"]) <= 60
     assert client.get("/healthz").headers.get("X-RateLimit-Limit") is None  # not counted
 
 
-def test_a_budget_that_does_not_parse_stops_the_start(tmp_path):
-    with pytest.raises(ValueError):
+def test_no_token_is_not_counted_a_refused_scope_is(app, client, make, monkeypatch):
+    """A stranger's 401 counts against nobody; a known client's refusals count against it, as
+    they are recorded in the trail."""
+    monkeypatch.setitem(app.config, "RATE_LIMIT_API", "2 per minute")
+    unknown = client.get("/api/v1/me", headers={"Authorization": "Bearer nope"})
+    assert unknown.status_code == 401 and "X-RateLimit-Limit" not in unknown.headers
+    token = make.token(scopes=("directory:read",))
+    refused = client.get("/api/v1/families", headers=bearer(token))
+    assert_problem(refused, 403, "insufficient-scope")
+    assert refused.headers["X-RateLimit-Remaining"] == "1"
+    unknown_query = client.get("/api/v1/me?x=1", headers=bearer(token))
+    assert unknown_query.status_code == 422
+    assert unknown_query.headers["X-RateLimit-Remaining"] == "0"
+    assert_problem(client.get("/api/v1/me", headers=bearer(token)), 429, "rate-limited")
+
+
+def test_the_token_endpoint_says_the_claimed_clients_budget(app, client, make, monkeypatch):
+    monkeypatch.setitem(app.config, "RATE_LIMIT_OAUTH", "1 per minute")
+    oauth_client, _ = make.client()
+    form = {"grant_type": "client_credentials"}
+    wrong = client.post("/oauth/token", data=form, headers=basic(oauth_client.id, "guess"))
+    assert wrong.status_code == 401
+    assert (wrong.headers["X-RateLimit-Limit"], wrong.headers["X-RateLimit-Remaining"]) == \
+        ("1", "0")
+    limited = client.post("/oauth/token", data=form, headers=basic(oauth_client.id, "guess"))
+    assert_problem(limited, 429, "rate-limited")
+    assert 0 < int(limited.headers["X-RateLimit-Reset"]) - time.time() <= 61
+
+
+def test_unreachable_counters_refuse_with_503_not_500(app, client, make, monkeypatch):
+    from limits.errors import StorageError
+
+    storage = app.extensions["rate_limit_storage"]
+
+    def down(*_args, **_kwargs):
+        raise StorageError(ConnectionError("redis is down"))
+
+    monkeypatch.setattr(storage, "incr", down)
+    answer = client.get("/api/v1/me", headers=bearer(make.token()))
+    assert_problem(answer, 503, "service-unavailable")
+    assert answer.headers["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize("budget", ["lots", "1200 per minute; 20000 per day"])
+def test_a_budget_that_is_not_one_limit_stops_the_start(tmp_path, budget):
+    with pytest.raises(ConfigError, match="RATE_LIMIT_API"):
         create_app({"TESTING": True, "SECRET_KEY": TEST_SECRET_KEY,
                     "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite3'}",
-                    "RATE_LIMIT_API": "lots"})
+                    "RATE_LIMIT_API": budget})
 
 
 def test_with_redis_url_the_counters_live_in_redis(app, tmp_path):
