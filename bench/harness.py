@@ -604,7 +604,8 @@ def run_meta(stamp: str, args, server_env: dict) -> dict:
         "wrk": f"-t{args.threads} -c{args.connections} -d{args.duration}s "
         f"(warm-up {args.warmup}s, timeout {args.timeout}s)",
         "wrk_version": (wrk_version.stdout or wrk_version.stderr).split("[")[0].strip(),
-        "gunicorn": f"{conf['worker_class']} workers={conf['workers']} threads={conf['threads']}",
+        "gunicorn": f"{conf['worker_class']} workers={conf['workers']} threads={conf['threads']} "
+                    f"switch_interval={conf['_switch_interval']}",
         "database": server_env["DATABASE_URL"].rsplit("/", 1)[-1],
     }
 
