@@ -71,6 +71,12 @@ class Problem(Exception):
         self.extra = extra
 
 
+def unavailable(detail: str, *, retry_after: int = 5) -> Problem:
+    """503 `service-unavailable`: nothing was done, and the client may retry after
+    `retry_after` seconds."""
+    return Problem("service-unavailable", detail, headers={"Retry-After": str(retry_after)})
+
+
 def flatten_messages(messages, prefix="") -> dict[str, list[str]]:
     """Turn marshmallow's nested messages into {"field.path": [messages]}."""
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
@@ -156,10 +162,7 @@ def register_error_handlers(app: Flask) -> None:
     def _database(error: DBAPIError):
         if error.connection_invalidated or isinstance(error, OperationalError):
             log.error("database unavailable: %s", type(error.orig).__name__)
-            return problem_response(
-                Problem("service-unavailable", "The database is unreachable; retry shortly",
-                        headers={"Retry-After": "5"})
-            )
+            return problem_response(unavailable("The database is unreachable; retry shortly"))
         _log_without_message("database error", error)
         return problem_response(Problem("internal-error", "An internal error occurred"))
 

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.db import db
-from core.errors import Problem
+from core.errors import unavailable
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
@@ -38,10 +38,8 @@ def readyz():
         current = set(MigrationContext.configure(connection).get_current_heads())
     except SQLAlchemyError as error:
         log.warning("readiness: database unreachable (%s)", type(error).__name__)
-        raise Problem("service-unavailable", "The database is unreachable",
-                      headers={"Retry-After": "5"}) from None
+        raise unavailable("The database is unreachable") from None
     expected = current_app.extensions["migration_heads"]
     if current != expected:
-        raise Problem("service-unavailable", "The database schema is not at the newest migration",
-                      headers={"Retry-After": "30"})
+        raise unavailable("The database schema is not at the newest migration", retry_after=30)
     return jsonify(status="ready", database="ok", migrations="head")

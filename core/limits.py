@@ -17,7 +17,7 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from core.config import ConfigError
-from core.errors import Problem
+from core.errors import Problem, unavailable
 
 _STORAGE = "rate_limit_storage"
 
@@ -43,8 +43,7 @@ def count(budget: str, who: str) -> None:
         resets_at = storage.get_expiry(key) if used > limit.amount else None
     except StorageError:
         # The counters are unreachable (Redis down): refuse rather than serve unmetered.
-        raise Problem("service-unavailable", "The request could not be completed; retry "
-                      "shortly", headers={"Retry-After": "5"}) from None
+        raise unavailable("The request could not be completed; retry shortly") from None
     g.rate_limit = (limit.amount, max(0, limit.amount - used))
     if resets_at is not None:
         raise Problem(

@@ -11,7 +11,7 @@ from flask.sessions import SessionInterface
 from marshmallow import Schema, ValidationError
 
 from core.db import db
-from core.errors import Problem, problem_response, validation_problem
+from core.errors import Problem, problem_response, unavailable, validation_problem
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,7 @@ def _finish(response):
         db.session.rollback()
         log.error("commit failed: %s", type(error).__name__)
         response = problem_response(
-            Problem("service-unavailable", "The request could not be completed; retry shortly",
-                    headers={"Retry-After": "5"})
-        )
+            unavailable("The request could not be completed; retry shortly"))
     headers = response.headers
     headers["X-Request-ID"] = g.get("request_id") or str(uuid.uuid4())
     if response.status_code not in (429, 503):
