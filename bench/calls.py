@@ -21,9 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import HOST, ROOT, log, tool  # noqa: E402
+from common import ROOT, log, tool  # noqa: E402
 from harness import (  # noqa: E402
-    PG_PORT,
     RESULTS,
     Server,
     ensure_postgres,
@@ -31,6 +30,7 @@ from harness import (  # noqa: E402
     resolve,
     seed,
     seed_through_api,
+    service_env,
 )
 from scenarios import SCENARIOS  # noqa: E402
 
@@ -73,10 +73,7 @@ def main(argv: list[str]) -> int:
     database = f"bench_calls_{secrets.token_hex(4)}"
     psql(f'CREATE DATABASE "{database}"')
     try:
-        env = dict(os.environ, APP_ENV="production", SECRET_KEY=secrets.token_hex(32),
-                   DATABASE_URL=f"postgresql+psycopg://postgres@{HOST}:{PG_PORT}/{database}",
-                   RATE_LIMIT_API="100000000 per minute",
-                   RATE_LIMIT_OAUTH="100000000 per minute")
+        env = service_env(database)
         subprocess.run([tool("flask"), "--app", "app", "db", "upgrade"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
         subprocess.run([sys.executable, "-m", "bench.floor"], cwd=ROOT, env=env, check=True)

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -26,8 +25,6 @@ from string import Template
 import psycopg
 from common import BenchError, api, log, request
 from harness import (
-    HOST,
-    PG_PORT,
     RESULTS,
     Server,
     ensure_postgres,
@@ -37,6 +34,7 @@ from harness import (
     run,
     seed,
     seed_through_api,
+    service_env,
     tool,
     wrk,
 )
@@ -211,11 +209,7 @@ def main(argv: list[str]) -> int:
         psql(f'CREATE DATABASE "{database}"')
         cleanup.callback(lambda: pg_ready() and psql(
             f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        env = dict(os.environ,
-                   DATABASE_URL=f"postgresql+psycopg://postgres@{HOST}:{PG_PORT}/{database}",
-                   APP_ENV="production", SECRET_KEY=secrets.token_hex(32),
-                   RATE_LIMIT_API="100000000 per minute", RATE_LIMIT_OAUTH="100000000 per minute",
-                   GUNICORN_ACCESS_LOG="-")
+        env = service_env(database, GUNICORN_ACCESS_LOG="-")
         run([tool("flask"), "--app", "app", "db", "upgrade"], timeout=120, env=env)
         context, problems = seed(env), {}
         log_path = RESULTS / f"{stamp}-faults-service.log"

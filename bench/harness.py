@@ -704,6 +704,21 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def service_env(database: str, **extra) -> dict:
+    """The environment the service (and the floor, and the operator commands) run with on the
+    bench's database `database`."""
+    return dict(
+        os.environ,
+        DATABASE_URL=f"postgresql+psycopg://postgres@{HOST}:{PG_PORT}/{database}",
+        APP_ENV="production",
+        SECRET_KEY=secrets.token_hex(32),
+        # The bench's few clients send a network's load: the limits would measure themselves.
+        RATE_LIMIT_API="100000000 per minute",
+        RATE_LIMIT_OAUTH="100000000 per minute",
+        **extra,
+    )
+
+
 def bench(stamp: str, args, cleanup: ExitStack) -> tuple[list[dict], list[dict], dict]:
     """Set everything up (registering its undoing on `cleanup`), measure each scenario, then
     run each step."""
@@ -721,15 +736,7 @@ def bench(stamp: str, args, cleanup: ExitStack) -> tuple[list[dict], list[dict],
         cleanup.callback(psql, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         log(f"created database {database}")
 
-    env = dict(
-        os.environ,
-        DATABASE_URL=f"postgresql+psycopg://postgres@{HOST}:{PG_PORT}/{database}",
-        APP_ENV="production",
-        SECRET_KEY=secrets.token_hex(32),
-        # The bench's few clients send a network's load: the limits would measure themselves.
-        RATE_LIMIT_API="100000000 per minute",
-        RATE_LIMIT_OAUTH="100000000 per minute",
-    )
+    env = service_env(database)
     meta = run_meta(stamp, args, env)
     servers, context, problems = {}, {}, {}
 

@@ -176,11 +176,6 @@ _RATE_LIMIT_HEADERS = {
 }
 
 
-def _rate_limited(view) -> bool:
-    """Whether calls of `view` count against the client's budget (core/limits.py)."""
-    return getattr(view, "rate_limited", False)
-
-
 def _readable_objects(app: Flask) -> dict:
     """Output schema -> (path, ETag description) of the objects a GET reads by id: another
     answer carrying one of them carries its ETag too, and a 201 creating one its Location."""
@@ -303,7 +298,9 @@ def build_spec(app: Flask) -> dict:
         spec.components.header(name, header)
     paths: dict[str, dict] = {}
     objects = _readable_objects(app)
-    limited = {endpoint for endpoint, view in app.view_functions.items() if _rate_limited(view)}
+    # Views whose calls count against the client's budget (core/limits.py marks them).
+    limited = {endpoint for endpoint, view in app.view_functions.items()
+               if getattr(view, "rate_limited", False)}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions[rule.endpoint]
         meta = getattr(view, "openapi", None)
