@@ -1,6 +1,6 @@
-"""Rate limits per client, counted with the `limits` library: in Redis when `REDIS_URL` is set,
-so every worker and host counts one budget; in memory otherwise (one process: the embedded
-default).
+"""Rate limits per client, counted in Redis with the `limits` library when `REDIS_URL` is
+set, so every worker and host counts one budget; in the process otherwise (the embedded
+default: each worker counts its own).
 
 One fixed window per client and budget. A counted request costs one increment (one Redis
 round trip): its answer says the limit and what is left of it; a refused one is 429
@@ -9,6 +9,7 @@ round trip): its answer says the limit and what is left of it; a refused one is 
 
 import functools
 import math
+import threading
 import time
 
 from flask import Flask, current_app, g, request
@@ -55,6 +56,42 @@ def count(budget: str, who: str) -> None:
         )
 
 
+class ProcessCounters:
+    """The fixed-window counters of one process, for the embedded default (no `REDIS_URL`).
+
+    The two calls `count` makes, with the meaning of the `limits` storages. Not the `limits`
+    library's MemoryStorage: its expiry timer is started without a lock, and threads of one
+    gthread worker counting at once meet "threads can only be started once" (a 500;
+    alisaifee/limits#26); it also starts a thread every 10 ms to expire keys.
+    """
+
+    def __init__(self, clock=time.time):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[str, list] = {}  # key -> [window end (epoch s), requests]
+        self._next_sweep = 0.0
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        """Add `amount` to the key's window, opening a new window of `expiry` seconds when
+        the last one has ended; the window's count."""
+        at = self._clock()
+        with self._lock:
+            if at >= self._next_sweep:  # forget ended windows, at most once a second
+                self._windows = {k: w for k, w in self._windows.items() if w[0] > at}
+                self._next_sweep = at + 1
+            window = self._windows.get(key)
+            if window is None or window[0] <= at:
+                window = self._windows[key] = [at + expiry, 0]
+            window[1] += amount
+            return window[1]
+
+    def get_expiry(self, key: str) -> float:
+        """When the key's window ends (epoch seconds); now when it has none."""
+        with self._lock:
+            window = self._windows.get(key)
+        return window[0] if window is not None else self._clock()
+
+
 def _presented_client() -> str:
     """The client a request to the token endpoints claims to be (Basic, else the form)."""
     auth = request.authorization
@@ -91,6 +128,7 @@ def init_app(app: Flask) -> None:
             _limit(app.config[budget])
         except ValueError as error:
             raise ConfigError(f"{budget}: {error}") from None
-    app.extensions[_STORAGE] = storage_from_string(app.config.get("REDIS_URL") or "memory://",
-                                                   wrap_exceptions=True)
+    redis_url = app.config.get("REDIS_URL")
+    app.extensions[_STORAGE] = (storage_from_string(redis_url, wrap_exceptions=True)
+                                if redis_url else ProcessCounters())
     app.after_request(_say_budget)

@@ -157,3 +157,39 @@ def test_with_redis_url_the_counters_live_in_redis(app, tmp_path):
             store.delete(key)
         with limited_app.app_context():
             db.engine.dispose()
+
+
+def test_the_process_counters_keep_one_window_per_key_and_renew_it():
+    from core.limits import ProcessCounters
+
+    clock = [1000.0]
+    counters = ProcessCounters(clock=lambda: clock[0])
+    assert [counters.incr("a", 60) for _ in range(3)] == [1, 2, 3]
+    assert counters.incr("b", 60) == 1
+    assert counters.get_expiry("a") == 1060.0
+    clock[0] = 1059.9
+    assert counters.incr("a", 60) == 4
+    clock[0] = 1060.0  # the window has ended: a new one opens
+    assert counters.incr("a", 60) == 1
+    assert counters.get_expiry("a") == 1120.0
+    assert counters.get_expiry("never-counted") == 1060.0
+    # Ended windows are forgotten, so a process meeting many clients does not grow for ever.
+    clock[0] = 2000.0
+    counters.incr("c", 60)
+    assert set(counters._windows) == {"c"}
+
+
+def test_the_process_counters_count_every_request_of_threads_counting_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.limits import ProcessCounters
+
+    counters = ProcessCounters()
+
+    def count_many(_):
+        return [counters.incr("shared", 60) for _ in range(2000)]
+
+    with ThreadPoolExecutor(16) as pool:
+        seen = [n for counts in pool.map(count_many, range(16)) for n in counts]
+    # Each increment saw its own total: none lost, none counted twice, no error.
+    assert sorted(seen) == list(range(1, 16 * 2000 + 1))
