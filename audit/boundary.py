@@ -1,10 +1,12 @@
-"""Refusals recorded after the rollback in a fresh transaction; checkpoints on a schedule."""
+"""Refusals recorded after the rollback in a fresh transaction; checkpoints and sealing on a
+schedule."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, current_app, g, request
 
+from audit import sealer
 from audit.checkpoints import checkpoint_if_due, load_signing_key
 from audit.recorder import record
 from core.db import db
@@ -89,11 +91,12 @@ def _record_replay(location: str | None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Load the checkpoint signing key, record refusals after their rollback, and checkpoint
-    on the schedule after commits."""
+    """Load the checkpoint signing key, record refusals after their rollback, checkpoint on
+    the schedule after commits, and seal in the background (PostgreSQL)."""
     app.extensions["audit_signing_key"] = load_signing_key(
         app.config.get("AUDIT_SIGNING_KEY"), Path(app.instance_path))
     app.extensions["audit_schedule"] = {"next_look": datetime.min.replace(tzinfo=UTC)}
     on_rollback(app, _record_refusal)
     on_commit(app, _checkpoint_on_schedule)
     app.extensions["idempotent_replay"] = _record_replay
+    sealer.init_app(app)

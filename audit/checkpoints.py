@@ -16,6 +16,7 @@ from flask import current_app
 
 from audit.chain import verify
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from audit.sealer import seal
 from core.time import now, rfc3339
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def checkpoint_now(session) -> AuditCheckpoint:
 
     Raises LookupError when the log is empty.
     """
+    seal(session.connection())
     head = session.execute(sa.select(AuditChainHead).where(AuditChainHead.id == 1)
                            .with_for_update()).scalar_one()
     if head.seq == 0:
@@ -103,6 +105,7 @@ def checkpoint_now(session) -> AuditCheckpoint:
 
 def checkpoint_if_due(session, interval: timedelta) -> bool:
     """Checkpoint the head when the newest checkpoint is older than `interval` (any worker)."""
+    seal(session.connection())
     head = session.execute(sa.select(AuditChainHead).where(AuditChainHead.id == 1)
                            .with_for_update()).scalar_one()
     at = now()

@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from audit import checkpoints
 from audit.chain import verify
 from audit.schemas import CheckpointSchema
+from audit.sealer import seal_committed
 from core.cli import echo_json
 from core.db import db, transaction
 
@@ -18,7 +19,9 @@ audit_cli = AppGroup("audit", help="The audit trail.")
 @click.option("--from-seq", type=click.IntRange(min=1, max=2**63 - 1), default=None)
 @click.option("--to-seq", type=click.IntRange(min=1, max=2**63 - 1), default=None)
 def verify_command(from_seq, to_seq):
-    """Recompute the chain and check the newest checkpoint; exit 1 when either fails."""
+    """Seal what waits, recompute the chain and check the newest checkpoint; exit 1 when
+    either fails."""
+    seal_committed()
     verdict = verify(db.session, from_seq, to_seq).as_dict()
     latest = checkpoints.latest_checkpoint(db.session)
     if verdict["valid"] and latest is not None:

@@ -70,11 +70,11 @@ class AuditEvent(_EventFields, db.Model):
 
 
 class AuditPending(_EventFields, db.Model):
-    """An event written by a request, chained by PostgreSQL as that transaction commits.
+    """An event committed by a request, waiting for the sealer to chain it (PostgreSQL).
 
-    A deferred constraint trigger moves each row into `audit_events` at COMMIT, under the
-    chain head's lock, and deletes it: no row outlives its transaction. (SQLite chains in
-    Python instead, its writers being serialized already.)
+    `audit_seal_pending` (migration 0008) moves committed rows into `audit_events` in
+    batches, under the chain head's lock, and deletes them; nothing else may change or delete
+    one. (SQLite chains in Python at commit instead, its writers being serialized already.)
     """
 
     __tablename__ = "audit_pending"

@@ -1,8 +1,9 @@
-"""`record(...)`: an audit event joins the caller's transaction and is chained at its commit.
+"""`record(...)`: an audit event joins the caller's transaction and commits with it.
 
 Events wait in the session until it commits, then are written in that same transaction, so
-an event commits with the change it describes or not at all. On PostgreSQL the database
-chains them while the transaction commits (migration 0004); on SQLite this module does.
+an event commits with the change it describes or not at all. On PostgreSQL they commit into
+`audit_pending` and are chained in batches right after (audit/sealer.py, migration 0008); on
+SQLite, whose one writer already holds the database, this module chains them at commit.
 """
 
 import uuid
@@ -90,8 +91,8 @@ def _write_pending(session: Session) -> None:
     session.flush()
     connection = session.connection()  # Core statements: this runs on every audited commit
     if connection.dialect.name == "postgresql":
-        # The audit_seal trigger chains them as this transaction commits (migration 0004):
-        # the ordering is decided inside PostgreSQL, across workers and hosts alike.
+        # Sealed into the chain after the commit, in PostgreSQL's order (audit/sealer.py):
+        # no request waits for the chain's head, nor holds it through its commit's flush.
         connection.execute(_INSERT_PENDING, pending)
     else:
         _append_to_chain(connection, pending)

@@ -7,6 +7,7 @@ from audit.chain import chain_head, verify
 from audit.models import AuditEvent, AuditListedFamily
 from audit.recorder import record
 from audit.schemas import AuditEventSchema
+from audit.sealer import seal_committed
 from core.db import db
 from core.errors import Problem, validation_problem
 from core.pagination import Page, decode_cursor, keyset_page
@@ -22,6 +23,7 @@ def _events_page(conditions: list, *, family_id=None, kind: str, cursor: str | N
                  limit: int) -> Page:
     """A keyset page, newest first, of the events meeting `conditions` and, given
     `family_id`, naming that family in `family_id` or in `family_ids`."""
+    seal_committed()  # every event committed before this request is on the page
     stmt = sa.select(AuditEvent).where(*conditions)
     if family_id is not None:
         stmt = stmt.where(AuditEvent.seq.in_(
@@ -88,6 +90,7 @@ def search_events(actor, *, limit: int, cursor: str | None = None, since=None, u
 
 def get_event(actor, seq: int) -> AuditEvent:
     """The event at `seq`. Raises Problem 404 when the log has none there."""
+    seal_committed()
     event = db.session.get(AuditEvent, seq) if seq <= MAX_SEQ else None
     if event is None:
         raise Problem("not-found", f"The log has no event {seq}")
@@ -101,6 +104,7 @@ def export_events(actor, *, since, until):
 
     The generator reads in keyset batches so memory stays flat at any size.
     """
+    seal_committed()
     record(action="export", outcome="permit", reason="audit_read", resource_type="audit_event",
            actor=actor)
     schema = AuditEventSchema()
@@ -130,6 +134,7 @@ def verify_log(*, from_seq: int | None = None, to_seq: int | None = None) -> dic
 
     Raises Problem 422 when `from_seq` lies past the newest event (nothing there to verify).
     """
+    seal_committed()
     head = chain_head(db.session)
     if from_seq is not None and from_seq > max(head.seq, 1):
         raise validation_problem(
@@ -157,6 +162,7 @@ def verify_checkpoint(checkpoint: dict) -> dict:
                                       checkpoint["public_key"]):
         raise Problem("validation-error", "The checkpoint was not signed by this service",
                       errors={"public_key": ["Not a key of this service"]})
+    seal_committed()
     return checkpoints.extends(db.session, checkpoint)
 
 

@@ -10,11 +10,11 @@ Run by bench/run (`--only audit_scale`) after the wrk scenarios, against the run
    named by ~450 events and listed by ~1,000). Each batch is one statement: a
    recursive CTE walks the batch in seq order, hashing each event with the migration's own
    `audit_event_hash` over the previous one's hash, inserts the rows into `audit_events` and
-   moves `audit_chain_head`, under the head's row lock, as the deferred trigger would (the
+   moves `audit_chain_head`, under the head's row lock, as the sealer does (the
    trigger on `audit_events` indexes the listed families, as it does for every writer).
-   Measured on this 2-core box (events/s): through `audit_pending` and the trigger ~7k (and
-   quadratic in the size of a transaction: every row updates the one head row again), a
-   PL/pgSQL loop ~12k, the recursive CTE ~18k; so the CTE it is.
+   Measured on this 2-core box (events/s): through `audit_pending` and the trigger of
+   migration 0004 ~7k (and quadratic in the size of a transaction: every row updated the one
+   head row again), a PL/pgSQL loop ~12k, the recursive CTE ~18k; so the CTE it is.
 2. Times `GET /api/v1/audit/events?limit=50` filtered by family (events naming it in
    `family_id` or listing it in `family_ids`) and by organization, each at the first page and
    at a page deep in the log (a cursor signed with the service's SECRET_KEY, as

@@ -58,7 +58,8 @@ def _statuses(log_path: Path, since: int) -> Counter:
 
 def _consistency(database_url: str) -> dict:
     """Nothing half-written: each referral has its creation step and its one `create` event,
-    no event names a referral that does not exist, nothing waits unchained."""
+    no event names a referral that does not exist, nothing waits unchained once an auditor has
+read the trail."""
     with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://")) as db:
         one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
         return {
@@ -117,8 +118,8 @@ def worker_killed(service: Server, context: dict, env: dict, args) -> dict:
             log(f"killed worker {workers[0]} mid-load")
     load.join()
     time.sleep(2)  # gunicorn replaces the killed workers
+    chain = _verify(service.port, context)  # an auditor's read: it seals what waits first
     checks = _consistency(env["DATABASE_URL"])
-    chain = _verify(service.port, context)
     statuses = _statuses(service.log_path, offset)
     passed = (chain["valid"] and checks["without_their_creation_step"] == 0
               and checks["without_their_create_event"] == 0
@@ -171,8 +172,8 @@ def postgres_restarted(service: Server, context: dict, env: dict, args) -> dict:
     after = request(service.port, "GET", "/api/v1/me",
                     {"Authorization": f"Bearer {context['custodian_token']}"})[0]
     statuses = _statuses(service.log_path, offset)
+    chain = _verify(service.port, context)  # an auditor's read: it seals what waits first
     checks = _consistency(env["DATABASE_URL"])
-    chain = _verify(service.port, context)
     outage_seen = any(status == 503 for _, status in readiness)
     down = [t for t, status in readiness if status != 200]
     back = [t for t, status in readiness if status == 200 and down and t > down[-1]]

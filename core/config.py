@@ -80,6 +80,9 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "CONSENT_MAX_DAYS": _int(environ, "CONSENT_MAX_DAYS", 366),
         #: Seconds between scheduled checkpoints, made by the first audited commit after it.
         "AUDIT_CHECKPOINT_INTERVAL": _int(environ, "AUDIT_CHECKPOINT_INTERVAL", 3600, minimum=0),
+        #: PostgreSQL: milliseconds between each worker's background sealing of committed
+        #: audit events into the chain (0: only readers of the trail seal; audit/sealer.py).
+        "AUDIT_SEAL_INTERVAL_MS": _int(environ, "AUDIT_SEAL_INTERVAL_MS", 200, minimum=0),
         #: Per client: every API call, and the OAuth endpoints (issue, introspect, revoke).
         "RATE_LIMIT_API": environ.get("RATE_LIMIT_API", "1200 per minute"),
         "RATE_LIMIT_OAUTH": environ.get("RATE_LIMIT_OAUTH", "120 per minute"),

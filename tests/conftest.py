@@ -12,11 +12,13 @@ from datetime import date, timedelta
 import flask_migrate
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 os.environ["APP_ENV"] = "test"
 
 from app import create_app  # noqa: E402
+from audit.sealer import seal  # noqa: E402
 from auth.models import AccessToken  # noqa: E402
 from auth.scopes import SCOPES  # noqa: E402
 from auth.service import create_client  # noqa: E402
@@ -44,6 +46,8 @@ def make_app(url: str):
         "LOG_LEVEL": "WARNING",
         # Scheduled checkpoints off: tests make them on demand, or turn the schedule on.
         "AUDIT_CHECKPOINT_INTERVAL": 0,
+        # No background sealing: tests seal as they commit (see _isolated), or on purpose.
+        "AUDIT_SEAL_INTERVAL_MS": 0,
         # One app serves the whole session: tests of the limits build their own.
         "RATE_LIMIT_API": "1000000 per minute",
         "RATE_LIMIT_OAUTH": "1000000 per minute",
@@ -69,18 +73,16 @@ def _isolated(request, app):
     with app.app_context():
         connection = db.engine.connect()
     outer = connection.begin()
-    if connection.dialect.name == "postgresql":
-        # Commits inside a test only release savepoints, which never fire deferred triggers:
-        # chain audit events as they are written instead (the real commit path is exercised
-        # by tests/audit/test_concurrency.py and the bench).
-        connection.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
     original = db.session
     # Each app context (each request) gets its own session; commits release a savepoint.
-    db.session = scoped_session(
-        sessionmaker(bind=connection, join_transaction_mode="create_savepoint",
-                     expire_on_commit=False),
-        scopefunc=original.registry.scopefunc,
-    )
+    sessions = sessionmaker(bind=connection, join_transaction_mode="create_savepoint",
+                            expire_on_commit=False)
+    if connection.dialect.name == "postgresql" and "unsealed" not in request.keywords:
+        # Served, workers seal committed audit events into the chain within moments
+        # (audit/sealer.py); here nothing truly commits, so seal as each commit ends and the
+        # tests read a current chain (tests/audit/test_sealing.py tests the waiting).
+        event.listen(sessions, "after_commit", lambda _session: seal(connection))
+    db.session = scoped_session(sessions, scopefunc=original.registry.scopefunc)
     try:
         yield
     finally:

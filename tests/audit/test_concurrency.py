@@ -1,4 +1,5 @@
-"""Many writers at once: 8 processes appending 500 events each keep the chain linear and gapless."""
+"""Many writers at once: 8 processes appending 500 events each keep the chain linear and gapless,
+while two sealers chain them as they commit (PostgreSQL), one waiting its turn, one skipping it."""
 
 import multiprocessing
 
@@ -28,12 +29,29 @@ def _append(url: str, worker: int, start, errors) -> None:
         errors.put(f"worker {worker}: {error!r}")
 
 
+def _seal(url: str, wait: bool, start, done, errors) -> None:
+    from audit.sealer import seal
+    from core.db import db
+    from tests.conftest import make_app
+
+    app = make_app(url)
+    start.wait()
+    try:
+        with app.app_context():
+            while not done.is_set():
+                with db.engine.begin() as connection:
+                    seal(connection, wait=wait)
+            db.engine.dispose()
+    except Exception as error:
+        errors.put(f"sealer (wait={wait}): {error!r}")
+
 
 
 @pytest.mark.no_db
 def test_eight_processes_appending_at_once_keep_one_gapless_chain(empty_database):
     from audit.chain import verify
     from audit.models import AuditEvent
+    from audit.sealer import seal
     from core.db import db
     from tests.conftest import make_app
 
@@ -43,18 +61,24 @@ def test_eight_processes_appending_at_once_keep_one_gapless_chain(empty_database
         db.engine.dispose()
 
     context = multiprocessing.get_context("spawn")
-    start, errors = context.Event(), context.Queue()
+    start, done, errors = context.Event(), context.Event(), context.Queue()
     workers = [context.Process(target=_append, args=(empty_database, w, start, errors))
                for w in range(PROCESSES)]
-    for worker in workers:
-        worker.start()
+    sealers = [context.Process(target=_seal, args=(empty_database, wait, start, done, errors))
+               for wait in (True, False)]
+    for process in workers + sealers:
+        process.start()
     start.set()
     for worker in workers:
         worker.join(timeout=300)
-    assert [w.exitcode for w in workers] == [0] * PROCESSES
+    done.set()
+    for process in sealers:
+        process.join(timeout=60)
+    assert [p.exitcode for p in workers + sealers] == [0] * (PROCESSES + 2)
     assert errors.empty(), errors.get()
 
     with app.app_context():
+        seal(db.session.connection())  # what committed after the sealers' last turn
         seqs = list(db.session.scalars(sa.select(AuditEvent.seq).order_by(AuditEvent.seq)))
         assert seqs == list(range(1, PROCESSES * EVENTS_EACH + 1))
         verdict = verify(db.session)

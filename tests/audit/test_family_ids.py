@@ -189,6 +189,7 @@ def test_chains_written_before_the_field_still_verify_after_the_migration(empty_
     """Events chained at revision 0005 (on PostgreSQL by 0004's trigger and function) verify
     at head, and the chain goes on with events that list families."""
     from audit.models import AuditPending
+    from audit.sealer import seal
 
     application = make_app(empty_database)
     with application.app_context():
@@ -220,6 +221,7 @@ def test_chains_written_before_the_field_still_verify_after_the_migration(empty_
             assert [e.family_ids for e in stored] == [[], []]
             assert all(event_hash(_values(e)) == e.hash for e in stored)
             _record_listing(A, B, reason="new")
+            seal(db.session.connection())  # no test isolation here: nothing sealed it
             verdict = verify(db.session)
             assert verdict.valid and verdict.checked == 3, verdict
             assert _listed(3) == [A, B]

@@ -1,0 +1,88 @@
+"""Sealing on PostgreSQL: committed pending events chained in batches (migration 0008).
+
+A request's events commit with its change into `audit_pending`; `seal` moves them into the
+chain. Two callers: every reader of the trail seals first (`seal_committed`, waiting for a
+sealer at work), so an auditor sees every event committed before the request; and each worker
+process seals in the background every `AUDIT_SEAL_INTERVAL_MS`, skipping a turn when another
+sealer is at work, so the log stays current for checkpoints and direct readers. On SQLite
+events are chained at commit (audit/recorder.py) and there is nothing to seal.
+"""
+
+import logging
+import os
+import threading
+
+import sqlalchemy as sa
+from flask import Flask
+
+from core.db import db
+
+log = logging.getLogger(__name__)
+
+#: Events per statement: bounds how long one call holds the head (a few ms per batch).
+SEAL_BATCH = 2000
+_SEAL = sa.text("SELECT audit_seal_pending(:batch, :wait)")
+
+
+def seal(connection, *, wait: bool = True) -> int:
+    """Chain every committed pending event, in the connection's transaction; how many.
+
+    `wait`: queue behind a sealer at work (readers), rather than leave the events to it.
+    """
+    if connection.dialect.name != "postgresql":
+        return 0
+    sealed = 0
+    while True:
+        batch = connection.execute(_SEAL, {"batch": SEAL_BATCH, "wait": wait}).scalar_one()
+        sealed += batch
+        if batch < SEAL_BATCH:
+            return sealed
+
+
+def seal_committed() -> int:
+    """Seal before reading the trail, in a short transaction of its own: the head is held
+    while sealing, not through the reader's request (an export may stream for minutes)."""
+    bind = db.session.get_bind()
+    if isinstance(bind, sa.Connection):  # a session inside an outer transaction (the tests)
+        return seal(bind)
+    with bind.begin() as connection:
+        return seal(connection)
+
+
+class _Background:
+    """One daemon thread per process sealing on a schedule; started by the process's first
+    request, so a server that forks its workers starts one in each."""
+
+    def __init__(self, app: Flask, interval: float):
+        self.app, self.interval = app, interval
+        self.pid = None
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+
+    def ensure_started(self) -> None:
+        if self.pid == os.getpid():
+            return
+        with self.lock:
+            if self.pid == os.getpid():
+                return
+            self.pid = os.getpid()
+            threading.Thread(target=self._run, name="audit-sealer", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                with self.app.app_context(), db.engine.begin() as connection:
+                    seal(connection, wait=False)
+            except Exception as error:  # the next turn, or any reader, seals what is left
+                log.warning("background sealing failed: %s", type(error).__name__)
+
+
+def init_app(app: Flask) -> None:
+    """Seal in the background of each serving process on PostgreSQL, every
+    `AUDIT_SEAL_INTERVAL_MS` (0: readers alone seal)."""
+    interval = app.config["AUDIT_SEAL_INTERVAL_MS"]
+    if not interval or not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        return
+    background = _Background(app, interval / 1000)
+    app.extensions["audit_sealer"] = background
+    app.before_request(background.ensure_started)

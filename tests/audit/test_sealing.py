@@ -1,0 +1,187 @@
+"""PostgreSQL seals committed events into the chain after their commit (migration 0008).
+
+A request's events commit with its change into `audit_pending`; a sealer chains them. These
+tests see the events wait, readers of the trail seal before they read, the pending rows are
+as append-only as the chain, and each serving process seals in the background.
+"""
+
+import threading
+import time
+
+import flask_migrate
+import pytest
+import sqlalchemy as sa
+
+import audit
+from audit.chain import verify
+from audit.models import AuditEvent, AuditPending
+from audit.sealer import seal, seal_committed
+from core.db import db
+from tests.conftest import audit_events, basic, bearer, count, make_app
+
+pytestmark = pytest.mark.unsealed
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only(app):
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("SQLite chains each event at its commit: nothing waits to be sealed")
+
+
+def _issue_token(client, make):
+    oauth_client, secret = make.client(make.organization(), ["directory:read"])
+    answer = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                         headers=basic(oauth_client.client_id, secret))
+    assert answer.status_code == 200
+    return oauth_client
+
+
+def test_a_committed_event_waits_in_pending_until_sealed_then_chains(app, client, make):
+    oauth_client = _issue_token(client, make)
+    with app.app_context():
+        assert (count(AuditEvent), count(AuditPending)) == (0, 1)
+        assert seal(db.session.connection()) == 1
+        [event] = audit_events()
+        assert (event.seq, event.action, event.client_id) == (1, "create",
+                                                              oauth_client.client_id)
+        assert count(AuditPending) == 0
+        assert verify(db.session).valid
+        assert seal(db.session.connection()) == 0  # nothing left: sealing again is a no-op
+
+
+def test_events_are_sealed_in_the_order_they_were_recorded_across_batches(app, monkeypatch):
+    monkeypatch.setattr(audit.sealer, "SEAL_BATCH", 3)  # several batches in one seal
+    with app.app_context():
+        for n in range(8):
+            audit.record(action="create", outcome="permit", reason=f"r{n}",
+                         resource_type="test")
+            db.session.commit()
+        assert seal(db.session.connection()) == 8
+        assert [e.reason for e in audit_events()] == [f"r{n}" for n in range(8)]
+        verdict = verify(db.session)
+        assert verdict.valid and verdict.checked == 8
+
+
+def test_an_auditor_sees_every_event_committed_before_the_request(app, client, make):
+    oauth_client = _issue_token(client, make)
+    auditors = make.organization(name="Network Privacy Office", type="community_other")
+    token = make.token(auditors, ["audit:read"])
+    page = client.get("/api/v1/audit/events", headers=bearer(token))
+    assert page.status_code == 200
+    assert [e["actor"]["client_id"] for e in page.json["items"]] == [oauth_client.client_id]
+    verdict = client.get("/api/v1/audit/verify", headers=bearer(token))
+    assert verdict.json["valid"] is True
+    assert verdict.json["head"]["seq"] == 2  # the token issue, then the search
+    assert client.get("/api/v1/audit/events/1", headers=bearer(token)).status_code == 200
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit_pending SET reason = 'edited'",
+    "DELETE FROM audit_pending",
+    "TRUNCATE audit_pending",
+])
+def test_a_pending_event_is_changed_by_no_one_but_the_sealer(app, client, make, statement):
+    _issue_token(client, make)
+    with app.app_context():
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), \
+                db.session.begin_nested():
+            db.session.execute(sa.text(statement))
+        assert count(AuditPending) == 1
+        assert seal(db.session.connection()) == 1
+
+
+def test_pending_events_are_written_to_the_wal(app):
+    """Committed events wait there: a crash before sealing must not lose them."""
+    with app.app_context():
+        persistence = db.session.scalar(sa.text(
+            "SELECT relpersistence FROM pg_class WHERE relname = 'audit_pending'"))
+    assert persistence == "p"
+
+
+@pytest.mark.no_db
+def test_a_sealer_finding_another_at_work_skips_or_waits_its_turn(app, empty_database):
+    served = make_app(empty_database)
+    with served.app_context():
+        flask_migrate.upgrade()
+        try:
+            audit.record(action="create", outcome="permit", reason="first", resource_type="test")
+            db.session.commit()
+            busy = db.engine.connect()
+            transaction = busy.begin()
+            assert seal(busy) == 1  # holds the head until it commits
+            audit.record(action="create", outcome="permit", reason="second",
+                         resource_type="test")
+            db.session.commit()
+            with db.engine.begin() as other:
+                assert seal(other, wait=False) == 0  # another is at work: skip the turn
+
+            waited = {}
+
+            def reader():
+                with served.app_context(), db.engine.begin() as connection:
+                    waited["sealed"] = seal(connection)  # waits, then seals the second
+
+            thread = threading.Thread(target=reader)
+            thread.start()
+            thread.join(0.5)
+            assert thread.is_alive()  # queued behind the busy sealer
+            transaction.commit()
+            busy.close()
+            thread.join(30)
+            assert waited == {"sealed": 1}
+            assert [e.reason for e in audit_events()] == ["first", "second"]
+            assert verify(db.session).valid
+            db.session.rollback()
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.mark.no_db
+def test_a_reader_seals_without_holding_the_head_through_its_request(app, empty_database):
+    served = make_app(empty_database)
+    with served.app_context():
+        flask_migrate.upgrade()
+        try:
+            audit.record(action="create", outcome="permit", reason="first", resource_type="test")
+            db.session.commit()
+            assert seal_committed() == 1
+            assert count(AuditEvent) == 1  # the reader's transaction is open, reading
+            with served.app_context():  # meanwhile a request commits another event
+                audit.record(action="create", outcome="permit", reason="second",
+                             resource_type="test")
+                db.session.commit()
+            with db.engine.begin() as other:
+                assert seal(other, wait=False) == 1  # the head was free: not skipped
+            db.session.rollback()
+            assert [e.reason for e in audit_events()] == ["first", "second"]
+            db.session.rollback()
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.mark.no_db
+def test_each_serving_process_seals_in_the_background(app, empty_database):
+    served = make_app(empty_database)
+    served.config["AUDIT_SEAL_INTERVAL_MS"] = 20
+    audit.sealer.init_app(served)
+    with served.app_context():
+        flask_migrate.upgrade()
+        try:
+            audit.record(action="create", outcome="permit", reason="waiting",
+                         resource_type="test")
+            db.session.commit()
+            assert count(AuditEvent) == 0
+            served.test_client().get("/healthz")  # the process's first request starts it
+            deadline = time.monotonic() + 30
+            while count(AuditEvent) == 0 and time.monotonic() < deadline:
+                db.session.rollback()
+                time.sleep(0.02)
+            assert [e.reason for e in audit_events()] == ["waiting"]
+            assert count(AuditPending) == 0
+            db.session.rollback()
+        finally:
+            served.extensions["audit_sealer"].stopped.set()
+            db.session.remove()
+            db.engine.dispose()
