@@ -83,14 +83,18 @@ def make_checkpoint(connection, *, seq: int, event_hash: str, at) -> None:
         signature=base64.b64encode(signature).decode()))
 
 
+# Read again once locked, into a head this session may hold from before the seal.
+_HEAD_LOCKED = (sa.select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
+                .execution_options(populate_existing=True))
+
+
 def checkpoint_now(session) -> AuditCheckpoint:
     """Checkpoint the current head (or return the one already made at it).
 
     Raises LookupError when the log is empty.
     """
     seal(session.connection())
-    head = session.execute(sa.select(AuditChainHead).where(AuditChainHead.id == 1)
-                           .with_for_update()).scalar_one()
+    head = session.execute(_HEAD_LOCKED).scalar_one()
     if head.seq == 0:
         raise LookupError("the audit log is empty; there is nothing to checkpoint")
     existing = session.get(AuditCheckpoint, head.seq)
@@ -106,8 +110,7 @@ def checkpoint_now(session) -> AuditCheckpoint:
 def checkpoint_if_due(session, interval: timedelta) -> bool:
     """Checkpoint the head when the newest checkpoint is older than `interval` (any worker)."""
     seal(session.connection())
-    head = session.execute(sa.select(AuditChainHead).where(AuditChainHead.id == 1)
-                           .with_for_update()).scalar_one()
+    head = session.execute(_HEAD_LOCKED).scalar_one()
     at = now()
     if head.seq == 0 or (head.checkpointed_at is not None
                          and at - head.checkpointed_at < interval):

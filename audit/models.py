@@ -73,11 +73,18 @@ class AuditPending(_EventFields, db.Model):
     """An event committed by a request, waiting for the sealer to chain it (PostgreSQL).
 
     `audit_seal_pending` (migration 0008) moves committed rows into `audit_events` in
-    batches, under the chain head's lock, and deletes them; nothing else may change or delete
-    one. (SQLite chains in Python at commit instead, its writers being serialized already.)
+    batches, oldest first, under the chain head's lock; none can be changed, and one can be
+    deleted only once its event is in the chain. It carries the chain's checks, so a row the
+    chain would refuse fails its request's commit instead of stopping the sealer. (SQLite
+    chains in Python at commit instead, its writers being serialized already.)
     """
 
     __tablename__ = "audit_pending"
+    __table_args__ = (
+        one_of("action", ACTIONS),
+        one_of("outcome", OUTCOMES),
+        sa.Index("ix_audit_pending_recorded_at_id", "recorded_at", "id"),  # the sealing order
+    )
 
 
 class AuditListedFamily(db.Model):

@@ -19,13 +19,13 @@ from core.db import db
 
 log = logging.getLogger(__name__)
 
-#: Events per statement: bounds how long one call holds the head (a few ms per batch).
+#: Events per batch: about 0.1 ms each, so a batch holds the head for a few hundred ms at most.
 SEAL_BATCH = 2000
 _SEAL = sa.text("SELECT audit_seal_pending(:batch, :wait)")
 
 
 def seal(connection, *, wait: bool = True) -> int:
-    """Chain every committed pending event, in the connection's transaction; how many.
+    """Chain every committed pending event in the connection's transaction; how many.
 
     `wait`: queue behind a sealer at work (readers), rather than leave the events to it.
     """
@@ -39,14 +39,28 @@ def seal(connection, *, wait: bool = True) -> int:
             return sealed
 
 
+def seal_batches(engine: sa.Engine, *, wait: bool = True) -> int:
+    """Chain every committed pending event, each batch in a transaction of its own, so the
+    head is held one batch at a time however long the backlog; how many."""
+    if engine.dialect.name != "postgresql":
+        return 0
+    sealed = 0
+    while True:
+        with engine.begin() as connection:
+            batch = connection.execute(
+                _SEAL, {"batch": SEAL_BATCH, "wait": wait}).scalar_one()
+        sealed += batch
+        if batch < SEAL_BATCH:
+            return sealed
+
+
 def seal_committed() -> int:
-    """Seal before reading the trail, in a short transaction of its own: the head is held
+    """Seal before reading the trail, outside the reader's transaction: the head is held
     while sealing, not through the reader's request (an export may stream for minutes)."""
     bind = db.session.get_bind()
     if isinstance(bind, sa.Connection):  # a session inside an outer transaction (the tests)
         return seal(bind)
-    with bind.begin() as connection:
-        return seal(connection)
+    return seal_batches(bind)
 
 
 class _Background:
@@ -69,12 +83,20 @@ class _Background:
             threading.Thread(target=self._run, name="audit-sealer", daemon=True).start()
 
     def _run(self) -> None:
+        failing = False
         while not self.stopped.wait(self.interval):
             try:
-                with self.app.app_context(), db.engine.begin() as connection:
-                    seal(connection, wait=False)
+                with self.app.app_context():
+                    seal_batches(db.engine, wait=False)
             except Exception as error:  # the next turn, or any reader, seals what is left
-                log.warning("background sealing failed: %s", type(error).__name__)
+                if not failing:  # once per outage, not five times a second
+                    log.warning("background sealing failed: %s; retrying every %.2f s",
+                                type(error).__name__, self.interval)
+                failing = True
+            else:
+                if failing:
+                    log.warning("background sealing works again")
+                failing = False
 
 
 def init_app(app: Flask) -> None:

@@ -92,7 +92,11 @@ def load_config(instance_path: Path, environ=None) -> dict:
 def _engine_options(database_url: str, statement_timeout: int) -> dict:
     # hide_parameters: a database error's message must never carry family data to a log.
     options = {"pool_pre_ping": True, "hide_parameters": True}
-    if database_url.startswith(("postgresql:", "postgres:")):
+    if database_url.startswith(("postgresql:", "postgresql+", "postgres:")):
+        # Said, not assumed from the server's default: each statement must see what committed
+        # before it (the audit sealer's work, a revocation), and nothing here retries
+        # serialization failures.
+        options["isolation_level"] = "READ COMMITTED"
         options["connect_args"] = {
             "options": f"-c statement_timeout={statement_timeout} "
                        f"-c idle_in_transaction_session_timeout={statement_timeout}"}

@@ -8,15 +8,16 @@ disk: one flush each, never grouped. On this machine that capped audited request
 
 Now a request's transaction only inserts its events into `audit_pending` (logged from now on:
 a committed event waits there until sealed, and a crash must not lose it). `audit_seal_pending`
-takes committed pending events, oldest first, gives each the next seq, hashes it, moves it into
+takes a batch of committed pending events in (recorded_at, id) order, gives each the next seq, hashes it, moves it into
 `audit_events` and moves the head once per batch, under the head's lock: the sealer is the only
 writer that takes it. Auditors' reads seal first (waiting for a sealer at work), so they see
 every event committed before them; every worker seals in the background besides (audit/sealer.py).
 
-Pending rows are append-only too, except that the sealer deletes those it moved, in the same
-statement (`audit.sealing`, which the function sets for itself, says it is the sealer). Like
-every trigger here, that guards against the application's mistakes, not against someone who
-holds the database's owner role: the chain and its signed checkpoints are what show tampering.
+Pending rows are append-only too: none can be changed, and one can be deleted only once an
+event with its id is in the chain (the sealer deletes what it moved), so a committed event
+cannot vanish before it is sealed. They carry the chain's checks on action and outcome, so a
+row the chain would refuse is refused at the request's commit instead of stopping the sealer;
+an index on (recorded_at, id) keeps each batch an index scan however long a backlog grows.
 
 Revision ID: 0008
 Revises: 0007
@@ -33,6 +34,9 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
+#: As migration 0002 and audit/models.py have them.
+ACTIONS = ("create", "read", "update", "search", "transition", "revoke", "decide", "export")
+OUTCOMES = ("permit", "deny", "error")
 COLUMNS = ("id, recorded_at, action, outcome, reason, organization_id, client_id, token_id, "
            "purpose, resource_type, resource_id, family_id, categories, consent_ids, "
            "request_id, request_method, request_path, request_ip, family_ids")
@@ -43,9 +47,14 @@ LANGUAGE plpgsql AS $$
 DECLARE
     head_seq bigint;
     head_hash text;
-    sealed integer := 0;
+    sealed uuid[] := '{{}}';
     p audit_pending%ROWTYPE;
 BEGIN
+    -- Nothing committed waits: no lock taken, so an idle sealer's turn writes nothing. (A
+    -- row a sealer at work is moving is still visible here, so a reader then waits for it.)
+    IF NOT EXISTS (SELECT 1 FROM audit_pending) THEN
+        RETURN 0;
+    END IF;
     -- One sealer at a time: the head's lock orders the chain. A background sealer that finds
     -- it taken leaves the work to the one holding it (wait false).
     IF wait THEN
@@ -58,16 +67,9 @@ BEGIN
             RETURN 0;
         END IF;
     END IF;
-    PERFORM set_config('audit.sealing', 'on', true);
-    -- Taken and deleted in one statement: exactly the rows sealed leave audit_pending, never
-    -- one that committed while this ran.
-    FOR p IN
-        WITH taken AS (
-            DELETE FROM audit_pending WHERE id IN (
-                SELECT id FROM audit_pending ORDER BY recorded_at, id LIMIT batch)
-            RETURNING *)
-        SELECT * FROM taken ORDER BY recorded_at, id
-    LOOP
+    -- Read after the lock is held: what an earlier sealer moved is gone, what committed
+    -- since is here; what commits while this runs waits for the next batch.
+    FOR p IN SELECT * FROM audit_pending ORDER BY recorded_at, id LIMIT batch LOOP
         head_seq := head_seq + 1;
         INSERT INTO audit_events ({COLUMNS}, seq, prev_hash, hash)
         VALUES (p.id, p.recorded_at, p.action, p.outcome, p.reason, p.organization_id,
@@ -81,21 +83,22 @@ BEGIN
                     p.request_path, p.resource_id, p.resource_type, head_seq, p.token_id,
                     p.family_ids))
         RETURNING hash INTO head_hash;
-        sealed := sealed + 1;
+        sealed := sealed || p.id;
     END LOOP;
-    PERFORM set_config('audit.sealing', 'off', true);
-    IF sealed > 0 THEN
+    IF cardinality(sealed) > 0 THEN
+        -- Exactly the rows chained (the guard lets only those go).
+        DELETE FROM audit_pending WHERE id = ANY (sealed);
         UPDATE audit_chain_head SET seq = head_seq, hash = head_hash WHERE id = 1;
     END IF;
-    RETURN sealed;
+    RETURN cardinality(sealed);
 END $$
 """
 
-#: A pending event is changed by no one, and deleted only by the sealer that moved it.
+#: A pending event is changed by no one, and leaves only once it is in the chain.
 PENDING_GUARD = """
 CREATE FUNCTION audit_pending_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'DELETE' AND current_setting('audit.sealing', true) = 'on' THEN
+    IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM audit_events WHERE id = OLD.id) THEN
         RETURN OLD;
     END IF;
     RAISE EXCEPTION 'the audit trail is append-only (%)', TG_OP
@@ -105,6 +108,13 @@ END $$
 
 
 def upgrade():
+    # Both databases, so models and migrations agree; only PostgreSQL writes pending rows.
+    with op.batch_alter_table("audit_pending") as batch:
+        batch.create_check_constraint(
+            op.f("ck_audit_pending_action"), f"action IN ({', '.join(map(repr, ACTIONS))})")
+        batch.create_check_constraint(
+            op.f("ck_audit_pending_outcome"), f"outcome IN ({', '.join(map(repr, OUTCOMES))})")
+    op.create_index("ix_audit_pending_recorded_at_id", "audit_pending", ["recorded_at", "id"])
     if op.get_bind().dialect.name != "postgresql":
         return  # SQLite chains in Python at commit (audit/recorder.py), as before
     op.execute("DROP TRIGGER audit_pending_seal ON audit_pending")
@@ -129,9 +139,18 @@ def _revision_0006():
 
 
 def downgrade():
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    # Chain what waits first: the trigger put back only chains what is inserted after it.
+    if op.get_bind().dialect.name == "postgresql":
+        _back_to_sealing_at_commit()
+    op.drop_index("ix_audit_pending_recorded_at_id", table_name="audit_pending")
+    with op.batch_alter_table("audit_pending") as batch:
+        batch.drop_constraint(op.f("ck_audit_pending_outcome"), type_="check")
+        batch.drop_constraint(op.f("ck_audit_pending_action"), type_="check")
+
+
+def _back_to_sealing_at_commit():
+    # No request may commit an event between the last seal and the trigger's return: the
+    # trigger put back chains only rows inserted after it.
+    op.execute("LOCK TABLE audit_pending IN ACCESS EXCLUSIVE MODE")
     op.execute("SELECT audit_seal_pending(2147483647, true)")
     op.execute("DROP TRIGGER audit_pending_no_truncate ON audit_pending")
     op.execute("DROP TRIGGER audit_pending_append_only ON audit_pending")

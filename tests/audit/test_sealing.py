@@ -7,12 +7,15 @@ as append-only as the chain, and each serving process seals in the background.
 
 import threading
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import flask_migrate
 import pytest
 import sqlalchemy as sa
 
 import audit
+import audit.service
 from audit.chain import verify
 from audit.models import AuditEvent, AuditPending
 from audit.sealer import seal, seal_committed
@@ -79,8 +82,10 @@ def test_an_auditor_sees_every_event_committed_before_the_request(app, client, m
     "UPDATE audit_pending SET reason = 'edited'",
     "DELETE FROM audit_pending",
     "TRUNCATE audit_pending",
+    # No session setting opens the way: an event leaves only once it is in the chain.
+    "SELECT set_config('audit.sealing', 'on', true); DELETE FROM audit_pending",
 ])
-def test_a_pending_event_is_changed_by_no_one_but_the_sealer(app, client, make, statement):
+def test_a_pending_event_leaves_only_for_the_chain(app, client, make, statement):
     _issue_token(client, make)
     with app.app_context():
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), \
@@ -88,6 +93,45 @@ def test_a_pending_event_is_changed_by_no_one_but_the_sealer(app, client, make, 
             db.session.execute(sa.text(statement))
         assert count(AuditPending) == 1
         assert seal(db.session.connection()) == 1
+
+
+def test_a_row_the_chain_would_refuse_fails_its_own_commit(app):
+    """Not the sealer's next batch: the request that wrote it fails, and nothing commits."""
+    with app.app_context(), \
+            pytest.raises(sa.exc.IntegrityError, match="ck_audit_pending_action"), \
+            db.session.begin_nested():
+        db.session.execute(sa.insert(AuditPending.__table__).values(
+            id=uuid.uuid4(), recorded_at=datetime.now(UTC), action="erase",
+            outcome="permit", reason="x", resource_type="test", categories=[],
+            consent_ids=[]))
+
+
+@pytest.mark.parametrize("read", [
+    lambda c, token, family: c.get("/api/v1/audit/events", headers=bearer(token)),
+    lambda c, token, family: c.get("/api/v1/audit/events/1", headers=bearer(token)),
+    lambda c, token, family: c.get(
+        f"/api/v1/audit/export?since={datetime.now(UTC) - timedelta(days=1):%Y-%m-%dT%H:%M:%SZ}"
+        f"&until={datetime.now(UTC) + timedelta(days=1):%Y-%m-%dT%H:%M:%SZ}",
+        headers=bearer(token)),
+    lambda c, token, family: c.get("/api/v1/audit/verify", headers=bearer(token)),
+    lambda c, token, family: c.get(f"/api/v1/families/{family.id}/disclosures",
+                                   headers=bearer(token)),
+], ids=["events", "event", "export", "verify", "disclosures"])
+def test_every_reader_of_the_trail_seals_first(app, client, make, monkeypatch, read):
+    sealed = []
+    monkeypatch.setattr(audit.service, "seal_committed",
+                        lambda: sealed.append(audit.sealer.seal_committed()))
+    _issue_token(client, make)
+    auditors = make.organization(name="Network Privacy Office", type="community_other")
+    token = make.token(auditors, ["audit:read"])
+    family = make.family(make.organization(name="Elm Street Pediatrics",
+                                           type="pediatric_primary_care"))
+    answer = read(client, token, family)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    answer.get_data()  # an export seals as it starts streaming
+    assert sealed and sealed[0] >= 1
+    with app.app_context():
+        assert count(AuditEvent) >= 1
 
 
 def test_pending_events_are_written_to_the_wal(app):

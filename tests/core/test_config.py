@@ -68,6 +68,22 @@ def test_database_urls_are_served_through_psycopg_3(given, expected):
     assert normalize_database_url(given) == expected
 
 
+@pytest.mark.parametrize("url", ["postgres://u@h/d", "postgresql://u@h/d",
+                                 "postgresql+psycopg://u@h/d"])
+def test_every_postgresql_url_gets_the_timeouts_and_read_committed(tmp_path, url):
+    config = load_config(tmp_path, {"SECRET_KEY": STRONG, "DATABASE_URL": url,
+                                    "DATABASE_STATEMENT_TIMEOUT_MS": "2500"})
+    options = config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["isolation_level"] == "READ COMMITTED"
+    assert options["connect_args"]["options"] == (
+        "-c statement_timeout=2500 -c idle_in_transaction_session_timeout=2500")
+
+
+def test_sqlite_gets_neither(tmp_path):
+    options = load_config(tmp_path, {"SECRET_KEY": STRONG})["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert "isolation_level" not in options and "connect_args" not in options
+
+
 def test_the_production_entry_point_exits_with_a_message_without_a_secret():
     environ = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "APP_ENV")}
     result = subprocess.run(  # noqa: S603 (our own interpreter and module)
