@@ -16,7 +16,7 @@ from flask import current_app
 
 from audit.chain import verify
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
-from audit.sealer import seal
+from audit.sealer import seal_committed
 from core.time import now, rfc3339
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def checkpoint_now(session) -> AuditCheckpoint:
 
     Raises LookupError when the log is empty.
     """
-    seal(session.connection())
+    seal_committed(session)
     head = session.execute(_HEAD_LOCKED).scalar_one()
     if head.seq == 0:
         raise LookupError("the audit log is empty; there is nothing to checkpoint")
@@ -109,7 +109,7 @@ def checkpoint_now(session) -> AuditCheckpoint:
 
 def checkpoint_if_due(session, interval: timedelta) -> bool:
     """Checkpoint the head when the newest checkpoint is older than `interval` (any worker)."""
-    seal(session.connection())
+    seal_committed(session)
     head = session.execute(_HEAD_LOCKED).scalar_one()
     at = now()
     if head.seq == 0 or (head.checkpointed_at is not None

@@ -15,6 +15,7 @@ import threading
 import sqlalchemy as sa
 from flask import Flask
 
+from audit.models import AuditPending
 from core.db import db
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 #: Events per batch: about 0.1 ms each, so a batch holds the head for a few hundred ms at most.
 SEAL_BATCH = 2000
 _SEAL = sa.text("SELECT audit_seal_pending(:batch, :wait)")
+_WAITING = sa.select(sa.func.count()).select_from(AuditPending.__table__)
 
 
 def seal(connection, *, wait: bool = True) -> int:
@@ -39,28 +41,38 @@ def seal(connection, *, wait: bool = True) -> int:
             return sealed
 
 
-def seal_batches(engine: sa.Engine, *, wait: bool = True) -> int:
-    """Chain every committed pending event, each batch in a transaction of its own, so the
-    head is held one batch at a time however long the backlog; how many."""
+def seal_batches(engine: sa.Engine, *, wait: bool = True, most: int | None = None) -> int:
+    """Chain committed pending events, each batch in a transaction of its own, so the head
+    is held one batch at a time however long the backlog; how many.
+
+    Until none waits, or once `most` are sealed: a reader seals what waited when it came,
+    not what keeps arriving while it seals.
+    """
     if engine.dialect.name != "postgresql":
         return 0
     sealed = 0
-    while True:
+    while most is None or sealed < most:
         with engine.begin() as connection:
             batch = connection.execute(
                 _SEAL, {"batch": SEAL_BATCH, "wait": wait}).scalar_one()
         sealed += batch
         if batch < SEAL_BATCH:
-            return sealed
+            break
+    return sealed
 
 
-def seal_committed() -> int:
-    """Seal before reading the trail, outside the reader's transaction: the head is held
-    while sealing, not through the reader's request (an export may stream for minutes)."""
-    bind = db.session.get_bind()
+def seal_committed(session=None) -> int:
+    """Seal what waits, before reading the trail or checkpointing it, outside the caller's
+    transaction: the head is held a batch at a time, not through the caller's request (an
+    export may stream for minutes)."""
+    bind = (session or db.session).get_bind()
     if isinstance(bind, sa.Connection):  # a session inside an outer transaction (the tests)
         return seal(bind)
-    return seal_batches(bind)
+    if bind.dialect.name != "postgresql":
+        return 0
+    with bind.connect() as connection:
+        waiting = connection.scalar(_WAITING)
+    return seal_batches(bind, most=waiting) if waiting else 0
 
 
 class _Background:

@@ -14,8 +14,10 @@ writer that takes it. Auditors' reads seal first (waiting for a sealer at work),
 every event committed before them; every worker seals in the background besides (audit/sealer.py).
 
 Pending rows are append-only too: none can be changed, and one can be deleted only once an
-event with its id is in the chain (the sealer deletes what it moved), so a committed event
-cannot vanish before it is sealed. They carry the chain's checks on action and outcome, so a
+event with its id is in the chain up to its head (the sealer deletes what it moved), so the
+application cannot lose a committed event before it is sealed. Like every trigger here, this
+guards against the application and its role's mistakes, not against the database's owner,
+who can drop triggers: the chain and its signed checkpoints are what show tampering. They carry the chain's checks on action and outcome, so a
 row the chain would refuse is refused at the request's commit instead of stopping the sealer;
 an index on (recorded_at, id) keeps each batch an index scan however long a backlog grows.
 
@@ -52,7 +54,8 @@ DECLARE
 BEGIN
     -- Nothing committed waits: no lock taken, so an idle sealer's turn writes nothing. (A
     -- row a sealer at work is moving is still visible here, so a reader then waits for it.)
-    IF NOT EXISTS (SELECT 1 FROM audit_pending) THEN
+    PERFORM 1 FROM audit_pending ORDER BY recorded_at, id LIMIT 1;  -- the index, not a scan
+    IF NOT FOUND THEN
         RETURN 0;
     END IF;
     -- One sealer at a time: the head's lock orders the chain. A background sealer that finds
@@ -86,19 +89,24 @@ BEGIN
         sealed := sealed || p.id;
     END LOOP;
     IF cardinality(sealed) > 0 THEN
-        -- Exactly the rows chained (the guard lets only those go).
-        DELETE FROM audit_pending WHERE id = ANY (sealed);
+        -- The head first: the guard lets a pending row go only once the chain, up to its
+        -- head, holds its event.
         UPDATE audit_chain_head SET seq = head_seq, hash = head_hash WHERE id = 1;
+        DELETE FROM audit_pending WHERE id = ANY (sealed);
     END IF;
     RETURN cardinality(sealed);
 END $$
 """
 
-#: A pending event is changed by no one, and leaves only once it is in the chain.
+#: A pending event is changed by no one, and leaves only once it is in the chain: an event
+#: with its id at a seq from 1 to the head's (an event written beside the chain, at seq 0 or
+#: past the head, does not count; inside that range every seq is taken by the chain).
 PENDING_GUARD = """
 CREATE FUNCTION audit_pending_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM audit_events WHERE id = OLD.id) THEN
+    IF TG_OP = 'DELETE' AND EXISTS (
+            SELECT 1 FROM audit_events e, audit_chain_head h
+            WHERE e.id = OLD.id AND h.id = 1 AND e.seq BETWEEN 1 AND h.seq) THEN
         RETURN OLD;
     END IF;
     RAISE EXCEPTION 'the audit trail is append-only (%)', TG_OP

@@ -95,6 +95,53 @@ def test_a_pending_event_leaves_only_for_the_chain(app, client, make, statement)
         assert seal(db.session.connection()) == 1
 
 
+@pytest.mark.parametrize("place", ["zero", "negative", "past_the_head"])
+def test_an_event_written_beside_the_chain_does_not_let_a_pending_one_go(app, client, make,
+                                                                        place):
+    _issue_token(client, make)
+    with app.app_context():
+        head = db.session.scalar(sa.text("SELECT seq FROM audit_chain_head"))
+        seq = {"zero": 0, "negative": -1, "past_the_head": head + 1}[place]
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), \
+                db.session.begin_nested():
+            db.session.execute(sa.text(
+                "INSERT INTO audit_events (id, recorded_at, action, outcome, reason, "
+                "resource_type, categories, consent_ids, seq, prev_hash, hash) "
+                "SELECT id, recorded_at, action, outcome, reason, resource_type, categories, "
+                "consent_ids, :seq, '', '' FROM audit_pending"), {"seq": seq})
+            db.session.execute(sa.text("DELETE FROM audit_pending"))
+        assert count(AuditPending) == 1
+
+
+@pytest.mark.no_db
+def test_a_reader_seals_what_waited_when_it_came_a_batch_per_transaction(app, empty_database,
+                                                                        monkeypatch):
+    monkeypatch.setattr(audit.sealer, "SEAL_BATCH", 3)
+    served = make_app(empty_database)
+    with served.app_context():
+        flask_migrate.upgrade()
+        try:
+            for n in range(7):
+                audit.record(action="create", outcome="permit", reason=f"r{n}",
+                             resource_type="test")
+                db.session.commit()
+            assert seal_committed() == 7  # three batches: 3, 3, 1
+            assert [e.reason for e in audit_events()] == [f"r{n}" for n in range(7)]
+            db.session.rollback()
+            for n in range(7, 14):
+                audit.record(action="create", outcome="permit", reason=f"r{n}",
+                             resource_type="test")
+                db.session.commit()
+            # `most`: what keeps arriving is left to the next sealer.
+            assert audit.sealer.seal_batches(db.engine, most=4) == 6
+            assert count(AuditPending) == 1
+            assert verify(db.session).valid
+            db.session.rollback()
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
 def test_a_row_the_chain_would_refuse_fails_its_own_commit(app):
     """Not the sealer's next batch: the request that wrote it fails, and nothing commits."""
     with app.app_context(), \
