@@ -26,6 +26,10 @@ _SEAL = sa.text("SELECT audit_seal_pending(:batch, :wait)")
 _WAITING = sa.select(sa.func.count()).select_from(AuditPending.__table__)
 
 
+def _seal_batch(connection, wait: bool) -> int:
+    return connection.execute(_SEAL, {"batch": SEAL_BATCH, "wait": wait}).scalar_one()
+
+
 def seal(connection, *, wait: bool = True) -> int:
     """Chain every committed pending event in the connection's transaction; how many.
 
@@ -35,7 +39,7 @@ def seal(connection, *, wait: bool = True) -> int:
         return 0
     sealed = 0
     while True:
-        batch = connection.execute(_SEAL, {"batch": SEAL_BATCH, "wait": wait}).scalar_one()
+        batch = _seal_batch(connection, wait)
         sealed += batch
         if batch < SEAL_BATCH:
             return sealed
@@ -53,8 +57,7 @@ def seal_batches(engine: sa.Engine, *, wait: bool = True, most: int | None = Non
     sealed = 0
     while most is None or sealed < most:
         with engine.begin() as connection:
-            batch = connection.execute(
-                _SEAL, {"batch": SEAL_BATCH, "wait": wait}).scalar_one()
+            batch = _seal_batch(connection, wait)
         sealed += batch
         if batch < SEAL_BATCH:
             break
