@@ -56,9 +56,7 @@ def test_events_are_sealed_in_the_order_they_were_recorded_across_batches(app, m
     monkeypatch.setattr(audit.sealer, "SEAL_BATCH", 3)  # several batches in one seal
     with app.app_context():
         for n in range(8):
-            audit.record(action="create", outcome="permit", reason=f"r{n}",
-                         resource_type="test")
-            db.session.commit()
+            _commit_event(f"r{n}")
         assert seal(db.session.connection()) == 8
         assert [e.reason for e in audit_events()] == [f"r{n}" for n in range(8)]
         verdict = verify(db.session)
@@ -113,33 +111,43 @@ def test_an_event_written_beside_the_chain_does_not_let_a_pending_one_go(app, cl
         assert count(AuditPending) == 1
 
 
-@pytest.mark.no_db
-def test_a_reader_seals_what_waited_when_it_came_a_batch_per_transaction(app, empty_database,
-                                                                        monkeypatch):
-    monkeypatch.setattr(audit.sealer, "SEAL_BATCH", 3)
+@pytest.fixture
+def served(app, empty_database):
+    """An app of its own on a fresh, migrated database, inside its app context: its commits
+    are real, as a served request's are (no rolled-back outer transaction)."""
     served = make_app(empty_database)
     with served.app_context():
         flask_migrate.upgrade()
         try:
-            for n in range(7):
-                audit.record(action="create", outcome="permit", reason=f"r{n}",
-                             resource_type="test")
-                db.session.commit()
-            assert seal_committed() == 7  # three batches: 3, 3, 1
-            assert [e.reason for e in audit_events()] == [f"r{n}" for n in range(7)]
-            db.session.rollback()
-            for n in range(7, 14):
-                audit.record(action="create", outcome="permit", reason=f"r{n}",
-                             resource_type="test")
-                db.session.commit()
-            # `most`: what keeps arriving is left to the next sealer.
-            assert audit.sealer.seal_batches(db.engine, most=4) == 6
-            assert count(AuditPending) == 1
-            assert verify(db.session).valid
+            yield served
             db.session.rollback()
         finally:
+            sealer = served.extensions.get("audit_sealer")
+            if sealer is not None:
+                sealer.stopped.set()
             db.session.remove()
             db.engine.dispose()
+
+
+def _commit_event(reason: str) -> None:
+    audit.record(action="create", outcome="permit", reason=reason, resource_type="test")
+    db.session.commit()
+
+
+@pytest.mark.no_db
+def test_a_reader_seals_what_waited_when_it_came_a_batch_per_transaction(served, monkeypatch):
+    monkeypatch.setattr(audit.sealer, "SEAL_BATCH", 3)
+    for n in range(7):
+        _commit_event(f"r{n}")
+    assert seal_committed() == 7  # three batches: 3, 3, 1
+    assert [e.reason for e in audit_events()] == [f"r{n}" for n in range(7)]
+    db.session.rollback()
+    for n in range(7, 14):
+        _commit_event(f"r{n}")
+    # `most`: what keeps arriving is left to the next sealer.
+    assert audit.sealer.seal_batches(db.engine, most=4) == 6
+    assert count(AuditPending) == 1
+    assert verify(db.session).valid
 
 
 def test_a_row_the_chain_would_refuse_fails_its_own_commit(app):
@@ -190,89 +198,56 @@ def test_pending_events_are_written_to_the_wal(app):
 
 
 @pytest.mark.no_db
-def test_a_sealer_finding_another_at_work_skips_or_waits_its_turn(app, empty_database):
-    served = make_app(empty_database)
-    with served.app_context():
-        flask_migrate.upgrade()
-        try:
-            audit.record(action="create", outcome="permit", reason="first", resource_type="test")
-            db.session.commit()
-            busy = db.engine.connect()
-            transaction = busy.begin()
-            assert seal(busy) == 1  # holds the head until it commits
-            audit.record(action="create", outcome="permit", reason="second",
-                         resource_type="test")
-            db.session.commit()
-            with db.engine.begin() as other:
-                assert seal(other, wait=False) == 0  # another is at work: skip the turn
+def test_a_sealer_finding_another_at_work_skips_or_waits_its_turn(served):
+    _commit_event("first")
+    busy = db.engine.connect()
+    transaction = busy.begin()
+    assert seal(busy) == 1  # holds the head until it commits
+    _commit_event("second")
+    with db.engine.begin() as other:
+        assert seal(other, wait=False) == 0  # another is at work: skip the turn
 
-            waited = {}
+    waited = {}
 
-            def reader():
-                with served.app_context(), db.engine.begin() as connection:
-                    waited["sealed"] = seal(connection)  # waits, then seals the second
+    def reader():
+        with served.app_context(), db.engine.begin() as connection:
+            waited["sealed"] = seal(connection)  # waits, then seals the second
 
-            thread = threading.Thread(target=reader)
-            thread.start()
-            thread.join(0.5)
-            assert thread.is_alive()  # queued behind the busy sealer
-            transaction.commit()
-            busy.close()
-            thread.join(30)
-            assert waited == {"sealed": 1}
-            assert [e.reason for e in audit_events()] == ["first", "second"]
-            assert verify(db.session).valid
-            db.session.rollback()
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+    thread = threading.Thread(target=reader)
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive()  # queued behind the busy sealer
+    transaction.commit()
+    busy.close()
+    thread.join(30)
+    assert waited == {"sealed": 1}
+    assert [e.reason for e in audit_events()] == ["first", "second"]
+    assert verify(db.session).valid
 
 
 @pytest.mark.no_db
-def test_a_reader_seals_without_holding_the_head_through_its_request(app, empty_database):
-    served = make_app(empty_database)
-    with served.app_context():
-        flask_migrate.upgrade()
-        try:
-            audit.record(action="create", outcome="permit", reason="first", resource_type="test")
-            db.session.commit()
-            assert seal_committed() == 1
-            assert count(AuditEvent) == 1  # the reader's transaction is open, reading
-            with served.app_context():  # meanwhile a request commits another event
-                audit.record(action="create", outcome="permit", reason="second",
-                             resource_type="test")
-                db.session.commit()
-            with db.engine.begin() as other:
-                assert seal(other, wait=False) == 1  # the head was free: not skipped
-            db.session.rollback()
-            assert [e.reason for e in audit_events()] == ["first", "second"]
-            db.session.rollback()
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+def test_a_reader_seals_without_holding_the_head_through_its_request(served):
+    _commit_event("first")
+    assert seal_committed() == 1
+    assert count(AuditEvent) == 1  # the reader's transaction is open, reading
+    with served.app_context():  # meanwhile a request commits another event
+        _commit_event("second")
+    with db.engine.begin() as other:
+        assert seal(other, wait=False) == 1  # the head was free: not skipped
+    db.session.rollback()
+    assert [e.reason for e in audit_events()] == ["first", "second"]
 
 
 @pytest.mark.no_db
-def test_each_serving_process_seals_in_the_background(app, empty_database):
-    served = make_app(empty_database)
+def test_each_serving_process_seals_in_the_background(served):
     served.config["AUDIT_SEAL_INTERVAL_MS"] = 20
     audit.sealer.init_app(served)
-    with served.app_context():
-        flask_migrate.upgrade()
-        try:
-            audit.record(action="create", outcome="permit", reason="waiting",
-                         resource_type="test")
-            db.session.commit()
-            assert count(AuditEvent) == 0
-            served.test_client().get("/healthz")  # the process's first request starts it
-            deadline = time.monotonic() + 30
-            while count(AuditEvent) == 0 and time.monotonic() < deadline:
-                db.session.rollback()
-                time.sleep(0.02)
-            assert [e.reason for e in audit_events()] == ["waiting"]
-            assert count(AuditPending) == 0
-            db.session.rollback()
-        finally:
-            served.extensions["audit_sealer"].stopped.set()
-            db.session.remove()
-            db.engine.dispose()
+    _commit_event("waiting")
+    assert count(AuditEvent) == 0
+    served.test_client().get("/healthz")  # the process's first request starts it
+    deadline = time.monotonic() + 30
+    while count(AuditEvent) == 0 and time.monotonic() < deadline:
+        db.session.rollback()
+        time.sleep(0.02)
+    assert [e.reason for e in audit_events()] == ["waiting"]
+    assert count(AuditPending) == 0
