@@ -351,6 +351,40 @@ def measure(scenario: dict, port: int, context: dict, problems: dict, args) -> d
     return result
 
 
+def measure_in_rounds(scenario: dict, servers: dict, context: dict, problems: dict,
+                      args) -> dict:
+    """The scenario and its floor in turns, `args.rounds` times, each for `args.duration`.
+
+    On a shared machine the speed drifts within seconds (floors of one run have ranged from
+    488 to 1,695 req/s), so one pair can say more about the drift than about the service. Each
+    round's ratio compares two runs seconds apart, and the figures kept are the median round's
+    (the lower middle one for an even count); every round's ratio is kept beside them.
+    """
+    result = measure(scenario, servers[scenario["target"]].port, context, problems, args)
+    floor = FLOORS.get(scenario.get("floor_to_compare"))
+    if not floor or "floor" not in servers or "wrk" not in result:
+        return result
+    path, headers, body, variants = resolve(scenario, context)
+    floor_path, floor_headers, floor_body, _ = resolve(floor, context)
+    rounds = []
+    for number in range(args.rounds):
+        mine = result["wrk"] if number == 0 else wrk(
+            servers[scenario["target"]].port, scenario["method"], path, headers, body,
+            args.duration, args, variants)
+        base = wrk(servers["floor"].port, floor["method"], floor_path, floor_headers, floor_body,
+                   args.duration, args)
+        rounds.append({"wrk": mine, "paired_floor": base,
+                       "rps_ratio": mine["rps"] / base["rps"] if base["rps"] else 0.0})
+    middle = sorted(rounds, key=lambda r: r["rps_ratio"])[(len(rounds) - 1) // 2]
+    result["wrk"], result["paired_floor"] = middle["wrk"], middle["paired_floor"]
+    result["round_ratios"] = [round(r["rps_ratio"], 3) for r in rounds]
+    # Every round's errors count, not only the median round's.
+    result["status_errors"] = sum(r["wrk"]["errors"]["status"] for r in rounds)
+    result["socket_errors"] = sum(r["wrk"]["errors"][k] for r in rounds
+                                  for k in ("connect", "read", "write", "timeout"))
+    return result
+
+
 def measure_mix(scenario: dict, service, context: dict, problems: dict, results: list,
                 env: dict, args) -> dict:
     """The sustained mixed load (sustained.py), against the floor measured before it."""
@@ -524,11 +558,17 @@ def row(r: dict) -> list[str]:
         f"{lat['p99']:.1f}",
         ", ".join(errors) or "0",
         floor,
-        ratio("rps_ratio"),
+        ratio("rps_ratio") + _spread(r),
         ratio("p99_ratio"),
         target,
         verdict(r.get("target_met")),
     ]
+
+
+def _spread(r: dict) -> str:
+    """The lowest and highest round's ratio, when the scenario ran in several rounds."""
+    ratios = r.get("round_ratios") or []
+    return f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
 
 
 def step_rows(results: list[dict]) -> list[list[str]]:
@@ -601,7 +641,7 @@ def run_meta(stamp: str, args, server_env: dict) -> dict:
         "started": stamp,
         "commit": head.stdout.strip() or "none",
         "cpus": os.cpu_count(),
-        "wrk": f"-t{args.threads} -c{args.connections} -d{args.duration}s "
+        "wrk": f"-t{args.threads} -c{args.connections} -d{args.duration}s x {args.rounds} rounds "
         f"(warm-up {args.warmup}s, timeout {args.timeout}s)",
         "wrk_version": (wrk_version.stdout or wrk_version.stderr).split("[")[0].strip(),
         "gunicorn": f"{conf['worker_class']} workers={conf['workers']} threads={conf['threads']} "
@@ -617,7 +657,11 @@ def parse_args(argv: list[str]):
     names = [s["name"] for s in SCENARIOS]
     step_names = [s["name"] for s in STEPS]
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=int, help="seconds per measured run (default 15)")
+    p.add_argument("--duration", type=int,
+                   help="seconds per measured run, each round (default 5)")
+    p.add_argument("--rounds", type=int,
+                   help="runs of each scenario, each followed by its floor's; the median "
+                        "round's ratio counts (default 3; --quick: 1)")
     p.add_argument("--connections", type=int, default=16, help="wrk -c (default 16)")
     p.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
     p.add_argument("--warmup", type=int, default=3, help="warm-up seconds (default 3, 0: none)")
@@ -636,13 +680,17 @@ def parse_args(argv: list[str]):
                    help="also write bench/REPORT.md and bench/report.png from this run")
     args = p.parse_args(argv)
     if args.duration is None:
-        args.duration = 5 if args.quick else 15
+        args.duration = 5
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
     if args.sustained_seconds is None:
         args.sustained_seconds = 60 if args.quick else 300
     if args.audit_events is None:
         args.audit_events = 100_000 if args.quick else 1_000_000
-    if args.threads < 1 or args.connections < args.threads or args.duration < 1:
-        p.error("need --threads >= 1, --connections >= --threads and --duration >= 1")
+    if args.threads < 1 or args.connections < args.threads or args.duration < 1 \
+            or args.rounds < 1:
+        p.error("need --threads >= 1, --connections >= --threads, --duration >= 1 "
+                "and --rounds >= 1")
     if args.audit_events < 10_000:
         p.error("need --audit-events >= 10000")
     wanted = set(names + step_names)
@@ -763,16 +811,10 @@ def bench(stamp: str, args, cleanup: ExitStack) -> tuple[list[dict], list[dict],
             continue
         log(
             f"{scenario['name']}: {scenario['method']} {scenario['path']} "
-            f"({args.warmup}s warm-up, {args.duration}s measured)"
+            f"({args.warmup}s warm-up, {args.rounds} x {args.duration}s measured, each followed "
+            f"by its floor's)"
         )
-        result = measure(scenario, servers[scenario["target"]].port, context, problems, args)
-        floor = FLOORS.get(scenario.get("floor_to_compare"))
-        if floor and "floor" in servers and "wrk" in result:
-            # Its floor again, right after it: on a shared machine the speed drifts within a
-            # run, and a ratio to a floor measured minutes earlier would measure the drift.
-            path, headers, body, _ = resolve(floor, context)
-            result["paired_floor"] = wrk(servers["floor"].port, floor["method"], path, headers,
-                                         body, args.duration, args)
+        result = measure_in_rounds(scenario, servers, context, problems, args)
         if failed(result):
             log(f"!! {alarm_lines([result])[0]}")
         results.append(result)
