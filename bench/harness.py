@@ -355,8 +355,8 @@ def measure_in_rounds(scenario: dict, servers: dict, context: dict, problems: di
                       args) -> dict:
     """The scenario and its floor in turns, `args.rounds` times, each for `args.duration`.
 
-    On a shared machine the speed drifts within seconds (floors of one run have ranged from
-    488 to 1,695 req/s), so one pair can say more about the drift than about the service. Each
+    On a shared machine the speed drifts within seconds (one run's floors ranged from 1,149
+    to 1,695 req/s), so one pair can say more about the drift than about the service. Each
     round's ratio compares two runs seconds apart, and the figures kept are the median round's
     (the lower middle one for an even count); every round's ratio is kept beside them.
     """
