@@ -345,10 +345,16 @@ def measure(scenario: dict, port: int, context: dict, problems: dict, args) -> d
         wrk(port, scenario["method"], path, headers, body, args.warmup, args, variants)
     result["wrk"] = wrk(port, scenario["method"], path, headers, body, args.duration, args,
                         variants)
-    errors = result["wrk"]["errors"]
-    result["status_errors"] = errors["status"]
-    result["socket_errors"] = sum(errors[k] for k in ("connect", "read", "write", "timeout"))
+    result["status_errors"], result["socket_errors"] = wrk_errors(result["wrk"])
     return result
+
+
+def wrk_errors(*runs: dict) -> tuple[int, int]:
+    """Error answers (4xx/5xx) and socket errors over one or more wrk runs."""
+    status = sum(run["errors"]["status"] for run in runs)
+    socket = sum(run["errors"][kind] for run in runs
+                 for kind in ("connect", "read", "write", "timeout"))
+    return status, socket
 
 
 def measure_in_rounds(scenario: dict, servers: dict, context: dict, problems: dict,
@@ -379,9 +385,7 @@ def measure_in_rounds(scenario: dict, servers: dict, context: dict, problems: di
     result["wrk"], result["paired_floor"] = middle["wrk"], middle["paired_floor"]
     result["round_ratios"] = [round(r["rps_ratio"], 3) for r in rounds]
     # Every round's errors count, not only the median round's.
-    result["status_errors"] = sum(r["wrk"]["errors"]["status"] for r in rounds)
-    result["socket_errors"] = sum(r["wrk"]["errors"][k] for r in rounds
-                                  for k in ("connect", "read", "write", "timeout"))
+    result["status_errors"], result["socket_errors"] = wrk_errors(*(r["wrk"] for r in rounds))
     return result
 
 
@@ -407,8 +411,7 @@ def measure_mix(scenario: dict, service, context: dict, problems: dict, results:
     result["wrk"] = report["wrk"]
     result["sustained"] = report
     result["status_errors"] = report["server_errors"]
-    result["socket_errors"] = sum(report["wrk"]["errors"][k]
-                                  for k in ("connect", "read", "write", "timeout"))
+    result["socket_errors"] = wrk_errors(report["wrk"])[1]
     result["target_met"] = report["passed"]
     return result
 
