@@ -3,6 +3,10 @@
 A bare app with one table, served by the same gunicorn config and database as the service,
 so a service scenario's throughput can be read as a fraction of what the stack itself allows.
 
+POST /statements/<selects>/<writes> sends the statements a service request sends (reads of a
+row by key, then inserts, then one commit) and nothing else: what the bare stack allows a
+request of that many statements, the ceiling of any request that needs them.
+
     gunicorn -c gunicorn.conf.py bench.floor:app   # serve (DATABASE_URL must be set)
     python -m bench.floor                          # create the table and the row /select reads
 """
@@ -18,6 +22,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: The row GET /select reads; seeded by `python -m bench.floor`.
 SELECT_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+#: More statements than any service request sends: a bound on what a client can ask for.
+MAX_STATEMENTS = 16
 
 
 class Base(DeclarativeBase):
@@ -59,6 +65,23 @@ def create_app() -> Flask:
     @app.get("/select")
     def select():
         return db.get_or_404(FloorItem, SELECT_ID).to_json()
+
+    by_key = sa.select(FloorItem).where(FloorItem.id == sa.bindparam("id", type_=sa.Uuid()))
+
+    @app.post("/statements/<int:selects>/<int:writes>")
+    def statements(selects: int, writes: int):
+        if not 0 < selects + writes <= MAX_STATEMENTS:
+            return {"error": f"1 to {MAX_STATEMENTS} statements"}, 400
+        for _ in range(selects):
+            item = db.session.execute(by_key, {"id": SELECT_ID}).scalar_one()
+        for _ in range(writes):
+            # A flush each: one INSERT statement each, as the service's writes to distinct
+            # tables are (a single flush would batch same-table rows into one statement).
+            item = FloorItem(name="floor")
+            db.session.add(item)
+            db.session.flush()
+        db.session.commit()
+        return item.to_json(), 201 if writes else 200
 
     return app
 

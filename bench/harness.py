@@ -317,7 +317,7 @@ def wrk(port: int, method: str, path: str, headers: dict, body, seconds: int, ar
 def measure(scenario: dict, port: int, context: dict, problems: dict, args) -> dict:
     """Check one request by hand, warm up, then measure. Never raises for the service's faults."""
     keys = ("name", "target", "method", "path", "floor_to_compare", "min_rps_ratio",
-            "max_p99_ratio")
+            "max_p99_ratio", "statements")
     result = {key: scenario.get(key) for key in keys}
     try:
         path, headers, body, variants = resolve(scenario, context)
@@ -371,22 +371,33 @@ def measure_in_rounds(scenario: dict, servers: dict, context: dict, problems: di
     if not floor or "floor" not in servers or "wrk" not in result:
         return result
     path, headers, body, variants = resolve(scenario, context)
-    floor_path, floor_headers, floor_body, _ = resolve(floor, context)
+    floors = {"paired_floor": floor}
+    if "statements" in scenario:
+        floors["paired_statements"] = statements_floor(*scenario["statements"])
     rounds = []
     for number in range(args.rounds):
         mine = result["wrk"] if number == 0 else wrk(
             servers[scenario["target"]].port, scenario["method"], path, headers, body,
             args.duration, args, variants)
-        base = wrk(servers["floor"].port, floor["method"], floor_path, floor_headers, floor_body,
-                   args.duration, args)
-        rounds.append({"wrk": mine, "paired_floor": base,
-                       "rps_ratio": mine["rps"] / base["rps"] if base["rps"] else 0.0})
+        turn = {"wrk": mine}
+        for key, bare in floors.items():
+            turn[key] = wrk(servers["floor"].port, bare["method"], bare["path"], {}, None,
+                            args.duration, args)
+        base = turn["paired_floor"]
+        turn["rps_ratio"] = mine["rps"] / base["rps"] if base["rps"] else 0.0
+        rounds.append(turn)
     middle = sorted(rounds, key=lambda r: r["rps_ratio"])[(len(rounds) - 1) // 2]
-    result["wrk"], result["paired_floor"] = middle["wrk"], middle["paired_floor"]
+    result.update((key, middle[key]) for key in ("wrk", *floors))
     result["round_ratios"] = [round(r["rps_ratio"], 3) for r in rounds]
     # Every round's errors count, not only the median round's.
     result["status_errors"], result["socket_errors"] = wrk_errors(*(r["wrk"] for r in rounds))
     return result
+
+
+def statements_floor(selects: int, writes: int) -> dict:
+    """The floor request that sends `selects` reads by key and `writes` inserts, then commits."""
+    return {"name": f"floor_statements_{selects}_{writes}", "target": "floor", "method": "POST",
+            "path": f"/statements/{selects}/{writes}"}
 
 
 def measure_mix(scenario: dict, service, context: dict, problems: dict, results: list,
@@ -427,6 +438,11 @@ def add_ratios(results: list[dict]) -> None:
             r["rps_ratio"] = mine["rps"] / base["rps"]
         if base["latency_ms"]["p99"]:
             r["p99_ratio"] = mine["latency_ms"]["p99"] / base["latency_ms"]["p99"]
+        if (same := r.get("paired_statements")) and same["rps"] and base["rps"]:
+            # The most a request of these statements can reach on this stack, and how much
+            # of it the service's own code leaves.
+            r["statements_ceiling"] = same["rps"] / base["rps"]
+            r["statements_ratio"] = mine["rps"] / same["rps"]
         if r.get("min_rps_ratio") is not None and "rps_ratio" in r and "sustained" not in r:
             r["target_met"] = r["rps_ratio"] >= r["min_rps_ratio"]
             if r.get("max_p99_ratio") is not None and "p99_ratio" in r:
@@ -527,6 +543,9 @@ COLUMNS = [
     "x floor p99",
     "target",
     "result",
+    "statements",
+    "stmts floor x floor",
+    "x stmts floor",
 ]
 STEP_COLUMNS = ["step", "measure", "figure", "target", "result"]
 #: Left-aligned; the others hold figures and are right-aligned.
@@ -545,8 +564,10 @@ def row(r: dict) -> list[str]:
     floor = r.get("floor_to_compare") or "-"
     if "paired_floor" in r:
         floor += f" {r['paired_floor']['rps']:.0f}/s"
+    statements = "{}r+{}w".format(*r["statements"]) if r.get("statements") else "-"
+    same = [statements, ratio("statements_ceiling"), ratio("statements_ratio")]
     if "wrk" not in r:
-        return [r["name"], "-", "-", "-", "-", "FAILED", floor, "-", "-", target, "-"]
+        return [r["name"], "-", "-", "-", "-", "FAILED", floor, "-", "-", target, "-", *same]
     w, lat = r["wrk"], r["wrk"]["latency_ms"]
     errors = []
     if r["status_errors"]:
@@ -565,6 +586,7 @@ def row(r: dict) -> list[str]:
         ratio("p99_ratio"),
         target,
         verdict(r.get("target_met")),
+        *same,
     ]
 
 

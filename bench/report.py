@@ -27,8 +27,8 @@ def _pyplot():
 
 def plot(results: list[dict], path: Path) -> bool:
     """Two panels, one bar per service scenario: req/s as a multiple of its floor's (with the
-    target), and p99 as a multiple of its floor's (with the 3x bound). False when there is
-    nothing to plot."""
+    target, and the floor sending the scenario's statements), and p99 as a multiple of its
+    floor's (with the 3x bound). False when there is nothing to plot."""
     measured = [r for r in results if "rps_ratio" in r]
     if not measured:
         return False
@@ -41,10 +41,14 @@ def plot(results: list[dict], path: Path) -> bool:
     for y, r in enumerate(measured):
         if r.get("min_rps_ratio") is not None:
             rps.plot([r["min_rps_ratio"]] * 2, [y - 0.4, y + 0.4], color="black", linewidth=2)
+        if "statements_ceiling" in r:
+            rps.plot([r["statements_ceiling"]] * 2, [y - 0.4, y + 0.4], color="#e08a00",
+                     linewidth=2, linestyle=(0, (2, 1)))
         rps.text(r["rps_ratio"] + 0.01, y, f"{r['rps_ratio']:.2f} ({r['wrk']['rps']:.0f}/s)",
                  va="center", fontsize=8)
     rps.axvline(1.0, color="grey", linestyle=":")
-    rps.set_xlabel("throughput, x the floor's (black tick: target)")
+    rps.set_xlabel("throughput, x the floor's\n(black tick: target; orange: the floor sending "
+                   "the same statements)")
     rps.invert_yaxis()
     p99.barh(names, [r.get("p99_ratio", 0) for r in measured], color="#4a6fa5")
     p99.axvline(3.0, color="black", linestyle="--", linewidth=1)

@@ -15,6 +15,11 @@ Keys:
                     with the next set, spreading the load over many objects
   floor_to_compare  for service scenarios: the floor scenario doing the nearest bare work
                     (an insert and commit, or a select by key), the baseline for the ratios
+  statements        optional: (selects, writes), the SQL statements one request sends besides
+                    the commit; each round then also measures the floor sending just those
+                    (POST /statements/<selects>/<writes>): the most the bare stack allows a
+                    request that needs them, as a fraction of floor_to_compare, and the
+                    service as a fraction of it
   min_rps_ratio     optional target: the least `x floor req/s` that PASSes
   max_p99_ratio     optional target: the most `x floor p99` that PASSes (with min_rps_ratio)
 """
@@ -38,6 +43,7 @@ SCENARIOS = [
         "headers": BASIC_FORM,
         "body": "grant_type=client_credentials",
         "floor_to_compare": "floor_insert",
+        "statements": (1, 2),
         "min_rps_ratio": 0.5,
     },
     {
@@ -49,6 +55,7 @@ SCENARIOS = [
         "headers": BASIC_FORM,
         "body": "token=${token}",
         "floor_to_compare": "floor_insert",
+        "statements": (2, 1),
         "min_rps_ratio": 0.8,
     },
     {
@@ -77,6 +84,7 @@ SCENARIOS = [
         "path": "/api/v1/families/${family_id}?purpose=referral",
         "headers": {"Authorization": "Bearer ${provider_token}"},
         "floor_to_compare": "floor_insert",
+        "statements": (3, 1),
         "min_rps_ratio": 0.6,
     },
     {
@@ -91,6 +99,7 @@ SCENARIOS = [
         "body": REFERRAL_TEMPLATE,
         "rotate": "referral_families",
         "floor_to_compare": "floor_insert",
+        "statements": (4, 3),
         "min_rps_ratio": 0.5,
         "max_p99_ratio": 3,
     },
@@ -103,6 +112,7 @@ SCENARIOS = [
         "headers": {"Authorization": "Bearer ${provider_token}"},
         "rotate": "read_referrals",
         "floor_to_compare": "floor_insert",
+        "statements": (3, 1),
         "min_rps_ratio": 0.6,
         "max_p99_ratio": 3,
     },
@@ -118,6 +128,7 @@ SCENARIOS = [
         "body": '{"status": "in_progress", "business_status": "engaged"}',
         "rotate": "working_referrals",
         "floor_to_compare": "floor_insert",
+        "statements": (3, 3),
         "min_rps_ratio": 0.5,
         "max_p99_ratio": 3,
     },
