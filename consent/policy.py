@@ -314,22 +314,34 @@ def referral_send_decision(*, family, sender_organization_id: uuid.UUID,
                            sender_viewer: Viewer | None = None) -> Decision:
     """May the sender share these categories with the receiver for purpose `referral`?
 
-    Every shared category must pass: the receiver may see it (a consent in force names the
-    receiver, the category's author and the purpose), and the sender may see what it passes
-    on from a family record it does not hold. `withheld` names what is missing; `consent_ids`
-    are the receiver's consents the send rests on.
+    Every shared category must pass: a consent in force names the sender, the receiver, the
+    purpose and the category; the receiver may see it (a consent names the receiver and the
+    category's author); and the sender may see what it passes on from a family record it does
+    not hold. When the sender holds the family these are one and the same consent.
+    `withheld` names what is missing; `consent_ids` are the receiver's consents it rests on.
     """
+    receiver_viewer = receiver_viewer or Viewer(actor_organization_id=receiver_organization_id,
+                                                family=family, at=at)
     receiver = combine(*referral_shared_decisions(
-        receiver_viewer or Viewer(actor_organization_id=receiver_organization_id,
-                                  family=family, at=at),
-        sender_organization_id=sender_organization_id, shared_categories=shared_categories))
+        receiver_viewer, sender_organization_id=sender_organization_id,
+        shared_categories=shared_categories))
     of_family = frozenset(shared_categories) & FAMILY_CATEGORIES
-    sender = (sender_viewer or Viewer(actor_organization_id=sender_organization_id,
-                                      family=family, at=at)
-              ).decide(purpose="referral", categories=of_family)
-    permitted = receiver.permitted & (sender.permitted | (receiver.asked - of_family))
-    reason = receiver.reason if permitted == receiver.permitted else "partial_consent"
-    return Decision(receiver.asked, permitted, receiver.consent_ids, reason, "referral")
+    of_sender = receiver.asked - of_family
+    permitted = receiver.permitted
+    consent_ids = receiver.consent_ids
+    if of_family and sender_organization_id != family.custodian_organization_id:
+        sender = (sender_viewer or Viewer(actor_organization_id=sender_organization_id,
+                                          family=family, at=at)
+                  ).decide(purpose="referral", categories=of_family)
+        # Passed on by the sender, the record's categories need the sender and the receiver
+        # named together, as the sender's own information does.
+        passed_on = receiver_viewer.decide(purpose="referral", categories=of_family,
+                                           author_organization_id=sender_organization_id)
+        permitted &= (sender.permitted & passed_on.permitted) | of_sender
+        consent_ids = tuple(dict.fromkeys((*consent_ids, *passed_on.consent_ids)))
+    reason = receiver.reason if permitted == receiver.permitted else (
+        "partial_consent" if permitted else "no_consent")
+    return Decision(receiver.asked, permitted, consent_ids, reason, "referral")
 
 
 def may_see_authored(viewer: Viewer, *, purpose: str, category: str,

@@ -29,9 +29,16 @@ TAGS = ["Referrals"]
 _ETAG = {"ETag": "Version of the referral; send it back in If-Match to move it."}
 
 
+def _referral_now(referral_id: str):
+    """A replayed send: the referral as the sender sees it now. The send's own scope is
+    enough, as it was for the first answer."""
+    document, version = service.read_referral(current_actor(), referral_id=uuid.UUID(referral_id))
+    return respond(ReferralSchema, document, headers={"ETag": etag_for(version)})
+
+
 @bp.post("")
 @require_scope("referrals:write")
-@idempotent(reread=lambda referral_id: get_referral(uuid.UUID(referral_id)))
+@idempotent(reread=_referral_now)
 @operation(summary="Send a referral, or keep it as a draft", tags=TAGS,
            body=ReferralInputSchema, errors=(403, 404), responses={201: ReferralSchema},
            headers={201: _ETAG})

@@ -68,6 +68,35 @@ def test_revoking_any_consent_a_referral_rests_on_holds_it_at_once(app, client, 
         assert held[0].request_path.endswith("/revoke")  # in the revoking request itself
 
 
+def test_a_relay_needs_a_consent_naming_the_sender_and_the_receiver(app, client, make, net):
+    """Consents clinic+Early On and clinic+provider do not let Early On pass the family on to
+    the provider: no consent names those two together."""
+    early_on = make.organization(name="Early On", type="early_intervention")
+    as_early_on = bearer(make.token(early_on, lifetime=LONG))
+    make.consent(net.family, [net.clinic, early_on], categories=("identity", "contact"))
+    make.consent(net.family, [net.clinic, net.provider], categories=("identity", "contact"))
+    refused = send(client, net, headers=as_early_on, shared_categories=["identity", "contact"])
+    assert_problem(refused, 403, "consent-required", extra=["missing_categories"])
+    assert refused.json["missing_categories"] == ["contact", "identity"]
+    assert client.get("/api/v1/referrals", headers=net.as_provider).json["items"] == []
+    with app.app_context():
+        assert [e.outcome for e in audit_events(action="create", resource_type="referral")] \
+            == ["deny"]
+
+
+def test_a_send_replayed_for_a_client_that_may_only_write_referrals(client, make, consented):
+    as_sender = bearer(make.token(consented.clinic, scopes=("referrals:write",),
+                                  lifetime=LONG))
+    headers = {**as_sender, "Idempotency-Key": "write-only-1"}
+    first = send(client, consented, headers=headers)
+    assert first.status_code == 201, first.json
+    again = send(client, consented, headers=headers)
+    assert again.status_code == 201, again.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json["id"] == first.json["id"]
+    assert again.json["family"] == first.json["family"]
+
+
 def test_a_replayed_send_shows_the_referral_as_a_read_would_now(client, relayed):
     headers = {**relayed.as_early_on, "Idempotency-Key": "relay-1"}
     first = send(client, relayed, headers=headers)
