@@ -1,7 +1,6 @@
 """Recording, reading and revoking family consents, and answering consent decisions."""
 
 import uuid
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -128,24 +127,28 @@ def consent_document(consent: Consent, view: policy.ConsentView) -> dict:
     return document
 
 
-def _record_view(actor, consent: Consent, family: Family, view, action: str) -> None:
+def _record_view(actor, consent: Consent, family: Family, view, action: str,
+                 reason: str | None = None) -> None:
     """Audit a look at a consent record: a disclosure when it showed family facts."""
     disclosed = view.reason == "consent"
-    audit.record(action=action, outcome="permit", reason=view.reason, resource_type="consent",
+    audit.record(action=action, outcome="permit", reason=reason or view.reason,
+                 resource_type="consent",
                  resource_id=consent.id, family_id=family.id, actor=actor,
                  categories=view.permitted if disclosed else (),
                  consent_ids=view.consent_ids if disclosed else [consent.id])
 
 
+def _view(actor, consent: Consent, family: Family) -> policy.ConsentView | None:
+    facts = policy.family_facts_in_consents(actor_organization_id=actor.organization_id,
+                                            family=family, at=now())
+    return policy.view_of_consent(actor_organization_id=actor.organization_id,
+                                  consent=consent, family=family, facts=facts)
+
+
 def _visible_consent(actor, consent_id: uuid.UUID, action: str):
     consent = db.session.get(Consent, consent_id)
     family = _family(consent.family_id) if consent else None
-    view = None
-    if consent is not None:
-        facts = policy.family_facts_in_consents(actor_organization_id=actor.organization_id,
-                                                family=family, at=now())
-        view = policy.view_of_consent(actor_organization_id=actor.organization_id,
-                                      consent=consent, family=family, facts=facts)
+    view = _view(actor, consent, family) if consent is not None else None
     if view is None:
         raise _refuse(action, "consent", consent_id,
                       family_id=consent.family_id if consent else None)
@@ -205,22 +208,20 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     # A send or a resumption relying on this consent finishes before, or waits until after.
     lock_family(family.id)
     db.session.refresh(consent)
-    if consent.revoked_at is not None:
-        audit.record(action="revoke", outcome="permit", reason="already_revoked",
-                     resource_type="consent", resource_id=consent.id, family_id=family.id,
-                     consent_ids=[consent.id], actor=actor)
-        return consent_document(consent, view), consent.version
-    consent.revoked_at = now()
-    consent.revocation_reason = data["reason"]
-    consent.revocation_requested_by = data["requested_by"]
-    consent.revocation_caregiver_id = caregiver_id
-    consent.revoked_by_organization_id = actor.organization_id
-    db.session.flush()
-    consent_revoked.send(consent, family=family, at=consent.revoked_at)
-    audit.record(action="revoke", outcome="permit", reason=f"requested_by_{data['requested_by']}",
-                 resource_type="consent", resource_id=consent.id, family_id=family.id,
-                 consent_ids=[consent.id], actor=actor)
-    view = replace(view, shows_revocation_reason=True)  # the revoker wrote the reason
+    reason = "already_revoked"
+    if consent.revoked_at is None:
+        consent.revoked_at = now()
+        consent.revocation_reason = data["reason"]
+        consent.revocation_requested_by = data["requested_by"]
+        consent.revocation_caregiver_id = caregiver_id
+        consent.revoked_by_organization_id = actor.organization_id
+        db.session.flush()
+        consent_revoked.send(consent, family=family, at=consent.revoked_at)
+        reason = f"requested_by_{data['requested_by']}"
+    # The answer is what the caller may see once the revocation holds: the family facts in the
+    # record pass only under the consents still in force, and the event says which.
+    view = _view(actor, consent, family)
+    _record_view(actor, consent, family, view, "revoke", reason)
     return consent_document(consent, view), consent.version
 
 

@@ -582,9 +582,11 @@ def test_revoking_answers_200_revoked_with_revoked_at(
     assert instant(response.json["revoked_at"]) == T0 + timedelta(minutes=5)
     assert response.json["revocation_reason"] == "The mother asked to stop sharing."
     assert response.json.get("revocation_requested_by", "caregiver") == "caregiver"
-    # The custodian reads the whole record again.
-    again = client.get(consent_url(consent.id), headers=custodian.headers)
-    assert again.json | {"redacted": []} == response.json | {"redacted": []}
+    # The answer is the record as its revoker may see it now, as a read right after shows it:
+    # the partner's only consent is gone, so the family facts in it no longer pass.
+    again = client.get(consent_url(consent.id), headers=who.headers)
+    assert again.json == response.json
+    assert response.json["redacted"] == ([] if by == "custodian" else ["contact"])
     # The partner still learns the consent was revoked, but no longer the family's facts in
     # it (its only consent is gone), and the reason only if it wrote it.
     seen = client.get(consent_url(consent.id), headers=partner.headers).json
@@ -592,6 +594,19 @@ def test_revoking_answers_200_revoked_with_revoked_at(
     assert seen["redacted"] == ["contact"]
     assert "explained_in_language" not in seen and "interpreter_used" not in seen
     assert ("revocation_reason" in seen) is (by == "partner")
+
+
+def test_a_revocation_shows_and_records_the_facts_another_consent_still_lets_pass(
+        app, client, make, custodian, partner, family):
+    revoked = make.consent(family, [custodian.org, partner.org], purposes=("referral",))
+    still = make.consent(family, [custodian.org, partner.org], purposes=("treatment",))
+    response = revoke(client, partner, revoked.id)
+    assert response.status_code == 200
+    assert response.json["redacted"] == []
+    assert response.json["explained_in_language"] == "es"
+    with app.app_context():
+        [event] = audit_events(action="revoke")
+        assert (event.categories, event.consent_ids) == (["contact"], [str(still.id)])
 
 
 def test_revoking_again_answers_200_with_the_consent_unchanged(
