@@ -467,7 +467,8 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
                    status: str | None = None, updated_since: datetime | None = None,
                    overdue: bool = False) -> Page:
     """The referrals the caller sent or received, most recently changed first, each as a
-    single read would show it; one `search` event per page names the families disclosed."""
+    single read would show it; the page recorded as one `search` event per family it
+    disclosed (one for the page when it disclosed none)."""
     me = actor.organization_id
     stmt = sa.select(Referral).where(policy.referral_party_clause(Referral, me, direction))
     if status is not None:
@@ -482,7 +483,7 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
     families = _families({r.family_id for r in page.items})
     # The engine's viewers per family and organization: each family's consents load once.
     viewers: dict[uuid.UUID, dict] = {}
-    documents, seen, disclosed = [], _Seen(), []
+    documents, seen_by_family = [], {}
     for referral in page.items:
         cached = viewers.setdefault(referral.family_id, {})
         side = policy.referral_side(actor_organization_id=me, referral=referral)
@@ -491,17 +492,22 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
         _hold_if_unsupported(access, cached)
         if status is not None and referral.status != status:
             continue  # it was put on hold just now
-        item = _Seen()
-        documents.append(_document(access, item))
-        seen.decisions += item.decisions
-        if any(d.consent_ids for d in item.decisions):
-            disclosed.append(referral.family_id)
-    found = seen.disclosed
-    audit.record(action="search", outcome="permit",
-                 reason=found.reason if found.consent_ids else "party",
-                 resource_type="referral", actor=actor, family_ids=disclosed,
-                 purpose={"received": "referral", "sent": "care_coordination"}.get(direction),
-                 categories=found.permitted, consent_ids=found.consent_ids)
+        documents.append(_document(access, seen_by_family.setdefault(referral.family_id,
+                                                                     _Seen())))
+    # One event per family the page disclosed, with that family's categories and consents
+    # only: each family's accounting of disclosures must say exactly what passed about it.
+    # A page that disclosed nothing is one event of the look itself.
+    purpose = {"received": "referral", "sent": "care_coordination"}.get(direction)
+    disclosed = {family_id: seen.disclosed for family_id, seen in seen_by_family.items()
+                 if seen.disclosed.consent_ids}
+    for family_id, found in disclosed.items():
+        audit.record(action="search", outcome="permit", reason=found.reason,
+                     resource_type="referral", actor=actor, family_id=family_id,
+                     purpose=purpose, categories=found.permitted,
+                     consent_ids=found.consent_ids)
+    if not disclosed:
+        audit.record(action="search", outcome="permit", reason="party",
+                     resource_type="referral", actor=actor, purpose=purpose)
     page.items = documents
     return page
 

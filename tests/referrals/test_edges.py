@@ -147,8 +147,8 @@ def test_each_read_is_recorded_for_its_purpose_and_only_what_others_wrote(app, c
         # The clinic read its own referral: nothing came from another organization.
         assert [(e.categories, e.consent_ids, e.reason) for e in own] == [([], [], "sender")]
         search = audit_events(action="search", resource_type="referral")
-        assert [(e.purpose, e.family_ids) for e in search] == \
-            [("referral", [str(consented.family.id)])]
+        assert [(e.purpose, str(e.family_id)) for e in search] == \
+            [("referral", str(consented.family.id))]
         disclosures = client.get(f"/api/v1/families/{consented.family.id}/disclosures",
                                  headers=consented.as_clinic).json["items"]
         assert {d["organization_id"] for d in disclosures} == {str(consented.provider.id)}
@@ -214,7 +214,30 @@ def test_a_page_of_many_families_loads_each_familys_consents_once(app, client, m
     assert len(page.json["items"]) == 6
     assert sum("consent_parties" in s for s in statements) == 6
     with app.app_context():
-        assert db.session.query(AuditEvent).filter_by(action="search").count() == 1
+        # One event for each family the page disclosed.
+        assert db.session.query(AuditEvent).filter_by(action="search").count() == 6
+
+
+def test_each_familys_accounting_names_only_what_a_page_disclosed_about_it(
+        app, client, make, net):
+    """A page listing two families' referrals: each family's accounting holds its own
+    categories and consents, never the other's."""
+    make.consent(net.family, [net.clinic, net.provider], purposes=("referral",),
+                 categories=("identity",))
+    send(client, net, shared_categories=["identity"], reasons=["other"])
+    other_holder = make.organization(name="Other Clinic", type="pediatric_primary_care")
+    other = make.family(other_holder, given_name="Yara")
+    other_consent = make.consent(other, [other_holder, net.provider], purposes=("referral",),
+                                 categories=("identity", "contact", "referral_reason"))
+    send(client, net, headers=bearer(make.token(other_holder, lifetime=LONG)),
+         family_id=str(other.id))
+    page = client.get("/api/v1/referrals?direction=received", headers=net.as_provider)
+    assert len(page.json["items"]) == 2
+    items = client.get(f"/api/v1/families/{net.family.id}/disclosures",
+                       headers=net.as_clinic).json["items"]
+    searches = [i for i in items if i["action"] == "search"]
+    assert [(i["categories"], i["purpose"]) for i in searches] == [(["identity"], "referral")]
+    assert str(other_consent.id) not in searches[0]["consent_ids"]
 
 
 def test_a_move_is_one_event_and_its_answer_counts_in_the_accounting(app, client, consented):
