@@ -1,6 +1,7 @@
 """Refusals recorded after the rollback in a fresh transaction; checkpoints and sealing on a
 schedule."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -79,12 +80,22 @@ def _checkpoint_on_schedule() -> None:
 
 
 #: The resource type of each collection a creating POST's Location names.
-_COLLECTIONS = {"families": "family", "consents": "consent", "referrals": "referral"}
+_COLLECTIONS = {"families": "family", "consents": "consent", "referrals": "referral",
+                "notes": "referral_note"}
 
 
-def _record_replay(location: str | None) -> None:
-    """A replayed creation shows the object again to its client: one `read` event."""
-    *_, collection, resource_id = ("", "", *(location or "").rstrip("/").split("/"))
+def _record_replay(location: str | None, body: str) -> None:
+    """A replayed creation shows the object again to its client: one `read` event of it,
+    named by its `Location`, or else by the replayed body's `id` in the request's collection
+    (a note has no address of its own)."""
+    if location:
+        collection, resource_id = ("", *location.rstrip("/").split("/"))[-2:]
+    else:
+        collection = request.path.rstrip("/").rsplit("/", 1)[-1]
+        try:
+            resource_id = json.loads(body).get("id")
+        except (ValueError, AttributeError):
+            resource_id = None
     record(action="read", outcome="permit", reason="idempotent_replay",
            resource_type=_COLLECTIONS.get(collection, "api"), resource_id=resource_id or None,
            actor=g.get("actor"))

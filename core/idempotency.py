@@ -81,7 +81,7 @@ def idempotent(view=None, *, reread=None):
                 return _reread(stored, reread)
             on_replay = current_app.extensions.get("idempotent_replay")
             if on_replay:  # the replayed body shows the object again: record that look
-                on_replay(stored.headers.get("Location"))
+                on_replay(stored.headers.get("Location"), stored.body)
             return _replay(stored)
         # Keys older than a day are free again, and their stored answers are not kept.
         db.session.execute(sa.delete(IdempotencyKey).where(

@@ -97,6 +97,21 @@ def test_a_send_replayed_for_a_client_that_may_only_write_referrals(client, make
     assert again.json["family"] == first.json["family"]
 
 
+def test_a_replayed_note_is_recorded_as_a_look_at_that_note(app, client, consented):
+    rid = send(client, consented).json["id"]
+    headers = {**consented.as_clinic, "Idempotency-Key": "note-1"}
+    body = {"body": "Mornings are best."}
+    first = client.post(f"/api/v1/referrals/{rid}/notes", json=body, headers=headers)
+    again = client.post(f"/api/v1/referrals/{rid}/notes", json=body, headers=headers)
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == first.json
+    with app.app_context():
+        [replay] = audit_events(reason="idempotent_replay")
+        assert (replay.action, replay.resource_type, replay.resource_id) == \
+            ("read", "referral_note", first.json["id"])
+
+
 def test_a_replayed_send_shows_the_referral_as_a_read_would_now(client, relayed):
     headers = {**relayed.as_early_on, "Idempotency-Key": "relay-1"}
     first = send(client, relayed, headers=headers)
