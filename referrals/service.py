@@ -680,6 +680,7 @@ def write_note(actor, *, referral_id: uuid.UUID, data: dict) -> dict:
     """Add a note of the caller's to a referral it is a party to; the other side reads it
     only under consent. Raises Problem 404 for an organization that is not a party."""
     access = _access(actor, referral_id, "create")
+    _hold_if_unsupported(access)
     note = ReferralNote(id=uuid.uuid4(), referral_id=access.referral.id,
                         author_organization_id=actor.organization_id, category=data["category"],
                         body=data["body"], created_at=access.at)
@@ -695,6 +696,7 @@ def write_note(actor, *, referral_id: uuid.UUID, data: dict) -> dict:
 def list_notes(actor, *, referral_id: uuid.UUID, limit: int, cursor: str | None = None) -> Page:
     """The referral's notes, newest first; the other side's bodies only under consent."""
     access = _access(actor, referral_id, "read")
+    _hold_if_unsupported(access)
     stmt = sa.select(ReferralNote).where(ReferralNote.referral_id == referral_id)
     page = newest_first(stmt, kind="referral-notes", at=ReferralNote.created_at,
                         id=ReferralNote.id, cursor=cursor, limit=limit)

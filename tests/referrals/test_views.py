@@ -160,6 +160,26 @@ def test_part_c_clocks_pause_and_list_overdue(app, client, consented):
                                         headers=consented.as_provider).json["items"]] == [rid]
 
 
+@pytest.mark.parametrize("access", ["write_note", "list_notes", "timeline"])
+def test_any_look_at_a_referral_after_its_consent_expired_holds_it(
+        app, client, consented, access):
+    rid = send(client, consented).json["id"]
+    clock.freeze(consented.consent.expires_at + timedelta(seconds=1))
+    url = f"/api/v1/referrals/{rid}"
+    if access == "write_note":
+        answer = client.post(f"{url}/notes", json={"body": "Called."},
+                             headers=consented.as_provider)
+    else:
+        answer = client.get(f"{url}/{'notes' if access == 'list_notes' else 'events'}",
+                            headers=consented.as_provider)
+    assert answer.status_code < 300, answer.json
+    with app.app_context():
+        assert [e.resource_id for e in audit_events(action="transition",
+                                                     reason="consent_ended")] == [rid]
+    seen = client.get(url, headers=consented.as_clinic).json
+    assert (seen["status"], seen["status_reason"]) == ("on_hold", "consent_ended")
+
+
 def test_an_expired_consent_holds_the_referral_at_the_next_access_or_by_the_sweep(
         app, client, consented):
     first = send(client, consented).json["id"]
