@@ -62,7 +62,9 @@ def send_referral():
            query=ReferralListQuery, responses={200: ReferralPageSchema})
 def list_referrals():
     """Most recently changed first; each item as a single read would show it. A page may
-    hold fewer than `limit` items only when it is the last."""
+    hold fewer than `limit` items, even none, when referrals on it were put on hold by this
+    very look (their consent ended) and so no longer match `status`: follow `next_cursor`
+    until it is null."""
     args = load_query(ReferralListQuery)
     return respond(ReferralPageSchema, service.list_referrals(current_actor(), **args))
 
@@ -91,12 +93,18 @@ def transition_referral(referral_id: uuid.UUID):
 |---|---|---|
 | requested | draft | sender |
 | received | requested | receiver |
-| accepted, rejected | requested, received | receiver |
-| in_progress | accepted, on_hold, in_progress (a new `business_status`) | receiver |
-| on_hold | accepted, in_progress | receiver, or the service when consent ends |
+| accepted, rejected | requested, received, on_hold (1) | receiver |
+| in_progress | accepted, in_progress (2), on_hold (3) | receiver |
+| on_hold | accepted, in_progress, on_hold (4) | receiver, or the service when consent ends |
 | completed | accepted, in_progress | receiver |
 | cancelled | any open status | sender or receiver |
 
+Beyond the contract's table, deliberately: (1) the service also holds a referral not yet
+accepted when its consent ends, and the receiver resumes it to its decision, not past it;
+(2) records a new `business_status`; (3) a referral held after it was accepted; (4) changes a
+hold's `reason`: a provider documents its attempts to get consent again (`awaiting_consent`,
+with a `note`), which pauses the Part C clock. When a consent ends, a hold the receiver had
+put while consent covered the referral (a waitlist, say) becomes `consent_ended`.
 Illegal moves are 409 `invalid-transition`; the other side's moves 403. Rejection,
 cancellation and hold need a `reason`, completion an `outcome`. Resuming a referral held
 because its consent ended needs a consent in force again (403 `consent-required`)."""

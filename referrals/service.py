@@ -50,6 +50,10 @@ TRANSITIONS = {
     "completed": ({"accepted", "in_progress"}, {"receiver"}),
     "cancelled": (set(OPEN_STATUSES), {"sender", "receiver"}),
 }
+#: Where the service may have held a referral the receiver had not yet decided on (its consent
+#: ended): leaving that hold takes the receiver back to its decision, not past it.
+_UNDECIDED = frozenset({"requested", "received"})
+_DECISIONS = frozenset({"accepted", "rejected"})
 #: The reason codes each status takes; a status not named here takes none.
 _REASONS = {
     "rejected": REJECTION_REASONS,
@@ -253,7 +257,7 @@ def _hold_if_unsupported(access: _Access, viewers=None) -> bool:
     longer cover what it shares: a timeline entry and an audit event with it. `viewers`
     caches the engine's viewers by organization for a page of one family's referrals."""
     referral, family, at = access.referral, access.family, access.at
-    if referral.status not in ACTIVE_STATUSES:
+    if not _holdable(referral):
         return False
     viewers = {} if viewers is None else viewers
     viewers.setdefault(access.actor.organization_id, access.viewer)
@@ -270,16 +274,38 @@ def _hold_if_unsupported(access: _Access, viewers=None) -> bool:
         sender_viewer=viewer(referral.from_organization_id))
     if not decision.withheld:
         return False
+    if referral.status == "on_hold" and policy.referral_send_decision(
+            family=family, sender_organization_id=referral.from_organization_id,
+            receiver_organization_id=referral.to_organization_id,
+            shared_categories=referral.shared_categories, at=referral.updated_at).withheld:
+        return False  # the receiver held it after its consent had ended: that hold stands
     # Another request may be moving it: take the row, and hold it only if still open.
     db.session.refresh(referral, with_for_update=True)
-    if referral.status not in ACTIVE_STATUSES:
+    if not _holdable(referral):
         return False
     _hold(referral, at, categories=decision.withheld, consent_ids=referral.consent_ids)
     return True
 
 
+def _holdable(referral: Referral) -> bool:
+    """Sent and open, and not already held because a consent ended: a hold the receiver put
+    on it while consent covered it (a waitlist, say) becomes one for `consent_ended`, which
+    resumes only under consent."""
+    return referral.status in ACTIVE_STATUSES or (
+        referral.status == "on_hold" and referral.status_reason != "consent_ended")
+
+
+#: `_holdable` in SQL.
+_HOLDABLE = sa.or_(Referral.status.in_(ACTIVE_STATUSES),
+                   sa.and_(Referral.status == "on_hold",
+                           Referral.status_reason != "consent_ended"))
+
+
 def _hold(referral: Referral, at: datetime, *, categories, consent_ids) -> None:
     previous = referral.status
+    # A receiver's pausing hold (family circumstances) no longer pauses the Part C clock:
+    # the provider documents its attempts to get consent again (`awaiting_consent`) to pause it.
+    _move_part_c_clock(referral, "on_hold", at, "consent_ended")
     referral.status = "on_hold"
     referral.business_status = None
     referral.status_reason = "consent_ended"
@@ -301,8 +327,7 @@ def _on_consent_revoked(consent, *, family: Family, at: datetime, **_) -> None:
     """Revocation takes effect at once: in the same transaction, hold every open referral of
     the family that the consents still in force no longer cover."""
     referrals = db.session.scalars(sa.select(Referral).where(
-        Referral.family_id == family.id, Referral.status.in_(ACTIVE_STATUSES))
-        .order_by(Referral.id).with_for_update())
+        Referral.family_id == family.id, _HOLDABLE).order_by(Referral.id).with_for_update())
     viewers = {}
     for referral in referrals:
         access = _Access(_SERVICE, referral, family, "service", at)
@@ -327,7 +352,7 @@ def hold_unsupported(*, at: datetime, after: uuid.UUID | None = None,
     consents no longer cover them (an expiry is also caught at the next access). Rows another
     request holds are skipped, caught at their next access or the next sweep. Returns how
     many were held and where the batch ended (None: the last batch)."""
-    stmt = (sa.select(Referral).where(Referral.status.in_(ACTIVE_STATUSES))
+    stmt = (sa.select(Referral).where(_HOLDABLE)
             .order_by(Referral.id).limit(batch).with_for_update(skip_locked=True))
     if after is not None:
         stmt = stmt.where(Referral.id > after)
@@ -559,6 +584,15 @@ def _move_part_c_clock(referral: Referral, to: str, at: datetime, reason: str | 
         referral.timeline_paused_since = at
 
 
+def _held_from(referral: Referral) -> str | None:
+    """The status the referral was in when its current hold began (relabels skipped)."""
+    return db.session.scalar(
+        sa.select(ReferralEvent.from_status)
+        .where(ReferralEvent.referral_id == referral.id, ReferralEvent.to_status == "on_hold",
+               ReferralEvent.from_status != "on_hold")
+        .order_by(ReferralEvent.referral_version.desc()).limit(1))
+
+
 def _check_resumable(access: _Access) -> None:
     """A referral held because its consent ended resumes only under a consent in force."""
     referral, family = access.referral, access.family
@@ -594,6 +628,11 @@ def transition_referral(actor, *, referral_id: uuid.UUID, data: dict,
     _hold_if_unsupported(access)
     to = data["status"]
     sources, sides = TRANSITIONS[to]
+    if referral.status == "on_hold" and to in _DECISIONS | {"in_progress"}:
+        # A referral the service held before the receiver accepted it resumes to that
+        # decision (accepted or rejected); one held after, to in_progress.
+        undecided = _held_from(referral) in _UNDECIDED
+        sources = {"on_hold"} if undecided == (to in _DECISIONS) else set()
     if referral.status not in sources:
         raise Problem("invalid-transition", f"A referral that is {referral.status} cannot "
                                             f"become {to}")
@@ -608,7 +647,7 @@ def transition_referral(actor, *, referral_id: uuid.UUID, data: dict,
         _check_sendable(actor, referral, family,
                         db.session.get(Organization, referral.to_organization_id), at,
                         "transition")
-    if previous == "on_hold" and to == "in_progress":
+    if previous == "on_hold" and to in ("in_progress", "accepted"):
         _check_resumable(access)
     made = referral.version + 1  # the version this move makes, named by its timeline step
     if referral.received_at is None and access.side == "receiver":

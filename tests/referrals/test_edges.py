@@ -204,8 +204,63 @@ def test_a_provider_documents_consent_attempts_after_a_consent_ended(client, mak
     clock.freeze(start + timedelta(days=20))
     resumed = move(client, rid, net.as_provider, relabelled.headers["ETag"],
                    status="in_progress")
+    assert resumed.status_code == 200, resumed.json
     assert resumed.json["part_c"]["timeline_due_by"] == \
         (start + timedelta(days=55)).date().isoformat()
+
+
+def test_a_referral_held_before_it_was_accepted_resumes_to_the_receivers_decision(
+        client, make, net):
+    consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    rid = send(client, net).json["id"]
+    client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.as_clinic,
+                json={"reason": "Mother wants to think again."})
+    make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    etag = client.get(f"/api/v1/referrals/{rid}", headers=net.as_provider).headers["ETag"]
+    assert_problem(move(client, rid, net.as_provider, etag, status="in_progress",
+                        business_status="engaged"), 409, "invalid-transition")
+    accepted = move(client, rid, net.as_provider, etag, status="accepted")
+    assert accepted.status_code == 200, accepted.json
+    assert accepted.json["status"] == "accepted"
+
+
+def test_a_referral_held_after_it_was_accepted_does_not_go_back_to_a_decision(
+        client, make, net):
+    make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    sent = send(client, net)
+    rid = sent.json["id"]
+    etag = move(client, rid, net.as_provider, sent.headers["ETag"],
+                status="accepted").headers["ETag"]
+    etag = move(client, rid, net.as_provider, etag, status="on_hold",
+                reason="waitlist").headers["ETag"]
+    assert_problem(move(client, rid, net.as_provider, etag, status="rejected",
+                        reason="at_capacity"), 409, "invalid-transition")
+
+
+@pytest.mark.parametrize("ending", ["revoked", "expired"])
+def test_a_hold_the_receiver_put_becomes_consent_ended_when_the_consent_ends(
+        app, client, make, net, ending):
+    consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    sent = send(client, net)
+    rid = sent.json["id"]
+    etag = move(client, rid, net.as_provider, sent.headers["ETag"],
+                status="accepted").headers["ETag"]
+    move(client, rid, net.as_provider, etag, status="on_hold", reason="waitlist")
+    if ending == "revoked":
+        client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.as_clinic,
+                    json={"reason": "Mother wants to think again."})
+    else:
+        clock.freeze(consent.expires_at + timedelta(seconds=1))
+    seen = client.get(f"/api/v1/referrals/{rid}", headers=net.as_clinic)
+    assert (seen.json["status"], seen.headers["ETag"]) == ("on_hold", '"v4"')
+    timeline = client.get(f"/api/v1/referrals/{rid}/events", headers=net.as_clinic).json
+    assert [(e["from_status"], e["to_status"]) for e in timeline["items"]][0] == \
+        ("on_hold", "on_hold")
+    with app.app_context():
+        [held] = audit_events(action="transition", reason="consent_ended")
+        assert held.resource_id == rid
+    again = client.get(f"/api/v1/referrals/{rid}", headers=net.as_clinic)
+    assert again.headers["ETag"] == '"v4"'  # held once, not at every look
 
 
 def test_a_page_of_many_families_loads_each_familys_consents_once(app, client, make, net):
