@@ -194,7 +194,9 @@ class ReferralListQuery(PageQuery, InputSchema):
         "description": "Only referrals changed at or after this instant."})
     overdue = QueryBoolean(load_default=False, metadata={
         "description": "Only referrals past a Part C clock: a draft past `referral_due_by`, "
-                       "or a received, open referral past `timeline_due_by` and not paused."})
+                       "or a received, open referral past `timeline_due_by` and not paused "
+                       "(for the referrer, only where a consent lets it see that clock, "
+                       "`service_status` for `care_coordination`)."})
 
 
 class TimelineQuery(PageQuery, InputSchema):
