@@ -86,8 +86,9 @@ def no_control_characters(value: str) -> None:
 
 def text(max_length: int, **kwargs) -> fields.String:
     """A non-blank string of at most `max_length` characters, without control characters."""
+    # Regexp matches at the start of the value: `\s*` lets " Okafor" through, not "   ".
     return fields.String(
         validate=[validate.Length(1, max_length),
-                  validate.Regexp(r"\S", error="Must not be blank"), no_control_characters],
+                  validate.Regexp(r"\s*\S", error="Must not be blank"), no_control_characters],
         **kwargs,
     )

@@ -89,16 +89,22 @@ def _apply(family: Family, data: dict) -> None:
 DUPLICATES_NAMED = 20
 
 
+def _name_key(column):
+    # A stray space typed before or after a name does not make another child.
+    return sa.func.trim(sa.func.lower(column))
+
+
 def _likely_duplicates(actor, family: Family) -> list[uuid.UUID]:
-    """The caller's own families with the same child name (case aside) and birth date, newest
+    """The caller's own families with the same child name (case and surrounding spaces aside)
+    and birth date, newest
     first, at most DUPLICATES_NAMED; never another organization's. Compared in SQL: a
     custodian may hold thousands of children born the same day."""
     return list(db.session.scalars(
         sa.select(Family.id).where(
             Family.custodian_organization_id == actor.organization_id,
             Family.child_birth_date == family.child_birth_date,
-            sa.func.lower(Family.child_given_name) == family.child_given_name.lower(),
-            sa.func.lower(Family.child_family_name) == family.child_family_name.lower(),
+            _name_key(Family.child_given_name) == family.child_given_name.lower().strip(" "),
+            _name_key(Family.child_family_name) == family.child_family_name.lower().strip(" "),
             Family.id != family.id)
         .order_by(Family.created_at.desc(), Family.id).limit(DUPLICATES_NAMED)))
 

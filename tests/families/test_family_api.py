@@ -163,6 +163,7 @@ def test_optional_fields_take_their_defaults(client, custodian):
     ("Amara", "Okafor"),
     ("AMARA", "okafor"),
     ("aMaRa", "OKAFOR"),
+    ("Amara ", " Okafor"),
 ])
 def test_same_child_again_at_the_same_organization_warns_of_a_duplicate(
         client, custodian, given, family):
