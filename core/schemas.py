@@ -84,11 +84,15 @@ def no_control_characters(value: str) -> None:
         raise ValidationError("Must not contain control characters")
 
 
+#: Something visible somewhere. Regexp matches at the start of the value: `\s*` lets
+#: " Okafor" through, not "   ". (The OpenAPI document states it in full: openapi/spec.py.)
+NOT_BLANK = r"\s*\S"
+
+
 def text(max_length: int, **kwargs) -> fields.String:
     """A non-blank string of at most `max_length` characters, without control characters."""
-    # Regexp matches at the start of the value: `\s*` lets " Okafor" through, not "   ".
     return fields.String(
         validate=[validate.Length(1, max_length),
-                  validate.Regexp(r"\s*\S", error="Must not be blank"), no_control_characters],
+                  validate.Regexp(NOT_BLANK, error="Must not be blank"), no_control_characters],
         **kwargs,
     )

@@ -12,7 +12,7 @@ from marshmallow import Schema, fields
 from auth.scopes import SCOPES
 from consent.categories import CATEGORIES
 from core.errors import PROBLEMS
-from core.schemas import no_control_characters, unique_items
+from core.schemas import NOT_BLANK, no_control_characters, unique_items
 
 COMMITTED = Path(__file__).with_name("openapi.yaml")
 API_VERSION = "1.0.0"
@@ -82,7 +82,7 @@ _NOT_CONTROL = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 
 def _shared_validators(self, field, ret=None, **kwargs) -> dict:
     """What apispec cannot read from the shared validators of core.schemas: unique items, and
-    text without control characters (with `text()`'s `\\S`: something visible too)."""
+    text without control characters (with `text()`'s NOT_BLANK: something visible too)."""
     validators = getattr(field, "validators", ())
     keywords = {}
     if unique_items in validators:
@@ -91,7 +91,7 @@ def _shared_validators(self, field, ret=None, **kwargs) -> dict:
         pattern = (ret or {}).get("pattern")
         if pattern is None:
             keywords["pattern"] = f"^{_NOT_CONTROL}*$"
-        elif pattern == r"\S":
+        elif pattern == NOT_BLANK:
             visible = _NOT_CONTROL.replace("[^", r"[^\s", 1)
             keywords["pattern"] = f"^{_NOT_CONTROL}*{visible}{_NOT_CONTROL}*$"
     return keywords
