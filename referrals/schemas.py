@@ -193,10 +193,12 @@ class ReferralListQuery(PageQuery, InputSchema):
     updated_since = Instant(metadata={
         "description": "Only referrals changed at or after this instant."})
     overdue = QueryBoolean(load_default=False, metadata={
-        "description": "Only referrals past a Part C clock: a draft past `referral_due_by`, "
-                       "or a received, open referral past `timeline_due_by` and not paused "
-                       "(for the referrer, only where a consent lets it see that clock, "
-                       "`service_status` for `care_coordination`)."})
+        "description": "Only referrals past a Part C clock the caller keeps: the referrer's "
+                       "drafts past `referral_due_by`; the receiver's received, open "
+                       "referrals past `timeline_due_by` and not paused. The 45-day clock is "
+                       "the receiver's `service_status`: a referrer reads it on each referral "
+                       "where a consent lets it, never from this filter, whose pages would "
+                       "tell of it without consent."})
 
 
 class TimelineQuery(PageQuery, InputSchema):

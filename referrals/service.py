@@ -478,13 +478,12 @@ def read_referral(actor, *, referral_id: uuid.UUID) -> tuple[dict, int]:
 
 
 def _overdue(organization_id: uuid.UUID, today: date):
-    """Past a Part C clock: the sender's 7 days to send a draft, and the 45 days (unpaused)
-    from receipt, for either side (the sender's rows are kept only where it may see that
-    clock: see `list_referrals`)."""
+    """Past a Part C clock the caller keeps: the sender's 7 days to send a draft, the
+    receiver's 45 days (unpaused) from receipt."""
     return sa.or_(
         sa.and_(Referral.from_organization_id == organization_id, Referral.status == "draft",
                 Referral.referral_due_by < today),
-        sa.and_(policy.referral_party_clause(Referral, organization_id),
+        sa.and_(Referral.to_organization_id == organization_id,
                 Referral.status.in_(_TIMELINE_STATUSES), Referral.timeline_paused_since.is_(None),
                 Referral.timeline_due_by < today))
 
@@ -518,13 +517,8 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
         _hold_if_unsupported(access, cached)
         if status is not None and referral.status != status:
             continue  # it was put on hold just now
-        item = _Seen()
-        document = _document(access, item)
-        if overdue and side == "sender" and referral.status != "draft" \
-                and "timeline_due_by" not in (document["part_c"] or {}):
-            continue  # late on the receiver's clock, which no consent lets the sender see
-        documents.append(document)
-        seen_by_family.setdefault(referral.family_id, _Seen()).decisions += item.decisions
+        documents.append(_document(access, seen_by_family.setdefault(referral.family_id,
+                                                                     _Seen())))
     # One event per family the page disclosed, with that family's categories and consents
     # only: each family's accounting of disclosures must say exactly what passed about it.
     # A page that disclosed nothing is one event of the look itself.
