@@ -318,7 +318,7 @@ def referral_send_decision(*, family, sender_organization_id: uuid.UUID,
     purpose and the category; the receiver may see it (a consent names the receiver and the
     category's author); and the sender may see what it passes on from a family record it does
     not hold. When the sender holds the family these are one and the same consent.
-    `withheld` names what is missing; `consent_ids` are the receiver's consents it rests on.
+    `withheld` names what is missing; `consent_ids` are every consent it rests on.
     """
     receiver_viewer = receiver_viewer or Viewer(actor_organization_id=receiver_organization_id,
                                                 family=family, at=at)
@@ -338,7 +338,8 @@ def referral_send_decision(*, family, sender_organization_id: uuid.UUID,
         passed_on = receiver_viewer.decide(purpose="referral", categories=of_family,
                                            author_organization_id=sender_organization_id)
         permitted &= (sender.permitted & passed_on.permitted) | of_sender
-        consent_ids = tuple(dict.fromkeys((*consent_ids, *passed_on.consent_ids)))
+        consent_ids = tuple(dict.fromkeys(
+            (*consent_ids, *passed_on.consent_ids, *sender.consent_ids)))
     reason = receiver.reason if permitted == receiver.permitted else (
         "partial_consent" if permitted else "no_consent")
     return Decision(receiver.asked, permitted, consent_ids, reason, "referral")

@@ -272,19 +272,24 @@ def _hold_if_unsupported(access: _Access, viewers=None) -> bool:
         shared_categories=referral.shared_categories, at=at,
         receiver_viewer=viewer(referral.to_organization_id),
         sender_viewer=viewer(referral.from_organization_id))
-    if not decision.withheld:
+    if not decision.withheld or _held_after_consent_ended(referral, family):
         return False
-    if referral.status == "on_hold" and policy.referral_send_decision(
-            family=family, sender_organization_id=referral.from_organization_id,
-            receiver_organization_id=referral.to_organization_id,
-            shared_categories=referral.shared_categories, at=referral.updated_at).withheld:
-        return False  # the receiver held it after its consent had ended: that hold stands
-    # Another request may be moving it: take the row, and hold it only if still open.
+    # Another request may be moving it: take the row, and hold it only if it still may be
+    # (the receiver may have held it meanwhile, knowing the consent had ended).
     db.session.refresh(referral, with_for_update=True)
-    if not _holdable(referral):
+    if not _holdable(referral) or _held_after_consent_ended(referral, family):
         return False
     _hold(referral, at, categories=decision.withheld, consent_ids=referral.consent_ids)
     return True
+
+
+def _held_after_consent_ended(referral: Referral, family: Family) -> bool:
+    """A hold the receiver put on the referral when the consents no longer covered it (say
+    `awaiting_consent`): that hold stands, and is never relabelled `consent_ended`."""
+    return referral.status == "on_hold" and bool(policy.referral_send_decision(
+        family=family, sender_organization_id=referral.from_organization_id,
+        receiver_organization_id=referral.to_organization_id,
+        shared_categories=referral.shared_categories, at=referral.updated_at).withheld)
 
 
 def _holdable(referral: Referral) -> bool:
@@ -295,17 +300,16 @@ def _holdable(referral: Referral) -> bool:
         referral.status == "on_hold" and referral.status_reason != "consent_ended")
 
 
+_HELD_BY_RECEIVER = sa.and_(Referral.status == "on_hold",
+                            Referral.status_reason != "consent_ended")
 #: `_holdable` in SQL.
-_HOLDABLE = sa.or_(Referral.status.in_(ACTIVE_STATUSES),
-                   sa.and_(Referral.status == "on_hold",
-                           Referral.status_reason != "consent_ended"))
+_HOLDABLE = sa.or_(Referral.status.in_(ACTIVE_STATUSES), _HELD_BY_RECEIVER)
 
 
 def _hold(referral: Referral, at: datetime, *, categories, consent_ids) -> None:
+    # The Part C clock is left as it is: a pause for documented family circumstances does not
+    # end with the consent.
     previous = referral.status
-    # A receiver's pausing hold (family circumstances) no longer pauses the Part C clock:
-    # the provider documents its attempts to get consent again (`awaiting_consent`) to pause it.
-    _move_part_c_clock(referral, "on_hold", at, "consent_ended")
     referral.status = "on_hold"
     referral.business_status = None
     referral.status_reason = "consent_ended"
@@ -326,8 +330,13 @@ def _hold(referral: Referral, at: datetime, *, categories, consent_ids) -> None:
 def _on_consent_revoked(consent, *, family: Family, at: datetime, **_) -> None:
     """Revocation takes effect at once: in the same transaction, hold every open referral of
     the family that the consents still in force no longer cover."""
-    referrals = db.session.scalars(sa.select(Referral).where(
-        Referral.family_id == family.id, _HOLDABLE).order_by(Referral.id).with_for_update())
+    of_family = sa.select(Referral).where(Referral.family_id == family.id).order_by(Referral.id)
+    referrals = list(db.session.scalars(
+        of_family.where(Referral.status.in_(ACTIVE_STATUSES)).with_for_update()))
+    # A resumption locks its referral, then the family this revocation holds: a receiver's
+    # hold being resumed is skipped, not waited for (a deadlock); its next access relabels it.
+    referrals += db.session.scalars(
+        of_family.where(_HELD_BY_RECEIVER).with_for_update(skip_locked=True))
     viewers = {}
     for referral in referrals:
         access = _Access(_SERVICE, referral, family, "service", at)
@@ -378,10 +387,12 @@ def _check_sendable(actor, referral: Referral, family: Family, receiver: Organiz
         raise refusal
     if action == "transition":
         lock_family(family.id)  # a revocation of what this rests on goes before or after
+    # Decided at the instant the family's lock is held (a send's was taken with the family):
+    # a revocation this waited for counts, as it committed before.
     decision = policy.referral_send_decision(
         family=family, sender_organization_id=actor.organization_id,
         receiver_organization_id=receiver.id, shared_categories=referral.shared_categories,
-        at=at)
+        at=now())
     if decision.withheld:
         raise Problem(
             "consent-required",
@@ -597,11 +608,11 @@ def _check_resumable(access: _Access) -> None:
     """A referral held because its consent ended resumes only under a consent in force."""
     referral, family = access.referral, access.family
     lock_family(family.id)
+    # Decided once the lock is held, at that instant: a revocation this waited for counts.
     decision = policy.referral_send_decision(
         family=family, sender_organization_id=referral.from_organization_id,
         receiver_organization_id=referral.to_organization_id,
-        shared_categories=referral.shared_categories, at=access.at,
-        receiver_viewer=access.viewer)
+        shared_categories=referral.shared_categories, at=now())
     if decision.withheld:
         raise Problem("consent-required", "No consent in force covers what this referral "
                       f"shares: {', '.join(decision.withheld)}; record a new consent first",

@@ -113,6 +113,24 @@ def empty_database(app, tmp_path):
 
 
 @pytest.fixture
+def served(app, empty_database):
+    """An app of its own on a fresh, migrated database, inside its app context: its commits
+    are real, as a served request's are (no rolled-back outer transaction)."""
+    served = make_app(empty_database)
+    with served.app_context():
+        flask_migrate.upgrade()
+        try:
+            yield served
+            db.session.rollback()
+        finally:
+            sealer = served.extensions.get("audit_sealer")
+            if sealer is not None:
+                sealer.stopped.set()
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

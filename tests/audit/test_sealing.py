@@ -10,7 +10,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import flask_migrate
 import pytest
 import sqlalchemy as sa
 
@@ -20,7 +19,7 @@ from audit.chain import verify
 from audit.models import AuditEvent, AuditPending
 from audit.sealer import seal, seal_committed
 from core.db import db
-from tests.conftest import audit_events, basic, bearer, count, make_app
+from tests.conftest import audit_events, basic, bearer, count
 
 pytestmark = pytest.mark.unsealed
 
@@ -109,24 +108,6 @@ def test_an_event_written_beside_the_chain_does_not_let_a_pending_one_go(app, cl
                 "consent_ids, :seq, '', '' FROM audit_pending"), {"seq": seq})
             db.session.execute(sa.text("DELETE FROM audit_pending"))
         assert count(AuditPending) == 1
-
-
-@pytest.fixture
-def served(app, empty_database):
-    """An app of its own on a fresh, migrated database, inside its app context: its commits
-    are real, as a served request's are (no rolled-back outer transaction)."""
-    served = make_app(empty_database)
-    with served.app_context():
-        flask_migrate.upgrade()
-        try:
-            yield served
-            db.session.rollback()
-        finally:
-            sealer = served.extensions.get("audit_sealer")
-            if sealer is not None:
-                sealer.stopped.set()
-            db.session.remove()
-            db.engine.dispose()
 
 
 def _commit_event(reason: str) -> None:

@@ -1,6 +1,7 @@
 """Edges: unsent drafts, senders that do not hold the family, replays, holds racing moves,
 the audit of each purpose, and the Part C clock across holds."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -51,7 +52,9 @@ def relayed(make, net):
 def test_a_sender_that_does_not_hold_the_family_sends_under_consent(client, relayed):
     sent = send(client, relayed, headers=relayed.as_early_on)
     assert sent.status_code == 201, sent.json
-    assert sent.json["consent_ids"] == [str(relayed.to_provider.id)]
+    # The send rests on the provider's consent and on Early On's own, to see the family.
+    assert set(sent.json["consent_ids"]) == {str(relayed.to_provider.id),
+                                             str(relayed.to_early_on.id)}
     seen = client.get(f"/api/v1/referrals/{sent.json['id']}", headers=relayed.as_provider)
     assert seen.json["redacted"] == []
     assert seen.json["family"]["caregivers"][0]["phone"] == "+17345550101"
@@ -64,7 +67,8 @@ def test_revoking_any_consent_a_referral_rests_on_holds_it_at_once(app, client, 
     with app.app_context():
         held = audit_events(action="transition", reason="consent_ended", resource_id=rid)
         assert len(held) == 1
-        assert held[0].consent_ids == [str(relayed.to_provider.id)]
+        assert set(held[0].consent_ids) == {str(relayed.to_provider.id),
+                                            str(relayed.to_early_on.id)}
         assert held[0].request_path.endswith("/revoke")  # in the revoking request itself
 
 
@@ -261,6 +265,53 @@ def test_a_hold_the_receiver_put_becomes_consent_ended_when_the_consent_ends(
         assert held.resource_id == rid
     again = client.get(f"/api/v1/referrals/{rid}", headers=net.as_clinic)
     assert again.headers["ETag"] == '"v4"'  # held once, not at every look
+
+
+def test_a_documented_pause_outlasts_the_consent_that_ended_during_it(client, make, net):
+    """Family circumstances paused the Part C clock; the consent ending relabels the hold but
+    the circumstances, and the pause, go on until the referral resumes."""
+    consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    start = clock.now().replace(microsecond=0)
+    clock.freeze(start)
+    sent = send(client, net, part_c={"identified_on": start.date().isoformat()})
+    rid = sent.json["id"]
+    etag = move(client, rid, net.as_provider, sent.headers["ETag"],
+                status="accepted").headers["ETag"]
+    clock.freeze(start + timedelta(days=5))
+    move(client, rid, net.as_provider, etag, status="on_hold", reason="family_circumstances",
+         note="Baby in hospital.")
+    clock.freeze(consent.expires_at + timedelta(days=1))
+    seen = client.get(f"/api/v1/referrals/{rid}", headers=net.as_provider).json
+    assert (seen["status"], seen["status_reason"]) == ("on_hold", "consent_ended")
+    assert seen["part_c"]["timeline_paused_since"] is not None
+
+
+def test_a_hold_the_receiver_made_meanwhile_is_judged_once_the_row_is_locked(
+        app, client, make, net):
+    """A look loaded the referral while accepted; before it locked the row, the receiver held
+    it knowing the consent had ended. The look leaves that hold as it is."""
+    import sqlalchemy as sa
+
+    from referrals import service
+    from referrals.models import Referral
+    from tests.conftest import _ActorOf
+
+    consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    sent = send(client, net)
+    rid = sent.json["id"]
+    move(client, rid, net.as_provider, sent.headers["ETag"], status="accepted")
+    later = consent.expires_at + timedelta(days=1)
+    clock.freeze(later)
+    with app.app_context():
+        access = service._access(_ActorOf(net.clinic), uuid.UUID(rid), "read")
+        assert access.referral.status == "accepted"
+        db.session.execute(sa.update(Referral).where(Referral.id == access.referral.id)
+                           .values(status="on_hold", status_reason="awaiting_consent",
+                                   updated_at=later)
+                           .execution_options(synchronize_session=False))  # as another's
+        assert service._hold_if_unsupported(access) is False
+        assert access.referral.status_reason == "awaiting_consent"
+        db.session.rollback()
 
 
 def test_a_page_of_many_families_loads_each_familys_consents_once(app, client, make, net):

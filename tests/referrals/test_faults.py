@@ -2,6 +2,7 @@
 half-written, nothing is disclosed, and the client gets a clean 503 problem+json."""
 
 import contextlib
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -89,3 +90,74 @@ def test_a_failing_commit_of_a_read_is_a_503_without_the_family(app, client, mak
         monkeypatch.setattr(db.session, "commit", real_commit)
     assert_problem(response, 503, "service-unavailable")
     assert "Amara" not in response.get_data(as_text=True)
+
+
+@pytest.mark.no_db
+def test_a_revocation_and_a_resumption_of_the_same_hold_take_turns(served, monkeypatch):
+    """The resumption holds the referral's row and then waits for the family's, which the
+    revocation holds: the revocation skips that row instead of waiting for it (a deadlock),
+    and the resumption, deciding once it has the family, sees the consent gone."""
+    import threading
+    from types import SimpleNamespace
+
+    import consent.service
+    import referrals.service
+    from tests.conftest import Factory
+    from tests.referrals.conftest import LONG, move
+
+    if served.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite has one writer: the two never hold a row each")
+    make = Factory(served)
+    clinic = make.organization(name="Clinic", type="pediatric_primary_care")
+    provider = make.organization(name="Provider", accepting_referrals=True)
+    net = SimpleNamespace(clinic=clinic, provider=provider, family=make.family(clinic),
+                          as_clinic=bearer(make.token(clinic, lifetime=LONG)),
+                          as_provider=bearer(make.token(provider, lifetime=LONG)))
+    consent_id = make.consent(net.family, [clinic, provider], categories=FULL).id
+    client = served.test_client()
+    sent = send(client, net)
+    rid = sent.json["id"]
+    etag = move(client, rid, net.as_provider, sent.headers["ETag"],
+                status="accepted").headers["ETag"]
+    etag = move(client, rid, net.as_provider, etag, status="on_hold",
+                reason="waitlist").headers["ETag"]
+
+    resuming_has_row, revoking_has_family = threading.Event(), threading.Event()
+    lock_for_resume, lock_for_revoke = referrals.service.lock_family, consent.service.lock_family
+
+    def resume_lock(family_id):
+        resuming_has_row.set()
+        revoking_has_family.wait(5)
+        lock_for_resume(family_id)
+
+    def revoke_lock(family_id):
+        lock_for_revoke(family_id)
+        revoking_has_family.set()
+
+    monkeypatch.setattr(referrals.service, "lock_family", resume_lock)
+    monkeypatch.setattr(consent.service, "lock_family", revoke_lock)
+    answers = {}
+
+    def resume():
+        answers["resume"] = served.test_client().post(
+            f"/api/v1/referrals/{rid}/transitions", json={"status": "in_progress"},
+            headers={**net.as_provider, "If-Match": etag})
+
+    def revoke():
+        resuming_has_row.wait(5)
+        answers["revoke"] = served.test_client().post(
+            f"/api/v1/consents/{consent_id}/revoke", json={"reason": "Stop sharing."},
+            headers=net.as_clinic)
+
+    threads = [threading.Thread(target=resume), threading.Thread(target=revoke)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert answers["revoke"].status_code == 200, answers["revoke"].json
+    assert_problem(answers["resume"], 403, "consent-required", extra=["missing_categories"])
+    # Skipped by the revocation, the receiver's hold becomes consent_ended at its next look.
+    client.get(f"/api/v1/referrals/{rid}", headers=net.as_provider)
+    db.session.rollback()
+    referral = db.session.get(Referral, uuid.UUID(rid))
+    assert (referral.status, referral.status_reason) == ("on_hold", "consent_ended")
