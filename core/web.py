@@ -1,6 +1,7 @@
 """The request boundary: request ids, strict JSON and query parsing, one commit per request."""
 
 import functools
+import io
 import json
 import logging
 import re
@@ -121,10 +122,27 @@ def refuse_unknown_query() -> None:
         raise validation_problem({name: ["Unknown field."] for name in request.args})
 
 
+def _bound_streamed_body() -> None:
+    """Read a body sent without Content-Length (chunked) here, up to one byte past
+    MAX_CONTENT_LENGTH. werkzeug stops such a stream at the limit without a word, so the
+    request would go on with its body cut short (a JSON body's tail dropped, a form's last
+    fields lost). Over the limit it is 413, as with a Content-Length."""
+    environ = request.environ
+    if environ.get("CONTENT_LENGTH") or not environ.get("wsgi.input_terminated"):
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    body = environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        raise Problem("payload-too-large", "The request body exceeds the size limit")
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+
+
 def init_app(app: Flask) -> None:
-    """Install the request id and the commit boundary; no browser sessions."""
+    """Install the request id, the body bound and the commit boundary; no browser sessions."""
     app.session_interface = _NoSessions()
     app.before_request(_assign_request_id)
+    app.before_request(_bound_streamed_body)
     app.after_request(_finish)
 
 

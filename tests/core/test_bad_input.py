@@ -1,6 +1,7 @@
 """Bad input at the request boundary, sent to PATCH /api/v1/organizations/{own id}, and the one
 error shape (RFC 9457 problem+json) for every failure, including the unexpected ones."""
 
+import io
 import json
 
 import pytest
@@ -108,6 +109,45 @@ def test_body_over_64_kib_is_413(client, own, unchanged, size):
 
     assert_problem(response, 413, "payload-too-large")
     assert unchanged()
+
+
+def send_chunked(client, url, headers, body: bytes):
+    """As gunicorn hands over a chunked body: no Content-Length (the test client would set
+    one), a stream that ends itself."""
+    return client.open(url, method="PATCH" if "organizations" in url else "POST",
+                       input_stream=io.BytesIO(body),
+                       headers={**headers, "Transfer-Encoding": "chunked"},
+                       environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+
+
+def test_a_chunked_body_over_64_kib_is_413_not_cut_short(client, own, unchanged):
+    """werkzeug stops such a stream at the limit without a word: the JSON below would be
+    applied with its padding cut."""
+    url, headers = own
+    body = b'{"accepting_referrals": true}' + b" " * (70 * KIB)
+    response = send_chunked(client, url, {**headers, "Content-Type": "application/json"}, body)
+    assert_problem(response, 413, "payload-too-large")
+    assert unchanged()
+
+
+def test_a_chunked_token_request_over_64_kib_is_413_not_a_token(client, make):
+    from tests.conftest import basic
+
+    oauth_client, secret = make.client(make.organization(), ["directory:read"])
+    body = b"grant_type=client_credentials&pad=" + b"a" * (70 * KIB) + b"&scope=nope"
+    response = send_chunked(client, "/oauth/token", {
+        **basic(oauth_client.id, secret),
+        "Content-Type": "application/x-www-form-urlencoded"}, body)
+    assert response.status_code == 413
+    assert "access_token" not in response.get_data(as_text=True)
+
+
+def test_a_chunked_body_within_the_limit_is_read_whole(client, own):
+    url, headers = own
+    response = send_chunked(client, url, {**headers, "Content-Type": "application/json"},
+                            b'{"accepting_referrals": true}')
+    assert response.status_code == 200, response.json
+    assert response.json["accepting_referrals"] is True
 
 
 def test_body_of_exactly_64_kib_is_read(client, own):
