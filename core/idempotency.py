@@ -70,35 +70,58 @@ def idempotent(view=None, *, reread=None):
                 "1 to 255 visible ASCII characters"]}, "The Idempotency-Key is not valid")
         client_id = g.actor.client_id
         fingerprint = _request_hash()
-        stored = db.session.scalar(sa.select(IdempotencyKey).where(
-            IdempotencyKey.client_id == client_id, IdempotencyKey.key == key))
-        if stored is not None and stored.created_at > now() - LIFETIME:
-            if stored.request_hash != fingerprint:
-                raise Problem("idempotency-key-reused",
-                              "This Idempotency-Key was used with another request body or path",
-                              errors={"Idempotency-Key": ["Already used with another request"]})
-            if reread is not None:
-                return _reread(stored, reread)
-            on_replay = current_app.extensions.get("idempotent_replay")
-            if on_replay:  # the replayed body shows the object again: record that look
-                on_replay(stored.headers.get("Location"), stored.body)
-            return _replay(stored)
+        stored = _stored(client_id, key)
+        if stored is not None:
+            return _answer_again(stored, fingerprint, reread)
         # Keys older than a day are free again, and their stored answers are not kept.
         db.session.execute(sa.delete(IdempotencyKey).where(
             IdempotencyKey.client_id == client_id, IdempotencyKey.created_at <= now() - LIFETIME))
+        # The key is claimed before the work: a second request under it, arriving meanwhile,
+        # waits on the claim (PostgreSQL holds its insert until this transaction ends), then
+        # answers as a retry would. A failed request's rollback frees the key.
+        claim = IdempotencyKey(id=str(new_id()), client_id=client_id, key=key,
+                               request_hash=fingerprint, status=0, body="", headers={},
+                               created_at=now())
+        try:
+            with db.session.begin_nested():
+                db.session.add(claim)
+        except sa.exc.IntegrityError:
+            stored = _stored(client_id, key)
+            if stored is None:  # the other request is gone again: the client may retry
+                raise Problem("conflict", "Another request with this Idempotency-Key was "
+                                          "under way; retry it") from None
+            return _answer_again(stored, fingerprint, reread)
         response = view(*args, **kwargs)
         if 200 <= response.status_code < 300:
-            db.session.add(IdempotencyKey(
-                id=str(new_id()), client_id=client_id, key=key, request_hash=fingerprint,
-                status=response.status_code,
-                body="" if reread is not None else response.get_data(as_text=True),
-                headers={h: response.headers[h] for h in _REPLAYED_HEADERS
-                         if h in response.headers},
-                created_at=now()))
+            claim.status = response.status_code
+            claim.body = "" if reread is not None else response.get_data(as_text=True)
+            claim.headers = {h: response.headers[h] for h in _REPLAYED_HEADERS
+                             if h in response.headers}
         return response
 
     wrapped.idempotent = True
     return wrapped
+
+
+def _stored(client_id: str, key: str) -> IdempotencyKey | None:
+    """The client's answer under this key, when it is less than a day old."""
+    stored = db.session.scalar(sa.select(IdempotencyKey).where(
+        IdempotencyKey.client_id == client_id, IdempotencyKey.key == key))
+    return stored if stored is not None and stored.created_at > now() - LIFETIME else None
+
+
+def _answer_again(stored: IdempotencyKey, fingerprint: str, reread):
+    """The first answer again, or 422 when the key came with another request."""
+    if stored.request_hash != fingerprint:
+        raise Problem("idempotency-key-reused",
+                      "This Idempotency-Key was used with another request body or path",
+                      errors={"Idempotency-Key": ["Already used with another request"]})
+    if reread is not None:
+        return _reread(stored, reread)
+    on_replay = current_app.extensions.get("idempotent_replay")
+    if on_replay:  # the replayed body shows the object again: record that look
+        on_replay(stored.headers.get("Location"), stored.body)
+    return _replay(stored)
 
 
 def _reread(stored: IdempotencyKey, reread):

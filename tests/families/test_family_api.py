@@ -290,6 +290,43 @@ def test_idempotency_keys_of_different_clients_never_collide(client, custodian, 
     assert list_ids(client, other[1]) == [second.json["id"]]
 
 
+@pytest.mark.no_db
+def test_two_requests_under_one_idempotency_key_at_once_make_one_family(served, monkeypatch):
+    """The second waits for the first's claim on the key, then answers as a retry would."""
+    import threading
+    import time
+
+    from families import service
+    from tests.conftest import Factory
+
+    make = Factory(served)
+    holder = make.organization(name="Clinic", type="pediatric_primary_care")
+    headers = bearer(make.token(holder)) | {"Idempotency-Key": "intake-at-once"}
+    create_family = service.create_family
+
+    def slow_create_family(*args, **kwargs):
+        created = create_family(*args, **kwargs)
+        time.sleep(0.3)  # the other request arrives while this one still works
+        return created
+
+    monkeypatch.setattr(service, "create_family", slow_create_family)
+    answers = []
+
+    def post():
+        answers.append(post_family(served.test_client(), headers))
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.1)
+    for thread in threads:
+        thread.join(30)
+    assert [a.status_code for a in answers] == [201, 201], [a.json for a in answers]
+    assert answers[0].json == answers[1].json
+    assert answers[1].headers["Idempotent-Replayed"] == "true"
+    assert list_ids(served.test_client(), bearer(make.token(holder))) == [answers[0].json["id"]]
+
+
 # -- bad input ------------------------------------------------------------------------------------
 
 
