@@ -34,11 +34,12 @@ class ClientPolicy:
         return None
 
     def get_allowed_scope(self, scope):
-        """All allowed scopes when none is asked; None (invalid_scope) if one is not allowed."""
-        if not scope:
+        """All allowed scopes when none is asked; None (invalid_scope) if one is not allowed,
+        or when the scope asked is blank (RFC 6749 3.3: at least one scope token)."""
+        if scope is None or scope == "":
             return self.scope
         asked = scope.split()
-        if not set(asked) <= set(self.scopes):
+        if not asked or not set(asked) <= set(self.scopes):
             return None
         return " ".join(dict.fromkeys(asked))
 

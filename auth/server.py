@@ -242,7 +242,24 @@ class AuditedAuthorizationServer(AuthorizationServer):
             error = InvalidRequestError(
                 "Send grant_type and the other parameters in the form body, not the query string")
             return self.handle_error_response(self.create_oauth2_request(request), error)
+        if error := _repeated_parameter():
+            return self.handle_error_response(self.create_oauth2_request(request), error)
         return super().create_token_response(request)
+
+    def create_endpoint_response(self, name, request=None):
+        if error := _repeated_parameter():
+            return self.handle_error_response(self.create_oauth2_request(request), error)
+        return super().create_endpoint_response(name, request)
+
+
+def _repeated_parameter() -> InvalidRequestError | None:
+    """RFC 6749 3.1: no parameter more than once. authlib would take the first of several, so
+    `token=unknown&token=<own>` revoked nothing and a second `scope` went unread."""
+    repeated = sorted(name for name in flask_request.form
+                      if len(flask_request.form.getlist(name)) > 1)
+    if repeated:
+        return InvalidRequestError(f"Send each parameter once: {', '.join(repeated)}")
+    return None
 
     def authenticate_client(self, request, methods, endpoint="token"):
         try:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.datastructures import MultiDict
 
 from app import create_app
 from auth.scopes import SCOPES
@@ -165,6 +166,7 @@ def stored_tokens() -> int:
     "directory:read audit:read",        # one allowed, one not
     "directory:admin",                  # not a scope at all
     "DIRECTORY:READ",                   # scopes are case-sensitive (RFC 6749 section 3.3)
+    " ",                                # blank: a scope names at least one (section 3.3)
 ])
 def test_scope_the_client_lacks_is_invalid_scope(app, client, partner, method, scope):
     with app.app_context():
@@ -176,6 +178,27 @@ def test_scope_the_client_lacks_is_invalid_scope(app, client, partner, method, s
     assert "access_token" not in response.json
     with app.app_context():
         assert stored_tokens() == before
+
+
+@pytest.mark.parametrize(("path", "form"), [
+    ("/oauth/token", [("grant_type", "client_credentials"), ("grant_type", "password")]),
+    ("/oauth/token", [("grant_type", "client_credentials"), ("scope", "directory:read"),
+                      ("scope", "directory:write")]),
+    ("/oauth/revoke", [("token", "unknown"), ("token", "{own}")]),
+    ("/oauth/introspect", [("token", "{own}"), ("token", "unknown")]),
+], ids=["grant_type", "scope", "revoke", "introspect"])
+def test_a_parameter_sent_twice_is_invalid_request(app, client, partner, path, form):
+    """RFC 6749 section 3.1. authlib would read the first: a revocation of `unknown` while
+    the client's own token, sent second, stayed valid."""
+    own = partner.token(client)
+    with app.app_context():
+        before = stored_tokens()
+    response = client.post(path, data=MultiDict([(k, v.format(own=own)) for k, v in form]),
+                           headers=basic(partner.client_id, partner.secret))
+    assert_oauth_error(response, 400, "invalid_request")
+    with app.app_context():
+        assert stored_tokens() == before
+    assert client.get("/api/v1/me", headers=bearer(own)).status_code == 200
 
 
 BAD_CREDENTIALS = {
