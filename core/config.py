@@ -85,7 +85,9 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "AUDIT_SEAL_INTERVAL_MS": _int(environ, "AUDIT_SEAL_INTERVAL_MS", 200, minimum=0),
         #: Per client: every API call, and the OAuth endpoints (issue, introspect, revoke).
         "RATE_LIMIT_API": environ.get("RATE_LIMIT_API", "1200 per minute"),
-        "RATE_LIMIT_OAUTH": environ.get("RATE_LIMIT_OAUTH", "120 per minute"),
+        # API.md names it RATE_LIMIT_TOKEN; RATE_LIMIT_OAUTH is its name before 2026-12-06.
+        "RATE_LIMIT_TOKEN": environ.get("RATE_LIMIT_TOKEN")
+        or environ.get("RATE_LIMIT_OAUTH", "120 per minute"),
     }
 
 

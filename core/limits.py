@@ -35,7 +35,7 @@ def _limit(text: str) -> RateLimitItem:
 
 def count(budget: str, who: str) -> None:
     """Count one request of `who` against the budget named by the setting `budget`
-    (`RATE_LIMIT_API`, `RATE_LIMIT_OAUTH`). Raises Problem 429 when it is used up."""
+    (`RATE_LIMIT_API`, `RATE_LIMIT_TOKEN`). Raises Problem 429 when it is used up."""
     limit = _limit(current_app.config[budget])
     key = limit.key_for(budget, who)
     storage = current_app.extensions[_STORAGE]
@@ -105,7 +105,7 @@ def oauth_limit(view):
 
     @functools.wraps(view)
     def counted(*args, **kwargs):
-        count("RATE_LIMIT_OAUTH", _presented_client())
+        count("RATE_LIMIT_TOKEN", _presented_client())
         return view(*args, **kwargs)
 
     counted.rate_limited = True
@@ -123,7 +123,7 @@ def _say_budget(response):
 def init_app(app: Flask) -> None:
     """The counters' storage, and the budget headers on every counted answer. Raises
     ConfigError for a budget that is not one limit ("1200 per minute")."""
-    for budget in ("RATE_LIMIT_API", "RATE_LIMIT_OAUTH"):
+    for budget in ("RATE_LIMIT_API", "RATE_LIMIT_TOKEN"):
         try:
             _limit(app.config[budget])
         except ValueError as error:

@@ -50,7 +50,7 @@ def make_app(url: str):
         "AUDIT_SEAL_INTERVAL_MS": 0,
         # One app serves the whole session: tests of the limits build their own.
         "RATE_LIMIT_API": "1000000 per minute",
-        "RATE_LIMIT_OAUTH": "1000000 per minute",
+        "RATE_LIMIT_TOKEN": "1000000 per minute",
     })
 
 

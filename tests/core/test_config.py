@@ -58,6 +58,17 @@ def test_values_from_the_environment(tmp_path):
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://postgres@127.0.0.1:5432/imh"
 
 
+@pytest.mark.parametrize(("environ", "budget"), [
+    ({"RATE_LIMIT_TOKEN": "5 per minute"}, "5 per minute"),   # API.md's name
+    ({"RATE_LIMIT_OAUTH": "7 per minute"}, "7 per minute"),   # its earlier name
+    ({"RATE_LIMIT_TOKEN": "5 per minute", "RATE_LIMIT_OAUTH": "7 per minute"}, "5 per minute"),
+    ({}, "120 per minute"),
+])
+def test_the_token_endpoints_budget_is_rate_limit_token(tmp_path, environ, budget):
+    assert load_config(tmp_path, {"SECRET_KEY": STRONG, **environ})["RATE_LIMIT_TOKEN"] \
+        == budget
+
+
 @pytest.mark.parametrize("given,expected", [
     ("postgres://u@h/d", "postgresql+psycopg://u@h/d"),
     ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),

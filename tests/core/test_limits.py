@@ -32,7 +32,7 @@ def test_a_client_over_its_api_budget_gets_429_with_retry_after(app, client, mak
 
 def test_the_token_endpoint_counts_each_claimed_client_wrong_secrets_included(
         app, client, make, monkeypatch):
-    monkeypatch.setitem(app.config, "RATE_LIMIT_OAUTH", "2 per minute")
+    monkeypatch.setitem(app.config, "RATE_LIMIT_TOKEN", "2 per minute")
     oauth_client, secret = make.client()
     form = {"grant_type": "client_credentials"}
     wrong = client.post("/oauth/token", data=form, headers=basic(oauth_client.id, "guess"))
@@ -100,7 +100,7 @@ def test_no_token_is_not_counted_a_refused_scope_is(app, client, make, monkeypat
 
 
 def test_the_token_endpoint_says_the_claimed_clients_budget(app, client, make, monkeypatch):
-    monkeypatch.setitem(app.config, "RATE_LIMIT_OAUTH", "1 per minute")
+    monkeypatch.setitem(app.config, "RATE_LIMIT_TOKEN", "1 per minute")
     oauth_client, _ = make.client()
     form = {"grant_type": "client_credentials"}
     wrong = client.post("/oauth/token", data=form, headers=basic(oauth_client.id, "guess"))
@@ -140,7 +140,7 @@ def test_with_redis_url_the_counters_live_in_redis(app, tmp_path):
     limited_app = create_app({
         "TESTING": True, "SECRET_KEY": TEST_SECRET_KEY, "LOG_LEVEL": "WARNING",
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'limits.sqlite3'}",
-        "REDIS_URL": "redis://127.0.0.1:6379/0", "RATE_LIMIT_OAUTH": "2 per minute",
+        "REDIS_URL": "redis://127.0.0.1:6379/0", "RATE_LIMIT_TOKEN": "2 per minute",
         "AUDIT_CHECKPOINT_INTERVAL": 0})
     store = redis.Redis.from_url("redis://127.0.0.1:6379/0")
     try:
