@@ -33,6 +33,8 @@ def _contains_sqlite(element, compiler, **kw):
 
 
 def like_pattern(text: str) -> str:
-    """A LIKE pattern matching `text` anywhere, with LIKE's wildcards escaped (escape '\\')."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped.lower()}%"
+    """A LIKE pattern matching `text` casefolded anywhere, with LIKE's wildcards escaped
+    (escape '\\'): for a column holding casefolded text."""
+    folded = text.casefold()
+    escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

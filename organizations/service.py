@@ -28,7 +28,9 @@ def list_organizations(*, limit: int, cursor: str | None = None, type: str | Non
     if language is not None:
         stmt = stmt.where(json_array_contains_ci(Organization.languages, language))
     if q is not None:
-        stmt = stmt.where(sa.func.lower(Organization.name).like(like_pattern(q), escape="\\"))
+        # name_key is the name casefolded by Python, as the pattern is: the two databases'
+        # own lower() fold İ and a final Σ each their own way.
+        stmt = stmt.where(Organization.name_key.like(like_pattern(q), escape="\\"))
     return keyset_page(
         stmt,
         kind="organizations",
