@@ -254,11 +254,17 @@ class AuditedAuthorizationServer(AuthorizationServer):
 
 def _repeated_parameter() -> InvalidRequestError | None:
     """RFC 6749 3.1: no parameter more than once. authlib would take the first of several, so
-    `token=unknown&token=<own>` revoked nothing and a second `scope` went unread."""
+    `token=unknown&token=<own>` revoked nothing and a second `scope` went unread. And 2.3: one
+    way of authenticating the client per request (authlib would let Basic win over a wrong
+    `client_secret` in the form)."""
     repeated = sorted(name for name in flask_request.form
                       if len(flask_request.form.getlist(name)) > 1)
     if repeated:
         return InvalidRequestError(f"Send each parameter once: {', '.join(repeated)}")
+    if "client_secret" in flask_request.form and \
+            flask_request.headers.get("Authorization", "").lower().startswith("basic "):
+        return InvalidRequestError("Authenticate the client one way: HTTP Basic, or "
+                                   "client_id and client_secret in the form, not both")
     return None
 
     def authenticate_client(self, request, methods, endpoint="token"):

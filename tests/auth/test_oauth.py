@@ -201,6 +201,14 @@ def test_a_parameter_sent_twice_is_invalid_request(app, client, partner, path, f
     assert client.get("/api/v1/me", headers=bearer(own)).status_code == 200
 
 
+def test_two_ways_of_client_authentication_at_once_is_invalid_request(client, partner):
+    response = client.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": partner.client_id,
+        "client_secret": "wrong"}, headers=basic(partner.client_id, partner.secret))
+    assert_oauth_error(response, 400, "invalid_request")
+    assert "access_token" not in response.json
+
+
 BAD_CREDENTIALS = {
     "wrong secret": lambda p: (p.client_id, p.secret + "x"),
     "empty secret": lambda p: (p.client_id, ""),
