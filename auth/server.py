@@ -251,6 +251,19 @@ class AuditedAuthorizationServer(AuthorizationServer):
             return self.handle_error_response(self.create_oauth2_request(request), error)
         return super().create_endpoint_response(name, request)
 
+    def authenticate_client(self, request, methods, endpoint="token"):
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            _record_failed_authentication(request, endpoint)
+            # One answer for an unknown client and a wrong secret: neither tells which it was.
+            raise InvalidClientError(description="Client authentication failed",
+                                     status_code=401) from None
+
+
+_OAUTH_PARAMETERS = frozenset({"grant_type", "scope", "client_id", "client_secret", "token",
+                               "token_type_hint"})
+
 
 def _repeated_parameter() -> InvalidRequestError | None:
     """RFC 6749 3.1: no parameter more than once. authlib would take the first of several, so
@@ -260,21 +273,15 @@ def _repeated_parameter() -> InvalidRequestError | None:
     repeated = sorted(name for name in flask_request.form
                       if len(flask_request.form.getlist(name)) > 1)
     if repeated:
-        return InvalidRequestError(f"Send each parameter once: {', '.join(repeated)}")
+        # Named only when it is one of ours: error_description allows printable ASCII alone.
+        named = [name for name in repeated if name in _OAUTH_PARAMETERS]
+        return InvalidRequestError("Send each parameter once" + (
+            f": {', '.join(named)}" if named == repeated else ""))
     if "client_secret" in flask_request.form and \
             flask_request.headers.get("Authorization", "").lower().startswith("basic "):
         return InvalidRequestError("Authenticate the client one way: HTTP Basic, or "
                                    "client_id and client_secret in the form, not both")
     return None
-
-    def authenticate_client(self, request, methods, endpoint="token"):
-        try:
-            return super().authenticate_client(request, methods, endpoint)
-        except InvalidClientError:
-            _record_failed_authentication(request, endpoint)
-            # One answer for an unknown client and a wrong secret: neither tells which it was.
-            raise InvalidClientError(description="Client authentication failed",
-                                     status_code=401) from None
 
 
 def _record_failed_authentication(request, endpoint: str) -> None:

@@ -97,6 +97,8 @@ def idempotent(view=None, *, reread=None):
             claim.body = "" if reread is not None else response.get_data(as_text=True)
             claim.headers = {h: response.headers[h] for h in _REPLAYED_HEADERS
                              if h in response.headers}
+        else:  # only a success is answered again (an error rolls the claim back anyway)
+            db.session.delete(claim)
         return response
 
     wrapped.idempotent = True

@@ -128,7 +128,8 @@ def _bound_streamed_body() -> None:
     request would go on with its body cut short (a JSON body's tail dropped, a form's last
     fields lost). Over the limit it is 413, as with a Content-Length."""
     environ = request.environ
-    if environ.get("CONTENT_LENGTH") or not environ.get("wsgi.input_terminated"):
+    # werkzeug reads a stream without a length whenever the server names the key at all.
+    if environ.get("CONTENT_LENGTH") or "wsgi.input_terminated" not in environ:
         return
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     body = environ["wsgi.input"].read(limit + 1)
