@@ -837,7 +837,7 @@ def bench(stamp: str, args, cleanup: ExitStack) -> tuple[list[dict], list[dict],
         log(
             f"{scenario['name']}: {scenario['method']} {scenario['path']} "
             f"({args.warmup}s warm-up, {args.rounds} x {args.duration}s measured, each followed "
-            f"by its floor's)"
+            f"by its floor's{' and the statements floor' if 'statements' in scenario else ''})"
         )
         result = measure_in_rounds(scenario, servers, context, problems, args)
         if failed(result):
