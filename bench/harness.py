@@ -389,6 +389,11 @@ def measure_in_rounds(scenario: dict, servers: dict, context: dict, problems: di
     middle = sorted(rounds, key=lambda r: r["rps_ratio"])[(len(rounds) - 1) // 2]
     result.update((key, middle[key]) for key in ("wrk", *floors))
     result["round_ratios"] = [round(r["rps_ratio"], 3) for r in rounds]
+    if "paired_statements" in floors:
+        # The ceiling drifts as the other ratio does: each round's, and their median, kept.
+        result["round_ceilings"] = [
+            round(r["paired_statements"]["rps"] / r["paired_floor"]["rps"], 3)
+            for r in rounds if r["paired_floor"]["rps"]]
     # Every round's errors count, not only the median round's.
     result["status_errors"], result["socket_errors"] = wrk_errors(*(r["wrk"] for r in rounds))
     return result
@@ -438,11 +443,11 @@ def add_ratios(results: list[dict]) -> None:
             r["rps_ratio"] = mine["rps"] / base["rps"]
         if base["latency_ms"]["p99"]:
             r["p99_ratio"] = mine["latency_ms"]["p99"] / base["latency_ms"]["p99"]
-        if (same := r.get("paired_statements")) and same["rps"] and base["rps"]:
-            # The most a request of these statements can reach on this stack, and how much
-            # of it the service's own code leaves.
-            r["statements_ceiling"] = same["rps"] / base["rps"]
-            r["statements_ratio"] = mine["rps"] / same["rps"]
+        if r.get("round_ceilings") and "rps_ratio" in r:
+            # The most a request of these statements can reach on this stack (the median
+            # round's), and how much of it the service's own code leaves.
+            r["statements_ceiling"] = _median(r["round_ceilings"])
+            r["statements_ratio"] = r["rps_ratio"] / r["statements_ceiling"]
         if r.get("min_rps_ratio") is not None and "rps_ratio" in r and "sustained" not in r:
             r["target_met"] = r["rps_ratio"] >= r["min_rps_ratio"]
             if r.get("max_p99_ratio") is not None and "p99_ratio" in r:
@@ -565,7 +570,8 @@ def row(r: dict) -> list[str]:
     if "paired_floor" in r:
         floor += f" {r['paired_floor']['rps']:.0f}/s"
     statements = "{}r+{}w".format(*r["statements"]) if r.get("statements") else "-"
-    same = [statements, ratio("statements_ceiling"), ratio("statements_ratio")]
+    same = [statements, ratio("statements_ceiling") + _spread(r, "round_ceilings"),
+            ratio("statements_ratio")]
     if "wrk" not in r:
         return [r["name"], "-", "-", "-", "-", "FAILED", floor, "-", "-", target, "-", *same]
     w, lat = r["wrk"], r["wrk"]["latency_ms"]
@@ -590,10 +596,15 @@ def row(r: dict) -> list[str]:
     ]
 
 
-def _spread(r: dict) -> str:
+def _spread(r: dict, key="round_ratios") -> str:
     """The lowest and highest round's ratio, when the scenario ran in several rounds."""
-    ratios = r.get("round_ratios") or []
+    ratios = r.get(key) or []
     return f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+
+
+def _median(values: list[float]) -> float:
+    """The middle value (the lower middle one for an even count), as rounds are read."""
+    return sorted(values)[(len(values) - 1) // 2]
 
 
 def step_rows(results: list[dict]) -> list[list[str]]:
