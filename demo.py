@@ -5,14 +5,13 @@ from types import SimpleNamespace
 
 import click
 import sqlalchemy as sa
-from flask.cli import AppGroup
 
 from auth import service as clients
 from auth.cli import client_document
 from auth.models import OAuthClient
 from auth.scopes import SCOPES
 from consent import service as consents
-from core.cli import echo_json
+from core.cli import OperatorGroup, echo_json
 from core.db import db, transaction
 from core.time import now
 from families import service as families
@@ -42,7 +41,7 @@ DEMO_NETWORK = [
      False, None, AUDITOR_SCOPES),
 ]
 
-demo_cli = AppGroup("demo", help="The demo network.")
+demo_cli = OperatorGroup("demo", help="The demo network.")
 
 
 def _demo_client_name(organization: Organization) -> str:

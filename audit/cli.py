@@ -3,16 +3,15 @@
 import sys
 
 import click
-from flask.cli import AppGroup
 
 from audit import checkpoints
-from audit.chain import verify
 from audit.schemas import CheckpointSchema
-from audit.sealer import seal_committed
-from core.cli import echo_json
+from audit.service import verify_log
+from core.cli import OperatorGroup, echo_json
 from core.db import db, transaction
+from core.errors import Problem
 
-audit_cli = AppGroup("audit", help="The audit trail.")
+audit_cli = OperatorGroup("audit", help="The audit trail.")
 
 
 @audit_cli.command("verify")
@@ -20,9 +19,15 @@ audit_cli = AppGroup("audit", help="The audit trail.")
 @click.option("--to-seq", type=click.IntRange(min=1, max=2**63 - 1), default=None)
 def verify_command(from_seq, to_seq):
     """Seal what waits, recompute the chain and check the newest checkpoint; exit 1 when
-    either fails."""
-    seal_committed()
-    verdict = verify(db.session, from_seq, to_seq).as_dict()
+    either fails, 2 for a range that is not one (as the API's 422: exit 1 is a tamper alarm)."""
+    if from_seq is not None and to_seq is not None and from_seq > to_seq:
+        raise click.BadParameter("must not be before --from-seq", param_hint="--to-seq")
+    try:
+        verdict = verify_log(from_seq=from_seq, to_seq=to_seq)
+    except Problem as problem:
+        messages = "; ".join(m for ms in (problem.errors or {}).values() for m in ms)
+        raise click.UsageError(
+            f"{problem.detail}: {messages}" if messages else problem.detail) from None
     latest = checkpoints.latest_checkpoint(db.session)
     if verdict["valid"] and latest is not None:
         kept = checkpoints.extends(db.session, CheckpointSchema().dump(latest) | {

@@ -1,15 +1,14 @@
 """`flask client ...`: operators register, list and retire partner agencies' clients."""
 
 import click
-from flask.cli import AppGroup
 
 from auth import service
-from core.cli import UUID, echo_json
+from core.cli import UUID, OperatorGroup, echo_json
 from core.db import db, transaction
 from core.time import rfc3339
 from organizations.models import Organization
 
-client_cli = AppGroup("client", help="Manage OAuth clients.")
+client_cli = OperatorGroup("client", help="Manage OAuth clients.")
 
 
 def client_document(client, secret: str | None = None) -> dict:
@@ -33,6 +32,8 @@ def client_document(client, secret: str | None = None) -> dict:
 @click.option("--name", default=None, help="What the client is (defaults to the organization).")
 def create_client(organization_id, scopes, name):
     """Register a client; prints its id and secret (the secret is shown only here)."""
+    if name is not None and not 1 <= len(name.strip()) <= 200:
+        raise click.BadParameter("must be 1 to 200 characters", param_hint="--name")
     with transaction():
         organization = db.session.get(Organization, organization_id)
         if organization is None:

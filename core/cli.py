@@ -1,9 +1,12 @@
-"""Helpers for operator commands: JSON on standard output, one transaction per command."""
+"""Helpers for operator commands: JSON on standard output, one transaction per command, and a
+message instead of a traceback when the database has no schema yet."""
 
 import json
 import uuid
 
 import click
+import sqlalchemy as sa
+from flask.cli import AppGroup
 
 
 def echo_json(value) -> None:
@@ -24,3 +27,21 @@ class UUIDParam(click.ParamType):
 
 
 UUID = UUIDParam()
+
+
+#: How each database says a table does not exist (SQLite; PostgreSQL's UndefinedTable).
+_NO_TABLE = ("no such table", "does not exist")
+
+
+class OperatorGroup(AppGroup):
+    """A command group whose commands, run against a database not migrated yet, say so and
+    exit 1, rather than print the driver's traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as error:
+            if not any(words in str(error.orig) for words in _NO_TABLE):
+                raise
+            raise click.ClickException(
+                "The database has no schema yet: run `flask db upgrade` first") from None

@@ -1,13 +1,12 @@
 """`flask referrals hold-expired`: the scheduled sweep for consents that ended by expiry."""
 
-from flask.cli import AppGroup
 
-from core.cli import echo_json
+from core.cli import OperatorGroup, echo_json
 from core.db import transaction
 from core.time import now
 from referrals import service
 
-referrals_cli = AppGroup("referrals", help="Referrals.")
+referrals_cli = OperatorGroup("referrals", help="Referrals.")
 
 
 @referrals_cli.command("hold-expired")

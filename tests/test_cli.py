@@ -35,6 +35,8 @@ def test_org_create_prints_the_organization(run):
     ["--name", "   ", "--type", "hospital"],
     ["--name", "X", "--type", "hospital", "--language", "not a tag"],
     ["--type", "hospital"],
+    ["--name", "x" * 201, "--type", "hospital"],
+    ["--name", "x" * 150 + "İ" * 50, "--type", "hospital"],  # 250 characters casefolded
 ])
 def test_org_create_refuses_bad_options(run, args):
     result = run("org", "create", *args)
@@ -85,6 +87,27 @@ def test_client_commands_refuse_unknown_objects(run, args):
     result = run(*args)
     assert result.exit_code != 0
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("name", ["x" * 201, "   "])
+def test_client_create_refuses_a_name_that_does_not_fit(run, name):
+    organization = json.loads(run("org", "create", "--name", "Clinic", "--type",
+                                  "hospital").stdout)
+    result = run("client", "create", "--organization", organization["id"], "--scopes",
+                 "directory:read", "--name", name)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+
+
+@pytest.mark.no_db
+def test_a_command_on_a_database_without_its_schema_says_to_migrate(tmp_path):
+    from tests.conftest import make_app
+
+    empty = make_app(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    result = empty.test_cli_runner().invoke(args=["client", "list"])
+    assert result.exit_code == 1
+    assert "flask db upgrade" in result.output
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize("scopes", ["", "directory:read everything:admin"])

@@ -161,6 +161,17 @@ def test_the_verify_command_exits_1_and_names_the_first_bad_seq(app, trail):
     assert f"seq {trail[3]}" in bad.stderr
 
 
+@pytest.mark.parametrize("args", [["--from-seq", "5", "--to-seq", "2"],
+                                  ["--from-seq", "100000"]], ids=["inverted", "past-the-end"])
+def test_the_verify_command_refuses_a_range_that_is_not_one_without_crying_tamper(
+        app, trail, args):
+    """Exit 1 is a tamper alarm: an operator's typo is a usage error (2), as the API's 422."""
+    result = app.test_cli_runner().invoke(args=["audit", "verify", *args])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert "broken" not in result.output
+
+
 def test_the_verify_command_fails_when_the_log_no_longer_extends_the_checkpoint(app, trail):
     runner = app.test_cli_runner()
     assert runner.invoke(args=["audit", "checkpoint"]).exit_code == 0
