@@ -108,9 +108,8 @@ class FamilyInputSchema(InputSchema):
                              validate=validate.Length(1, 10))
     preferred_language = LanguageTag(allow_none=True)
     interpreter_needed = StrictBoolean(load_default=False)
-    cultural_considerations = fields.String(
-        allow_none=True, validate=validate.Length(1, 2000),
-        metadata={"description": "In the family's own words."})
+    cultural_considerations = text(2000, allow_none=True, metadata={
+        "description": "In the family's own words (line breaks kept)."})
     contact_preferences = fields.Nested(ContactPreferencesInputSchema)
 
     @validates_schema
