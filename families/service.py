@@ -199,7 +199,7 @@ def update_family(actor, *, family_id: uuid.UUID, changes: dict, if_match: str |
                       audit={"action": "update", "resource_type": "family",
                              "resource_id": family.id, "family_id": family.id,
                              "reason": "not_custodian"})
-    check_if_match(if_match, family.version, required=False)
+    check_if_match(if_match, family.version, required=False, audit={"family_id": family.id})
     _apply(family, changes)
     if "caregivers" in changes:
         _replace_caregivers(family, changes["caregivers"])
@@ -240,7 +240,8 @@ def _replace_caregivers(family: Family, wanted: list[dict]) -> None:
                    Consent.revocation_caregiver_id.in_(removed))).limit(1))
         if granted is not None:
             raise Problem("conflict", "A caregiver who granted or revoked a consent stays on "
-                                      "the record; mark changes in their details instead")
+                                      "the record; mark changes in their details instead",
+                          audit={"family_id": family.id})
     caregivers = []
     for position, item in enumerate(wanted):
         caregiver = existing.get(item.get("id")) or Caregiver()

@@ -633,7 +633,8 @@ def transition_referral(actor, *, referral_id: uuid.UUID, data: dict,
     """
     access = _access(actor, referral_id, "transition", for_update=True)
     referral, family, at = access.referral, access.family, access.at
-    check_if_match(if_match, referral.version, required=True)
+    check_if_match(if_match, referral.version, required=True,
+                   audit={"family_id": referral.family_id})
     # A consent that ended holds it first (the version the caller read is the one it moves);
     # the move is then judged from `on_hold`.
     _hold_if_unsupported(access)

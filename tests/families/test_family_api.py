@@ -11,7 +11,7 @@ import pytest
 
 from auth.scopes import SCOPES
 from core import time as clock
-from tests.conftest import assert_problem, assert_validation_error, bearer
+from tests.conftest import assert_problem, assert_validation_error, audit_events, bearer
 
 FAMILY_KEYS = {"id", "custodian_organization_id", "child", "caregivers", "preferred_language",
                "interpreter_needed", "cultural_considerations", "contact_preferences",
@@ -775,7 +775,7 @@ def test_patch_with_the_current_etag_succeeds_and_each_change_gets_a_new_etag(
 
 
 @pytest.mark.parametrize("stale", ["previous", '"v999"', "W/previous", '"nonsense"'])
-def test_a_stale_if_match_is_412_and_nothing_changes(client, custodian, stale):
+def test_a_stale_if_match_is_412_and_nothing_changes(app, client, custodian, stale):
     _, headers = custodian
     posted = created(client, headers)
     _, old_etag = read(client, headers, posted["id"])
@@ -792,6 +792,9 @@ def test_a_stale_if_match_is_412_and_nothing_changes(client, custodian, stale):
     assert_problem(response, 412, "precondition-failed")
     assert read(client, headers, posted["id"]) == before
     assert before[0]["preferred_language"] == "en"
+    with app.app_context():
+        [refusal] = audit_events(outcome="deny", resource_id=posted["id"])
+    assert refusal.family_id == uuid.UUID(posted["id"])  # the family filter finds it
 
 
 def test_caregivers_list_keeps_by_id_changes_adds_and_removes(client, custodian):

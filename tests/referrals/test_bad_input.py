@@ -107,6 +107,13 @@ def test_transitions_without_or_with_a_stale_if_match(app, client, consented, se
     # The second of two staff acting on what they both read is refused.
     assert_problem(move(client, rid, consented.as_provider, etag, status="accepted"),
                    412, "precondition-failed")
+    with app.app_context():
+        refusals = audit_events(outcome="deny", resource_id=rid)
+    # Each refusal names the family, so the auditors' family filter finds it.
+    assert [(e.reason, e.family_id) for e in refusals] == [
+        ("precondition_required", consented.family.id),
+        ("precondition_failed", consented.family.id),
+        ("precondition_failed", consented.family.id)]
 
 
 @pytest.mark.parametrize("body, status, slug", [
