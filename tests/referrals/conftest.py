@@ -13,6 +13,11 @@ FULL = ("identity", "contact", "referral_reason", "service_status", "coordinatio
 
 @pytest.fixture
 def net(make):
+    return network(make)
+
+
+def network(make) -> SimpleNamespace:
+    """The clinic holding a family, the provider and a stranger, with their tokens."""
     clinic = make.organization(name="Washtenaw Pediatrics", type="pediatric_primary_care")
     provider = make.organization(name="Riverbend IMH", accepting_referrals=True)
     stranger = make.organization(name="Elsewhere IMH", accepting_referrals=True)
@@ -43,3 +48,11 @@ def send(client, net, headers=None, **overrides):
 def move(client, referral_id, headers, etag, **body):
     return client.post(f"/api/v1/referrals/{referral_id}/transitions", json=body,
                        headers={**headers, "If-Match": etag})
+
+
+def accepted(client, net, **overrides) -> tuple[str, str]:
+    """A referral the clinic sent and the provider accepted: its id and its ETag."""
+    sent = send(client, net, **overrides)
+    rid = sent.json["id"]
+    moved = move(client, rid, net.as_provider, sent.headers["ETag"], status="accepted")
+    return rid, moved.headers["ETag"]

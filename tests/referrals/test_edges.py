@@ -10,7 +10,7 @@ from audit.models import AuditEvent
 from core import time as clock
 from core.db import db
 from tests.conftest import assert_problem, audit_events, bearer
-from tests.referrals.conftest import FULL, LONG, move, send
+from tests.referrals.conftest import FULL, LONG, accepted, move, send
 
 
 @pytest.fixture
@@ -188,10 +188,7 @@ def test_a_provider_documents_consent_attempts_after_a_consent_ended(client, mak
     consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
     start = clock.now().replace(microsecond=0)
     clock.freeze(start)
-    sent = send(client, net, part_c={"identified_on": start.date().isoformat()})
-    rid = sent.json["id"]
-    etag = move(client, rid, net.as_provider, sent.headers["ETag"],
-                status="accepted").headers["ETag"]
+    rid, etag = accepted(client, net, part_c={"identified_on": start.date().isoformat()})
     clock.freeze(start + timedelta(days=10))
     client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.as_clinic,
                 json={"reason": "Mother wants to think again."})
@@ -231,10 +228,7 @@ def test_a_referral_held_before_it_was_accepted_resumes_to_the_receivers_decisio
 def test_a_referral_held_after_it_was_accepted_does_not_go_back_to_a_decision(
         client, make, net):
     make.consent(net.family, [net.clinic, net.provider], categories=FULL)
-    sent = send(client, net)
-    rid = sent.json["id"]
-    etag = move(client, rid, net.as_provider, sent.headers["ETag"],
-                status="accepted").headers["ETag"]
+    rid, etag = accepted(client, net)
     etag = move(client, rid, net.as_provider, etag, status="on_hold",
                 reason="waitlist").headers["ETag"]
     assert_problem(move(client, rid, net.as_provider, etag, status="rejected",
@@ -245,10 +239,7 @@ def test_a_referral_held_after_it_was_accepted_does_not_go_back_to_a_decision(
 def test_a_hold_the_receiver_put_becomes_consent_ended_when_the_consent_ends(
         app, client, make, net, ending):
     consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
-    sent = send(client, net)
-    rid = sent.json["id"]
-    etag = move(client, rid, net.as_provider, sent.headers["ETag"],
-                status="accepted").headers["ETag"]
+    rid, etag = accepted(client, net)
     move(client, rid, net.as_provider, etag, status="on_hold", reason="waitlist")
     if ending == "revoked":
         client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.as_clinic,
@@ -273,10 +264,7 @@ def test_a_documented_pause_outlasts_the_consent_that_ended_during_it(client, ma
     consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
     start = clock.now().replace(microsecond=0)
     clock.freeze(start)
-    sent = send(client, net, part_c={"identified_on": start.date().isoformat()})
-    rid = sent.json["id"]
-    etag = move(client, rid, net.as_provider, sent.headers["ETag"],
-                status="accepted").headers["ETag"]
+    rid, etag = accepted(client, net, part_c={"identified_on": start.date().isoformat()})
     clock.freeze(start + timedelta(days=5))
     move(client, rid, net.as_provider, etag, status="on_hold", reason="family_circumstances",
          note="Baby in hospital.")

@@ -98,27 +98,19 @@ def test_a_revocation_and_a_resumption_of_the_same_hold_take_turns(served, monke
     revocation holds: the revocation skips that row instead of waiting for it (a deadlock),
     and the resumption, deciding once it has the family, sees the consent gone."""
     import threading
-    from types import SimpleNamespace
 
     import consent.service
     import referrals.service
     from tests.conftest import Factory
-    from tests.referrals.conftest import LONG, move
+    from tests.referrals.conftest import accepted, move, network
 
     if served.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         pytest.skip("SQLite has one writer: the two never hold a row each")
     make = Factory(served)
-    clinic = make.organization(name="Clinic", type="pediatric_primary_care")
-    provider = make.organization(name="Provider", accepting_referrals=True)
-    net = SimpleNamespace(clinic=clinic, provider=provider, family=make.family(clinic),
-                          as_clinic=bearer(make.token(clinic, lifetime=LONG)),
-                          as_provider=bearer(make.token(provider, lifetime=LONG)))
-    consent_id = make.consent(net.family, [clinic, provider], categories=FULL).id
+    net = network(make)
+    consent_id = make.consent(net.family, [net.clinic, net.provider], categories=FULL).id
     client = served.test_client()
-    sent = send(client, net)
-    rid = sent.json["id"]
-    etag = move(client, rid, net.as_provider, sent.headers["ETag"],
-                status="accepted").headers["ETag"]
+    rid, etag = accepted(client, net)
     etag = move(client, rid, net.as_provider, etag, status="on_hold",
                 reason="waitlist").headers["ETag"]
 
