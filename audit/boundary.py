@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask, current_app, g, request
 
 from audit import sealer
-from audit.checkpoints import checkpoint_if_due, load_signing_key
+from audit.checkpoints import checkpoint_if_due, load_previous_public_keys, load_signing_key
 from audit.recorder import record
 from core.db import db
 from core.time import now
@@ -106,6 +106,8 @@ def init_app(app: Flask) -> None:
     the schedule after commits, and seal in the background (PostgreSQL)."""
     app.extensions["audit_signing_key"] = load_signing_key(
         app.config.get("AUDIT_SIGNING_KEY"), Path(app.instance_path))
+    app.extensions["audit_previous_keys"] = load_previous_public_keys(
+        app.config.get("AUDIT_PREVIOUS_PUBLIC_KEYS"))
     app.extensions["audit_schedule"] = {"next_look": datetime.min.replace(tzinfo=UTC)}
     on_rollback(app, _record_refusal)
     on_commit(app, _checkpoint_on_schedule)

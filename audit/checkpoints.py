@@ -121,9 +121,49 @@ def checkpoint_if_due(session, interval: timedelta) -> bool:
     return True
 
 
+def as_kept(checkpoint: AuditCheckpoint) -> dict:
+    """A stored checkpoint as an auditor would keep it (and as its signature covers it)."""
+    return {"seq": checkpoint.seq, "hash": checkpoint.hash, "recorded_at": checkpoint.recorded_at,
+            "key_id": checkpoint.key_id, "public_key": checkpoint.public_key,
+            "signature": checkpoint.signature}
+
+
 def latest_checkpoint(session) -> AuditCheckpoint | None:
-    return session.scalars(sa.select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc())
-                           .limit(1)).first()
+    """The newest checkpoint the service itself signed; a row that is not (someone wrote it
+    into the table) is passed over and logged, and `flask audit verify` names it."""
+    for checkpoint in session.scalars(sa.select(AuditCheckpoint)
+                                      .order_by(AuditCheckpoint.seq.desc())):
+        if is_genuine(as_kept(checkpoint)):
+            return checkpoint
+        log.warning("audit checkpoint at seq %s is not signed by this service", checkpoint.seq)
+    return None
+
+
+def broken_checkpoint(session, from_seq: int | None = None,
+                      to_seq: int | None = None) -> tuple[int, str] | None:
+    """The first stored checkpoint in the range that is not the service's own, or that the
+    log no longer hashes to at its seq, and why; None when every one holds.
+
+    Run after the chain verified over the same range: each event's stored hash is then the
+    recomputed one, so comparing it with the checkpoint's is enough.
+    """
+    stmt = (sa.select(AuditCheckpoint, AuditEvent.hash)
+            .outerjoin(AuditEvent, AuditEvent.seq == AuditCheckpoint.seq)
+            .order_by(AuditCheckpoint.seq))
+    if from_seq is not None:
+        stmt = stmt.where(AuditCheckpoint.seq >= from_seq)
+    if to_seq is not None:
+        stmt = stmt.where(AuditCheckpoint.seq <= to_seq)
+    for checkpoint, stored in session.execute(stmt):
+        if not is_genuine(as_kept(checkpoint)):
+            return checkpoint.seq, (f"the checkpoint at event {checkpoint.seq} is not signed "
+                                    "by this service: someone wrote it into the table")
+        if stored is None:
+            return checkpoint.seq, f"the log no longer holds event {checkpoint.seq}"
+        if stored != checkpoint.hash:
+            return checkpoint.seq, (f"event {checkpoint.seq} no longer has the checkpoint's "
+                                    "hash: history was rewritten")
+    return None
 
 
 def signature_is_valid(checkpoint: dict) -> bool:
@@ -142,13 +182,31 @@ def signature_is_valid(checkpoint: dict) -> bool:
     return True
 
 
-def is_service_key(session, key_id: str, public_key: str) -> bool:
-    """Whether this service signed with that key: the current one or one on a stored checkpoint."""
-    current = current_app.extensions["audit_signing_key"].public_key()
-    if public_key_b64(current) == public_key:
-        return True
-    return session.scalar(sa.select(sa.func.count()).select_from(AuditCheckpoint).where(
-        AuditCheckpoint.key_id == key_id, AuditCheckpoint.public_key == public_key)) > 0
+def load_previous_public_keys(configured: str | None) -> frozenset[str]:
+    """The retired keys this service signed with before (AUDIT_PREVIOUS_PUBLIC_KEYS: base64 of
+    each raw 32-byte Ed25519 public key, separated by spaces or commas)."""
+    keys = set()
+    for text in (configured or "").replace(",", " ").split():
+        try:
+            Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+        except (ValueError, binascii.Error) as error:
+            raise SigningKeyError("AUDIT_PREVIOUS_PUBLIC_KEYS holds a value that is not an "
+                                  "Ed25519 public key") from error
+        keys.add(text)
+    return frozenset(keys)
+
+
+def is_service_key(public_key: str) -> bool:
+    """Whether this service signs or signed with that key: the configured key, or one of the
+    configured retired ones. Never a key read from the database: a checkpoint exists to catch
+    whoever can write there."""
+    current = public_key_b64(current_app.extensions["audit_signing_key"].public_key())
+    return public_key == current or public_key in current_app.extensions["audit_previous_keys"]
+
+
+def is_genuine(checkpoint: dict) -> bool:
+    """Whether a checkpoint is the service's own: a signature that verifies, by a key of its."""
+    return signature_is_valid(checkpoint) and is_service_key(checkpoint["public_key"])
 
 
 def extends(session, checkpoint: dict) -> dict:

@@ -18,8 +18,9 @@ audit_cli = OperatorGroup("audit", help="The audit trail.")
 @click.option("--from-seq", type=click.IntRange(min=1, max=2**63 - 1), default=None)
 @click.option("--to-seq", type=click.IntRange(min=1, max=2**63 - 1), default=None)
 def verify_command(from_seq, to_seq):
-    """Seal what waits, recompute the chain and check the newest checkpoint; exit 1 when
-    either fails, 2 for a range that is not one (as the API's 422: exit 1 is a tamper alarm)."""
+    """Seal what waits, recompute the chain and check every checkpoint in the range (the
+    service's signature, and the log still hashing to it); exit 1 when either fails, 2 for a
+    range that is not one (as the API's 422: exit 1 is a tamper alarm)."""
     if from_seq is not None and to_seq is not None and from_seq > to_seq:
         raise click.BadParameter("must not be before --from-seq", param_hint="--to-seq")
     try:
@@ -28,13 +29,10 @@ def verify_command(from_seq, to_seq):
         messages = "; ".join(m for ms in (problem.errors or {}).values() for m in ms)
         raise click.UsageError(
             f"{problem.detail}: {messages}" if messages else problem.detail) from None
-    latest = checkpoints.latest_checkpoint(db.session)
-    if verdict["valid"] and latest is not None:
-        kept = checkpoints.extends(db.session, CheckpointSchema().dump(latest) | {
-            "recorded_at": latest.recorded_at})
-        verdict["checkpoint"] = {"seq": latest.seq, **kept}
-        if not kept["valid"]:
-            verdict.update(valid=False, first_bad_seq=latest.seq, reason=kept["reason"])
+    if verdict["valid"]:
+        broken = checkpoints.broken_checkpoint(db.session, from_seq, to_seq)
+        if broken is not None:
+            verdict.update(valid=False, first_bad_seq=broken[0], reason=broken[1])
     db.session.rollback()
     echo_json(verdict)
     if not verdict["valid"]:

@@ -48,7 +48,8 @@ def get_event(seq: int):
            responses={200: VerdictSchema})
 def verify():
     """Recompute every hash over the whole log, or `from_seq` to `to_seq`; name the first
-    broken event and why. A range starting after 1 trusts the event just before it."""
+    broken event and why. A range starting after 1 trusts the event just before it; a range
+    reaching past the newest event is 422 (the log does not hold it)."""
     args = load_query(VerifyQuery)
     return respond(VerdictSchema, service.verify_log(**args))
 

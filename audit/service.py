@@ -132,13 +132,17 @@ def export_events(actor, *, since, until):
 def verify_log(*, from_seq: int | None = None, to_seq: int | None = None) -> dict:
     """Recompute the chain over the log or a range of it.
 
-    Raises Problem 422 when `from_seq` lies past the newest event (nothing there to verify).
+    Raises Problem 422 when `from_seq` or `to_seq` lies past the newest event: a range that
+    names events the log does not hold is not reported valid (its tail may have been cut).
     """
     seal_committed()
     head = chain_head(db.session)
-    if from_seq is not None and from_seq > max(head.seq, 1):
-        raise validation_problem(
-            {"from_seq": [f"The log ends at event {head.seq}"]}, "Nothing to verify there")
+    past_the_end = {name: [f"The log ends at event {head.seq}"]
+                    for name, seq, least in (("from_seq", from_seq, max(head.seq, 1)),
+                                             ("to_seq", to_seq, head.seq))
+                    if seq is not None and seq > least}
+    if past_the_end:
+        raise validation_problem(past_the_end, "The log does not reach that far")
     return verify(db.session, from_seq, to_seq).as_dict()
 
 
@@ -158,8 +162,7 @@ def verify_checkpoint(checkpoint: dict) -> dict:
     if not checkpoints.signature_is_valid(checkpoint):
         raise Problem("validation-error", "The checkpoint's signature does not verify",
                       errors={"signature": ["Does not verify under public_key"]})
-    if not checkpoints.is_service_key(db.session, checkpoint["key_id"],
-                                      checkpoint["public_key"]):
+    if not checkpoints.is_service_key(checkpoint["public_key"]):
         raise Problem("validation-error", "The checkpoint was not signed by this service",
                       errors={"public_key": ["Not a key of this service"]})
     seal_committed()

@@ -76,6 +76,8 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "REDIS_URL": environ.get("REDIS_URL") or None,
         "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
         "AUDIT_SIGNING_KEY": environ.get("AUDIT_SIGNING_KEY") or None,
+        #: Public keys the service signed checkpoints with before AUDIT_SIGNING_KEY changed.
+        "AUDIT_PREVIOUS_PUBLIC_KEYS": environ.get("AUDIT_PREVIOUS_PUBLIC_KEYS") or None,
         #: The longest a consent may run, in days.
         "CONSENT_MAX_DAYS": _int(environ, "CONSENT_MAX_DAYS", 366),
         #: Seconds between scheduled checkpoints, made by the first audited commit after it.

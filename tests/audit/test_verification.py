@@ -11,7 +11,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import audit
 from audit.chain import event_hash, verify
-from audit.checkpoints import checkpoint_now, extends, key_id_of, signed_message
+from audit.checkpoints import (
+    SigningKeyError,
+    checkpoint_now,
+    extends,
+    key_id_of,
+    load_previous_public_keys,
+    signed_message,
+)
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from audit.schemas import CheckpointSchema
 from core import time as clock
@@ -264,3 +271,102 @@ def test_the_checkpoint_command_refuses_an_empty_log(app):
     result = app.test_cli_runner().invoke(args=["audit", "checkpoint"])
     assert result.exit_code != 0
     assert "empty" in result.output
+
+
+def _plant(seq, event_hash, key, at):
+    """What whoever can write to the database can do: insert a checkpoint row of its own
+    (the append-only triggers refuse updates and deletes, not inserts)."""
+    public = key.public_key().public_bytes_raw()
+    planted = _resign({"seq": seq, "hash": event_hash, "recorded_at": clock.rfc3339(at)}, key)
+    db.session.execute(sa.insert(AuditCheckpoint).values({**planted, "recorded_at": at}))
+    assert planted["public_key"] == base64.b64encode(public).decode()
+    return planted
+
+
+def test_a_key_named_by_a_row_in_the_table_is_not_the_services(app, client, make, trail):
+    """Only the configured keys are the service's: a planted row does not make a foreign key
+    trusted, and `latest` passes over it."""
+    forger = Ed25519PrivateKey.generate()
+    token = make.token(make.organization(), ["audit:read"])
+    kept = json.loads(app.test_cli_runner().invoke(args=["audit", "checkpoint"]).stdout)
+    with app.app_context():
+        audit.record(action="read", outcome="permit", reason="later", resource_type="test")
+        db.session.commit()
+        head = db.session.execute(sa.select(AuditChainHead)).scalar_one()
+        planted = _plant(head.seq, head.hash, forger, clock.now())
+        db.session.commit()
+    forged = client.post("/api/v1/audit/checkpoints/verify", json=planted,
+                         headers=bearer(token))
+    assert forged.status_code == 422
+    assert "public_key" in forged.json["errors"]
+    latest = client.get("/api/v1/audit/checkpoints/latest", headers=bearer(token))
+    assert latest.json == kept
+
+
+def test_the_verify_command_checks_every_checkpoints_signature(app, trail):
+    """A rewrite re-hashed to the head, with an unsigned checkpoint planted at the new head,
+    still fails: the genuine checkpoint before it no longer holds, and the planted one is
+    named as not the service's."""
+    runner = app.test_cli_runner()
+    genuine = json.loads(runner.invoke(args=["audit", "checkpoint"]).stdout)
+    with app.app_context():
+        audit.record(action="read", outcome="permit", reason="later", resource_type="test")
+        db.session.commit()
+        head = db.session.execute(sa.select(AuditChainHead)).scalar_one()
+        planted = _plant(head.seq, head.hash, Ed25519PrivateKey.generate(), clock.now())
+        db.session.commit()
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    printed = json.loads(result.stdout)
+    assert printed["first_bad_seq"] == planted["seq"]
+    assert "not signed by this service" in printed["reason"]
+
+    with app.app_context():
+        _unlock()
+        db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == trail[0])
+                           .values(reason="rewritten"))
+        _rehash_from(trail[0])
+        db.session.commit()
+    printed = json.loads(runner.invoke(args=["audit", "verify"]).stdout)
+    assert printed["valid"] is False
+    assert printed["first_bad_seq"] == genuine["seq"]
+    assert "history was rewritten" in printed["reason"]
+
+
+def test_a_retired_key_listed_in_the_configuration_still_verifies(app, client, make, trail,
+                                                                  monkeypatch):
+    retired = Ed25519PrivateKey.generate()
+    token = make.token(make.organization(), ["audit:read"])
+    kept = json.loads(app.test_cli_runner().invoke(args=["audit", "checkpoint"]).stdout)
+    signed_before = _resign(kept, retired)
+    assert client.post("/api/v1/audit/checkpoints/verify", json=signed_before,
+                       headers=bearer(token)).status_code == 422
+    listed = load_previous_public_keys(f"{kept['public_key']}, {signed_before['public_key']}")
+    monkeypatch.setitem(app.extensions, "audit_previous_keys", listed)
+    answer = client.post("/api/v1/audit/checkpoints/verify", json=signed_before,
+                         headers=bearer(token))
+    assert answer.status_code == 200
+    assert answer.json == {"valid": True, "reason": None}
+
+
+@pytest.mark.parametrize("configured", ["not base64!", base64.b64encode(b"short").decode()])
+def test_previous_public_keys_that_are_not_keys_are_refused_at_start(configured):
+    with pytest.raises(SigningKeyError):
+        load_previous_public_keys(configured)
+
+
+def test_a_range_past_the_newest_event_is_422_not_valid(app, client, make, trail):
+    """After the tail is cut and the head moved back, verifying up to the old head must not
+    answer valid for events the log no longer holds."""
+    token = make.token(make.organization(), ["audit:read"])
+    with app.app_context():
+        _unlock()
+        db.session.execute(sa.delete(AuditEvent).where(AuditEvent.seq >= trail[-2]))
+        last = db.session.execute(sa.select(AuditEvent).where(AuditEvent.seq == trail[-3])
+                                  ).scalar_one()
+        db.session.execute(sa.update(AuditChainHead).values(seq=last.seq, hash=last.hash))
+        db.session.commit()
+    answer = client.get(f"/api/v1/audit/verify?from_seq={trail[0]}&to_seq={trail[-1]}",
+                        headers=bearer(token))
+    assert answer.status_code == 422
+    assert "to_seq" in answer.json["errors"]
