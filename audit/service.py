@@ -175,11 +175,16 @@ DISCLOSURE_REASONS = ("consent", "partial_consent")
 DISCLOSING_ACTIONS = ("read", "search", "export", "transition")
 
 
-def disclosures(*, family_id, limit: int, cursor: str | None = None) -> Page:
-    """Every permitted access to the family's information that rested on a consent, newest
-    first: who, when, which categories, for what purpose, under which consents. An event that
-    disclosed several families (a page of a list) counts for each of them."""
+def disclosures(*, family_id, custodian_organization_id, limit: int,
+                cursor: str | None = None) -> Page:
+    """Every permitted access to the family's information by an organization other than its
+    custodian that rested on a consent, newest first: who, when, which categories, for what
+    purpose, under which consents. An event that disclosed several families (a page of a
+    list) counts for each of them. The custodian reading what another organization wrote
+    about its family (a provider's feedback) saw it under consent, but nothing left the
+    custodian: it is not in the accounting."""
     conditions = [AuditEvent.outcome == "permit", AuditEvent.reason.in_(DISCLOSURE_REASONS),
-                  AuditEvent.action.in_(DISCLOSING_ACTIONS)]
+                  AuditEvent.action.in_(DISCLOSING_ACTIONS),
+                  AuditEvent.organization_id != custodian_organization_id]
     return _events_page(conditions, family_id=family_id, kind="disclosures", cursor=cursor,
                         limit=limit)

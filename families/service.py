@@ -174,7 +174,9 @@ def list_disclosures(actor, *, family_id: uuid.UUID, limit: int,
         raise _not_found(family_id, reason="not_found",
                          family_id=family.id if family else None)
     auditor = "audit:read" in actor.scopes
-    page = audit_service.disclosures(family_id=family.id, limit=limit, cursor=cursor)
+    page = audit_service.disclosures(
+        family_id=family.id, custodian_organization_id=family.custodian_organization_id,
+        limit=limit, cursor=cursor)
     audit.record(action="read", outcome="permit", reason="auditor" if auditor else "custodian",
                  resource_type="disclosures", resource_id=family.id, family_id=family.id,
                  actor=actor)

@@ -3,6 +3,7 @@
 import pytest
 
 from tests.conftest import bearer
+from tests.referrals.conftest import FULL, accepted, move, network
 
 
 @pytest.fixture
@@ -85,3 +86,59 @@ def test_asking_the_engine_is_not_a_disclosure(client, make, disclosed):
     assert asked.status_code == 200 and asked.json["decision"] == "permit"
     items = client.get(f"/api/v1/families/{family.id}/disclosures", headers=bearer(own)).json
     assert {item["action"] for item in items["items"]} == {"read"}
+
+
+@pytest.fixture
+def net(make):
+    """A clinic (the custodian) and a provider under one consent for every category."""
+    n = network(make)
+    make.consent(n.family, [n.clinic, n.provider], categories=FULL)
+    n.clinic_reader = bearer(make.token(n.clinic, ["families:read"]))
+    return n
+
+
+def _accounting(client, net):
+    answer = client.get(f"/api/v1/families/{net.family.id}/disclosures?limit=200",
+                        headers=net.clinic_reader)
+    assert answer.status_code == 200, answer.json
+    return answer.json["items"]
+
+
+def test_the_custodian_following_its_referral_is_not_a_disclosure(client, net):
+    """Who saw the family's information outside its custodian: the clinic reading the
+    provider's feedback and notes on its own referral saw them under consent, but nothing
+    about the family left the clinic."""
+    rid, etag = accepted(client, net)
+    assert move(client, rid, net.as_provider, etag, status="in_progress",
+                business_status="scheduled").status_code == 200
+    assert client.post(f"/api/v1/referrals/{rid}/notes", json={"body": "Visit booked."},
+                       headers=net.as_provider).status_code == 201
+    read = client.get(f"/api/v1/referrals/{rid}", headers=net.as_clinic)
+    assert read.json["business_status"] == "scheduled"  # seen under consent
+    for path in (f"/api/v1/referrals/{rid}/notes", f"/api/v1/referrals/{rid}/events",
+                 "/api/v1/referrals?direction=sent"):
+        assert client.get(path, headers=net.as_clinic).status_code == 200
+
+    items = _accounting(client, net)
+    assert {i["organization_id"] for i in items} == {str(net.provider.id)}
+
+
+def test_every_kind_of_look_by_the_receiver_is_counted_and_nothing_else(client, make, net):
+    """Reads, moves and list pages by the receiver are in the accounting; a refused look and
+    another family's read are not."""
+    other = make.family(net.clinic, given_name="Zed")
+    make.consent(other, [net.clinic, net.provider], categories=("identity",))
+    assert client.get(f"/api/v1/families/{other.id}?purpose=referral",
+                      headers=net.as_provider).status_code == 200
+    assert client.get(f"/api/v1/families/{net.family.id}?purpose=treatment",
+                      headers=net.as_stranger).status_code == 404
+    rid, _ = accepted(client, net)
+    assert client.get(f"/api/v1/referrals/{rid}", headers=net.as_provider).status_code == 200
+    assert client.get("/api/v1/referrals?direction=received",
+                      headers=net.as_provider).status_code == 200
+
+    items = _accounting(client, net)
+    assert {i["organization_id"] for i in items} == {str(net.provider.id)}
+    assert {i["action"] for i in items} >= {"read", "search", "transition"}
+    assert all(i["purpose"] for i in items)
+    assert str(other.id) not in {i["resource"]["id"] for i in items}
