@@ -40,10 +40,13 @@ class PartCSchema(Schema):
     referral_due_by = fields.Date(required=True, metadata={
         "description": "`identified_on` + 7 days: when the referral must be sent."})
     received_on = fields.Date(allow_none=True, required=True)
-    timeline_due_by = fields.Date(allow_none=True, required=True, metadata={
-        "description": "`received_on` + 45 days, later by the days the clock was paused."})
-    timeline_paused_since = Timestamp(allow_none=True, required=True, metadata={
-        "description": "Set while the 45-day clock is paused."})
+    timeline_due_by = fields.Date(allow_none=True, metadata={
+        "description": "`received_on` + 45 days, later by the days the clock was paused; "
+                       "null until received. The receiver's `service_status`: absent for a "
+                       "referrer no consent lets see it."})
+    timeline_paused_since = Timestamp(allow_none=True, metadata={
+        "description": "Set while the 45-day clock is paused; absent with "
+                       "`timeline_due_by`."})
 
 
 class ReferralSchema(Schema):

@@ -105,9 +105,14 @@ class _Seen:
     def withheld(self) -> list[str]:
         return policy.combine(*self.decisions).withheld if self.decisions else []
 
-    @property
-    def disclosed(self) -> policy.Decision:
-        return policy.combine(*(d for d in self.decisions if d.consent_ids))
+    def disclosures(self) -> dict[str, policy.Decision]:
+        """The disclosures, combined by purpose: each purpose's categories and consents (the
+        accounting of disclosures names one purpose for each)."""
+        by_purpose: dict[str, list[policy.Decision]] = {}
+        for decision in self.decisions:
+            if decision.consent_ids:
+                by_purpose.setdefault(decision.purpose, []).append(decision)
+        return {purpose: policy.combine(*decisions) for purpose, decisions in by_purpose.items()}
 
 
 def _part_c(referral: Referral, timeline_seen: bool) -> dict | None:
@@ -116,7 +121,7 @@ def _part_c(referral: Referral, timeline_seen: bool) -> dict | None:
     part_c = {"identified_on": referral.part_c_identified_on,
               "referral_due_by": referral.referral_due_by,
               "received_on": referral.received_at.date() if referral.received_at else None}
-    if timeline_seen:  # its pauses tell of the receiver's work with the family
+    if timeline_seen:  # else absent: its pauses tell of the receiver's work with the family
         part_c |= {"timeline_due_by": referral.timeline_due_by,
                    "timeline_paused_since": referral.timeline_paused_since}
     return part_c
@@ -136,8 +141,9 @@ def _document(access: _Access, seen: _Seen) -> dict:
         "status": referral.status,
     }
     # The receiver's feedback, and its Part C clock, are `service_status` it authors; asked
-    # about only once there is some.
-    timeline_seen = False
+    # about only once there is some. A clock not started yet (nothing received) tells
+    # nothing: both sides see it null.
+    timeline_seen = referral.timeline_due_by is None
     if referral.business_status is not None or referral.timeline_due_by is not None:
         feedback = seen.add(access.authored("service_status", referral.to_organization_id))
         timeline_seen = bool(feedback.permitted)
@@ -149,7 +155,12 @@ def _document(access: _Access, seen: _Seen) -> dict:
         if reason.permitted:
             document["status_reason"] = referral.status_reason
             document["outcome"] = referral.outcome
-    if "referral_reason" in of_sender.permitted:
+    reasons = of_sender  # the receiver sees the reasons only when shared and permitted
+    if access.side == "sender" and "referral_reason" not in referral.shared_categories:
+        # The sender wrote them: their author sees them, whatever it shared.
+        reasons = seen.add(access.authored("referral_reason", referral.from_organization_id,
+                                           purpose="referral"))
+    if "referral_reason" in reasons.permitted:
         document["reasons"] = referral.reasons
         document["reason_detail"] = referral.reason_detail
     family_view = family_document(family, of_family.permitted)
@@ -205,16 +216,12 @@ def _record_read(access: _Access, seen: _Seen, resource_type: str, purpose: str,
     event of the look itself, for `purpose`. `always=False`: disclosures only (a write's
     response)."""
     referral = access.referral
-    by_purpose: dict[str, list[policy.Decision]] = {}
-    for decision in seen.decisions:
-        if decision.consent_ids:
-            by_purpose.setdefault(decision.purpose, []).append(decision)
-    if not by_purpose and not always:
+    disclosures = seen.disclosures()
+    if not disclosures and not always:
         return
-    for each_purpose, decisions in by_purpose.items() or [(purpose, [])]:
-        disclosed = policy.combine(*decisions)
+    for each_purpose, disclosed in disclosures.items() or [(purpose, policy.combine())]:
         audit.record(action="read", outcome="permit",
-                     reason=disclosed.reason if decisions else access.side,
+                     reason=disclosed.reason if disclosed.consent_ids else access.side,
                      resource_type=resource_type, resource_id=referral.id,
                      family_id=referral.family_id, purpose=each_purpose,
                      categories=disclosed.permitted, consent_ids=disclosed.consent_ids,
@@ -530,20 +537,23 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
             continue  # it was put on hold just now
         documents.append(_document(access, seen_by_family.setdefault(referral.family_id,
                                                                      _Seen())))
-    # One event per family the page disclosed, with that family's categories and consents
-    # only: each family's accounting of disclosures must say exactly what passed about it.
-    # A page that disclosed nothing is one event of the look itself.
-    purpose = {"received": "referral", "sent": "care_coordination"}.get(direction)
-    disclosed = {family_id: seen.disclosed for family_id, seen in seen_by_family.items()
-                 if seen.disclosed.consent_ids}
-    for family_id, found in disclosed.items():
-        audit.record(action="search", outcome="permit", reason=found.reason,
-                     resource_type="referral", actor=actor, family_id=family_id,
-                     purpose=purpose, categories=found.permitted,
-                     consent_ids=found.consent_ids)
+    # One event per family the page disclosed and purpose it was disclosed for, with that
+    # family's categories and consents only: each family's accounting of disclosures must say
+    # exactly what passed about it, and why. A page that disclosed nothing is one event of
+    # the look itself.
+    disclosed = False
+    for family_id, seen in seen_by_family.items():
+        for purpose, found in seen.disclosures().items():
+            disclosed = True
+            audit.record(action="search", outcome="permit", reason=found.reason,
+                         resource_type="referral", actor=actor, family_id=family_id,
+                         purpose=purpose, categories=found.permitted,
+                         consent_ids=found.consent_ids)
     if not disclosed:
         audit.record(action="search", outcome="permit", reason="party",
-                     resource_type="referral", actor=actor, purpose=purpose)
+                     resource_type="referral", actor=actor,
+                     purpose={"received": "referral", "sent": "care_coordination"}
+                     .get(direction))
     page.items = documents
     return page
 
@@ -581,7 +591,8 @@ def _check_fields(to: str, data: dict, referral: Referral) -> None:
 
 def _move_part_c_clock(referral: Referral, to: str, at: datetime, reason: str | None) -> None:
     """Start the 45-day clock at receipt; pause it while a documented pausing hold lasts,
-    then push its date back by the days paused (a started day counts)."""
+    then push its date back by the days paused (a started day counts). A clock that has run
+    out (past its due day, as `?overdue=true` judges it) stays run out: no pause starts."""
     if referral.part_c_identified_on is None:
         return
     if referral.received_at is not None and referral.timeline_due_by is None:
@@ -591,7 +602,8 @@ def _move_part_c_clock(referral: Referral, to: str, at: datetime, reason: str | 
     if paused is not None and not pausing:
         referral.timeline_due_by += timedelta(days=ceil((at - paused) / timedelta(days=1)))
         referral.timeline_paused_since = None
-    elif paused is None and pausing and referral.timeline_due_by is not None:
+    elif paused is None and pausing and referral.timeline_due_by is not None \
+            and referral.timeline_due_by >= at.date():
         referral.timeline_paused_since = at
 
 
@@ -605,7 +617,8 @@ def _held_from(referral: Referral) -> str | None:
 
 
 def _check_resumable(access: _Access) -> None:
-    """A referral held because its consent ended resumes only under a consent in force."""
+    """A referral held because its consent ended resumes only under a consent in force, and
+    rests on that consent from then on."""
     referral, family = access.referral, access.family
     lock_family(family.id)
     # Decided once the lock is held, at that instant: a revocation this waited for counts.
@@ -621,6 +634,8 @@ def _check_resumable(access: _Access) -> None:
                              "resource_id": referral.id, "family_id": family.id,
                              "purpose": "referral", "reason": decision.reason,
                              "categories": sorted(decision.asked)})
+    # A later hold names the consents it rests on: those now, not those that ended.
+    referral.consent_ids = [str(c) for c in decision.consent_ids]
 
 
 def transition_referral(actor, *, referral_id: uuid.UUID, data: dict,
@@ -690,20 +705,26 @@ def transition_referral(actor, *, referral_id: uuid.UUID, data: dict,
     document = _document(access, seen)
     if to == "requested":
         _record_send(actor, referral, "transition")
+        # As a send's answer: what it showed under consent (a relaying sender's look at the
+        # family record) is a disclosure of its own.
+        _record_read(access, seen, "referral", "referral", always=False)
+    elif disclosures := seen.disclosures():
+        # The move and what its answer shows the caller: when a consent let family
+        # information reach it, the event is a disclosure too (the accounting counts it), with
+        # the categories and consents; one for each purpose they passed for.
+        for purpose, disclosed in disclosures.items():
+            audit.record(action="transition", outcome="permit", reason=disclosed.reason,
+                         resource_type="referral", resource_id=referral.id,
+                         family_id=family.id, purpose=purpose, categories=disclosed.permitted,
+                         consent_ids=disclosed.consent_ids, actor=actor)
     else:
-        # One event for the move and what its answer shows the caller: when a consent let
-        # family information reach it, the event is a disclosure too (the accounting counts
-        # it), with the categories and consents; otherwise it names what the move wrote.
-        disclosed = seen.disclosed
+        # Otherwise one event naming what the move wrote.
         written = {"service_status"} if {"business_status", "reason", "outcome"} & set(data) \
             else set()
-        audit.record(action="transition", outcome="permit",
-                     reason=disclosed.reason if disclosed.consent_ids else access.side,
+        audit.record(action="transition", outcome="permit", reason=access.side,
                      resource_type="referral", resource_id=referral.id, family_id=family.id,
-                     purpose=disclosed.purpose if disclosed.consent_ids else None,
-                     categories=disclosed.permitted if disclosed.consent_ids
-                     else written | ({"coordination_notes"} if note else set()),
-                     consent_ids=disclosed.consent_ids, actor=actor)
+                     categories=written | ({"coordination_notes"} if note else set()),
+                     actor=actor)
     return document, referral.version
 
 

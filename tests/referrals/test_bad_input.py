@@ -1,9 +1,11 @@
 """Every refusal of the referrals API is a documented 4xx that stores nothing."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 
+from core import time as clock
 from referrals.models import Referral, ReferralEvent, ReferralNote
 from tests.conftest import assert_problem, assert_validation_error, audit_events, count
 from tests.referrals.conftest import FULL, move, send
@@ -11,7 +13,7 @@ from tests.referrals.conftest import FULL, move, send
 
 @pytest.fixture
 def consented(make, net):
-    make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    net.consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
     return net
 
 
@@ -85,6 +87,24 @@ def test_a_consent_for_another_purpose_or_other_organizations_does_not_send(
     make.consent(net.family, [net.clinic, net.stranger], categories=FULL)
     assert_problem(send(client, net), 403, "consent-required", extra={"missing_categories"})
     assert _stored(app) == (0, 0, 0)
+
+
+def test_a_draft_sent_after_its_consent_ended_is_refused_and_stays_a_draft(client,
+                                                                           consented):
+    """Sending a draft is judged under the consents in force then: refused, it is unsent."""
+    draft = send(client, consented, status="draft")
+    rid = draft.json["id"]
+    clock.freeze(consented.consent.expires_at + timedelta(seconds=1))
+    refused = move(client, rid, consented.as_clinic, draft.headers["ETag"], status="requested")
+    body = assert_problem(refused, 403, "consent-required", extra=("missing_categories",))
+    assert body["missing_categories"] == ["contact", "identity", "referral_reason"]
+    read = client.get(f"/api/v1/referrals/{rid}", headers=consented.as_clinic)
+    assert (read.json["status"], read.json["sent_at"], read.headers["ETag"]) == \
+        ("draft", None, draft.headers["ETag"])
+    for path in ("", "/events", "/notes"):
+        assert_problem(client.get(f"/api/v1/referrals/{rid}{path}",
+                                  headers=consented.as_provider), 404, "not-found")
+    assert client.get("/api/v1/referrals", headers=consented.as_provider).json["items"] == []
 
 
 @pytest.fixture

@@ -60,6 +60,56 @@ def test_a_sender_that_does_not_hold_the_family_sends_under_consent(client, rela
     assert seen.json["family"]["caregivers"][0]["phone"] == "+17345550101"
 
 
+def _disclosures(client, net, organization) -> list[dict]:
+    """The family's accounting of disclosures to `organization`, newest first."""
+    items = client.get(f"/api/v1/families/{net.family.id}/disclosures",
+                       headers=net.as_clinic).json["items"]
+    return [i for i in items if i["organization_id"] == str(organization.id)]
+
+
+def test_sending_a_draft_records_what_its_answer_disclosed(client, relayed):
+    """Sent from a draft, as created sent: the answer shows a sender that does not hold the
+    family its record under consent, and the family's accounting of disclosures says so."""
+    draft = send(client, relayed, headers=relayed.as_early_on, status="draft")
+    assert draft.status_code == 201, draft.json
+    before = _disclosures(client, relayed, relayed.early_on)
+    sent = move(client, draft.json["id"], relayed.as_early_on, draft.headers["ETag"],
+                status="requested")
+    assert sent.status_code == 200, sent.json
+    assert sent.json["family"]["caregivers"][0]["phone"] == "+17345550101"
+    after = _disclosures(client, relayed, relayed.early_on)
+    assert len(after) == len(before) + 1, after
+    assert (after[0]["action"], after[0]["purpose"]) == ("read", "referral")
+    assert {"identity", "contact"} <= set(after[0]["categories"])
+    assert str(relayed.to_early_on.id) in after[0]["consent_ids"]
+
+
+def test_a_relaying_senders_move_names_each_purpose_its_answer_disclosed_for(
+        app, client, make, relayed):
+    """Early On cancels a referral whose 45-day clock the provider keeps: its answer shows
+    the family's record (for `referral`) and the provider's clock (for
+    `care_coordination`); the accounting names each with its purpose, never none."""
+    feedback = make.consent(relayed.family, [relayed.early_on, relayed.provider],
+                            purposes=("care_coordination",), categories=("service_status",))
+    sent = send(client, relayed, headers=relayed.as_early_on,
+                part_c={"identified_on": clock.now().date().isoformat()})
+    taken = move(client, sent.json["id"], relayed.as_provider, sent.headers["ETag"],
+                 status="accepted")
+    cancelled = move(client, sent.json["id"], relayed.as_early_on, taken.headers["ETag"],
+                     status="cancelled", reason="no_longer_needed")
+    assert cancelled.status_code == 200, cancelled.json
+    assert cancelled.json["part_c"]["timeline_due_by"] is not None
+    with app.app_context():
+        events = audit_events(request_id=cancelled.headers["X-Request-ID"])
+    assert sorted((e.action, e.purpose) for e in events) == [
+        ("transition", "care_coordination"), ("transition", "referral")]
+    by_purpose = {e.purpose: e for e in events}
+    assert by_purpose["care_coordination"].categories == ["service_status"]
+    assert by_purpose["care_coordination"].consent_ids == [str(feedback.id)]
+    assert {"identity", "contact"} <= set(by_purpose["referral"].categories)
+    assert str(feedback.id) not in by_purpose["referral"].consent_ids
+
+
 def test_revoking_any_consent_a_referral_rests_on_holds_it_at_once(app, client, relayed):
     rid = send(client, relayed, headers=relayed.as_early_on).json["id"]
     client.post(f"/api/v1/consents/{relayed.to_provider.id}/revoke", headers=relayed.as_clinic,
@@ -349,6 +399,20 @@ def test_each_familys_accounting_names_only_what_a_page_disclosed_about_it(
     assert str(other_consent.id) not in searches[0]["consent_ids"]
 
 
+def test_a_list_page_without_direction_names_the_purpose_of_its_disclosures(client, make,
+                                                                              net):
+    """The default call, both directions: each disclosure on the page names the purpose the
+    engine decided it for (here the family's identity, for `referral`)."""
+    make.consent(net.family, [net.clinic, net.provider], purposes=("referral",),
+                 categories=("identity",))
+    assert send(client, net, shared_categories=["identity"], reasons=["other"]).status_code \
+        == 201
+    page = client.get("/api/v1/referrals", headers=net.as_provider)
+    assert page.status_code == 200 and len(page.json["items"]) == 1
+    searches = [i for i in _disclosures(client, net, net.provider) if i["action"] == "search"]
+    assert [(s["categories"], s["purpose"]) for s in searches] == [(["identity"], "referral")]
+
+
 def test_a_move_is_one_event_and_its_answer_counts_in_the_accounting(app, client, consented):
     sent = send(client, consented)
     rid = sent.json["id"]
@@ -364,3 +428,37 @@ def test_a_move_is_one_event_and_its_answer_counts_in_the_accounting(app, client
     assert any(d.get("action", "transition") == "transition"
                and d["organization_id"] == str(consented.provider.id) for d in disclosures)
     assert len(disclosures) == 1
+
+
+def test_a_hold_after_a_resumption_names_the_consent_that_ended(app, client, make, net):
+    """A referral resumed under a second consent, after its first was revoked, rests on the
+    second: when that one is revoked too, the hold names it, and so does the referral."""
+    first = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    rid, _ = accepted(client, net)
+    client.post(f"/api/v1/consents/{first.id}/revoke", headers=net.as_clinic,
+                json={"reason": "Mother wants to think again."})
+    second = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    etag = client.get(f"/api/v1/referrals/{rid}", headers=net.as_provider).headers["ETag"]
+    resumed = move(client, rid, net.as_provider, etag, status="in_progress")
+    assert resumed.status_code == 200, resumed.json
+    assert resumed.json["consent_ids"] == [str(second.id)]
+    client.post(f"/api/v1/consents/{second.id}/revoke", headers=net.as_clinic,
+                json={"reason": "Family moved away."})
+    with app.app_context():
+        holds = audit_events(action="transition", reason="consent_ended", resource_id=rid)
+    assert [h.consent_ids for h in holds] == [[str(first.id)], [str(second.id)]]
+
+
+def test_a_note_leaves_the_etag_a_service_hold_moves_it(client, consented):
+    """A note is no move of the referral; the service's hold is, for both sides."""
+    rid, etag = accepted(client, consented)
+    note = client.post(f"/api/v1/referrals/{rid}/notes", json={"body": "Called twice."},
+                       headers=consented.as_provider)
+    assert note.status_code == 201
+    assert client.get(f"/api/v1/referrals/{rid}", headers=consented.as_clinic) \
+        .headers["ETag"] == etag
+    clock.freeze(consented.consent.expires_at + timedelta(seconds=1))
+    held = client.get(f"/api/v1/referrals/{rid}", headers=consented.as_clinic)
+    assert held.json["status"] == "on_hold" and held.headers["ETag"] != etag
+    assert client.get(f"/api/v1/referrals/{rid}", headers=consented.as_provider) \
+        .headers["ETag"] == held.headers["ETag"]

@@ -3,11 +3,16 @@
 from datetime import timedelta
 
 import pytest
+import yaml
 from click.testing import CliRunner
+from openapi_schema_validator import OAS30Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
 
 from core import time as clock
+from openapi.spec import COMMITTED
 from tests.conftest import assert_problem, audit_events
-from tests.referrals.conftest import FULL, move, send
+from tests.referrals.conftest import FULL, accepted, move, send
 
 
 @pytest.fixture
@@ -158,6 +163,147 @@ def test_part_c_clocks_pause_and_list_overdue(app, client, consented):
     clock.freeze(start + timedelta(days=96))
     assert [r["id"] for r in client.get("/api/v1/referrals?overdue=true&direction=received",
                                         headers=consented.as_provider).json["items"]] == [rid]
+
+
+def test_accepted_straight_from_requested_starts_the_45_days_at_acceptance(client, consented):
+    """Receipt is the receiver's first move, whichever it is: the 45 days start there."""
+    start = clock.now().replace(hour=12, minute=0, second=0, microsecond=0)
+    clock.freeze(start)
+    sent = send(client, consented,
+                part_c={"identified_on": (start - timedelta(days=3)).date().isoformat()})
+    assert sent.json["part_c"]["referral_due_by"] == (start + timedelta(days=4)).date() \
+        .isoformat()
+    clock.freeze(start + timedelta(days=2))
+    moved = move(client, sent.json["id"], consented.as_provider, sent.headers["ETag"],
+                 status="accepted")
+    part_c = moved.json["part_c"]
+    assert part_c["received_on"] == (start + timedelta(days=2)).date().isoformat()
+    assert part_c["timeline_due_by"] == (start + timedelta(days=47)).date().isoformat()
+
+
+def test_pauses_add_up_and_the_due_day_itself_is_not_overdue(client, consented):
+    """Each documented pause pushes the 45 days back by the days it lasted (a started day
+    counts); a pause begun while paused keeps the first start; a waitlist does not pause."""
+    start = clock.now().replace(hour=12, minute=0, second=0, microsecond=0)
+    clock.freeze(start)
+    rid, etag = accepted(client, consented, part_c={"identified_on": start.date().isoformat()})
+    provider = consented.as_provider
+
+    def at(days, **body):
+        nonlocal etag
+        clock.freeze(start + timedelta(days=days))
+        answer = move(client, rid, provider, etag, **body)
+        assert answer.status_code == 200, answer.json
+        etag = answer.headers["ETag"]
+        return answer.json["part_c"]
+
+    at(1, status="on_hold", reason="family_circumstances", note="In hospital.")
+    again = at(2, status="on_hold", reason="awaiting_consent", note="Third call.")
+    assert again["timeline_paused_since"].startswith((start + timedelta(days=1)).date()
+                                                     .isoformat())
+    assert at(4, status="in_progress")["timeline_due_by"] == \
+        (start + timedelta(days=48)).date().isoformat()
+    at(5, status="on_hold", reason="waitlist")
+    at(6, status="on_hold", reason="family_circumstances", note="Moved.")
+    assert at(8, status="in_progress")["timeline_due_by"] == \
+        (start + timedelta(days=50)).date().isoformat()
+    url = "/api/v1/referrals?overdue=true"
+    clock.freeze(start.replace(hour=23, minute=59, second=59) + timedelta(days=50))
+    assert _ids(client, url, provider) == []
+    clock.freeze(start.replace(hour=0) + timedelta(days=51))
+    assert _ids(client, url, provider) == [rid]
+
+
+def test_a_hold_begun_after_the_45_days_ran_out_does_not_hide_a_late_referral(
+        client, consented):
+    """A clock that has run out cannot be paused: a referral received 50 days ago is past its
+    45 days whatever happens next. A documented hold then leaves it on the overdue list, and
+    its resumption leaves the day it fell due as it was."""
+    start = clock.now().replace(hour=12, minute=0, second=0, microsecond=0)
+    clock.freeze(start)
+    rid, etag = accepted(client, consented, part_c={"identified_on": start.date().isoformat()})
+    due = (start + timedelta(days=45)).date().isoformat()
+    clock.freeze(start + timedelta(days=50))
+    overdue = "/api/v1/referrals?overdue=true&direction=received"
+    assert _ids(client, overdue, consented.as_provider) == [rid]
+    held = move(client, rid, consented.as_provider, etag, status="on_hold",
+                reason="family_circumstances", note="Family moved in with relatives.")
+    assert held.status_code == 200, held.json
+    assert held.json["part_c"]["timeline_paused_since"] is None
+    assert _ids(client, overdue, consented.as_provider) == [rid]
+    clock.freeze(start + timedelta(days=60))
+    resumed = move(client, rid, consented.as_provider, held.headers["ETag"],
+                   status="in_progress")
+    assert resumed.json["part_c"]["timeline_due_by"] == due
+
+
+def _part_c_errors(part_c) -> list[str]:
+    """What the committed OpenAPI document finds wrong with a `part_c` answer."""
+    document = yaml.safe_load(COMMITTED.read_text())
+    registry = Registry().with_resource(
+        "urn:doc", Resource.from_contents(document, default_specification=DRAFT4))
+    validator = OAS30Validator({"$ref": "urn:doc#/components/schemas/PartC"},
+                               registry=registry)
+    return [e.message for e in validator.iter_errors(part_c)]
+
+
+@pytest.mark.parametrize("view", ["send_answer", "sender_without_feedback_consent"])
+def test_part_c_answers_match_the_openapi_document(client, make, net, view):
+    """Before receipt the 45-day clock does not exist yet: null for both sides. Withheld
+    from a referrer no consent lets see the receiver's feedback, it is absent, which the
+    document allows."""
+    purposes = ("referral", "care_coordination") if view == "send_answer" else ("referral",)
+    make.consent(net.family, [net.clinic, net.provider], purposes=purposes,
+                 categories=("identity", "contact", "referral_reason"))
+    sent = send(client, net, part_c={"identified_on": clock.now().date().isoformat()})
+    assert sent.status_code == 201, sent.json
+    part_c = sent.json["part_c"]
+    if view == "send_answer":
+        assert (part_c["timeline_due_by"], part_c["timeline_paused_since"]) == (None, None)
+    else:
+        moved = move(client, sent.json["id"], net.as_provider, sent.headers["ETag"],
+                     status="accepted")
+        assert moved.json["part_c"]["timeline_due_by"] is not None
+        part_c = client.get(f"/api/v1/referrals/{sent.json['id']}",
+                            headers=net.as_clinic).json["part_c"]
+        assert "timeline_due_by" not in part_c and "timeline_paused_since" not in part_c
+    assert _part_c_errors(part_c) == [], part_c
+
+
+def test_the_sender_sees_the_reasons_it_wrote_even_when_it_does_not_share_them(client,
+                                                                                 consented):
+    """The author of a piece of information sees it: a referral sharing only `identity`
+    shows its sender the reasons and detail it wrote, in the answer and in every read; the
+    receiver does not get them."""
+    sent = send(client, consented, shared_categories=["identity"])
+    assert sent.status_code == 201, sent.json
+    url = f"/api/v1/referrals/{sent.json['id']}"
+    for seen in (sent.json, client.get(url, headers=consented.as_clinic).json,
+                 client.get("/api/v1/referrals", headers=consented.as_clinic).json["items"][0]):
+        assert seen.get("reasons") == ["feeding_concerns", "caregiver_depression"], seen
+        assert seen.get("reason_detail") == "Mother reports low mood since the birth."
+        assert seen["redacted"] == []
+    received = client.get(url, headers=consented.as_provider).json
+    assert "reasons" not in received and "reason_detail" not in received
+
+
+def test_a_cursor_from_one_filter_reused_with_another_only_positions(client, consented):
+    """A cursor says where a page ends, never which referrals to list: the filters (and the
+    caller) of the request that carries it decide."""
+    ids = [send(client, consented).json["id"] for _ in range(3)]
+    first = client.get("/api/v1/referrals?direction=sent&limit=1",
+                       headers=consented.as_clinic).json
+    assert [r["id"] for r in first["items"]] == [ids[2]]
+    other = client.get(f"/api/v1/referrals?status=requested&cursor={first['next_cursor']}",
+                       headers=consented.as_clinic).json
+    assert [r["id"] for r in other["items"]] == [ids[1], ids[0]]
+    theirs = client.get(f"/api/v1/referrals?cursor={first['next_cursor']}",
+                        headers=consented.as_stranger).json
+    assert theirs["items"] == []
+
+
+def _ids(client, url, headers) -> list[str]:
+    return [r["id"] for r in client.get(url, headers=headers).json["items"]]
 
 
 def test_the_referrers_overdue_list_never_tells_of_the_receivers_clock(client, make, net):
