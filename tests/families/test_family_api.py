@@ -214,6 +214,21 @@ def test_non_ascii_names_match_case_insensitively(client, custodian):
     assert [w["family_ids"] for w in second["warnings"]] == [[first["id"]]]
 
 
+@pytest.mark.parametrize(("given", "family"), [
+    ("ΝΙΚΟΛΑΟΣ", "ΠΑΠΑΣ"),  # Greek in capitals: SQL lower() and Python's differ on the sigma
+    ("İLAYDA", "YILDIZ"),  # Turkish dotted capital I: they differ there too
+])
+def test_the_same_spelling_twice_is_a_duplicate_on_every_database(
+        client, custodian, given, family):
+    """Both names are folded the same way, whatever the database's own lower() does."""
+    _, headers = custodian
+    first = created(client, headers, family_body(given, family))
+
+    second = created(client, headers, family_body(given, family))
+
+    assert [w["family_ids"] for w in second["warnings"]] == [[first["id"]]]
+
+
 @pytest.mark.parametrize("changed", [
     {"birth_date": "2026-03-03"},
     {"given_name": "Amira"},
