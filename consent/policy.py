@@ -155,8 +155,10 @@ def is_party_to_any(*, family_id: uuid.UUID, organization_id: uuid.UUID) -> bool
             ConsentParty.organization_id == organization_id))) is True
 
 
-def may_see_family(*, actor_organization_id: uuid.UUID, family, at: datetime) -> bool:
-    """Whether the actor holds the family, or may now see any of its record for any purpose."""
+def may_see_family(*, actor_organization_id: uuid.UUID, family, at: datetime,
+                   categories: Iterable[str] = FAMILY_CATEGORIES) -> bool:
+    """Whether the actor holds the family, or may now see any of `categories` of its record
+    (by default: any of it) for any purpose."""
     if actor_organization_id == family.custodian_organization_id:
         return True
     consents = consents_in_force(family_id=family.id, actor_organization_id=actor_organization_id,
@@ -165,7 +167,7 @@ def may_see_family(*, actor_organization_id: uuid.UUID, family, at: datetime) ->
         not decide_over(actor_organization_id=actor_organization_id,
                         custodian_organization_id=family.custodian_organization_id,
                         author_organization_id=family.custodian_organization_id,
-                        purpose=purpose, categories=FAMILY_CATEGORIES, consents=consents,
+                        purpose=purpose, categories=categories, consents=consents,
                         at=at).nothing_permitted
         for purpose in PURPOSES)
 
@@ -180,7 +182,15 @@ class ConsentView:
     consent_ids: tuple[uuid.UUID, ...]
     #: The free-text revocation reason: for the custodian and whoever recorded it.
     shows_revocation_reason: bool
+    #: `custodian`, `author` (the consent's recorder), `consent` or `party`.
     reason: str
+    #: The purpose the shown family facts were permitted for (`consent` only).
+    purpose: str | None = None
+
+    @property
+    def discloses(self) -> bool:
+        """Whether the record shows family facts under consent: a disclosure to account for."""
+        return self.reason == "consent"
 
 
 def family_facts_in_consents(*, actor_organization_id: uuid.UUID, family,
@@ -204,16 +214,21 @@ def view_of_consent(*, actor_organization_id: uuid.UUID, consent, family,
     """What the actor may see of a consent record, or None when it may not know it exists.
 
     The custodian sees it whole. An organization it names sees the record itself (it needs
-    to know, say, that it was revoked), and the family facts in it only as `facts` allows.
+    to know, say, that it was revoked), and the family facts in it only as `facts` allows,
+    unless it recorded them: the author sees what it wrote.
     """
     if actor_organization_id == family.custodian_organization_id:
         return ConsentView(frozenset({"contact"}), (), True, "custodian")
     if actor_organization_id not in consent.organization_ids:
         return None
+    revoker = consent.revoked_by_organization_id == actor_organization_id
+    if actor_organization_id == consent.recorded_by_organization_id:
+        return ConsentView(frozenset({"contact"}), (), revoker, "author")
     return ConsentView(
         permitted=facts.permitted, consent_ids=facts.consent_ids,
-        shows_revocation_reason=consent.revoked_by_organization_id == actor_organization_id,
-        reason="consent" if facts.permitted else "party")
+        shows_revocation_reason=revoker,
+        reason="consent" if facts.permitted else "party",
+        purpose=facts.purpose if facts.permitted else None)
 
 
 def linked_to_family(*, actor_organization_id: uuid.UUID, family) -> bool:

@@ -30,7 +30,8 @@ TAGS = ["Consent"]
 @operation(summary="Record a family's consent", tags=TAGS, body=ConsentInputSchema,
            responses={201: ConsentSchema})
 def record_consent(family_id: uuid.UUID):
-    """Recorded by an organization named in it that may see the family. The grantor is a
+    """Recorded by an organization named in it that may see the family's `identity` (others
+    get 404: who may grant a consent is an identity fact). The grantor is a
     caregiver of this family with legal authority; at least two organizations; an end date
     at most `CONSENT_MAX_DAYS` after it takes effect; the right to revoke explained. Never
     edited afterwards: a change is a revocation and a new consent."""

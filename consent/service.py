@@ -39,16 +39,22 @@ def _family(family_id: uuid.UUID) -> Family | None:
 
 
 def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, int]:
-    """Record a consent the family gave. The recorder must be named in it and see the family.
+    """Record a consent the family gave. The recorder must be named in it and see the
+    family's `identity` (who may grant it is an identity fact).
 
-    Raises Problem 404 (family unknown or not visible) or 422 naming every invalid field.
+    Raises Problem 404 (family unknown or its identity not visible) or 422 naming every
+    invalid field.
     """
     at = now()
     family = _family(family_id)
     if family is None or not policy.may_see_family(
-            actor_organization_id=actor.organization_id, family=family, at=at):
+            actor_organization_id=actor.organization_id, family=family, at=at,
+            categories=["identity"]):
         raise _refuse("create", "family", family_id,
                       family_id=family.id if family else None)
+    # Held before the grantor is checked (only by those who may see the family): removing
+    # the caregiver, or their legal authority, goes before or after this, not in between.
+    lock_family(family.id)
     errors = _consent_errors(actor, family, data, at)
     if errors:
         raise validation_problem(errors, "The consent cannot be recorded")
@@ -71,15 +77,21 @@ def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, in
     audit.record(action="create", outcome="permit", reason="recorded", resource_type="consent",
                  resource_id=consent.id, family_id=family.id, consent_ids=[consent.id],
                  actor=actor)
-    # The recorder just wrote every field of it: it sees what it wrote.
-    view = policy.ConsentView(categories_in(CONSENT_FIELDS), (), True, "author")
-    return consent_document(consent, view), consent.version
+    # As any later read shows it to the recorder: the author sees what it wrote.
+    return consent_document(consent, _view(actor, consent, family)), consent.version
+
+
+def _caregiver(family: Family, caregiver_id: uuid.UUID) -> Caregiver | None:
+    """The family's caregiver with this id as it is now (the family locked), or None."""
+    return db.session.scalars(
+        sa.select(Caregiver).where(Caregiver.id == caregiver_id, Caregiver.family_id == family.id)
+        .execution_options(populate_existing=True)).one_or_none()
 
 
 def _consent_errors(actor, family: Family, data: dict, at: datetime) -> dict:
     errors: dict[str, list[str]] = {}
-    caregiver = db.session.get(Caregiver, data["grantor"]["caregiver_id"])
-    if caregiver is None or caregiver.family_id != family.id:
+    caregiver = _caregiver(family, data["grantor"]["caregiver_id"])
+    if caregiver is None:
         errors["grantor.caregiver_id"] = ["Not a caregiver of this family"]
     elif not caregiver.has_legal_authority:
         errors["grantor.caregiver_id"] = [
@@ -127,15 +139,14 @@ def consent_document(consent: Consent, view: policy.ConsentView) -> dict:
     return document
 
 
-def _record_view(actor, consent: Consent, family: Family, view, action: str,
-                 reason: str | None = None) -> None:
+def _record_view(actor, consent: Consent, family: Family, view) -> None:
     """Audit a look at a consent record: a disclosure when it showed family facts."""
-    disclosed = view.reason == "consent"
-    audit.record(action=action, outcome="permit", reason=reason or view.reason,
+    audit.record(action="read", outcome="permit", reason=view.reason,
                  resource_type="consent",
                  resource_id=consent.id, family_id=family.id, actor=actor,
-                 categories=view.permitted if disclosed else (),
-                 consent_ids=view.consent_ids if disclosed else [consent.id])
+                 purpose=view.purpose,
+                 categories=view.permitted if view.discloses else (),
+                 consent_ids=view.consent_ids if view.discloses else [consent.id])
 
 
 def _view(actor, consent: Consent, family: Family) -> policy.ConsentView | None:
@@ -159,7 +170,7 @@ def get_consent(actor, *, consent_id: uuid.UUID) -> tuple[dict, int]:
     """A consent as the caller may see it, with its version; 404 for organizations it does
     not name (other than the family's custodian)."""
     consent, family, view = _visible_consent(actor, consent_id, "read")
-    _record_view(actor, consent, family, view, "read")
+    _record_view(actor, consent, family, view)
     return consent_document(consent, view), consent.version
 
 
@@ -185,10 +196,11 @@ def list_consents(actor, *, family_id: uuid.UUID, limit: int,
                                             family=family, at=now())
     views = [policy.view_of_consent(actor_organization_id=actor.organization_id, consent=c,
                                     family=family, facts=facts) for c in page.items]
-    disclosed = facts.permitted and family.custodian_organization_id != actor.organization_id
+    disclosed = any(view.discloses for view in views)
     audit.record(action="search", outcome="permit",
                  reason="consent" if disclosed else views[0].reason if views else "party",
                  resource_type="consent", family_id=family.id, actor=actor,
+                 purpose=facts.purpose if disclosed else None,
                  categories=facts.permitted if disclosed else (),
                  consent_ids=facts.consent_ids if disclosed else [c.id for c in page.items])
     page.items = [consent_document(c, v) for c, v in zip(page.items, views, strict=True)]
@@ -200,13 +212,12 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     consent changes nothing. Raises Problem 404 (not visible) or 422 (caregiver not of the
     family)."""
     consent, family, view = _visible_consent(actor, consent_id, "revoke")
-    caregiver_id = data.get("caregiver_id")
-    if caregiver_id is not None:
-        caregiver = db.session.get(Caregiver, caregiver_id)
-        if caregiver is None or caregiver.family_id != family.id:
-            raise validation_problem({"caregiver_id": ["Not a caregiver of this family"]})
-    # A send or a resumption relying on this consent finishes before, or waits until after.
+    # A send or a resumption relying on this consent finishes before, or waits until after;
+    # so does a change of the family's caregivers, which the check below reads as they are now.
     lock_family(family.id)
+    caregiver_id = data.get("caregiver_id")
+    if caregiver_id is not None and _caregiver(family, caregiver_id) is None:
+        raise validation_problem({"caregiver_id": ["Not a caregiver of this family"]})
     db.session.refresh(consent)
     reason = "already_revoked"
     if consent.revoked_at is None:
@@ -218,10 +229,14 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
         db.session.flush()
         consent_revoked.send(consent, family=family, at=consent.revoked_at)
         reason = f"requested_by_{data['requested_by']}"
+    audit.record(action="revoke", outcome="permit", reason=reason, resource_type="consent",
+                 resource_id=consent.id, family_id=family.id, consent_ids=[consent.id],
+                 actor=actor)
     # The answer is what the caller may see once the revocation holds: the family facts in the
-    # record pass only under the consents still in force, and the event says which.
+    # record pass only under the consents still in force, a disclosure of its own.
     view = _view(actor, consent, family)
-    _record_view(actor, consent, family, view, "revoke", reason)
+    if view.discloses:
+        _record_view(actor, consent, family, view)
     return consent_document(consent, view), consent.version
 
 

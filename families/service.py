@@ -32,15 +32,19 @@ def _not_found(resource_id, **audit_context) -> Problem:
 # Built once: every read of a family, and of a referral's, starts here.
 _FAMILY = (sa.select(Family).options(orm.joinedload(Family.caregivers))
            .where(Family.id == sa.bindparam("family_id", type_=sa.Uuid())))
-# Locked, it reads the row again once the lock is held, into an object this session may have
-# loaded before: what another transaction committed meanwhile is what the caller sees.
-_FAMILY_LOCKED = _FAMILY.with_for_update(of=Family).execution_options(populate_existing=True)
+# Read once the lock is held, into objects this session may have loaded before: what another
+# transaction committed meanwhile is what the caller sees.
+_FAMILY_AGAIN = _FAMILY.execution_options(populate_existing=True)
 
 
 def get_family(family_id: uuid.UUID, *, lock=False) -> Family | None:
     """The family with its caregivers, in one query; `lock`: its row held until the
-    transaction ends (see `lock_family`)."""
-    return db.session.execute(_FAMILY_LOCKED if lock else _FAMILY,
+    transaction ends (see `lock_family`), then read as it is now."""
+    if lock:
+        # Locked first, read after: a locking read that waited returns the family row as it is
+        # now, but the caregivers joined to it as they were before the wait (PostgreSQL).
+        lock_family(family_id)
+    return db.session.execute(_FAMILY_AGAIN if lock else _FAMILY,
                               {"family_id": family_id}).unique().scalar_one_or_none()
 
 
@@ -193,7 +197,9 @@ def update_family(actor, *, family_id: uuid.UUID, changes: dict, if_match: str |
     Raises Problem 404 (unknown, or not visible), 403 (visible under consent but not the
     custodian's), 412 (stale If-Match), 409 (removing a caregiver who granted a consent).
     """
-    family = get_family(family_id)
+    # Locked: a consent being recorded or revoked, which checks the caregivers, goes before
+    # or after this change, so the consent check below sees it.
+    family = get_family(family_id, lock=True)
     if family is None:
         raise _not_found(family_id, reason="not_found", action="update")
     if family.custodian_organization_id != actor.organization_id:

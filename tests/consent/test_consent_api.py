@@ -219,6 +219,30 @@ def test_a_party_that_sees_the_family_records_a_consent_with_a_third_organizatio
     assert read.json == response.json
 
 
+def test_the_recorder_reads_back_the_family_facts_it_wrote(
+        client, make, custodian, partner, stranger, family):
+    """The author sees what it wrote: a recorder whose own consents do not let the family's
+    `contact` pass still reads back the facts it recorded, as its 201 showed them."""
+    make.consent(family, [custodian.org, partner.org], categories=("identity",))
+    body = consent_body(family, [partner.org, stranger.org], categories=["identity"],
+                        explained_in_language="ig")
+    recorded = record(client, partner, family.id, body)
+    assert recorded.status_code == 201, recorded.get_data(as_text=True)
+    assert (recorded.json["explained_in_language"], recorded.json["redacted"]) == ("ig", [])
+
+    again = client.get(consent_url(recorded.json["id"]), headers=partner.headers)
+
+    assert again.status_code == 200
+    assert again.headers["ETag"] == recorded.headers["ETag"]
+    assert again.json == recorded.json
+    [listed_again] = [c for c in listed(client, partner, family.id)
+                      if c["id"] == recorded.json["id"]]
+    assert listed_again == recorded.json
+    # The other party, whose consents do not let `contact` pass, does not see them.
+    seen = client.get(consent_url(recorded.json["id"]), headers=stranger.headers).json
+    assert seen["redacted"] == ["contact"] and "explained_in_language" not in seen
+
+
 def test_the_longest_consent_is_366_days(client, custodian, partner, family):
     start = clock.now() - timedelta(hours=1)
     body = consent_body(family, [custodian.org, partner.org], start=start,
@@ -363,13 +387,20 @@ def test_every_invalid_field_is_named_at_once(client, custodian, partner, family
     assert listed(client, custodian, family.id) == []
 
 
-@pytest.mark.parametrize("who", ["stranger", "revoked party", "expired party", "pending party"])
+@pytest.mark.parametrize("who", ["stranger", "revoked party", "expired party", "pending party",
+                                 "party without identity"])
 def test_a_consent_for_a_family_the_caller_cannot_see_is_404(
         client, make, custodian, partner, stranger, family, who):
+    """Recording takes the family's `identity`: who may grant a consent is an identity fact,
+    so a caller that may not see it learns nothing, as if the family did not exist."""
     caller = stranger
     if who != "stranger":
         caller = partner
-        if who == "revoked party":
+        if who == "party without identity":
+            make.consent(family, [custodian.org, partner.org], categories=("contact",))
+            seen = client.get(f"/api/v1/families/{family.id}", headers=partner.headers)
+            assert seen.json["redacted"] == ["identity"]
+        elif who == "revoked party":
             make.consent(family, [custodian.org, partner.org], revoked=True)
         elif who == "expired party":
             make.consent(family, [custodian.org, partner.org],
@@ -481,6 +512,28 @@ def test_parties_and_the_custodian_read_a_consent_and_a_stranger_gets_404_like_u
     assert (hidden_body["title"], hidden_body["detail"]) == \
         (unknown_body["title"], unknown_body["detail"])
     assert str(family.id) not in hidden.get_data(as_text=True)
+
+
+def test_a_consent_read_showing_family_facts_is_accounted_for_with_its_purpose(
+        app, client, make, custodian, partner, family):
+    """A disclosure names the purpose its decision was made for: here `contact` passes to
+    the partner only for `treatment`, under another consent than the one read."""
+    treatment = make.consent(family, [custodian.org, partner.org], purposes=("treatment",),
+                             categories=("contact",))
+    consent = make.consent(family, [custodian.org, partner.org], purposes=("referral",),
+                           categories=("identity",))
+
+    read = client.get(consent_url(consent.id), headers=partner.headers)
+    listing = client.get(consents_url(family.id), headers=partner.headers)
+
+    assert read.json["explained_in_language"] == "es"
+    assert listing.json["items"][0]["explained_in_language"] == "es"
+    accounting = client.get(f"/api/v1/families/{family.id}/disclosures",
+                            headers=custodian.headers).json["items"]
+    seen = sorted((i["action"], i["purpose"], i["categories"], i["consent_ids"])
+                  for i in accounting if i["resource"]["type"] == "consent")
+    assert seen == [("read", "treatment", ["contact"], [str(treatment.id)]),
+                    ("search", "treatment", ["contact"], [str(treatment.id)])]
 
 
 @pytest.mark.parametrize("consent_id", ["not-a-uuid", "1", "00000000-0000-0000-0000-00000000000z"])
@@ -598,6 +651,8 @@ def test_revoking_answers_200_revoked_with_revoked_at(
 
 def test_a_revocation_shows_and_records_the_facts_another_consent_still_lets_pass(
         app, client, make, custodian, partner, family):
+    """The revocation is a change, and its answer, showing family facts under the consent
+    still in force, a disclosure: one event each, and the disclosure in the accounting."""
     revoked = make.consent(family, [custodian.org, partner.org], purposes=("referral",))
     still = make.consent(family, [custodian.org, partner.org], purposes=("treatment",))
     response = revoke(client, partner, revoked.id)
@@ -605,8 +660,26 @@ def test_a_revocation_shows_and_records_the_facts_another_consent_still_lets_pas
     assert response.json["redacted"] == []
     assert response.json["explained_in_language"] == "es"
     with app.app_context():
-        [event] = audit_events(action="revoke")
-        assert (event.categories, event.consent_ids) == (["contact"], [str(still.id)])
+        [change] = audit_events(action="revoke")
+        assert (change.reason, change.categories, change.consent_ids) == \
+            ("requested_by_caregiver", [], [str(revoked.id)])
+        [shown] = audit_events(action="read", resource_type="consent")
+        assert (shown.reason, shown.purpose, shown.categories, shown.consent_ids) == \
+            ("consent", "treatment", ["contact"], [str(still.id)])
+    accounting = client.get(f"/api/v1/families/{family.id}/disclosures",
+                            headers=custodian.headers)
+    assert accounting.status_code == 200, accounting.get_data(as_text=True)
+    seen = [(item["organization_id"], item["purpose"], item["categories"], item["consent_ids"])
+            for item in accounting.json["items"]]
+    assert seen == [(str(partner.org.id), "treatment", ["contact"], [str(still.id)])]
+
+
+def test_a_revocation_whose_answer_shows_no_family_facts_is_no_disclosure(
+        app, client, make, custodian, partner, family):
+    consent = make.consent(family, [custodian.org, partner.org])
+    assert revoke(client, partner, consent.id).json["redacted"] == ["contact"]
+    with app.app_context():
+        assert [e.action for e in audit_events(resource_type="consent")] == ["revoke"]
 
 
 def test_revoking_again_answers_200_with_the_consent_unchanged(
@@ -979,3 +1052,153 @@ def test_instants_out_of_range_are_422_not_500(client, custodian, partner, famil
     answer = client.post(f"/api/v1/families/{family.id}/consents", json=body,
                          headers=custodian.headers)
     assert_validation_error(answer, field)
+
+
+# -- consents and a concurrent change of the caregivers -------------------------------------------
+
+
+def _skip_on_sqlite(app):
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite has one writer: the two requests never overlap")
+
+
+def _keep_only(client, family, caregiver, headers, **changes):
+    """PATCH the family down to `caregiver` alone (with `changes` to it)."""
+    return client.patch(f"/api/v1/families/{family.id}", headers=headers, json={"caregivers": [
+        {"id": str(caregiver.id), "given_name": caregiver.given_name,
+         "family_name": caregiver.family_name, "relationship": caregiver.relationship,
+         "has_legal_authority": caregiver.has_legal_authority} | changes]})
+
+
+@pytest.mark.no_db
+def test_recording_a_consent_while_the_grantor_is_removed_is_not_a_500(served, monkeypatch):
+    """The recording holds the family while it checks the grantor and stores the consent; the
+    removal of that caregiver waits, then finds the consent: 201 then 409, never a 500."""
+    import threading
+    import time
+
+    import consent.service
+    from tests.conftest import Factory
+
+    _skip_on_sqlite(served)
+    make = Factory(served)
+    clinic = make.organization(name="Clinic", type="pediatric_primary_care")
+    provider = make.organization(name="Provider")
+    family = make.family(clinic)
+    headers = bearer(make.token(clinic))
+    checked = threading.Event()
+    check = consent.service._consent_errors
+
+    def check_then_wait(*args, **kwargs):
+        errors = check(*args, **kwargs)
+        checked.set()
+        time.sleep(0.5)  # the PATCH arrives meanwhile
+        return errors
+
+    monkeypatch.setattr(consent.service, "_consent_errors", check_then_wait)
+    answers = {}
+
+    def record_it():
+        answers["record"] = served.test_client().post(
+            consents_url(family.id), json=consent_body(family, [clinic, provider]),
+            headers=headers)
+
+    thread = threading.Thread(target=record_it)
+    thread.start()
+    assert checked.wait(10)
+    answers["patch"] = _keep_only(served.test_client(), family, grandmother(family), headers)
+    thread.join(30)
+
+    assert (answers["record"].status_code, answers["patch"].status_code) == (201, 409), \
+        (answers["record"].json, answers["patch"].json)
+
+
+@pytest.mark.no_db
+def test_a_consent_recorded_while_the_grantor_loses_legal_authority_is_refused(
+        served, monkeypatch):
+    """A change of the caregivers holds the family: a consent recorded meanwhile waits, and
+    its grantor is checked as the change left them (no consent from someone without
+    authority is stored)."""
+    import threading
+    import time
+
+    import families.service
+    from tests.conftest import Factory
+
+    _skip_on_sqlite(served)
+    make = Factory(served)
+    clinic = make.organization(name="Clinic", type="pediatric_primary_care")
+    provider = make.organization(name="Provider")
+    family = make.family(clinic)
+    headers = bearer(make.token(clinic))
+    changing = threading.Event()
+    apply = families.service._apply
+
+    def apply_then_wait(*args, **kwargs):
+        apply(*args, **kwargs)
+        changing.set()
+        time.sleep(0.5)  # the consent arrives meanwhile
+
+    monkeypatch.setattr(families.service, "_apply", apply_then_wait)
+    answers = {}
+
+    def withdraw_authority():
+        answers["patch"] = _keep_only(served.test_client(), family, mother(family), headers,
+                                      has_legal_authority=False)
+
+    thread = threading.Thread(target=withdraw_authority)
+    thread.start()
+    assert changing.wait(10)
+    answers["record"] = served.test_client().post(
+        consents_url(family.id), json=consent_body(family, [clinic, provider]), headers=headers)
+    thread.join(30)
+
+    assert answers["patch"].status_code == 200, answers["patch"].json
+    assert answers["record"].status_code == 422, answers["record"].json
+    assert list(answers["record"].json["errors"]) == ["grantor.caregiver_id"]
+
+
+@pytest.mark.no_db
+def test_revoking_for_a_caregiver_removed_meanwhile_is_422_not_500(served, monkeypatch):
+    """The revocation checks its caregiver once it holds the family, as the family is then:
+    one removed meanwhile is no longer the family's."""
+    import threading
+    import time
+
+    import consent.service
+    from tests.conftest import Factory
+
+    _skip_on_sqlite(served)
+    make = Factory(served)
+    clinic = make.organization(name="Clinic", type="pediatric_primary_care")
+    provider = make.organization(name="Provider")
+    family = make.family(clinic)
+    revoked = make.consent(family, [clinic, provider])
+    headers = bearer(make.token(clinic))
+    found = threading.Event()
+    view = consent.service._view
+
+    def view_then_wait(*args, **kwargs):
+        seen = view(*args, **kwargs)
+        if not found.is_set():  # the revocation has found the consent, not yet revoked it
+            found.set()
+            time.sleep(0.5)  # the PATCH arrives meanwhile
+        return seen
+
+    monkeypatch.setattr(consent.service, "_view", view_then_wait)
+    answers = {}
+
+    def revoke_it():
+        answers["revoke"] = served.test_client().post(
+            f"{consent_url(revoked.id)}/revoke", headers=headers,
+            json={"reason": "Asked by the grandmother.",
+                  "caregiver_id": str(grandmother(family).id)})
+
+    thread = threading.Thread(target=revoke_it)
+    thread.start()
+    assert found.wait(10)
+    answers["patch"] = _keep_only(served.test_client(), family, mother(family), headers)
+    thread.join(30)
+
+    assert answers["patch"].status_code == 200, answers["patch"].json
+    assert_validation_error(answers["revoke"], "caregiver_id")

@@ -1,5 +1,6 @@
 """Loading a family for the service functions: with its caregivers, and, locked, as it is now."""
 
+import pytest
 import sqlalchemy as sa
 
 from core.db import db
@@ -29,3 +30,42 @@ def test_an_unknown_family_is_none(app):
     with app.app_context():
         assert get_family(uuid.uuid4()) is None
         assert get_family(uuid.uuid4(), lock=True) is None
+
+
+@pytest.mark.no_db
+def test_a_locked_load_that_waited_reads_the_caregivers_as_they_are_now(served):
+    """A load that waited for another transaction's lock sees what it committed, caregivers
+    included (a locking read that waits re-reads the locked row only, not what joins it)."""
+    import threading
+    import time
+
+    from families.models import Caregiver
+    from families.service import lock_family
+    from tests.conftest import Factory
+
+    if served.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite has one writer: the load never waits")
+    family = Factory(served).family(Factory(served).organization())
+    mother, grandmother = family.caregivers
+    holding = threading.Event()
+
+    def change():
+        with served.app_context():
+            lock_family(family.id)
+            holding.set()
+            time.sleep(0.3)  # the locked load below waits meanwhile
+            db.session.execute(sa.delete(Caregiver).where(Caregiver.id == grandmother.id))
+            db.session.execute(sa.update(Caregiver).where(Caregiver.id == mother.id)
+                               .values(has_legal_authority=False))
+            db.session.execute(sa.update(Family).where(Family.id == family.id)
+                               .values(version=Family.version + 1))
+            db.session.commit()
+
+    thread = threading.Thread(target=change)
+    thread.start()
+    assert holding.wait(10)
+    with served.app_context():
+        locked = get_family(family.id, lock=True)
+        thread.join(30)
+        assert [(c.id, c.has_legal_authority) for c in locked.caregivers] == [(mother.id, False)]
+        db.session.rollback()
