@@ -17,14 +17,16 @@ from flask import current_app
 from audit.chain import verify
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from audit.sealer import seal_committed
+from core.config import ConfigError
 from core.time import now, rfc3339
 
 log = logging.getLogger(__name__)
 _RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
 
 
-class SigningKeyError(ValueError):
-    """AUDIT_SIGNING_KEY is not an Ed25519 private key."""
+class SigningKeyError(ConfigError):
+    """AUDIT_SIGNING_KEY or AUDIT_PREVIOUS_PUBLIC_KEYS does not hold an Ed25519 key: the
+    service does not start (a configuration error, not a traceback)."""
 
 
 def load_signing_key(configured: str | None, instance_path: Path) -> Ed25519PrivateKey:
@@ -91,13 +93,14 @@ _HEAD_LOCKED = (sa.select(AuditChainHead).where(AuditChainHead.id == 1).with_for
 def checkpoint_now(session) -> AuditCheckpoint:
     """Checkpoint the current head (or return the one already made at it).
 
-    Raises LookupError when the log is empty.
+    Raises LookupError when the log is empty, and PlantedCheckpoint when a checkpoint this
+    service did not sign holds the head's place.
     """
     seal_committed(session)
     head = session.execute(_HEAD_LOCKED).scalar_one()
     if head.seq == 0:
         raise LookupError("the audit log is empty; there is nothing to checkpoint")
-    existing = session.get(AuditCheckpoint, head.seq)
+    existing = _stored_at(session, head.seq)
     if existing is not None:
         return existing
     at = now()
@@ -115,10 +118,29 @@ def checkpoint_if_due(session, interval: timedelta) -> bool:
     if head.seq == 0 or (head.checkpointed_at is not None
                          and at - head.checkpointed_at < interval):
         return False
-    if session.get(AuditCheckpoint, head.seq) is None:
-        make_checkpoint(session.connection(), seq=head.seq, event_hash=head.hash, at=at)
+    try:
+        if _stored_at(session, head.seq) is None:
+            make_checkpoint(session.connection(), seq=head.seq, event_hash=head.hash, at=at)
+    except PlantedCheckpoint as planted:
+        log.error("%s", planted)  # and the next head is checkpointed, by the next commit
+        return False
     head.checkpointed_at = at
     return True
+
+
+class PlantedCheckpoint(LookupError):
+    """A checkpoint this service did not sign holds a seq's place in the table."""
+
+
+def _stored_at(session, seq: int) -> AuditCheckpoint | None:
+    """The service's own checkpoint at `seq`, or None. Raises PlantedCheckpoint for a row
+    there that it did not sign: never handed out, nor taken for the head being checkpointed."""
+    existing = session.get(AuditCheckpoint, seq)
+    if existing is not None and not is_genuine(as_kept(existing)):
+        raise PlantedCheckpoint(
+            f"a checkpoint at event {seq} that this service did not sign is in the table: "
+            "the trail has been written to outside the service (run `flask audit verify`)")
+    return existing
 
 
 def as_kept(checkpoint: AuditCheckpoint) -> dict:
@@ -128,11 +150,16 @@ def as_kept(checkpoint: AuditCheckpoint) -> dict:
             "signature": checkpoint.signature}
 
 
+#: How many of the newest stored checkpoints `latest` looks through for one of the service's.
+LATEST_LOOKS = 100
+
+
 def latest_checkpoint(session) -> AuditCheckpoint | None:
     """The newest checkpoint the service itself signed; a row that is not (someone wrote it
     into the table) is passed over and logged, and `flask audit verify` names it."""
     for checkpoint in session.scalars(sa.select(AuditCheckpoint)
-                                      .order_by(AuditCheckpoint.seq.desc())):
+                                      .order_by(AuditCheckpoint.seq.desc())
+                                      .limit(LATEST_LOOKS)):
         if is_genuine(as_kept(checkpoint)):
             return checkpoint
         log.warning("audit checkpoint at seq %s is not signed by this service", checkpoint.seq)
