@@ -61,7 +61,8 @@ def get_consent(consent_id: uuid.UUID):
     """For the organizations it names and the family's custodian; 404 for anyone else. A named
     organization sees the language the consent was explained in and the interpreter only while
     a consent in force lets it see the family's `contact` information (else `redacted` names
-    it), and the revocation reason only if it recorded the revocation."""
+    it), unless it recorded the consent (it wrote them: its recorder always sees them), and
+    the revocation reason only if it recorded the revocation."""
     document, version = service.get_consent(current_actor(), consent_id=consent_id)
     return respond(ConsentSchema, document, headers={"ETag": etag_for(version)})
 

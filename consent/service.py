@@ -45,16 +45,14 @@ def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, in
     Raises Problem 404 (family unknown or its identity not visible) or 422 naming every
     invalid field.
     """
-    at = now()
     family = _family(family_id)
-    if family is None or not policy.may_see_family(
-            actor_organization_id=actor.organization_id, family=family, at=at,
-            categories=["identity"]):
-        raise _refuse("create", "family", family_id,
-                      family_id=family.id if family else None)
-    # Held before the grantor is checked (only by those who may see the family): removing
-    # the caregiver, or their legal authority, goes before or after this, not in between.
+    _check_may_record(actor, family, family_id)
+    # Held (only by those who may see the family) before the grantor is checked: removing the
+    # caregiver, or their legal authority, goes before or after this, not in between. Asked
+    # again once held, at that instant: a revocation this waited for counts.
     lock_family(family.id)
+    at = now()
+    _check_may_record(actor, family, family_id, at)
     errors = _consent_errors(actor, family, data, at)
     if errors:
         raise validation_problem(errors, "The consent cannot be recorded")
@@ -79,6 +77,16 @@ def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, in
                  actor=actor)
     # As any later read shows it to the recorder: the author sees what it wrote.
     return consent_document(consent, _view(actor, consent, family)), consent.version
+
+
+def _check_may_record(actor, family: Family | None, family_id: uuid.UUID, at=None) -> None:
+    """Raises Problem 404 unless the family exists and the actor may see its `identity`
+    (who may grant a consent is an identity fact)."""
+    if family is None or not policy.may_see_family(
+            actor_organization_id=actor.organization_id, family=family, at=at or now(),
+            categories=["identity"]):
+        raise _refuse("create", "family", family_id,
+                      family_id=family.id if family else None)
 
 
 def _caregiver(family: Family, caregiver_id: uuid.UUID) -> Caregiver | None:

@@ -1,6 +1,5 @@
 """Family records: created and changed by their custodian, seen by others only under consent."""
 
-import itertools
 import uuid
 
 import sqlalchemy as sa
@@ -94,27 +93,27 @@ def _apply(family: Family, data: dict) -> None:
 DUPLICATES_NAMED = 20
 
 
-def _name_key(given_name: str, family_name: str) -> tuple[str, str]:
-    # Folded in Python for both names compared: SQL lower() folds a final sigma or a dotted
-    # capital I otherwise, and differently on each database. A stray space typed before or
-    # after a name does not make another child.
-    return given_name.strip().casefold(), family_name.strip().casefold()
+def _name_key(name):
+    # One fold, the database's, on both sides: its lower() and Python's disagree on a final
+    # sigma or a dotted capital I, so an identically spelled name must meet the same lower()
+    # (PostgreSQL's own, or on SQLite the Unicode one core/db.py gives it). A stray space
+    # typed before or after a name does not make another child.
+    return sa.func.trim(sa.func.lower(name))
 
 
 def _likely_duplicates(actor, family: Family) -> list[uuid.UUID]:
     """The caller's own families with the same child name (case and surrounding spaces aside)
     and birth date, newest first, at most DUPLICATES_NAMED; never another organization's.
-    Names are compared here, over the caller's children born that day (an indexed read)."""
-    wanted = _name_key(family.child_given_name, family.child_family_name)
-    born_that_day = db.session.execute(
-        sa.select(Family.id, Family.child_given_name, Family.child_family_name).where(
+    Compared in SQL: a custodian may hold thousands of children born the same day."""
+    return list(db.session.scalars(
+        sa.select(Family.id).where(
             Family.custodian_organization_id == actor.organization_id,
             Family.child_birth_date == family.child_birth_date,
+            _name_key(Family.child_given_name) == _name_key(sa.literal(family.child_given_name)),
+            _name_key(Family.child_family_name)
+            == _name_key(sa.literal(family.child_family_name)),
             Family.id != family.id)
-        .order_by(Family.created_at.desc(), Family.id))
-    matches = (row.id for row in born_that_day
-               if _name_key(row.child_given_name, row.child_family_name) == wanted)
-    return list(itertools.islice(matches, DUPLICATES_NAMED))
+        .order_by(Family.created_at.desc(), Family.id).limit(DUPLICATES_NAMED)))
 
 
 def create_family(actor, *, data: dict) -> tuple[Family, list[dict]]:
