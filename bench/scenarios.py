@@ -99,7 +99,7 @@ SCENARIOS = [
         "body": REFERRAL_TEMPLATE,
         "rotate": "referral_families",
         "floor_to_compare": "floor_insert",
-        "statements": (4, 3),
+        "statements": (5, 3),
         "min_rps_ratio": 0.5,
         "max_p99_ratio": 3,
     },

@@ -239,16 +239,29 @@ _REFERRAL_ACCESS = (
            policy.referral_party_clause(Referral, sa.bindparam("organization_id",
                                                                type_=sa.Uuid())))
 )
-_REFERRAL_ACCESS_LOCKED = _REFERRAL_ACCESS.with_for_update(of=Referral)
+# A locking read that waited returns the locked row as it is now, but the rows joined to it
+# as they were before the wait (PostgreSQL): the row is locked first, then all of it read
+# afresh, into objects this session may have loaded before.
+_LOCK_REFERRAL = (
+    sa.select(Referral.id)
+    .where(Referral.id == sa.bindparam("referral_id", type_=sa.Uuid()),
+           policy.referral_party_clause(Referral, sa.bindparam("organization_id",
+                                                               type_=sa.Uuid())))
+    .with_for_update()
+)
+_REFERRAL_ACCESS_AGAIN = _REFERRAL_ACCESS.execution_options(populate_existing=True)
 
 
 def _access(actor, referral_id: uuid.UUID, action: str, *, for_update=False) -> _Access:
-    """The caller's access to a referral it is a party to (`for_update`: its row locked).
+    """The caller's access to a referral it is a party to (`for_update`: its row locked,
+    then the referral and its family read as they are once it is held).
     Raises Problem 404 for an organization that may not know it exists."""
-    referral, family = db.session.execute(
-        _REFERRAL_ACCESS_LOCKED if for_update else _REFERRAL_ACCESS,
-        {"referral_id": referral_id, "organization_id": actor.organization_id},
-    ).unique().first() or (None, None)
+    keys = {"referral_id": referral_id, "organization_id": actor.organization_id}
+    referral = family = None
+    if not for_update or db.session.scalar(_LOCK_REFERRAL, keys) is not None:
+        referral, family = db.session.execute(
+            _REFERRAL_ACCESS_AGAIN if for_update else _REFERRAL_ACCESS, keys,
+        ).unique().first() or (None, None)
     if referral is None:
         # Which family, if any, is recorded from a separate look: the refusal names it for
         # the auditors, never for the caller.
