@@ -25,7 +25,8 @@ import audit
 from auth.models import TOKEN_AUTH_METHODS, AccessToken, ClientPolicy, ClientRecord, OAuthClient
 from auth.scopes import SCOPES
 from core.db import db
-from core.ids import new_id, new_secret, secret_digest
+from core.ids import canonical_uuid, new_id, new_secret, secret_digest
+from core.limits import presented_client_id
 from core.time import now
 from organizations.models import ENTRY_COLUMNS, Organization, directory_entry
 
@@ -47,10 +48,10 @@ _INSERT_TOKEN = _tokens.insert()
 
 
 def find_client(client_id: str) -> ClientRecord | None:
-    """The live client with this id, or None (unknown, malformed or revoked)."""
-    try:
-        key = uuid.UUID(client_id)
-    except (TypeError, ValueError, AttributeError):
+    """The live client with this id, or None (unknown, malformed or revoked). An id is only
+    its canonical spelling: another spelling of the same UUID is an unknown client."""
+    key = canonical_uuid(client_id)
+    if key is None:
         return None
     row = db.session.connection().execute(_LIVE_CLIENT, {"id": key}).first()
     return None if row is None else ClientRecord(*row)
@@ -277,17 +278,17 @@ def _repeated_parameter() -> InvalidRequestError | None:
         named = [name for name in repeated if name in _OAUTH_PARAMETERS]
         return InvalidRequestError("Send each parameter once" + (
             f": {', '.join(named)}" if named == repeated else ""))
+    # The header as authlib reads it (any spacing of the scheme), so the rate limit's reading
+    # of the client (core.limits.presented_client_id) names the client authenticated.
     if "client_secret" in flask_request.form and \
-            flask_request.headers.get("Authorization", "").lower().startswith("basic "):
+            extract_basic_authorization(flask_request.headers) != (None, None):
         return InvalidRequestError("Authenticate the client one way: HTTP Basic, or "
                                    "client_id and client_secret in the form, not both")
     return None
 
 
 def _record_failed_authentication(request, endpoint: str) -> None:
-    claimed, _ = extract_basic_authorization(request.headers)
-    claimed = claimed or request.form.get("client_id")
-    client = _any_client(claimed)
+    client = _any_client(presented_client_id())
     if client is None:
         # An id no client has: a stranger; the application log has it, the chain does not.
         log.info("failed client authentication at the %s endpoint (unknown client)", endpoint)
@@ -297,10 +298,8 @@ def _record_failed_authentication(request, endpoint: str) -> None:
 
 
 def _any_client(client_id) -> OAuthClient | None:
-    try:
-        return db.session.get(OAuthClient, uuid.UUID(client_id))
-    except (TypeError, ValueError, AttributeError):
-        return None
+    key = canonical_uuid(client_id)
+    return None if key is None else db.session.get(OAuthClient, key)
 
 
 def authorization_server() -> AuditedAuthorizationServer:

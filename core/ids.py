@@ -18,3 +18,13 @@ def new_secret(nbytes: int = 32) -> str:
 def secret_digest(value: str) -> str:
     """SHA-256 hex digest of a random secret; a slow hash buys nothing for 256-bit randomness."""
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def canonical_uuid(value) -> uuid.UUID | None:
+    """The UUID `value` names when it is spelled the one way this service writes UUIDs
+    (lower case, hyphenated); None for anything else, other spellings of a UUID included."""
+    try:
+        parsed = uuid.UUID(value)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return parsed if str(parsed) == value else None

@@ -11,7 +11,9 @@ import functools
 import math
 import threading
 import time
+import uuid
 
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Flask, current_app, g, request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
@@ -92,12 +94,28 @@ class ProcessCounters:
         return window[0] if window is not None else self._clock()
 
 
+def presented_client_id() -> str | None:
+    """The client id a request to the token endpoints authenticates with, read as authlib
+    reads it (HTTP Basic when it carries an id and a secret, else the form's `client_id`), so
+    no way of writing the header escapes the count."""
+    client_id, secret = extract_basic_authorization(request.headers)
+    if not (client_id and secret):
+        client_id = request.form.get("client_id")
+    return client_id or None
+
+
 def _presented_client() -> str:
-    """The client a request to the token endpoints claims to be (Basic, else the form)."""
-    auth = request.authorization
-    client_id = auth.username if auth is not None and auth.type == "basic" else None
-    client_id = client_id or request.form.get("client_id")
-    return f"client:{client_id[:64]}" if client_id else f"address:{request.remote_addr}"
+    """The budget of the client a request to the token endpoints claims to be: one per client,
+    however its id is spelled; per address when it names none."""
+    client_id = presented_client_id()
+    if client_id is None:
+        return f"address:{request.remote_addr}"
+    try:
+        # Other spellings of a UUID are unknown clients, but they count against the one
+        # client they spell: re-spelling an id must not open a fresh budget.
+        return f"client:{uuid.UUID(client_id)}"
+    except ValueError:
+        return f"client:{client_id[:64]}"
 
 
 def oauth_limit(view):

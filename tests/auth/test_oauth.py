@@ -8,7 +8,7 @@ import hashlib
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from auth.scopes import SCOPES
 from auth.service import revoke_client
 from core import time as clock
 from core.db import db
-from tests.conftest import TEST_SECRET_KEY, assert_problem, basic, bearer
+from tests.conftest import TEST_SECRET_KEY, assert_problem, audit_events, basic, bearer
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 PARTNER_SCOPES = ("directory:read", "directory:write")
@@ -201,10 +201,13 @@ def test_a_parameter_sent_twice_is_invalid_request(app, client, partner, path, f
     assert client.get("/api/v1/me", headers=bearer(own)).status_code == 200
 
 
-def test_two_ways_of_client_authentication_at_once_is_invalid_request(client, partner):
+@pytest.mark.parametrize("space", [" ", "\t "], ids=["space", "tab"])
+def test_two_ways_of_client_authentication_at_once_is_invalid_request(client, partner, space):
+    """Basic is Basic however the header spaces it (as authlib reads it)."""
+    header = basic(partner.client_id, partner.secret)["Authorization"].replace(" ", space)
     response = client.post("/oauth/token", data={
         "grant_type": "client_credentials", "client_id": partner.client_id,
-        "client_secret": "wrong"}, headers=basic(partner.client_id, partner.secret))
+        "client_secret": "wrong"}, headers={"Authorization": header})
     assert_oauth_error(response, 400, "invalid_request")
     assert "access_token" not in response.json
 
@@ -245,6 +248,39 @@ def test_bad_post_credentials_are_invalid_client(client, partner, case):
     if response.status_code == 401:
         assert "WWW-Authenticate" in response.headers
     assert "access_token" not in response.json
+
+
+#: Other spellings of a client id that uuid.UUID reads as the same UUID.
+RESPELLED = {
+    "upper case": str.upper,
+    "no hyphens": lambda client_id: client_id.replace("-", ""),
+    "braces": lambda client_id: "{" + client_id + "}",
+    "urn": lambda client_id: "urn:uuid:" + client_id,
+}
+
+
+@pytest.mark.parametrize("spelling", RESPELLED)
+@pytest.mark.parametrize("method", ["basic", "post"])
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_a_client_id_is_only_its_canonical_spelling(app, client, partner, path, method,
+                                                    spelling):
+    """Another spelling of a client's id is an unknown client, even with the right secret,
+    and the failure is not recorded against the client it spells."""
+    respelled = RESPELLED[spelling](partner.client_id)
+    form = {"grant_type": "client_credentials"} if path == "/oauth/token" else {"token": "x"}
+    if method == "basic":
+        # RFC 6749 2.3.1: the id is form-encoded in the header (urn:uuid: has colons).
+        headers = basic(quote(respelled, safe=""), partner.secret)
+    else:
+        form |= {"client_id": respelled, "client_secret": partner.secret}
+        headers = {}
+
+    response = client.post(path, data=form, headers=headers)
+
+    assert_oauth_error(response, response.status_code, "invalid_client")
+    assert response.status_code in (400, 401)
+    with app.app_context():
+        assert audit_events(client_id=partner.client_id) == []
 
 
 def test_no_client_authentication_is_invalid_client(client):
@@ -735,6 +771,19 @@ def test_valid_request_id_is_echoed(client, partner, request_id, path):
     assert response.headers["X-Request-ID"] == request_id
     if response.mimetype == "application/problem+json":
         assert response.json["request_id"] == request_id
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("OPTIONS", "/api/v1/me"), ("HEAD", "/api/v1/me"), ("OPTIONS", "/oauth/token"),
+    ("GET", "/oauth/token"), ("HEAD", "/.well-known/oauth-authorization-server"),
+    ("POST", "/oauth/introspect"),
+])
+def test_request_id_is_echoed_whatever_the_method(client, partner, method, path):
+    """Answers Flask makes itself (OPTIONS, HEAD, 405) and refusals carry it too."""
+    response = client.open(path, method=method, headers={**bearer(partner.token(client)),
+                                                         "X-Request-ID": "trace-42"})
+
+    assert response.headers["X-Request-ID"] == "trace-42"
 
 
 def test_request_id_is_echoed_on_oauth_endpoints(client, partner):

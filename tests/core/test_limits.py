@@ -11,7 +11,7 @@ from app import create_app
 from core.config import ConfigError
 from core.db import db
 from core.web import SECURITY_HEADERS
-from tests.conftest import TEST_SECRET_KEY, assert_problem, basic, bearer
+from tests.conftest import TEST_SECRET_KEY, assert_problem, audit_events, basic, bearer
 
 
 def test_a_client_over_its_api_budget_gets_429_with_retry_after(app, client, make,
@@ -110,6 +110,55 @@ def test_the_token_endpoint_says_the_claimed_clients_budget(app, client, make, m
     limited = client.post("/oauth/token", data=form, headers=basic(oauth_client.id, "guess"))
     assert_problem(limited, 429, "rate-limited")
     assert 0 < int(limited.headers["X-RateLimit-Reset"]) - time.time() <= 61
+
+
+def _written_otherwise(client_id: str, secret: str) -> dict[str, str]:
+    """Authorization headers naming the client's id other than as issued: other spellings of
+    the UUID (no client at all), the id percent-encoded as RFC 6749 2.3.1 allows (the client
+    itself), and the scheme followed by a tab, which authlib reads as Basic."""
+    encoded = "".join(f"%{ord(character):02X}" for character in client_id)
+    spelled = [client_id.upper(), client_id.replace("-", ""), "{" + client_id + "}",
+               "urn%3Auuid%3A" + client_id, encoded]
+    headers = {spelling: basic(spelling, secret)["Authorization"] for spelling in spelled}
+    headers["Basic<TAB>"] = basic(client_id, secret)["Authorization"].replace(" ", "\t ")
+    return headers
+
+
+def test_the_token_budget_is_the_clients_however_its_id_is_written(app, client, make,
+                                                                   monkeypatch):
+    """One RATE_LIMIT_TOKEN budget per client: writing its id or the Basic header another way
+    opens no fresh budget."""
+    monkeypatch.setitem(app.config, "RATE_LIMIT_TOKEN", "2 per minute")
+    oauth_client, secret = make.client()
+    form = {"grant_type": "client_credentials"}
+    for _ in range(2):
+        assert client.post("/oauth/token", data=form,
+                           headers=basic(oauth_client.client_id, secret)).status_code == 200
+
+    answers = {written: client.post("/oauth/token", data=form,
+                                    headers={"Authorization": header}).status_code
+               for written, header in _written_otherwise(oauth_client.client_id, secret).items()}
+
+    assert answers == dict.fromkeys(answers, 429)
+
+
+def test_wrong_secrets_past_the_token_budget_add_nothing_to_the_trail(app, client, make,
+                                                                      monkeypatch):
+    """A wrong secret naming a real client is a `deny` in the trail; client ids are not
+    secret, so the budget, not the spelling of the id, bounds how many a stranger can write."""
+    monkeypatch.setitem(app.config, "RATE_LIMIT_TOKEN", "2 per minute")
+    oauth_client, _ = make.client()
+    form = {"grant_type": "client_credentials"}
+    headers = [basic(oauth_client.client_id, "a wrong secret")] * 3 + [
+        {"Authorization": header}
+        for header in _written_otherwise(oauth_client.client_id, "a wrong secret").values()]
+
+    for header in headers:
+        client.post("/oauth/token", data=form, headers=header)
+
+    with app.app_context():
+        assert len(audit_events(client_id=oauth_client.client_id, outcome="deny",
+                                reason="invalid_client")) == 2
 
 
 def test_unreachable_counters_refuse_with_503_not_500(app, client, make, monkeypatch):
