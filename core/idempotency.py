@@ -19,6 +19,7 @@ from core.errors import Problem, validation_problem
 from core.ids import new_id
 from core.sqltypes import JSONDocument
 from core.time import now
+from core.web import require_json
 
 LIFETIME = timedelta(hours=24)
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -65,6 +66,9 @@ def idempotent(view=None, *, reread=None):
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return view(*args, **kwargs)
+        # Checked before the key is looked up: a replay must not answer a body the view
+        # itself would refuse.
+        require_json()
         if not _KEY.match(key):
             raise validation_problem({"Idempotency-Key": [
                 "1 to 255 visible ASCII characters"]}, "The Idempotency-Key is not valid")

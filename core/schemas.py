@@ -41,10 +41,20 @@ class Timestamp(fields.DateTime):
         return rfc3339(value)
 
 
+#: RFC 3339 section 5.6 `date-time`: ISO 8601's other forms (basic, week dates, hours only,
+#: an offset without minutes) are not the contract's, though Python's parser takes them.
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                        r"(Z|[+-][0-9]{2}:[0-9]{2})")
+#: RFC 3339 `full-date`, the contract's YYYY-MM-DD.
+_FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 class Instant(fields.AwareDateTime):
     """An RFC 3339 instant with its offset, between the years 1900 and 9000 (UTC)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not _DATE_TIME.fullmatch(value):
+            raise ValidationError("Not an RFC 3339 date-time (e.g. 2026-03-02T09:30:00Z)")
         instant = super()._deserialize(value, attr, data, **kwargs)
         try:
             year = instant.astimezone(UTC).year
@@ -54,6 +64,15 @@ class Instant(fields.AwareDateTime):
         if not 1900 <= year <= 9000:
             raise ValidationError("Out of range: give an instant between 1900 and 9000")
         return instant
+
+
+class CalendarDate(fields.Date):
+    """A calendar date written YYYY-MM-DD, and no other ISO 8601 form."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not _FULL_DATE.fullmatch(value):
+            raise ValidationError("Not a date written YYYY-MM-DD")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class LanguageTag(fields.String):

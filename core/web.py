@@ -147,11 +147,16 @@ def init_app(app: Flask) -> None:
     app.after_request(_finish)
 
 
-def json_body() -> object:
-    """The request body as JSON. Raises 415 for another media type, 400 when it is not JSON."""
+def require_json() -> None:
+    """Raise 415 unless the request body is sent as application/json."""
     if request.mimetype != "application/json":
         raise Problem("unsupported-media-type",
                       "Send the body as application/json (charset utf-8)")
+
+
+def json_body() -> object:
+    """The request body as JSON. Raises 415 for another media type, 400 when it is not JSON."""
+    require_json()
     raw = request.get_data(cache=False)  # MAX_CONTENT_LENGTH applies here: 413 when larger
     try:
         data = json.loads(raw.decode("utf-8"), object_pairs_hook=_members)

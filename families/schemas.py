@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from consent.categories import CATEGORIES, PURPOSES
 from core.pagination import PageQuery, page_schema
-from core.schemas import InputSchema, LanguageTag, StrictBoolean, text, unique_items
+from core.schemas import CalendarDate, InputSchema, LanguageTag, StrictBoolean, text, unique_items
 from core.time import now
 from families.models import CONTACT_METHODS, RELATIONSHIPS
 
@@ -21,7 +21,7 @@ def _not_in_the_future(value):
 class ChildSchema(Schema):
     given_name = fields.String()
     family_name = fields.String()
-    birth_date = fields.Date()
+    birth_date = CalendarDate()
     county = fields.String(allow_none=True)
 
 
@@ -80,7 +80,7 @@ FamilyPageSchema = page_schema(FamilySchema, "FamilyPage")
 class ChildInputSchema(InputSchema):
     given_name = text(100, required=True)
     family_name = text(100, required=True)
-    birth_date = fields.Date(required=True, validate=_not_in_the_future)
+    birth_date = CalendarDate(required=True, validate=_not_in_the_future)
     county = text(100, allow_none=True)
 
 

@@ -4,7 +4,15 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from consent.categories import CATEGORIES
 from core.pagination import PageQuery, page_schema
-from core.schemas import InputSchema, Instant, QueryBoolean, Timestamp, text, unique_items
+from core.schemas import (
+    CalendarDate,
+    InputSchema,
+    Instant,
+    QueryBoolean,
+    Timestamp,
+    text,
+    unique_items,
+)
 from core.time import now
 from families.schemas import FamilySchema
 from referrals.models import (
@@ -36,11 +44,11 @@ class PartCSchema(Schema):
     the first plan meeting within 45 days of receipt, paused for documented family
     circumstances or repeated attempts to obtain consent."""
 
-    identified_on = fields.Date(required=True)
-    referral_due_by = fields.Date(required=True, metadata={
+    identified_on = CalendarDate(required=True)
+    referral_due_by = CalendarDate(required=True, metadata={
         "description": "`identified_on` + 7 days: when the referral must be sent."})
-    received_on = fields.Date(allow_none=True, required=True)
-    timeline_due_by = fields.Date(allow_none=True, metadata={
+    received_on = CalendarDate(allow_none=True, required=True)
+    timeline_due_by = CalendarDate(allow_none=True, metadata={
         "description": "`received_on` + 45 days, later by the days the clock was paused; "
                        "null until received. The receiver's `service_status`: absent for a "
                        "referrer no consent lets see it."})
@@ -136,7 +144,7 @@ def _identity_shared(values):
 
 
 class PartCInputSchema(InputSchema):
-    identified_on = fields.Date(required=True, validate=_not_in_the_future, metadata={
+    identified_on = CalendarDate(required=True, validate=_not_in_the_future, metadata={
         "description": "The day the referral source identified the concern."})
 
 

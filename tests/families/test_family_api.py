@@ -4,6 +4,7 @@ reading one's own record whole, changing it under optimistic concurrency with th
 list semantics, and every refusal: bad input, strangers, partners under consent, wrong scopes."""
 
 import copy
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -295,6 +296,56 @@ def test_a_retry_with_the_same_idempotency_key(client, custodian, retry):
     assert list_ids(client, headers) == [first.json["id"]]
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", None, "application/json-patch+json"])
+def test_a_retry_under_an_idempotency_key_is_still_json_only(client, custodian, content_type):
+    """The same bytes under the same key but not sent as application/json are 415, as without
+    a key: a replay answers only a request the route would take."""
+    _, headers = custodian
+    keyed = headers | {"Idempotency-Key": "intake-0042"}
+    raw = json.dumps(family_body())
+    first = client.post(FAMILIES, data=raw, headers=keyed | {"Content-Type": "application/json"})
+    assert first.status_code == 201
+    if content_type is not None:
+        keyed |= {"Content-Type": content_type}
+
+    again = client.post(FAMILIES, data=raw, headers=keyed)
+
+    assert_problem(again, 415, "unsupported-media-type")
+
+
+@pytest.mark.parametrize("key", ["", " ", "a" * 256, "ключ", "a b"])
+def test_an_idempotency_key_is_1_to_255_visible_ascii_characters(client, custodian, key):
+    _, headers = custodian
+
+    response = post_family(client, headers | {"Idempotency-Key": key})
+
+    assert_validation_error(response, "Idempotency-Key")
+    assert list_ids(client, headers) == []
+
+
+def test_an_idempotency_key_answers_again_for_a_day_and_only_with_the_scope(client, make):
+    """A token of the same client without `families:write` is refused, not answered from
+    storage; 24 hours on, the key is free again and makes a new family."""
+    organization = make.organization()
+    oauth_client, _ = make.client(organization)
+    token = make.token(oauth_client=oauth_client, scopes=RW, lifetime=3 * 86400)
+    keyed = bearer(token) | {"Idempotency-Key": "k-1"}
+    first = post_family(client, keyed)
+    assert first.status_code == 201
+    narrow = make.token(oauth_client=oauth_client, scopes=("families:read",))
+
+    refused = post_family(client, bearer(narrow) | {"Idempotency-Key": "k-1"})
+
+    assert_problem(refused, 403, "insufficient-scope")
+    clock.freeze(clock.now() + timedelta(hours=24, seconds=1))
+    try:
+        late = post_family(client, keyed)
+    finally:
+        clock.freeze(None)
+    assert late.status_code == 201 and "Idempotent-Replayed" not in late.headers
+    assert late.json["id"] != first.json["id"]
+
+
 def test_idempotency_keys_of_different_clients_never_collide(client, custodian, other):
     first = post_family(client, custodian[1] | {"Idempotency-Key": "k-1"})
     second = post_family(client, other[1] | {"Idempotency-Key": "k-1"})
@@ -383,6 +434,10 @@ BAD_INPUT = [
     ("birth date in the future", _set("child.birth_date", _tomorrow), "child.birth_date"),
     ("birth date 2026-02-30", _set("child.birth_date", "2026-02-30"), "child.birth_date"),
     ("birth date not a date", _set("child.birth_date", "03/02/2026"), "child.birth_date"),
+    ("birth date in ISO 8601 basic form", _set("child.birth_date", "20260102"),
+     "child.birth_date"),
+    ("birth date as an ISO week date", _set("child.birth_date", "2026-W01-5"),
+     "child.birth_date"),
     ("phone without +", _set("caregivers.0.phone", "17345550101"), "caregivers.0.phone"),
     ("phone with dashes", _set("caregivers.0.phone", "+1-734-555-0101"), "caregivers.0.phone"),
     ("phone local", _set("caregivers.1.phone", "555-0101"), "caregivers.1.phone"),
@@ -787,6 +842,18 @@ def test_patch_with_the_current_etag_succeeds_and_each_change_gets_a_new_etag(
 
     assert len({etag, first.headers["ETag"], second.headers["ETag"]}) == 3
     assert read(client, headers, posted["id"])[0]["preferred_language"] == "fr"
+
+
+@pytest.mark.parametrize("if_match", ["*", '"v0", current'])
+def test_if_match_any_or_a_list_holding_the_current_etag_succeeds(client, custodian, if_match):
+    _, headers = custodian
+    posted = created(client, headers)
+    _, etag = read(client, headers, posted["id"])
+
+    response = client.patch(family_url(posted["id"]), json={"interpreter_needed": False},
+                            headers=headers | {"If-Match": if_match.replace("current", etag)})
+
+    assert response.status_code == 200, response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("stale", ["previous", '"v999"', "W/previous", '"nonsense"'])

@@ -231,6 +231,16 @@ def _flip_signature(real: str) -> str:
     return f"{payload}." + ("A" if signature[0] != "A" else "g") + signature[1:]
 
 
+_BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _retouch_last_character(real: str) -> str:
+    """The cursor with its last character changed only in the bits base64 leaves unused at
+    the end: it decodes to the same bytes, but the service never wrote it."""
+    index = _BASE64URL.index(real[-1])
+    return real[:-1] + _BASE64URL[(index & ~3) | ((index + 1) & 3)]
+
+
 FORGED_CURSORS = {
     "garbage": lambda real: "garbage",
     "bad signature": _flip_signature,
@@ -238,6 +248,7 @@ FORGED_CURSORS = {
     "unsigned keyset": lambda real: _unsigned(),
     "another payload, same signature": lambda real: f"{_unsigned()}.{real.partition('.')[2]}",
     "truncated": lambda real: real[:-3],
+    "last character retouched": _retouch_last_character,
     "an offset": lambda real: "50",
     "plain json": lambda real: json.dumps(["A", str(uuid.uuid4())]),
     "empty": lambda real: "",

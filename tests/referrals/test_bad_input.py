@@ -33,6 +33,8 @@ def _stored(app) -> tuple[int, int, int]:
     ({"family_id": "not-a-uuid"}, ["family_id"]),
     ({"part_c": {"identified_on": "2999-01-01"}}, ["part_c.identified_on"]),
     ({"part_c": {"identified_on": "2026-01-01", "extra": 1}}, ["part_c.extra"]),
+    ({"part_c": {"identified_on": "20260101"}}, ["part_c.identified_on"]),
+    ({"part_c": {"identified_on": "2026-W01-4"}}, ["part_c.identified_on"]),
     ({"reason_detail": "x" * 4001}, ["reason_detail"]),
     ({"priority": "high"}, ["priority"]),
 ])
@@ -240,6 +242,28 @@ def test_bad_ids_cursors_and_filters(client, consented, path):
     assert response.status_code in (404, 422)
     assert_problem(response, response.status_code,
                    "not-found" if response.status_code == 404 else "validation-error")
+
+
+@pytest.mark.parametrize("instant, status", [
+    ("2026-01-01T00:00:00Z", 200),
+    ("2026-01-01T02:00:00.123456+02:00", 200),
+    ("20260101T000000Z", 422),          # ISO 8601 basic form
+    ("2026-W01-4T00:00:00Z", 422),      # ISO week date
+    ("2026-01-01T00Z", 422),            # hours only
+    ("2026-01-01T00:00:00+05", 422),    # an offset without minutes
+    ("2026-01-01T00:00:00+0500", 422),
+    ("2026-01-01 00:00:00Z", 422),
+])
+def test_updated_since_is_an_rfc_3339_date_time(client, consented, instant, status):
+    """RFC 3339 section 5.6: YYYY-MM-DDTHH:MM:SS, optional fractions, `Z` or `+HH:MM`; not the
+    other ISO 8601 forms Python's parser takes."""
+    response = client.get("/api/v1/referrals", query_string={"updated_since": instant},
+                          headers=consented.as_clinic)
+
+    if status == 422:
+        assert_validation_error(response, "updated_since")
+    else:
+        assert response.status_code == 200, response.get_data(as_text=True)
 
 
 def test_refused_moves_and_sends_are_on_the_trail(app, client, make, consented, sent):
