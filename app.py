@@ -10,6 +10,7 @@ from flask.cli import FlaskGroup
 from flask_migrate import Migrate
 
 from core import health, limits, web
+from core.cli import db_cli
 from core.config import ConfigError, load_config
 from core.db import db
 from core.errors import register_error_handlers
@@ -33,6 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
+    app.cli.add_command(db_cli)  # in place of Flask-Migrate's own `db`: upgrade prints JSON
     app.extensions["migration_heads"] = migration_heads(MIGRATIONS)
     web.init_app(app)
     limits.init_app(app)

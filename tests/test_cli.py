@@ -110,6 +110,39 @@ def test_a_command_on_a_database_without_its_schema_says_to_migrate(tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.no_db
+def test_db_upgrade_prints_the_revision_reached_and_the_one_it_started_from(tmp_path):
+    from tests.conftest import make_app
+
+    fresh = make_app(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    [head] = fresh.extensions["migration_heads"]
+    runner = fresh.test_cli_runner()
+
+    first = runner.invoke(args=["db", "upgrade"])
+    again = runner.invoke(args=["db", "upgrade"])
+
+    assert (first.exit_code, again.exit_code) == (0, 0), first.output + again.output
+    assert json.loads(first.stdout) == {"revision": head, "from": None}
+    assert json.loads(again.stdout) == {"revision": head, "from": head}
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize("args", [["client", "list"], ["db", "upgrade"]])
+def test_a_command_against_an_unreachable_database_says_so_in_one_line(args):
+    """A message on standard error and exit 1, not the driver's traceback with the host and
+    port it tried."""
+    from tests.conftest import make_app
+
+    nowhere = make_app("postgresql://postgres@127.0.0.1:1/nowhere")
+    result = nowhere.test_cli_runner().invoke(args=args)
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1] == \
+        "Error: The database is unreachable: Connection refused"
+    assert "127.0.0.1" not in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("scopes", ["", "directory:read everything:admin"])
 def test_client_create_refuses_bad_scopes(run, scopes):
     organization = json.loads(run("org", "create", "--name", "Clinic", "--type",
