@@ -128,7 +128,7 @@ SCENARIOS = [
         "body": '{"status": "in_progress", "business_status": "engaged"}',
         "rotate": "working_referrals",
         "floor_to_compare": "floor_insert",
-        "statements": (3, 3),
+        "statements": (4, 3),
         "min_rps_ratio": 0.5,
         "max_p99_ratio": 3,
     },
