@@ -31,9 +31,9 @@ TAGS = ["OAuth 2"]
            responses={200: TokenResponseSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema})
 def issue_token():
     """RFC 6749 section 4.4. Authenticate with HTTP Basic or with client_id/client_secret in the
-    form, not both. Errors are RFC 6749 bodies, not problem+json: a parameter sent twice, or
-    two ways of authenticating, is 400 `invalid_request`; a blank or unknown `scope`, 400
-    `invalid_scope`."""
+    form, not both. Errors are RFC 6749 bodies, not problem+json: a parameter sent twice, two
+    ways of authenticating, or more than one Authorization header, is 400 `invalid_request`; a
+    blank or unknown `scope`, 400 `invalid_scope`."""
     return authorization_server().create_token_response()
 
 

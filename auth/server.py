@@ -15,7 +15,6 @@ from authlib.oauth2.rfc6749 import (
     UnsupportedTokenTypeError,
     grants,
 )
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import current_app, g
@@ -26,7 +25,7 @@ from auth.models import TOKEN_AUTH_METHODS, AccessToken, ClientPolicy, ClientRec
 from auth.scopes import SCOPES
 from core.db import db
 from core.ids import canonical_uuid, new_id, new_secret, secret_digest
-from core.limits import presented_client_id
+from core.limits import basic_credentials, presented_client_id
 from core.time import now
 from organizations.models import ENTRY_COLUMNS, Organization, directory_entry
 
@@ -270,7 +269,7 @@ def _repeated_parameter() -> InvalidRequestError | None:
     """RFC 6749 3.1: no parameter more than once. authlib would take the first of several, so
     `token=unknown&token=<own>` revoked nothing and a second `scope` went unread. And 2.3: one
     way of authenticating the client per request (authlib would let Basic win over a wrong
-    `client_secret` in the form)."""
+    `client_secret` in the form), with one credential in one Authorization header."""
     repeated = sorted(name for name in flask_request.form
                       if len(flask_request.form.getlist(name)) > 1)
     if repeated:
@@ -278,12 +277,28 @@ def _repeated_parameter() -> InvalidRequestError | None:
         named = [name for name in repeated if name in _OAUTH_PARAMETERS]
         return InvalidRequestError("Send each parameter once" + (
             f": {', '.join(named)}" if named == repeated else ""))
-    # The header as authlib reads it (any spacing of the scheme), so the rate limit's reading
-    # of the client (core.limits.presented_client_id) names the client authenticated.
+    # Two Authorization lines arrive joined by a comma, which neither Basic nor Bearer
+    # credentials hold: which of them would authenticate the client is anyone's guess.
+    if "," in flask_request.headers.get("Authorization", ""):
+        return InvalidRequestError("Send one Authorization header, with one credential")
+    # Basic as the server reads it (core.limits.basic_credentials), well formed or not.
     if "client_secret" in flask_request.form and \
-            extract_basic_authorization(flask_request.headers) != (None, None):
+            basic_credentials(flask_request.headers) is not None:
         return InvalidRequestError("Authenticate the client one way: HTTP Basic, or "
                                    "client_id and client_secret in the form, not both")
+    return None
+
+
+def authenticate_client_secret_basic(query_client, request):
+    """authlib's `client_secret_basic` with the strict reading of the header the rate limit
+    keys by: a header that reading refuses authenticates no client (401 `invalid_client`, not
+    a 500, and no lenient decoding that stops at the first padding)."""
+    credentials = basic_credentials(request.headers)
+    if credentials is None or credentials.malformed or not credentials.secret:
+        return None
+    client = query_client(credentials.client_id)
+    if client is not None and client.check_client_secret(credentials.secret):
+        return client
     return None
 
 
@@ -313,6 +328,7 @@ def init_app(app) -> None:
     app.config["OAUTH2_TOKEN_EXPIRES_IN"] = {"client_credentials": app.config["TOKEN_LIFETIME"]}
     app.config["OAUTH2_SCOPES_SUPPORTED"] = list(SCOPES)
     server = AuditedAuthorizationServer(app, query_client=find_client, save_token=save_token)
+    server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(TokenRevocation)
     server.register_endpoint(TokenIntrospection)

@@ -7,13 +7,16 @@ round trip): its answer says the limit and what is left of it; a refused one is 
 `rate-limited` with Retry-After and X-RateLimit-Reset.
 """
 
+import base64
 import functools
 import math
+import re
 import threading
 import time
 import uuid
+from typing import NamedTuple
+from urllib.parse import unquote_plus
 
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Flask, current_app, g, request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
@@ -94,14 +97,55 @@ class ProcessCounters:
         return window[0] if window is not None else self._clock()
 
 
+class BasicCredentials(NamedTuple):
+    """The client credentials of an HTTP Basic Authorization header (RFC 7617), the id and the
+    secret each form-decoded (RFC 6749 2.3.1)."""
+
+    #: None when the header cannot be read that far.
+    client_id: str | None
+    #: None when there is none (no colon) or it cannot be read.
+    secret: str | None
+    #: Not base64 of `id:secret` in UTF-8 with both readable: it authenticates no client.
+    malformed: bool
+
+
+_SPACE = re.compile(r"[ \t]+")
+
+
+def basic_credentials(headers) -> BasicCredentials | None:
+    """The credentials of the Authorization header when its scheme is Basic, read strictly (no
+    other characters in the base64, UTF-8 only); None when it is absent or another scheme. The
+    one reading of Basic: the budget, the checks before authentication and the server's
+    `client_secret_basic` agree on who a request claims to be."""
+    scheme, *token = _SPACE.split(headers.get("Authorization", "").strip(" \t"), maxsplit=1)
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(token[0] if token else "", validate=True).decode()
+    except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8
+        return BasicCredentials(None, None, malformed=True)
+    client_id, colon, secret = decoded.partition(":")
+    client_id = _form_decoded(client_id) or None
+    secret = _form_decoded(secret) if colon else None
+    return BasicCredentials(client_id, secret, malformed=client_id is None or secret is None)
+
+
+def _form_decoded(text: str) -> str | None:
+    """`application/x-www-form-urlencoded` decoding (`+` is a space); None when the bytes it
+    spells are not UTF-8."""
+    try:
+        return unquote_plus(text, errors="strict")
+    except UnicodeDecodeError:
+        return None
+
+
 def presented_client_id() -> str | None:
-    """The client id a request to the token endpoints authenticates with, read as authlib
-    reads it (HTTP Basic when it carries an id and a secret, else the form's `client_id`), so
-    no way of writing the header escapes the count."""
-    client_id, secret = extract_basic_authorization(request.headers)
-    if not (client_id and secret):
-        client_id = request.form.get("client_id")
-    return client_id or None
+    """The client id a request to the token endpoints claims: the HTTP Basic one whenever the
+    header names one, with a secret or not, else the form's `client_id`. Its budget counts the
+    request, and a failed authentication is recorded against it."""
+    basic = basic_credentials(request.headers)
+    client_id = basic.client_id if basic is not None else None
+    return client_id or request.form.get("client_id") or None
 
 
 def _presented_client() -> str:

@@ -4,21 +4,24 @@ Black-box: everything goes through HTTP, except reading the stored rows to prove
 digests are kept, and revoking a client (an operator action, `flask client revoke`).
 """
 
+import base64
 import hashlib
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import pytest
 import sqlalchemy as sa
 from werkzeug.datastructures import MultiDict
 
 from app import create_app
+from auth.models import OAuthClient
 from auth.scopes import SCOPES
 from auth.service import revoke_client
 from core import time as clock
 from core.db import db
+from core.ids import secret_digest
 from tests.conftest import TEST_SECRET_KEY, assert_problem, audit_events, basic, bearer
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -86,6 +89,19 @@ def assert_oauth_error(response, status, error):
 
 
 
+def raw_basic(credentials: bytes) -> dict:
+    """A Basic header carrying exactly these bytes (`basic` encodes text as UTF-8)."""
+    return {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
+
+
+#: A valid form for each OAuth endpoint, client authentication aside.
+ENDPOINT_FORMS = {
+    "/oauth/token": {"grant_type": "client_credentials"},
+    "/oauth/revoke": {"token": "anything"},
+    "/oauth/introspect": {"token": "anything"},
+}
+
+
 def assert_unauthorized(response):
     assert_problem(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer ")
@@ -126,6 +142,16 @@ def test_issued_token_works_on_me(client, partner, method):
     assert response.json["organization"]["id"] == str(partner.organization.id)
     assert response.json["organization"]["name"] == "Riverbend Infant Mental Health"
     assert response.json["scopes"] == sorted(PARTNER_SCOPES)
+
+
+def test_me_shows_the_organization_as_the_directory_does(client, partner):
+    token = partner.token(client)
+
+    entry = client.get(f"/api/v1/organizations/{partner.organization.id}",
+                       headers=bearer(token)).json
+
+    assert me(client, token).json == {"organization": entry, "client_id": partner.client_id,
+                                      "scopes": sorted(PARTNER_SCOPES)}
 
 
 def test_each_token_is_new(client, partner):
@@ -212,6 +238,95 @@ def test_two_ways_of_client_authentication_at_once_is_invalid_request(client, pa
     assert "access_token" not in response.json
 
 
+def test_a_basic_header_beside_form_credentials_is_invalid_request_even_unreadable(
+        client, partner):
+    """Any Basic header is a way of authenticating, whether or not it can be read."""
+    for authorization in ("Basic ", "Basic \xa0", "Basic not*base64"):
+        response = client.post("/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": partner.client_id,
+            "client_secret": partner.secret}, headers={"Authorization": authorization})
+        assert_oauth_error(response, 400, "invalid_request")
+        assert "access_token" not in response.json
+
+
+@pytest.mark.parametrize("order", ["basic first", "basic second"])
+@pytest.mark.parametrize("second", ["wrong secret", "other client", "bearer"])
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_two_authorization_headers_are_invalid_request(client, partner, other, path, second,
+                                                       order):
+    """RFC 6749 2.3: one way of authenticating per request. Two Authorization lines reach the
+    app joined by a comma (werkzeug and gunicorn); a lenient base64 stopped at the first
+    credentials' padding and authenticated their client, whatever came after."""
+    own = partner.token(client)
+    headers = [("Authorization", basic(partner.client_id, partner.secret)["Authorization"]),
+               ("Authorization", {
+                   "wrong secret": basic(partner.client_id, "wrong")["Authorization"],
+                   "other client": basic(other.client_id, other.secret)["Authorization"],
+                   "bearer": f"Bearer {own}"}[second])]
+    if order == "basic second":
+        headers.reverse()
+    form = ENDPOINT_FORMS[path] if path == "/oauth/token" else {"token": own}
+
+    response = client.post(path, data=form, headers=headers)
+
+    assert_oauth_error(response, 400, "invalid_request")
+    assert "access_token" not in response.json and "active" not in response.json
+    assert me(client, own).status_code == 200
+
+
+@pytest.mark.parametrize("secret", ["a:b", "50%off", "a+b", "a b", "s\u00e9cr\u00e8t", "%41",
+                                    "\u00e9:%+x"])
+@pytest.mark.parametrize("encode", [quote_plus, lambda text: quote(text, safe="")],
+                         ids=["form-urlencoded", "percent-encoded"])
+def test_basic_credentials_are_form_urlencoded(app, client, partner, secret, encode):
+    """RFC 6749 2.3.1: id and secret are form-urlencoded before Basic, so `:`, `%`, `+`, a
+    space (`+`) and non-ASCII all pass; in the form body they are sent as they are."""
+    with app.app_context():
+        db.session.execute(sa.update(OAuthClient).where(OAuthClient.id == partner.oauth_client.id)
+                           .values(secret_hash=secret_digest(secret)))
+        db.session.commit()
+    credentials = f"{encode(partner.client_id)}:{encode(secret)}".encode()
+
+    in_header = client.post("/oauth/token", data=ENDPOINT_FORMS["/oauth/token"],
+                            headers=raw_basic(credentials))
+    in_form = client.post("/oauth/token", data={
+        **ENDPOINT_FORMS["/oauth/token"], "client_id": partner.client_id,
+        "client_secret": secret})
+
+    assert in_header.status_code == 200, in_header.json
+    assert in_form.status_code == 200, in_form.json
+
+
+#: Basic headers no client authenticates with: base64 of bytes that are not UTF-8, nothing
+#: after the scheme (or whitespace only Python counts), base64 that is not strict, and
+#: percent-encoding of bytes that are not UTF-8.
+MALFORMED_BASIC = {
+    "binary": raw_basic(b"\xff\xfe:\xff")["Authorization"],
+    "latin-1 secret": raw_basic(b"client:s\xe9cret")["Authorization"],
+    "truncated utf-8": raw_basic(b"\xc3:x")["Authorization"],
+    "scheme alone": "Basic",
+    "space": "Basic ",
+    "spaces": "basic   ",
+    "nbsp": "Basic \xa0",
+    "nel": "Basic \x85",
+    "no padding": raw_basic(b"client:secret")["Authorization"].rstrip("="),
+    "after the padding": raw_basic(b"client:secret")["Authorization"] + "Zm9v",
+    "percent-encoded latin-1": raw_basic(b"client:s%E9cret")["Authorization"],
+}
+
+
+@pytest.mark.parametrize("malformed", MALFORMED_BASIC)
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_a_malformed_basic_header_is_invalid_client_401(client, path, malformed):
+    """RFC 6749 5.2: failed authentication through the Authorization header is 401
+    `invalid_client` with a Basic challenge, however the header fails (never a 500)."""
+    response = client.post(path, data=ENDPOINT_FORMS[path],
+                           headers={"Authorization": MALFORMED_BASIC[malformed]})
+
+    assert_oauth_error(response, 401, "invalid_client")
+    assert response.headers["WWW-Authenticate"].startswith("Basic ")
+
+
 BAD_CREDENTIALS = {
     "wrong secret": lambda p: (p.client_id, p.secret + "x"),
     "empty secret": lambda p: (p.client_id, ""),
@@ -248,6 +363,26 @@ def test_bad_post_credentials_are_invalid_client(client, partner, case):
     if response.status_code == 401:
         assert "WWW-Authenticate" in response.headers
     assert "access_token" not in response.json
+
+
+@pytest.mark.parametrize("credentials", ["{id}:", "{id}", "{id}:wrong"],
+                         ids=["empty secret", "no colon", "wrong secret"])
+@pytest.mark.parametrize(("path", "action"), [
+    ("/oauth/token", "create"), ("/oauth/revoke", "revoke"), ("/oauth/introspect", "read"),
+])
+def test_failed_basic_authentication_of_a_known_client_is_recorded(app, client, partner, path,
+                                                                   action, credentials):
+    """A Basic header naming a real client fails authentication, and is recorded against that
+    client, whether its secret is wrong, empty or missing."""
+    header = raw_basic(credentials.format(id=partner.client_id).encode())
+
+    response = client.post(path, data=ENDPOINT_FORMS[path], headers=header)
+
+    assert_oauth_error(response, 401, "invalid_client")
+    with app.app_context():
+        events = audit_events(client_id=partner.client_id)
+    assert [(e.action, e.outcome, e.reason) for e in events] == [
+        (action, "deny", "invalid_client")]
 
 
 #: Other spellings of a client id that uuid.UUID reads as the same UUID.
@@ -343,15 +478,18 @@ def retire(app, partner):
 
 
 @pytest.mark.parametrize("method", ["basic", "post"])
-def test_revoked_client_cannot_get_tokens(app, client, partner, method):
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_revoked_client_cannot_use_the_oauth_endpoints(app, client, partner, path, method):
+    own = partner.token(client)
+    form = ENDPOINT_FORMS[path] if path == "/oauth/token" else {"token": own}
     retire(app, partner)
 
-    response = partner.token_response(client, method)
+    response = partner.post(client, path, method, **form)
 
     # RFC 6749 section 5.2: 401 when authenticated through the header, 400 or 401 otherwise.
     assert response.status_code in ((401,) if method == "basic" else (400, 401))
     assert_oauth_error(response, response.status_code, "invalid_client")
-    assert "access_token" not in response.json
+    assert "access_token" not in response.json and "active" not in response.json
 
 
 def test_revoked_clients_tokens_stop_working(app, client, make, partner):
@@ -712,6 +850,30 @@ def test_missing_or_malformed_bearer_is_401(client, authorization):
     headers = {} if authorization is None else {"Authorization": authorization}
 
     response = client.get("/api/v1/me", headers=headers)
+
+    assert_unauthorized(response)
+
+
+def test_bearer_scheme_is_case_insensitive_and_may_be_followed_by_spaces(client, partner):
+    """RFC 6750 2.1 `Bearer 1*SP b64token`; the scheme is case-insensitive (RFC 9110 11.1)."""
+    token = partner.token(client)
+
+    for authorization in (f"Bearer  {token}", f"bearer {token}", f"BEARER {token}"):
+        assert client.get("/api/v1/me",
+                          headers={"Authorization": authorization}).status_code == 200
+
+
+@pytest.mark.parametrize("headers", [
+    [("Authorization", "Bearer {own}"), ("Authorization", "Bearer x")],
+    [("Authorization", "Bearer x"), ("Authorization", "Bearer {own}")],
+    [("Authorization", "Bearer {own}, Bearer x")],
+], ids=["valid first", "valid second", "one line"])
+def test_two_bearer_credentials_are_401(client, partner, headers):
+    """Which of two tokens would be the caller's is a guess: neither is taken."""
+    own = partner.token(client)
+
+    response = client.get("/api/v1/me", headers=[(name, value.format(own=own))
+                                                 for name, value in headers])
 
     assert_unauthorized(response)
 

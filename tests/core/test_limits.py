@@ -1,5 +1,6 @@
 """Rate limits per client, security headers on every response."""
 
+import base64
 import time
 import uuid
 
@@ -115,12 +116,15 @@ def test_the_token_endpoint_says_the_claimed_clients_budget(app, client, make, m
 def _written_otherwise(client_id: str, secret: str) -> dict[str, str]:
     """Authorization headers naming the client's id other than as issued: other spellings of
     the UUID (no client at all), the id percent-encoded as RFC 6749 2.3.1 allows (the client
-    itself), and the scheme followed by a tab, which authlib reads as Basic."""
+    itself), the scheme followed by a tab, which the server reads as Basic, and the id with an
+    empty secret or none at all."""
     encoded = "".join(f"%{ord(character):02X}" for character in client_id)
     spelled = [client_id.upper(), client_id.replace("-", ""), "{" + client_id + "}",
                "urn%3Auuid%3A" + client_id, encoded]
     headers = {spelling: basic(spelling, secret)["Authorization"] for spelling in spelled}
     headers["Basic<TAB>"] = basic(client_id, secret)["Authorization"].replace(" ", "\t ")
+    headers["empty secret"] = basic(client_id, "")["Authorization"]
+    headers["no colon"] = "Basic " + base64.b64encode(client_id.encode()).decode()
     return headers
 
 
@@ -159,6 +163,21 @@ def test_wrong_secrets_past_the_token_budget_add_nothing_to_the_trail(app, clien
     with app.app_context():
         assert len(audit_events(client_id=oauth_client.client_id, outcome="deny",
                                 reason="invalid_client")) == 2
+
+
+def test_basic_headers_naming_no_client_count_against_the_address(app, client, monkeypatch):
+    """A Basic header that cannot be read names no client: the address's budget counts it."""
+    monkeypatch.setitem(app.config, "RATE_LIMIT_TOKEN", "3 per minute")
+    unreadable = ["Basic ", "Basic \xa0", "Basic " + base64.b64encode(b"\xff:\xfe").decode()]
+    # An address of its own: the app's counters outlive one test.
+    address = {"REMOTE_ADDR": "192.0.2.7"}
+
+    answers = [client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                           headers={"Authorization": authorization},
+                           environ_base=address).status_code
+               for authorization in [*unreadable, "Basic "]]
+
+    assert answers == [401, 401, 401, 429]
 
 
 def test_unreachable_counters_refuse_with_503_not_500(app, client, make, monkeypatch):
