@@ -5,6 +5,8 @@ import binascii
 import hashlib
 import json
 import logging
+import os
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,15 +48,30 @@ def load_signing_key(configured: str | None, instance_path: Path) -> Ed25519Priv
             raise SigningKeyError("AUDIT_SIGNING_KEY must be an Ed25519 key")
         return key
     path = instance_path / "audit_signing_key.pem"
-    if path.exists():
-        return serialization.load_pem_private_key(path.read_bytes(), password=None)
-    key = Ed25519PrivateKey.generate()
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    path.chmod(0o600)
-    log.warning("AUDIT_SIGNING_KEY is unset; generated an Ed25519 key into %s", path)
-    return key
+    if not path.exists():
+        _generate_once(path)
+    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+
+def _generate_once(path: Path) -> None:
+    """Write a new key to `path` unless another process of this instance did first: the
+    workers of a fresh instance start at once, and each keeping a key of its own would sign
+    checkpoints that, after a restart, are no longer the service's (a false tamper alarm)."""
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    # Written whole under another name, then linked into place: a link fails when the name
+    # exists, so one key wins, and no reader sees half of one.
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+        out.write(pem)
+    try:
+        os.link(draft, path)
+        log.warning("AUDIT_SIGNING_KEY is unset; generated an Ed25519 key into %s", path)
+    except FileExistsError:
+        pass  # another process made it first: everyone uses that one
+    finally:
+        draft.unlink()
 
 
 def public_key_b64(key: Ed25519PublicKey) -> str:

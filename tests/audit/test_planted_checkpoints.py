@@ -125,3 +125,22 @@ def test_a_bad_previous_public_key_is_a_configuration_error_not_a_traceback(monk
     with pytest.raises(SystemExit) as exited:
         app_module.__getattr__("app")
     assert str(exited.value.code).startswith("configuration error:")
+
+
+def test_the_processes_of_a_fresh_instance_all_sign_with_one_generated_key(tmp_path,
+                                                                          monkeypatch):
+    """Without AUDIT_SIGNING_KEY, workers starting at once each see no key yet: one key is
+    generated for all of them, or their checkpoints would not be the service's after a
+    restart."""
+    from pathlib import Path
+
+    from audit.checkpoints import load_signing_key
+
+    monkeypatch.setattr(Path, "exists", lambda self: False)  # every worker is in the window
+    keys = [load_signing_key(None, tmp_path) for _ in range(3)]
+    monkeypatch.undo()
+    public = {key.public_key().public_bytes_raw() for key in keys}
+    assert len(public) == 1
+    assert public == {load_signing_key(None, tmp_path).public_key().public_bytes_raw()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit_signing_key.pem"]
+    assert (tmp_path / "audit_signing_key.pem").stat().st_mode & 0o777 == 0o600
