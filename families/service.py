@@ -37,8 +37,8 @@ _FAMILY_AGAIN = _FAMILY.execution_options(populate_existing=True)
 
 
 def get_family(family_id: uuid.UUID, *, lock=False) -> Family | None:
-    """The family with its caregivers, in one query; `lock`: its row held until the
-    transaction ends (see `lock_family`), then read as it is now."""
+    """The family with its caregivers, in one query; `lock`: first its row held until the
+    transaction ends (see `lock_family`), then read as it is now (two queries)."""
     if lock:
         # Locked first, read after: a locking read that waited returns the family row as it is
         # now, but the caregivers joined to it as they were before the wait (PostgreSQL).
