@@ -202,11 +202,19 @@ def broken_checkpoint(session, from_seq: int | None = None,
         if not is_genuine(as_kept(checkpoint)):
             return checkpoint.seq, (f"the checkpoint at event {checkpoint.seq} is not signed "
                                     "by this service: someone wrote it into the table")
-        if stored is None:
-            return checkpoint.seq, f"the log no longer holds event {checkpoint.seq}"
-        if stored != checkpoint.hash:
-            return checkpoint.seq, (f"event {checkpoint.seq} no longer has the checkpoint's "
-                                    "hash: history was rewritten")
+        broken = _hash_broken(checkpoint.seq, stored, checkpoint.hash)
+        if broken:
+            return checkpoint.seq, broken
+    return None
+
+
+def _hash_broken(seq: int, stored: str | None, kept: str) -> str | None:
+    """Why the log's event at `seq` (its stored hash) no longer matches a checkpoint's hash;
+    None when it does."""
+    if stored is None:
+        return f"the log no longer holds event {seq}"
+    if stored != kept:
+        return f"event {seq} no longer has the checkpoint's hash: history was rewritten"
     return None
 
 
@@ -257,11 +265,9 @@ def extends(session, checkpoint: dict) -> dict:
     """Whether today's log still hashes to a checkpoint an auditor kept, at its seq."""
     seq = checkpoint["seq"]
     stored = session.scalar(sa.select(AuditEvent.hash).where(AuditEvent.seq == seq))
-    if stored is None:
-        return {"valid": False, "reason": f"the log no longer holds event {seq}"}
-    if stored != checkpoint["hash"]:
-        return {"valid": False,
-                "reason": f"event {seq} no longer has the checkpoint's hash: history was rewritten"}
+    broken = _hash_broken(seq, stored, checkpoint["hash"])
+    if broken:
+        return {"valid": False, "reason": broken}
     verdict = verify(session, 1, seq)
     if not verdict.valid:
         return {"valid": False, "reason": f"event {verdict.first_bad_seq}: {verdict.reason}"}

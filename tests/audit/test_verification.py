@@ -68,6 +68,14 @@ def _rehash_from(seq):
     db.session.execute(sa.update(AuditChainHead).values(hash=prev))
 
 
+def _rewrite_and_rehash(seq):
+    """A careful forger's rewrite: one event's reason changed, every hash from it recomputed."""
+    _unlock()
+    db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == seq)
+                       .values(reason="rewritten"))
+    _rehash_from(seq)
+
+
 def _swap(a, b):
     db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == a).values(seq=-1))
     db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == b).values(seq=a))
@@ -123,10 +131,7 @@ def test_a_rehashed_suffix_passes_the_chain_but_not_the_checkpoint(app, trail):
     with app.app_context():
         kept = CheckpointSchema().dump(checkpoint_now(db.session))
         db.session.commit()
-        _unlock()
-        db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == trail[2])
-                           .values(reason="rewritten"))
-        _rehash_from(trail[2])
+        _rewrite_and_rehash(trail[2])
         assert verify(db.session).valid  # the chain alone cannot see it...
         verdict = extends(db.session, {**kept, "recorded_at": kept["recorded_at"]})
         assert verdict == {"valid": False, "reason": f"event {trail[-1]} no longer has the "
@@ -183,10 +188,7 @@ def test_the_verify_command_fails_when_the_log_no_longer_extends_the_checkpoint(
     runner = app.test_cli_runner()
     assert runner.invoke(args=["audit", "checkpoint"]).exit_code == 0
     with app.app_context():
-        _unlock()
-        db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == trail[0])
-                           .values(reason="rewritten"))
-        _rehash_from(trail[0])
+        _rewrite_and_rehash(trail[0])
         db.session.commit()
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code == 1
@@ -322,10 +324,7 @@ def test_the_verify_command_checks_every_checkpoints_signature(app, trail):
     assert "not signed by this service" in printed["reason"]
 
     with app.app_context():
-        _unlock()
-        db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == trail[0])
-                           .values(reason="rewritten"))
-        _rehash_from(trail[0])
+        _rewrite_and_rehash(trail[0])
         db.session.commit()
     printed = json.loads(runner.invoke(args=["audit", "verify"]).stdout)
     assert printed["valid"] is False

@@ -3,15 +3,25 @@ contract's shape, every refusal of an invalid consent (and nothing stored), the 
 who may read what, revocation taking effect at once, the absence of any way to edit a consent,
 and the consent engine's decisions, each of them recorded in the audit trail."""
 
+import threading
+import time
 import uuid
 from collections import namedtuple
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import consent.service
+import families.service
 from auth.scopes import SCOPES
 from core import time as clock
-from tests.conftest import assert_problem, assert_validation_error, audit_events, bearer
+from tests.conftest import (
+    Factory,
+    assert_problem,
+    assert_validation_error,
+    audit_events,
+    bearer,
+)
 
 CONTRACT_KEYS = {"id", "family_id", "grantor", "organization_ids", "purposes", "categories",
                  "effective_at", "expires_at", "method", "signed_at", "explained_in_language",
@@ -1062,6 +1072,17 @@ def _skip_on_sqlite(app):
         pytest.skip("SQLite has one writer: the two requests never overlap")
 
 
+def _clinic_and_provider(app):
+    """A clinic holding a family, a provider, and the clinic's headers, committed (the two
+    requests of a race need to see them); skipped on SQLite."""
+    _skip_on_sqlite(app)
+    make = Factory(app)
+    clinic = make.organization(name="Clinic", type="pediatric_primary_care")
+    provider = make.organization(name="Provider")
+    family = make.family(clinic)
+    return make, clinic, provider, family, bearer(make.token(clinic))
+
+
 def _keep_only(client, family, caregiver, headers, **changes):
     """PATCH the family down to `caregiver` alone (with `changes` to it)."""
     return client.patch(f"/api/v1/families/{family.id}", headers=headers, json={"caregivers": [
@@ -1074,18 +1095,7 @@ def _keep_only(client, family, caregiver, headers, **changes):
 def test_recording_a_consent_while_the_grantor_is_removed_is_not_a_500(served, monkeypatch):
     """The recording holds the family while it checks the grantor and stores the consent; the
     removal of that caregiver waits, then finds the consent: 201 then 409, never a 500."""
-    import threading
-    import time
-
-    import consent.service
-    from tests.conftest import Factory
-
-    _skip_on_sqlite(served)
-    make = Factory(served)
-    clinic = make.organization(name="Clinic", type="pediatric_primary_care")
-    provider = make.organization(name="Provider")
-    family = make.family(clinic)
-    headers = bearer(make.token(clinic))
+    make, clinic, provider, family, headers = _clinic_and_provider(served)
     checked = threading.Event()
     check = consent.service._consent_errors
 
@@ -1119,18 +1129,7 @@ def test_a_consent_recorded_while_the_grantor_loses_legal_authority_is_refused(
     """A change of the caregivers holds the family: a consent recorded meanwhile waits, and
     its grantor is checked as the change left them (no consent from someone without
     authority is stored)."""
-    import threading
-    import time
-
-    import families.service
-    from tests.conftest import Factory
-
-    _skip_on_sqlite(served)
-    make = Factory(served)
-    clinic = make.organization(name="Clinic", type="pediatric_primary_care")
-    provider = make.organization(name="Provider")
-    family = make.family(clinic)
-    headers = bearer(make.token(clinic))
+    make, clinic, provider, family, headers = _clinic_and_provider(served)
     changing = threading.Event()
     apply = families.service._apply
 
@@ -1162,19 +1161,8 @@ def test_a_consent_recorded_while_the_grantor_loses_legal_authority_is_refused(
 def test_revoking_for_a_caregiver_removed_meanwhile_is_422_not_500(served, monkeypatch):
     """The revocation checks its caregiver once it holds the family, as the family is then:
     one removed meanwhile is no longer the family's."""
-    import threading
-    import time
-
-    import consent.service
-    from tests.conftest import Factory
-
-    _skip_on_sqlite(served)
-    make = Factory(served)
-    clinic = make.organization(name="Clinic", type="pediatric_primary_care")
-    provider = make.organization(name="Provider")
-    family = make.family(clinic)
+    make, clinic, provider, family, headers = _clinic_and_provider(served)
     revoked = make.consent(family, [clinic, provider])
-    headers = bearer(make.token(clinic))
     found = threading.Event()
     view = consent.service._view
 
