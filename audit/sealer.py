@@ -64,17 +64,31 @@ def seal_batches(engine: sa.Engine, *, wait: bool = True, most: int | None = Non
     return sealed
 
 
-def seal_committed(session=None) -> int:
-    """Seal what waits, before reading the trail or checkpointing it, outside the caller's
-    transaction: the head is held a batch at a time, not through the caller's request (an
-    export may stream for minutes)."""
-    bind = (session or db.session).get_bind()
+def seal_committed(session=None, *, in_transaction: bool = False) -> int:
+    """Seal what waits, before reading the trail or checkpointing it; how many.
+
+    By default outside the caller's transaction, a batch at a time: the head is not held
+    through the caller's request (an export may stream for minutes, a verification run for
+    seconds). `in_transaction`, for a short reader (a page, one event): a backlog of at most
+    one batch is sealed in the caller's own transaction, which then holds the head until it
+    ends. It commits once, so it waits for one flush to disk instead of two; other readers
+    queue behind it for those milliseconds, and background sealers skip their turn. A larger
+    backlog is sealed outside all the same.
+    """
+    session = session or db.session
+    bind = session.get_bind()
     if isinstance(bind, sa.Connection):  # a session inside an outer transaction (the tests)
         return seal(bind)
     if bind.dialect.name != "postgresql":
         return 0
-    with bind.connect() as connection:
+    if in_transaction:
+        connection = session.connection()
         waiting = connection.scalar(_WAITING)
+        if waiting <= SEAL_BATCH:
+            return _seal_batch(connection, wait=True) if waiting else 0
+    else:
+        with bind.connect() as connection:
+            waiting = connection.scalar(_WAITING)
     return seal_batches(bind, most=waiting) if waiting else 0
 
 

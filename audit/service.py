@@ -23,7 +23,7 @@ def _events_page(conditions: list, *, family_id=None, kind: str, cursor: str | N
                  limit: int) -> Page:
     """A keyset page, newest first, of the events meeting `conditions` and, given
     `family_id`, naming that family in `family_id` or in `family_ids`."""
-    seal_committed()  # every event committed before this request is on the page
+    seal_committed(in_transaction=True)  # every event committed before this request is on it
     stmt = sa.select(AuditEvent).where(*conditions)
     if family_id is not None:
         stmt = stmt.where(AuditEvent.seq.in_(
@@ -90,7 +90,7 @@ def search_events(actor, *, limit: int, cursor: str | None = None, since=None, u
 
 def get_event(actor, seq: int) -> AuditEvent:
     """The event at `seq`. Raises Problem 404 when the log has none there."""
-    seal_committed()
+    seal_committed(in_transaction=True)
     event = db.session.get(AuditEvent, seq) if seq <= MAX_SEQ else None
     if event is None:
         raise Problem("not-found", f"The log has no event {seq}")

@@ -156,7 +156,7 @@ def test_a_row_the_chain_would_refuse_fails_its_own_commit(app):
 def test_every_reader_of_the_trail_seals_first(app, client, make, monkeypatch, read):
     sealed = []
     monkeypatch.setattr(audit.service, "seal_committed",
-                        lambda: sealed.append(audit.sealer.seal_committed()))
+                        lambda **kw: sealed.append(audit.sealer.seal_committed(**kw)))
     _issue_token(client, make)
     auditors = make.organization(name="Network Privacy Office", type="community_other")
     token = make.token(auditors, ["audit:read"])
@@ -217,6 +217,41 @@ def test_a_reader_seals_without_holding_the_head_through_its_request(served):
         assert seal(other, wait=False) == 1  # the head was free: not skipped
     db.session.rollback()
     assert [e.reason for e in audit_events()] == ["first", "second"]
+
+
+@pytest.mark.no_db
+def test_a_short_reader_seals_a_small_backlog_in_its_own_transaction(served):
+    """One commit for the seal and the reader's own event; the head is held until then."""
+    _commit_event("first")
+    _commit_event("second")
+    assert seal_committed(in_transaction=True) == 2
+    assert [e.reason for e in audit_events()] == ["first", "second"]  # this transaction sees them
+    with served.app_context():
+        _commit_event("third")
+    with db.engine.begin() as other:
+        assert other.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0
+        assert seal(other, wait=False) == 0  # the reader holds the head: skip the turn
+    db.session.rollback()  # the reader failed: its seal is undone, nothing is lost
+    assert (count(AuditEvent), count(AuditPending)) == (0, 3)
+    db.session.rollback()
+    assert seal_committed(in_transaction=True) == 3
+    db.session.commit()
+    with db.engine.begin() as other:
+        assert other.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 3
+    assert verify(db.session).valid
+
+
+@pytest.mark.no_db
+def test_a_short_reader_seals_a_large_backlog_outside_its_transaction(served, monkeypatch):
+    monkeypatch.setattr(audit.sealer, "SEAL_BATCH", 3)
+    for n in range(5):
+        _commit_event(f"r{n}")
+    assert seal_committed(in_transaction=True) == 5  # two batches of their own: 3, 2
+    with db.engine.begin() as other:  # committed, the head free again
+        assert other.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 5
+        assert seal(other, wait=False) == 0
+    db.session.rollback()
+    assert [e.reason for e in audit_events()] == [f"r{n}" for n in range(5)]
 
 
 @pytest.mark.no_db
