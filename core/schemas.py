@@ -41,10 +41,11 @@ class Timestamp(fields.DateTime):
         return rfc3339(value)
 
 
-#: RFC 3339 section 5.6 `date-time`: ISO 8601's other forms (basic, week dates, hours only,
-#: an offset without minutes) are not the contract's, though Python's parser takes them.
-_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-                        r"(Z|[+-][0-9]{2}:[0-9]{2})")
+#: RFC 3339 section 5.6 `date-time`, whose "T" and "Z" may be lower case: ISO 8601's other
+#: forms (basic, week dates, hours only, an offset without minutes) are not the contract's,
+#: though Python's parser takes them.
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                        r"([Zz]|[+-][0-9]{2}:[0-9]{2})")
 #: RFC 3339 `full-date`, the contract's YYYY-MM-DD.
 _FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -55,7 +56,7 @@ class Instant(fields.AwareDateTime):
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str) or not _DATE_TIME.fullmatch(value):
             raise ValidationError("Not an RFC 3339 date-time (e.g. 2026-03-02T09:30:00Z)")
-        instant = super()._deserialize(value, attr, data, **kwargs)
+        instant = super()._deserialize(value.upper(), attr, data, **kwargs)
         try:
             year = instant.astimezone(UTC).year
         except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first UTC instant
