@@ -74,7 +74,9 @@ class ConsentInputSchema(InputSchema):
                                              "share with each other; the recorder among them."})
     purposes = _purposes
     categories = _categories
-    effective_at = Instant(metadata={"description": "Default: now."})
+    effective_at = Instant(metadata={
+        "description": "Default: now (or `signed_at`, when that is a moment ahead of the "
+                       "service's clock)."})
     expires_at = Instant(required=True, metadata={
         "description": "After effective_at, and at most CONSENT_MAX_DAYS (366) later."})
     method = fields.String(required=True, validate=validate.OneOf(METHODS))

@@ -61,7 +61,7 @@ def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, in
         grantor_caregiver_id=data["grantor"]["caregiver_id"],
         grantor_legal_authority=data["grantor"]["legal_authority"],
         purposes=data["purposes"], categories=data["categories"],
-        effective_at=data.get("effective_at") or at, expires_at=data["expires_at"],
+        effective_at=_effective_at(data, at), expires_at=data["expires_at"],
         method=data["method"], signed_at=data["signed_at"],
         explained_in_language=data["explained_in_language"],
         interpreter_used=data["interpreter_used"],
@@ -117,7 +117,7 @@ def _consent_errors(actor, family: Family, data: dict, at: datetime) -> dict:
         errors["organization_ids"] = party_errors
 
     signed_at, expires_at = data["signed_at"], data["expires_at"]
-    effective_at = data.get("effective_at") or at
+    effective_at = _effective_at(data, at)
     if signed_at > at + SIGNING_SKEW:
         errors["signed_at"] = ["Cannot be in the future"]
     if effective_at < signed_at:
@@ -128,6 +128,12 @@ def _consent_errors(actor, family: Family, data: dict, at: datetime) -> dict:
     elif expires_at - effective_at > longest:
         errors["expires_at"] = [f"At most {longest.days} days after effective_at"]
     return errors
+
+
+def _effective_at(data: dict, at):
+    """When the consent takes effect: as given, else now, or its signing time when a partner's
+    clock runs ahead of ours (by up to SIGNING_SKEW): it cannot take effect before it was signed."""
+    return data.get("effective_at") or max(at, data["signed_at"])
 
 
 _RECORD_FIELDS = ("id", "family_id", "grantor", "organization_ids", "purposes", "categories",
