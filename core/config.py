@@ -16,7 +16,8 @@ class ConfigError(RuntimeError):
     """The environment does not describe a configuration the service may start with."""
 
 
-def _int(environ, name, default, minimum=1):
+def _int(environ, name, default, minimum=1, maximum=None):
+    """An integer setting within its bounds (beyond them a request would overflow a date)."""
     raw = environ.get(name)
     if raw in (None, ""):
         return default
@@ -26,7 +27,13 @@ def _int(environ, name, default, minimum=1):
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from error
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}")
     return value
+
+
+_DAY = 24 * 60 * 60
+_YEAR = 365 * _DAY
 
 
 def _development_secret(instance_path: Path) -> str:
@@ -64,14 +71,15 @@ def load_config(instance_path: Path, environ=None) -> dict:
     database_url = environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'imh.sqlite3'}"
     # PostgreSQL: the longest one statement may run, and a transaction may sit idle, before
     # the server ends it (milliseconds; 0: never), so a stuck request cannot hold locks long.
-    statement_timeout = _int(environ, "DATABASE_STATEMENT_TIMEOUT_MS", 15000, minimum=0)
+    statement_timeout = _int(environ, "DATABASE_STATEMENT_TIMEOUT_MS", 15000, minimum=0,
+                             maximum=2**31 - 1)
     return {
         "APP_ENV": env,
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url, statement_timeout),
-        "MAX_CONTENT_LENGTH": _int(environ, "MAX_CONTENT_LENGTH", 64 * 1024),
-        "TOKEN_LIFETIME": _int(environ, "TOKEN_LIFETIME", 3600),
+        "MAX_CONTENT_LENGTH": _int(environ, "MAX_CONTENT_LENGTH", 64 * 1024, maximum=2**30),
+        "TOKEN_LIFETIME": _int(environ, "TOKEN_LIFETIME", 3600, maximum=_YEAR),
         "OAUTH_ISSUER": environ.get("OAUTH_ISSUER", "").rstrip("/") or None,
         "REDIS_URL": environ.get("REDIS_URL") or None,
         "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
@@ -79,12 +87,14 @@ def load_config(instance_path: Path, environ=None) -> dict:
         #: Public keys the service signed checkpoints with before AUDIT_SIGNING_KEY changed.
         "AUDIT_PREVIOUS_PUBLIC_KEYS": environ.get("AUDIT_PREVIOUS_PUBLIC_KEYS") or None,
         #: The longest a consent may run, in days.
-        "CONSENT_MAX_DAYS": _int(environ, "CONSENT_MAX_DAYS", 366),
+        "CONSENT_MAX_DAYS": _int(environ, "CONSENT_MAX_DAYS", 366, maximum=3660),
         #: Seconds between scheduled checkpoints, made by the first audited commit after it.
-        "AUDIT_CHECKPOINT_INTERVAL": _int(environ, "AUDIT_CHECKPOINT_INTERVAL", 3600, minimum=0),
+        "AUDIT_CHECKPOINT_INTERVAL": _int(environ, "AUDIT_CHECKPOINT_INTERVAL", 3600, minimum=0,
+                                          maximum=_YEAR),
         #: PostgreSQL: milliseconds between each worker's background sealing of committed
         #: audit events into the chain (0: only readers of the trail seal; audit/sealer.py).
-        "AUDIT_SEAL_INTERVAL_MS": _int(environ, "AUDIT_SEAL_INTERVAL_MS", 200, minimum=0),
+        "AUDIT_SEAL_INTERVAL_MS": _int(environ, "AUDIT_SEAL_INTERVAL_MS", 200, minimum=0,
+                                       maximum=_DAY * 1000),
         #: Per client: every API call, and the OAuth endpoints (issue, introspect, revoke).
         "RATE_LIMIT_API": environ.get("RATE_LIMIT_API", "1200 per minute"),
         # API.md names it RATE_LIMIT_TOKEN; RATE_LIMIT_OAUTH is its name before 2026-12-06.

@@ -48,6 +48,20 @@ def test_malformed_values_are_refused(tmp_path, name, value):
         load_config(tmp_path, {"SECRET_KEY": STRONG, name: value})
 
 
+@pytest.mark.parametrize("name,largest", [
+    # Beyond these, a token's expiry or a consent's longest end would pass the year 9999 and
+    # every request issuing or recording one would fail: refused at the start instead.
+    ("TOKEN_LIFETIME", 365 * 86400), ("CONSENT_MAX_DAYS", 3660),
+    ("AUDIT_CHECKPOINT_INTERVAL", 365 * 86400), ("AUDIT_SEAL_INTERVAL_MS", 86400 * 1000),
+    ("DATABASE_STATEMENT_TIMEOUT_MS", 2**31 - 1), ("MAX_CONTENT_LENGTH", 2**30),
+])
+def test_integer_settings_are_bounded_above(tmp_path, name, largest):
+    config = load_config(tmp_path, {"SECRET_KEY": STRONG, name: str(largest)})
+    assert config.get(name, largest) == largest  # the timeout becomes an engine option
+    with pytest.raises(ConfigError, match=f"{name} must be at most {largest}"):
+        load_config(tmp_path, {"SECRET_KEY": STRONG, name: str(largest + 1)})
+
+
 def test_values_from_the_environment(tmp_path):
     config = load_config(tmp_path, {
         "SECRET_KEY": STRONG, "TOKEN_LIFETIME": "600", "OAUTH_ISSUER": "https://imh.example/",
