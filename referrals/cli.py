@@ -3,7 +3,6 @@
 
 from core.cli import OperatorGroup, echo_json
 from core.db import transaction
-from core.time import now
 from referrals import service
 
 referrals_cli = OperatorGroup("referrals", help="Referrals.")
@@ -14,10 +13,10 @@ def hold_expired_command():
     """Put on hold every open referral whose consents no longer cover it (run it from cron;
     each referral is also checked at its next access). One transaction per batch, so a busy
     referral delays none of the others."""
-    held, after, at = 0, None, now()
+    held, after = 0, None
     while True:
         with transaction():
-            count, after = service.hold_unsupported(at=at, after=after)
+            count, after = service.hold_unsupported(after=after)
         held += count
         if after is None:
             break

@@ -375,7 +375,7 @@ class _ServiceActor:
 _SERVICE = _ServiceActor()
 
 
-def hold_unsupported(*, at: datetime, after: uuid.UUID | None = None,
+def hold_unsupported(*, after: uuid.UUID | None = None,
                      batch: int = 200) -> tuple[int, uuid.UUID | None]:
     """One batch of the scheduled sweep: hold the open referrals after `after` (by id) whose
     consents no longer cover them (an expiry is also caught at the next access). Rows another
@@ -386,6 +386,9 @@ def hold_unsupported(*, at: datetime, after: uuid.UUID | None = None,
     if after is not None:
         stmt = stmt.where(Referral.id > after)
     referrals = list(db.session.scalars(stmt))
+    # Decided, and dated, once the batch is held, not when the sweep began: a consent
+    # recorded meanwhile counts, and a poll of `updated_since` since then sees the hold.
+    at = now()
     families = _families({r.family_id for r in referrals})
     held = sum(_hold_if_unsupported(_Access(_SERVICE, r, families[r.family_id], "service", at))
                for r in referrals)
