@@ -4,7 +4,7 @@ Who may see what of a referral is decided by `consent.policy`; this module appli
 """
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from math import ceil
 
 import sqlalchemy as sa
@@ -513,13 +513,18 @@ def read_referral(actor, *, referral_id: uuid.UUID) -> tuple[dict, int]:
 
 def _overdue(organization_id: uuid.UUID, today: date):
     """Past a Part C clock the caller keeps: the sender's 7 days to send a draft, the
-    receiver's 45 days (unpaused) from receipt."""
+    receiver's 45 days (unpaused) from receipt, and the receiver's 45 days from delivery for
+    a referral it never acknowledged (else one left unanswered would be on nobody's list)."""
+    delivered_before = datetime.combine(today - TIMELINE_DAYS, time.min, tzinfo=UTC)
     return sa.or_(
         sa.and_(Referral.from_organization_id == organization_id, Referral.status == "draft",
                 Referral.referral_due_by < today),
         sa.and_(Referral.to_organization_id == organization_id,
                 Referral.status.in_(_TIMELINE_STATUSES), Referral.timeline_paused_since.is_(None),
-                Referral.timeline_due_by < today))
+                Referral.timeline_due_by < today),
+        sa.and_(Referral.to_organization_id == organization_id, Referral.status == "requested",
+                Referral.part_c_identified_on.is_not(None),
+                Referral.sent_at < delivered_before))
 
 
 def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: str | None = None,

@@ -214,6 +214,26 @@ def test_pauses_add_up_and_the_due_day_itself_is_not_overdue(client, consented):
     assert _ids(client, url, provider) == [rid]
 
 
+def test_a_referral_never_acknowledged_is_overdue_45_days_after_its_delivery(
+        client, consented):
+    """The receiver's 45 days start at its first move; one that never moves is still on its
+    overdue list from the day after the 45th since delivery, and never on the referrer's."""
+    start = clock.now().replace(hour=12, minute=0, second=0, microsecond=0)
+    clock.freeze(start)
+    rid = send(client, consented, part_c={"identified_on": start.date().isoformat()}).json["id"]
+    unclocked = send(client, consented).json["id"]  # not a Part C referral: no clock
+    clock.freeze(start + timedelta(days=1))
+    assert client.get(f"/api/v1/referrals/{rid}", headers=consented.as_provider) \
+        .json["status"] == "requested"
+    url = "/api/v1/referrals?overdue=true"
+    clock.freeze(start.replace(hour=23, minute=59, second=59) + timedelta(days=45))
+    assert _ids(client, url, consented.as_provider) == []
+    clock.freeze(start.replace(hour=0) + timedelta(days=46))
+    assert _ids(client, url, consented.as_provider) == [rid]
+    assert unclocked not in _ids(client, url, consented.as_provider)
+    assert _ids(client, url, consented.as_clinic) == []
+
+
 def test_a_hold_begun_after_the_45_days_ran_out_does_not_hide_a_late_referral(
         client, consented):
     """A clock that has run out cannot be paused: a referral received 50 days ago is past its
