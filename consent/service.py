@@ -16,7 +16,7 @@ from core.errors import Problem, validation_problem
 from core.pagination import Page, newest_first
 from core.time import now
 from families.models import Caregiver, Family
-from families.service import lock_family
+from families.service import lock_family, share_families
 from organizations.models import Organization
 
 #: Sent in the revoking transaction, `consent_revoked.send(consent, family=..., at=...)`, so
@@ -34,7 +34,10 @@ def _refuse(action: str, resource_type: str, resource_id, **context) -> Problem:
                           "resource_id": resource_id, "reason": "not_found", **context})
 
 
-def _family(family_id: uuid.UUID) -> Family | None:
+def _family(family_id: uuid.UUID, *, share=False) -> Family | None:
+    """The family; `share`: its row shared for a look under consent (see share_families)."""
+    if share:
+        return next(iter(share_families([family_id])), None)
     return db.session.get(Family, family_id)
 
 
@@ -172,7 +175,8 @@ def _view(actor, consent: Consent, family: Family) -> policy.ConsentView | None:
 
 def _visible_consent(actor, consent_id: uuid.UUID, action: str):
     consent = db.session.get(Consent, consent_id)
-    family = _family(consent.family_id) if consent else None
+    # A revocation holds the family next (see revoke_consent); a look shares it.
+    family = _family(consent.family_id, share=action == "read") if consent else None
     view = _view(actor, consent, family) if consent is not None else None
     if view is None:
         raise _refuse(action, "consent", consent_id,
@@ -195,7 +199,7 @@ def list_consents(actor, *, family_id: uuid.UUID, limit: int,
 
     Raises Problem 404 when the family does not exist or no consent links it to the caller.
     """
-    family = _family(family_id)
+    family = _family(family_id, share=True)
     if family is None or not policy.linked_to_family(
             actor_organization_id=actor.organization_id, family=family):
         raise _refuse("search", "family", family_id, family_id=family.id if family else None)
@@ -260,7 +264,7 @@ def decide_for(actor, *, family_id: uuid.UUID, purpose: str, categories: list[st
     Raises Problem 404 when the family does not exist or no consent, past or present, links
     it to the caller.
     """
-    family = _family(family_id)
+    family = _family(family_id, share=True)
     if family is None or not policy.linked_to_family(
             actor_organization_id=actor.organization_id, family=family):
         raise _refuse("decide", "family", family_id, family_id=family.id if family else None,

@@ -160,6 +160,14 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _database(error: DBAPIError):
+        sqlstate = getattr(error.orig, "sqlstate", None) or ""
+        if sqlstate.startswith("40") or sqlstate in ("55P03", "57014"):
+            # A deadlock, a serialization failure, a lock or statement timeout: the database
+            # is there, this request met concurrent ones; nothing of it was done.
+            log.warning("database refused the transaction: %s", type(error.orig).__name__)
+            return problem_response(unavailable(
+                "The request met concurrent changes of the same records and was not done; "
+                "retry it", retry_after=1))
         if error.connection_invalidated or isinstance(error, OperationalError):
             log.error("database unavailable: %s", type(error.orig).__name__)
             return problem_response(unavailable("The database is unreachable; retry shortly"))

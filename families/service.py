@@ -31,27 +31,52 @@ def _not_found(resource_id, **audit_context) -> Problem:
 # Built once: every read of a family, and of a referral's, starts here.
 _FAMILY = (sa.select(Family).options(orm.joinedload(Family.caregivers))
            .where(Family.id == sa.bindparam("family_id", type_=sa.Uuid())))
+#: The family's row shared (see `share_families`) by the statement that reads it. One that
+#: waited for the custodian's change of the record shows the family's row as changed and its
+#: caregivers as before it (PostgreSQL re-reads the locked row only): two versions a moment
+#: apart, each of which the decision that follows may show.
+_FAMILY_SHARED = _FAMILY.with_for_update(read=True, key_share=True, of=Family)
 # Read once the lock is held, into objects this session may have loaded before: what another
 # transaction committed meanwhile is what the caller sees.
 _FAMILY_AGAIN = _FAMILY.execution_options(populate_existing=True)
 
 
-def get_family(family_id: uuid.UUID, *, lock=False) -> Family | None:
-    """The family with its caregivers, in one query; `lock`: first its row held until the
-    transaction ends (see `lock_family`), then read as it is now (two queries)."""
+def get_family(family_id: uuid.UUID, *, lock=False, share=False) -> Family | None:
+    """The family with its caregivers, in one query; `share`: its row shared meanwhile (see
+    `share_families`); `lock`: first its row held until the transaction ends (see
+    `lock_family`), then read as it is now (two queries)."""
     if lock:
         # Locked first, read after: a locking read that waited returns the family row as it is
         # now, but the caregivers joined to it as they were before the wait (PostgreSQL).
         lock_family(family_id)
-    return db.session.execute(_FAMILY_AGAIN if lock else _FAMILY,
-                              {"family_id": family_id}).unique().scalar_one_or_none()
+    statement = _FAMILY_AGAIN if lock else _FAMILY_SHARED if share else _FAMILY
+    return db.session.execute(statement, {"family_id": family_id}).unique().scalar_one_or_none()
 
 
 def lock_family(family_id: uuid.UUID) -> None:
-    """Hold the family's row until the transaction ends: a revocation, and the sends and
-    resumptions that rest on a consent, take their turns instead of racing (no-op on SQLite,
-    whose one writer already holds the database)."""
+    """Hold the family's row until the transaction ends: what changes what its consents cover
+    (a revocation, a consent recorded, a change of its caregivers) and what rests on a consent
+    (a send, every move of its referrals) take their turns instead of racing, and a look at
+    its information waits for them (see `share_families`). No-op on SQLite, whose one writer
+    already holds the database."""
     db.session.execute(sa.select(Family.id).where(Family.id == family_id).with_for_update())
+
+
+def share_families(family_ids, *, skip_locked=False) -> list[Family]:
+    """The families, their rows shared until the transaction ends (FOR KEY SHARE), in id order
+    (`skip_locked`: leaving out those another request holds).
+
+    Every look at a family's information under consent shares the family's row before it
+    decides, and decides at the instant it holds it: a revocation in progress (which holds
+    the row, see `lock_family`) finishes first and counts, and a revocation waits for the
+    looks in progress, so none discloses under a consent after its revocation. The lock
+    order is the family before its referrals, everywhere.
+    """
+    if not family_ids:
+        return []
+    return list(db.session.scalars(
+        sa.select(Family).where(Family.id.in_(family_ids)).order_by(Family.id)
+        .with_for_update(read=True, key_share=True, skip_locked=skip_locked)))
 
 
 def family_document(family: Family, permitted=FAMILY_CATEGORIES) -> dict:
@@ -154,7 +179,7 @@ def read_family(actor, *, family_id: uuid.UUID, purpose: str) -> tuple[dict, int
 
     Raises Problem 404 when the family does not exist or no category is permitted.
     """
-    family = get_family(family_id)
+    family = get_family(family_id, share=True)
     if family is None:
         raise _not_found(family_id, reason="not_found", purpose=purpose)
     decision = policy.decide(actor_organization_id=actor.organization_id, family=family,

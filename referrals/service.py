@@ -19,7 +19,7 @@ from core.errors import Problem, validation_problem
 from core.pagination import Page, keyset_page, newest_first
 from core.time import now
 from families.models import Family
-from families.service import family_document, get_family, lock_family
+from families.service import family_document, get_family, lock_family, share_families
 from organizations.models import Organization
 from referrals.models import (
     ACTIVE_STATUSES,
@@ -239,28 +239,32 @@ _REFERRAL_ACCESS = (
            policy.referral_party_clause(Referral, sa.bindparam("organization_id",
                                                                type_=sa.Uuid())))
 )
-# A locking read that waited returns the locked row as it is now, but the rows joined to it
-# as they were before the wait (PostgreSQL): the row is locked first, then all of it read
-# afresh, into objects this session may have loaded before.
+#: A look shares the family's row as it reads (families.service.share_families).
+_REFERRAL_LOOK = _REFERRAL_ACCESS.with_for_update(read=True, key_share=True, of=Family)
+# A move holds the family, then the referral (PostgreSQL locks in the order named: the family
+# before its referrals, as everywhere). A locking read that waited returns the locked rows
+# as they are now, but the rows joined to them as they were before the wait: the rows are
+# locked first, then all of it read afresh, into objects this session may have loaded before.
 _LOCK_REFERRAL = (
-    sa.select(Referral.id)
+    sa.select(Referral.id).join(Family, Family.id == Referral.family_id)
     .where(Referral.id == sa.bindparam("referral_id", type_=sa.Uuid()),
            policy.referral_party_clause(Referral, sa.bindparam("organization_id",
                                                                type_=sa.Uuid())))
-    .with_for_update()
+    .with_for_update(of=[Family, Referral])
 )
 _REFERRAL_ACCESS_AGAIN = _REFERRAL_ACCESS.execution_options(populate_existing=True)
 
 
 def _access(actor, referral_id: uuid.UUID, action: str, *, for_update=False) -> _Access:
-    """The caller's access to a referral it is a party to (`for_update`: its row locked,
-    then the referral and its family read as they are once it is held).
+    """The caller's access to a referral it is a party to, decided from the instant its
+    family is shared (a look) or held with the referral (`for_update`: a move; then the
+    referral and its family read as they are once held).
     Raises Problem 404 for an organization that may not know it exists."""
     keys = {"referral_id": referral_id, "organization_id": actor.organization_id}
     referral = family = None
     if not for_update or db.session.scalar(_LOCK_REFERRAL, keys) is not None:
         referral, family = db.session.execute(
-            _REFERRAL_ACCESS_AGAIN if for_update else _REFERRAL_ACCESS, keys,
+            _REFERRAL_ACCESS_AGAIN if for_update else _REFERRAL_LOOK, keys,
         ).unique().first() or (None, None)
     if referral is None:
         # Which family, if any, is recorded from a separate look: the refusal names it for
@@ -270,6 +274,12 @@ def _access(actor, referral_id: uuid.UUID, action: str, *, for_update=False) -> 
         raise _not_found(referral_id, action, family_id=family_id)
     side = policy.referral_side(actor_organization_id=actor.organization_id, referral=referral)
     return _Access(actor, referral, family, side, now())
+
+
+_LOCK_TO_HOLD = (sa.select(Referral)
+                 .where(Referral.id == sa.bindparam("referral_id", type_=sa.Uuid()))
+                 .with_for_update(skip_locked=True)
+                 .execution_options(populate_existing=True))
 
 
 def _hold_if_unsupported(access: _Access, viewers=None) -> bool:
@@ -295,8 +305,11 @@ def _hold_if_unsupported(access: _Access, viewers=None) -> bool:
     if not decision.withheld or _held_after_consent_ended(referral, family):
         return False
     # Another request may be moving it: take the row, and hold it only if it still may be
-    # (the receiver may have held it meanwhile, knowing the consent had ended).
-    db.session.refresh(referral, with_for_update=True)
+    # (the receiver may have held it meanwhile, knowing the consent had ended). A row another
+    # request holds is left to it: a move holds the family too, and decides after this look
+    # (waiting here could close a circle with a move waiting for the family this shares).
+    if db.session.scalar(_LOCK_TO_HOLD, {"referral_id": referral.id}) is None:
+        return False
     if not _holdable(referral) or _held_after_consent_ended(referral, family):
         return False
     _hold(referral, at, categories=decision.withheld, consent_ids=referral.consent_ids)
@@ -386,12 +399,15 @@ def hold_unsupported(*, after: uuid.UUID | None = None,
     if after is not None:
         stmt = stmt.where(Referral.id > after)
     referrals = list(db.session.scalars(stmt))
+    # The referrals were taken first, so their families are not waited for (the lock order is
+    # the family first): a family another request holds is left to it, or to the next sweep.
+    families = {f.id: f for f in share_families({r.family_id for r in referrals},
+                                                 skip_locked=True)}
     # Decided, and dated, once the batch is held, not when the sweep began: a consent
     # recorded meanwhile counts, and a poll of `updated_since` since then sees the hold.
     at = now()
-    families = _families({r.family_id for r in referrals})
     held = sum(_hold_if_unsupported(_Access(_SERVICE, r, families[r.family_id], "service", at))
-               for r in referrals)
+               for r in referrals if r.family_id in families)
     return held, (referrals[-1].id if len(referrals) == batch else None)
 
 
@@ -544,7 +560,8 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
         stmt = stmt.where(_overdue(me, at.date()))
     page = newest_first(stmt, kind="referrals", at=Referral.updated_at, id=Referral.id,
                         cursor=cursor, limit=limit)
-    families = _families({r.family_id for r in page.items})
+    families = {f.id: f for f in share_families({r.family_id for r in page.items})}
+    at = now()  # decided once the page's families are shared
     # The engine's viewers per family and organization: each family's consents load once.
     viewers: dict[uuid.UUID, dict] = {}
     documents, seen_by_family = [], {}
@@ -577,13 +594,6 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
                      .get(direction))
     page.items = documents
     return page
-
-
-def _families(family_ids) -> dict[uuid.UUID, Family]:
-    if not family_ids:
-        return {}
-    return {f.id: f for f in db.session.scalars(sa.select(Family).where(
-        Family.id.in_(family_ids)))}
 
 
 # -- transitions ----------------------------------------------------------------------------

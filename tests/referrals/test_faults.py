@@ -4,6 +4,7 @@ half-written, nothing is disclosed, and the client gets a clean 503 problem+json
 import contextlib
 import uuid
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -16,15 +17,16 @@ from tests.referrals.conftest import FULL, send
 
 
 @contextlib.contextmanager
-def failing(app, table: str):
-    """The database 'fails' (as a dropped connection would) on the first insert into `table`."""
+def failing(app, table: str, cause=None):
+    """The database 'fails' (as a dropped connection would, or with `cause`) on the first
+    insert into `table`."""
     with app.app_context():
         engine = db.engine
 
     def fail(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith(f"INSERT INTO {table.upper()}"):
-            raise sa.exc.OperationalError(statement, None,
-                                          Exception("server closed the connection"))
+            raise sa.exc.OperationalError(
+                statement, None, cause or Exception("server closed the connection"))
 
     event.listen(engine, "before_cursor_execute", fail)
     try:
@@ -61,6 +63,22 @@ def test_the_database_failing_mid_send_leaves_nothing_behind(app, client, make, 
     assert send(client, net).status_code == 201
 
 
+@pytest.mark.parametrize("cause", [psycopg.errors.DeadlockDetected,
+                                   psycopg.errors.SerializationFailure,
+                                   psycopg.errors.QueryCanceled])
+def test_a_send_refused_by_concurrent_ones_is_told_so_and_leaves_nothing(
+        app, client, make, net, cause):
+    """Not "the database is unreachable": the database is there, this request met others."""
+    make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    before = _trail(app)
+    with failing(app, "referrals", cause()):
+        response = send(client, net)
+    body = assert_problem(response, 503, "service-unavailable")
+    assert response.headers["Retry-After"] == "1"
+    assert "concurrent" in body["detail"] and "unreachable" not in body["detail"]
+    assert _trail(app) == before
+
+
 def test_a_failing_audit_write_discloses_nothing(app, client, make, net):
     make.consent(net.family, [net.clinic, net.provider], categories=FULL)
     with failing(app, _audit_table(app)):
@@ -93,63 +111,71 @@ def test_a_failing_commit_of_a_read_is_a_503_without_the_family(app, client, mak
 
 
 @pytest.mark.no_db
-def test_a_revocation_and_a_resumption_of_the_same_hold_take_turns(served, monkeypatch):
-    """The resumption holds the referral's row and then waits for the family's, which the
-    revocation holds: the revocation skips that row instead of waiting for it (a deadlock),
-    and the resumption, deciding once it has the family, sees the consent gone."""
+@pytest.mark.parametrize("first", ["revocation", "resumption"])
+def test_a_revocation_and_a_resumption_of_the_same_hold_take_turns(served, monkeypatch, first):
+    """Both hold the family (the resumption with its referral, in one statement): whichever
+    holds it first finishes before the other decides. A resumption after the revocation sees
+    the consent gone (403); a revocation after the resumption holds the resumed referral in
+    its own transaction. Either way the referral ends on hold, `consent_ended`."""
     import threading
 
     import consent.service
     import referrals.service
     from tests.conftest import Factory
+    from tests.race_support import wait_until_blocked
     from tests.referrals.conftest import accepted, move, network
 
     if served.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        pytest.skip("SQLite has one writer: the two never hold a row each")
+        pytest.skip("SQLite has one writer: the two never overlap")
     make = Factory(served)
     net = network(make)
     consent_id = make.consent(net.family, [net.clinic, net.provider], categories=FULL).id
     client = served.test_client()
     rid, etag = accepted(client, net)
-    etag = move(client, rid, net.as_provider, etag, status="on_hold",
-                reason="waitlist").headers["ETag"]
+    assert move(client, rid, net.as_provider, etag, status="on_hold",
+                reason="waitlist").status_code == 200
 
-    resuming_has_row, revoking_has_family = threading.Event(), threading.Event()
-    lock_for_resume, lock_for_revoke = referrals.service.lock_family, consent.service.lock_family
+    holds_the_family = threading.Event()
+    module = consent.service if first == "revocation" else referrals.service
+    real_lock = module.lock_family
 
-    def resume_lock(family_id):
-        resuming_has_row.set()
-        revoking_has_family.wait(5)
-        lock_for_resume(family_id)
+    def lock_then_wait_for_the_other(family_id):
+        real_lock(family_id)  # (the resumption holds it already: a no-op)
+        holds_the_family.set()
+        wait_until_blocked(db.engine, 1)  # the other request waits for the family
 
-    def revoke_lock(family_id):
-        lock_for_revoke(family_id)
-        revoking_has_family.set()
-
-    monkeypatch.setattr(referrals.service, "lock_family", resume_lock)
-    monkeypatch.setattr(consent.service, "lock_family", revoke_lock)
+    monkeypatch.setattr(module, "lock_family", lock_then_wait_for_the_other)
     answers = {}
 
     def resume():
         answers["resume"] = served.test_client().post(
             f"/api/v1/referrals/{rid}/transitions", json={"status": "in_progress"},
-            headers={**net.as_provider, "If-Match": etag})
+            # Any version: the revocation relabels the hold, and it is the consent this
+            # resumption must meet, not the version (a stale tag would be 412 first).
+            headers={**net.as_provider, "If-Match": "*"})
 
     def revoke():
-        resuming_has_row.wait(5)
         answers["revoke"] = served.test_client().post(
             f"/api/v1/consents/{consent_id}/revoke", json={"reason": "Stop sharing."},
             headers=net.as_clinic)
 
-    threads = [threading.Thread(target=resume), threading.Thread(target=revoke)]
-    for thread in threads:
-        thread.start()
+    first_one, second_one = (revoke, resume) if first == "revocation" else (resume, revoke)
+    threads = [threading.Thread(target=first_one)]
+    threads[0].start()
+    assert holds_the_family.wait(15)
+    threads.append(threading.Thread(target=second_one))
+    threads[1].start()
     for thread in threads:
         thread.join(30)
     assert answers["revoke"].status_code == 200, answers["revoke"].json
-    assert_problem(answers["resume"], 403, "consent-required", extra=["missing_categories"])
-    # Skipped by the revocation, the receiver's hold becomes consent_ended at its next look.
-    client.get(f"/api/v1/referrals/{rid}", headers=net.as_provider)
+    if first == "revocation":
+        assert_problem(answers["resume"], 403, "consent-required",
+                       extra=["missing_categories"])
+    else:
+        assert answers["resume"].status_code == 200, answers["resume"].json
     db.session.rollback()
     referral = db.session.get(Referral, uuid.UUID(rid))
     assert (referral.status, referral.status_reason) == ("on_hold", "consent_ended")
+    holds = db.session.scalars(sa.select(ReferralEvent).where(
+        ReferralEvent.referral_id == referral.id, ReferralEvent.reason == "consent_ended"))
+    assert len(list(holds)) == 1

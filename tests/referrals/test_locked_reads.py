@@ -1,8 +1,7 @@
-"""A move that waited for its referral answers with the referral and its family as they are
-once it holds the row (PostgreSQL)."""
+"""A move that waited for its family answers with the referral and its family as they are
+once it holds them (PostgreSQL)."""
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -10,15 +9,16 @@ import sqlalchemy as sa
 
 from core import time as clock
 from core.db import db
-from referrals.models import Referral
+from families.models import Caregiver, Family
 from tests.conftest import Factory, bearer
+from tests.race_support import wait_until_blocked
 
 
 @pytest.mark.no_db
-def test_a_transition_that_waited_for_the_referral_shows_the_family_as_it_is_now(served):
-    """A family PATCH committed while the move waited (a caregiver's new phone, do not
-    contact) is in the move's answer: a locking read that waited would return only the locked
-    row as it is now, and the family joined to it as it was before the wait."""
+def test_a_transition_that_waited_for_the_family_shows_it_as_it_is_now(served):
+    """A change of the family committed while the move waited for it (a caregiver's new
+    phone, do not contact) is in the move's answer: a locking read that waited would return
+    only the locked rows as they are now, and the caregivers joined to them as they were."""
     if served.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         pytest.skip("SQLite has one writer: the move never waits")
     make = Factory(served)
@@ -33,15 +33,19 @@ def test_a_transition_that_waited_for_the_referral_shows_the_family_as_it_is_now
         "reasons": ["feeding_concerns"], "urgency": "routine",
         "shared_categories": ["identity", "contact"]})
     assert sent.status_code == 201, sent.json
-    rid = sent.json["id"]
+    rid, mother = sent.json["id"], family.caregivers[0]
     holding, answers = threading.Event(), {}
 
-    def hold_the_referral():  # as another request moving it would
+    def change_the_family():  # as the custodian's PATCH would: the row held, then changed
         with served.app_context():
-            db.session.execute(sa.select(Referral.id).where(Referral.id == rid)
+            db.session.execute(sa.select(Family.id).where(Family.id == family.id)
                                .with_for_update())
             holding.set()
-            time.sleep(1.2)
+            wait_until_blocked(db.engine, 1)  # the move waits for the family
+            db.session.execute(sa.update(Caregiver).where(Caregiver.id == mother.id)
+                               .values(phone="+17345550199"))
+            db.session.execute(sa.update(Family).where(Family.id == family.id)
+                               .values(do_not_contact=True, contact_methods=[]))
             db.session.commit()
 
     def move_it():
@@ -49,25 +53,18 @@ def test_a_transition_that_waited_for_the_referral_shows_the_family_as_it_is_now
             f"/api/v1/referrals/{rid}/transitions", json={"status": "accepted"},
             headers={**as_provider, "If-Match": sent.headers["ETag"]})
 
-    holder = threading.Thread(target=hold_the_referral)
-    holder.start()
+    changer = threading.Thread(target=change_the_family)
+    changer.start()
     assert holding.wait(10)
     mover = threading.Thread(target=move_it)
     mover.start()
-    time.sleep(0.3)  # the move is waiting for the referral's row
-    mother = family.caregivers[0]
-    patched = client.patch(f"/api/v1/families/{family.id}", headers=as_clinic, json={
-        "caregivers": [{"id": str(mother.id), "given_name": mother.given_name,
-                        "family_name": mother.family_name, "relationship": "mother",
-                        "has_legal_authority": True, "phone": "+17345550199"}],
-        "contact_preferences": {"do_not_contact": True, "methods": []}})
-    assert patched.status_code == 200, patched.json
     mover.join(30)
-    holder.join(30)
+    changer.join(30)
 
     assert answers["move"].status_code == 200, answers["move"].json
     now = client.get(f"/api/v1/referrals/{rid}", headers=as_provider).json["family"]
-    assert [c["phone"] for c in now["caregivers"]] == ["+17345550199"]
+    assert [c["phone"] for c in now["caregivers"]][0] == "+17345550199"
+    assert now["contact_preferences"]["do_not_contact"] is True
     shown = answers["move"].json["family"]
     assert shown["contact_preferences"] == now["contact_preferences"]
     assert shown["caregivers"] == now["caregivers"]
