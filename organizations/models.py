@@ -24,7 +24,10 @@ ORGANIZATION_TYPES = (
 )
 CAPACITY_STATUSES = ("available", "waitlist", "full")
 WAITLISTS = ("lt_1_month", "1_3_months", "gt_3_months", "unknown")
-
+#: The type of `name_key`. A PostgreSQL database's default collation (an ICU or glibc `en`
+#: locale on many installations) would sort `_Care` before `100 Acres` and `Éclair` among the
+#: E names; "C" compares code points, as SQLite and Python's `sorted` do.
+NAME_KEY = String(200).with_variant(String(200, collation="C"), "postgresql")
 
 
 class Organization(db.Model):
@@ -41,7 +44,8 @@ class Organization(db.Model):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     #: The name case-folded: the directory's order, the same whatever the database's collation.
-    name_key: Mapped[str] = mapped_column(String(200))
+    #: Compared by code point: PostgreSQL's "C" collation, SQLite's own BINARY.
+    name_key: Mapped[str] = mapped_column(NAME_KEY)
     type: Mapped[str] = mapped_column(String(40))
     #: Counties served, as the organization names them.
     counties: Mapped[list[str]] = mapped_column(JSONDocument, default=list)

@@ -9,7 +9,7 @@ from core.concurrency import check_if_match
 from core.db import db
 from core.errors import Problem
 from core.pagination import Page, keyset_page
-from core.sqltypes import json_array_contains_ci, like_pattern
+from core.sqltypes import json_array_contains_ci, json_array_holds_tag, like_pattern
 from core.time import now
 from organizations.models import Organization
 
@@ -26,7 +26,7 @@ def list_organizations(*, limit: int, cursor: str | None = None, type: str | Non
     if county is not None:
         stmt = stmt.where(json_array_contains_ci(Organization.counties, county))
     if language is not None:
-        stmt = stmt.where(json_array_contains_ci(Organization.languages, language))
+        stmt = stmt.where(json_array_holds_tag(Organization.languages, language))
     if q is not None:
         # name_key is the name casefolded by Python, as the pattern is: the two databases'
         # own lower() fold İ and a final Σ each their own way.

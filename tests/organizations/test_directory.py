@@ -7,12 +7,14 @@ import os
 import uuid
 from datetime import UTC, datetime
 
+import flask_migrate
 import pytest
+import sqlalchemy as sa
 
 from core import time as clock
 from core.db import db
 from organizations.service import create_organization
-from tests.conftest import assert_problem, assert_validation_error, bearer
+from tests.conftest import Factory, assert_problem, assert_validation_error, bearer, make_app
 
 T0 = datetime(2026, 3, 2, 14, 5, 9, 123456, tzinfo=UTC)
 ENTRY_KEYS = {"id", "name", "type", "counties", "languages", "accepting_referrals", "capacity"}
@@ -101,6 +103,69 @@ def test_names_are_ordered_alphabetically_regardless_of_case(client, make):
                                "Zeeland Kids"]
 
 
+#: Names whose order a locale's collation changes: punctuation and digits, accents, case.
+NAMES = ["Zeta Family Center", "Éclair Infant Services", "alpha Clinic", "Alpha Clinic 2",
+         "Ñandú Home Visiting", "Nube Early Head Start", "100 Acres Kids", "_Underscore Care"]
+
+
+@pytest.fixture
+def locale_collated(app, tmp_path):
+    """A client and a factory on a new, migrated database whose default collation is a
+    locale's, dropped afterwards: on PostgreSQL one collated as ICU `en` (the default of many
+    installations); SQLite's own collation has no locale. Its commits are real: a test using
+    it is `no_db`, outside the suite's rolled-back session."""
+    url = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    server = None
+    if url.get_backend_name() == "sqlite":
+        collated_url = f"sqlite:///{tmp_path / 'collated.sqlite3'}"
+    else:
+        name = f"{url.database}_icu_{uuid.uuid4().hex[:8]}"
+        server = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with server.connect() as connection:
+            connection.exec_driver_sql(
+                f"CREATE DATABASE \"{name}\" TEMPLATE template0 LOCALE_PROVIDER icu "
+                f"ICU_LOCALE 'en' LOCALE 'C.UTF-8'")
+        collated_url = url.set(database=name).render_as_string(hide_password=False)
+    try:
+        collated = make_app(collated_url)
+        with collated.app_context():
+            flask_migrate.upgrade()
+        try:
+            yield collated.test_client(), Factory(collated)
+        finally:
+            with collated.app_context():
+                db.session.remove()
+                db.engine.dispose()
+    finally:
+        if server is not None:
+            with server.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            server.dispose()
+
+
+@pytest.mark.no_db
+def test_the_order_is_the_casefolded_names_whatever_the_databases_collation(locale_collated):
+    """By code point, as Python sorts: an ICU `en` collation would put `_Underscore Care`
+    first and `Éclair` among the E names."""
+    client, make = locale_collated
+    created = [make.organization(name=name) for name in NAMES]
+    headers = bearer(make.token(created[0], ["directory:read"]))
+    expected = sorted(NAMES, key=str.casefold)
+
+    whole = client.get("/api/v1/organizations", headers=headers)
+    pages, cursor = [], None
+    for _ in NAMES:  # at most one page a name
+        query = {"limit": "3"} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/api/v1/organizations", query_string=query, headers=headers)
+        pages += names(page)
+        cursor = page.json["next_cursor"]
+        if cursor is None:
+            break
+
+    assert names(whole) == expected
+    assert pages == expected
+
+
 FILTERS = [
     ({"type": "imh_provider"}, ["Riverbend Infant Mental Health"]),
     ({"type": "community_other"}, ["Caller Family Services"]),
@@ -172,6 +237,44 @@ def test_q_ignores_case_beyond_ascii(client, make, name, q):
                           headers=bearer(token))
 
     assert names(response) == [name]
+
+
+#: Who offers which language, as each organization lists it.
+SPEAKERS = {
+    "Clínica Familiar": ("es-MX",),
+    "Familias Unidas": ("en", "es-419"),
+    "Casa Española": ("es-ES",),
+    "Spanish Speaking IMH": ("ES",),
+    "Yupik Family Services": ("esu",),
+    "Hong Kong Kids": ("zh-Hant-HK",),
+    "English Only": ("en",),
+}
+SPANISH = ["Casa Española", "Clínica Familiar", "Familias Unidas", "Spanish Speaking IMH"]
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("es", SPANISH),  # a language finds its regional variants (RFC 4647 basic filtering)
+    ("ES", SPANISH),
+    ("es-MX", ["Clínica Familiar", "Spanish Speaking IMH"]),  # and a variant, plain Spanish
+    ("es-mx", ["Clínica Familiar", "Spanish Speaking IMH"]),
+    ("es-419", ["Familias Unidas", "Spanish Speaking IMH"]),
+    ("es-AR", ["Spanish Speaking IMH"]),  # not another region's
+    ("esu", ["Yupik Family Services"]),  # `es` is a subtag, not a prefix of any text
+    ("zh", ["Hong Kong Kids"]),
+    ("zh-Hant", ["Hong Kong Kids"]),
+    ("zh-Hans", []),
+    ("en-GB", ["English Only", "Familias Unidas"]),
+])
+def test_a_language_finds_the_organizations_offering_it_in_any_variant(client, make, language,
+                                                                       expected):
+    for name, languages in SPEAKERS.items():
+        caller = make.organization(name=name, languages=languages)
+    token = make.token(caller, ["directory:read"])
+
+    response = client.get("/api/v1/organizations", query_string={"language": language},
+                          headers=bearer(token))
+
+    assert names(response) == expected
 
 
 # -- keyset pagination --------------------------------------------------------------------------
