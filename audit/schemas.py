@@ -4,7 +4,6 @@ from datetime import timedelta
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from audit.chain import text_or_none
 from audit.models import ACTIONS, OUTCOMES
 from core.pagination import PageQuery, page_schema
 from core.schemas import InputSchema, Instant, Timestamp
@@ -13,45 +12,64 @@ MAX_EXPORT_DAYS = 31
 
 
 
+class _Flat(fields.Nested):
+    """A nested object made of the event's own columns: the nested schema reads the event."""
+
+    def get_value(self, obj, attr, accessor=None, default=None):
+        return obj
+
+
+class ActorSchema(Schema):
+    """Who acted: the organization, through which client and token; null where unknown (a
+    request without a valid token)."""
+
+    organization_id = fields.UUID(required=True, allow_none=True)
+    client_id = fields.String(required=True, allow_none=True, metadata={
+        "description": "The OAuth client, or the client id claimed by a failed "
+                       "authentication."})
+    token_id = fields.UUID(required=True, allow_none=True)
+
+
 class ResourceSchema(Schema):
-    type = fields.String()
-    id = fields.String(allow_none=True)
+    """What was acted on."""
+
+    type = fields.String(required=True, attribute="resource_type", metadata={
+        "example": "referral"})
+    id = fields.String(required=True, allow_none=True, attribute="resource_id", metadata={
+        "description": "Null when the action concerned no one object (a search, an export)."})
 
 
 class RequestSchema(Schema):
-    id = fields.String(allow_none=True)
-    method = fields.String(allow_none=True)
-    path = fields.String(allow_none=True)
-    ip = fields.String(allow_none=True)
+    """The HTTP request that caused the event; null members outside a request (a command)."""
+
+    id = fields.String(required=True, allow_none=True, attribute="request_id", metadata={
+        "description": "The request's X-Request-ID."})
+    method = fields.String(required=True, allow_none=True, attribute="request_method")
+    path = fields.String(required=True, allow_none=True, attribute="request_path")
+    ip = fields.String(required=True, allow_none=True, attribute="request_ip")
 
 
 class AuditEventSchema(Schema):
     """One event of the trail, with the hashes that chain it."""
 
-    seq = fields.Integer()
-    id = fields.UUID()
-    recorded_at = Timestamp()
-    action = fields.String(metadata={"enum": list(ACTIONS)})
-    outcome = fields.String(metadata={"enum": list(OUTCOMES)})
-    reason = fields.String()
-    actor = fields.Function(lambda e: {"organization_id": text_or_none(e.organization_id),
-                                       "client_id": e.client_id,
-                                       "token_id": text_or_none(e.token_id)},
-                            metadata={"type": "object"})
-    purpose = fields.String(allow_none=True)
-    resource = fields.Function(lambda e: {"type": e.resource_type, "id": e.resource_id},
-                               metadata={"type": "object"})
-    family_id = fields.UUID(allow_none=True)
-    family_ids = fields.List(fields.UUID(), metadata={
+    seq = fields.Integer(required=True)
+    id = fields.UUID(required=True)
+    recorded_at = Timestamp(required=True)
+    action = fields.String(required=True, metadata={"enum": list(ACTIONS)})
+    outcome = fields.String(required=True, metadata={"enum": list(OUTCOMES)})
+    reason = fields.String(required=True)
+    actor = _Flat(ActorSchema, required=True)
+    purpose = fields.String(required=True, allow_none=True)
+    resource = _Flat(ResourceSchema, required=True)
+    family_id = fields.UUID(required=True, allow_none=True)
+    family_ids = fields.List(fields.UUID(), required=True, metadata={
         "description": "Every family the event disclosed when it names several (a page of a "
                        "list); empty otherwise."})
-    categories = fields.List(fields.String())
-    consent_ids = fields.List(fields.String())
-    request = fields.Function(lambda e: {"id": e.request_id, "method": e.request_method,
-                                         "path": e.request_path, "ip": e.request_ip},
-                              metadata={"type": "object"})
-    prev_hash = fields.String()
-    hash = fields.String()
+    categories = fields.List(fields.String(), required=True)
+    consent_ids = fields.List(fields.String(), required=True)
+    request = _Flat(RequestSchema, required=True)
+    prev_hash = fields.String(required=True)
+    hash = fields.String(required=True)
 
 
 AuditEventPageSchema = page_schema(AuditEventSchema, "AuditEventPage")
@@ -70,13 +88,21 @@ class _TimeRange(InputSchema):
 
 
 class AuditEventQuery(PageQuery, _TimeRange):
-    organization_id = fields.UUID()
-    client_id = fields.String(validate=validate.Length(1, 64))
-    family_id = fields.UUID()
-    action = fields.String(validate=validate.OneOf(ACTIONS))
-    outcome = fields.String(validate=validate.OneOf(OUTCOMES))
-    resource_type = fields.String(validate=validate.Length(1, 32))
-    resource_id = fields.String(validate=validate.Length(1, 64))
+    organization_id = fields.UUID(metadata={"description": "Events of this acting organization."})
+    client_id = fields.String(validate=validate.Length(1, 64), metadata={
+        "description": "Events of this OAuth client (or of a failed authentication claiming "
+                       "it)."})
+    family_id = fields.UUID(metadata={
+        "description": "Events about this family, alone or among several (`family_ids`)."})
+    action = fields.String(validate=validate.OneOf(ACTIONS),
+                           metadata={"description": "Events of this action."})
+    outcome = fields.String(validate=validate.OneOf(OUTCOMES),
+                            metadata={"description": "Events with this outcome."})
+    resource_type = fields.String(validate=validate.Length(1, 32), metadata={
+        "description": "Events on this kind of object (`resource.type`: `referral`, "
+                       "`consent`, `family`, ...)."})
+    resource_id = fields.String(validate=validate.Length(1, 64), metadata={
+        "description": "Events on the object with this id (`resource.id`)."})
 
 
 class ExportQuery(_TimeRange):
@@ -90,8 +116,10 @@ class ExportQuery(_TimeRange):
 
 
 class VerifyQuery(InputSchema):
-    from_seq = fields.Integer(strict=False, validate=validate.Range(min=1, max=2**63 - 1))
-    to_seq = fields.Integer(strict=False, validate=validate.Range(min=1, max=2**63 - 1))
+    from_seq = fields.Integer(strict=False, validate=validate.Range(min=1, max=2**63 - 1),
+                              metadata={"description": "First event to check; default 1."})
+    to_seq = fields.Integer(strict=False, validate=validate.Range(min=1, max=2**63 - 1),
+                            metadata={"description": "Last event to check; default the newest."})
 
     @validates_schema
     def _ordered(self, data, **kwargs):
@@ -144,15 +172,14 @@ class DisclosureSchema(Schema):
     family's custodian, a disclosure of its own.
     """
 
-    seq = fields.Integer()
-    recorded_at = Timestamp()
-    organization_id = fields.UUID()
-    action = fields.String(metadata={"enum": list(ACTIONS)})
-    purpose = fields.String(allow_none=True)
-    categories = fields.List(fields.String())
-    consent_ids = fields.List(fields.String())
-    resource = fields.Function(lambda e: {"type": e.resource_type, "id": e.resource_id},
-                               metadata={"type": "object"})
+    seq = fields.Integer(required=True)
+    recorded_at = Timestamp(required=True)
+    organization_id = fields.UUID(required=True)
+    action = fields.String(required=True, metadata={"enum": list(ACTIONS)})
+    purpose = fields.String(required=True, allow_none=True)
+    categories = fields.List(fields.String(), required=True)
+    consent_ids = fields.List(fields.String(), required=True)
+    resource = _Flat(ResourceSchema, required=True)
 
 
 DisclosurePageSchema = page_schema(DisclosureSchema, "DisclosurePage")

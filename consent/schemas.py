@@ -24,35 +24,42 @@ _purposes = fields.List(fields.String(validate=validate.OneOf(list(PURPOSES))),
 
 
 class GrantorSchema(Schema):
-    caregiver_id = fields.UUID()
-    legal_authority = fields.String(metadata={"enum": list(LEGAL_AUTHORITIES)})
+    caregiver_id = fields.UUID(required=True)
+    legal_authority = fields.String(required=True, metadata={"enum": list(LEGAL_AUTHORITIES)})
 
 
 class ConsentSchema(Schema):
-    """A recorded consent; `status` is derived from the time of the request."""
+    """A recorded consent; `status` is derived from the time of the request. Every member is
+    always there but `explained_in_language` and `interpreter_used` (`contact` information:
+    withheld, and named in `redacted`, from an organization no consent lets see it) and
+    `revocation_reason` (free text, for the family's custodian and the revoker alone)."""
 
-    id = fields.UUID()
-    family_id = fields.UUID()
-    grantor = fields.Nested(GrantorSchema)
-    organization_ids = fields.List(fields.UUID())
-    purposes = fields.List(fields.String(metadata={"enum": list(PURPOSES)}))
-    categories = fields.List(fields.String(metadata={"enum": list(CATEGORIES)}))
-    effective_at = Timestamp()
-    expires_at = Timestamp()
-    method = fields.String(metadata={"enum": list(METHODS)})
-    signed_at = Timestamp()
-    explained_in_language = fields.String()
-    interpreter_used = fields.Boolean()
-    revocation_rights_explained = fields.Boolean()
-    recorded_by_organization_id = fields.UUID()
-    recorded_at = Timestamp()
-    status = fields.String(metadata={"enum": ["active", "expired", "revoked", "pending"]})
-    revoked_at = Timestamp(allow_none=True)
-    revocation_reason = fields.String(allow_none=True)
-    revocation_requested_by = fields.String(allow_none=True,
+    id = fields.UUID(required=True)
+    family_id = fields.UUID(required=True)
+    grantor = fields.Nested(GrantorSchema, required=True)
+    organization_ids = fields.List(fields.UUID(), required=True)
+    purposes = fields.List(fields.String(metadata={"enum": list(PURPOSES)}), required=True)
+    categories = fields.List(fields.String(metadata={"enum": list(CATEGORIES)}), required=True)
+    effective_at = Timestamp(required=True)
+    expires_at = Timestamp(required=True)
+    method = fields.String(required=True, metadata={"enum": list(METHODS)})
+    signed_at = Timestamp(required=True)
+    explained_in_language = fields.String(metadata={"description": "`contact`"})
+    interpreter_used = fields.Boolean(metadata={"description": "`contact`"})
+    revocation_rights_explained = fields.Boolean(required=True)
+    recorded_by_organization_id = fields.UUID(required=True)
+    recorded_at = Timestamp(required=True)
+    status = fields.String(required=True,
+                           metadata={"enum": ["active", "expired", "revoked", "pending"]})
+    revoked_at = Timestamp(required=True, allow_none=True)
+    revocation_reason = fields.String(allow_none=True, metadata={
+        "description": "Shown to the family's custodian and to the organization that recorded "
+                       "the revocation; absent for the others."})
+    revocation_requested_by = fields.String(required=True, allow_none=True,
                                             metadata={"enum": list(REQUESTERS)})
-    redacted = fields.List(fields.String(metadata={"enum": list(CATEGORIES)}), metadata={
-        "description": "Categories of family information withheld from this caller."})
+    redacted = fields.List(fields.String(metadata={"enum": list(CATEGORIES)}), required=True,
+                           metadata={"description": "Categories of family information withheld "
+                                                    "from this caller."})
 
 
 ConsentPageSchema = page_schema(ConsentSchema, "ConsentPage")

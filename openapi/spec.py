@@ -97,12 +97,42 @@ def _shared_validators(self, field, ret=None, **kwargs) -> dict:
     return keywords
 
 
+def _nullable(self, field, ret=None, **kwargs) -> dict:
+    """What apispec leaves out of a nullable field in OpenAPI 3.0.3, where `nullable` needs a
+    `type` beside it and an `enum` still applies (the "Clarify nullable" proposal,
+    OAI/OpenAPI-Specification#1900): null among the values of an `enum` given in metadata
+    (apispec adds it for `OneOf` only), and a null branch beside a nested schema that admits
+    null alone (apispec's `{type: object, nullable: true}` admits any object)."""
+    ret = ret or {}
+    if not field.allow_none:
+        return {}
+    if "enum" in ret and None not in ret["enum"]:
+        return {"enum": [*ret["enum"], None]}
+    if "anyOf" in ret:
+        null = {"type": "object", "nullable": True}
+        others = [branch for branch in ret["anyOf"] if branch != null]
+        return {"anyOf": [*others, {**null, "enum": [None]}]}
+    return {}
+
+
+#: Path parameters that are not `<thing>_id`.
+_PATH_DESCRIPTIONS = {"seq": "The event's position in the audit chain (1, 2, 3, ...)."}
+
+
+def _describe_path_parameter(name: str) -> str:
+    """`family_id`: "The family's id." (what each path's id names, from its name)."""
+    if name in _PATH_DESCRIPTIONS:
+        return _PATH_DESCRIPTIONS[name]
+    return f"The {name.removesuffix('_id').replace('_', ' ')}'s id."
+
+
 def _path(rule) -> tuple[str, list[dict]]:
     parameters = []
 
     def replace(match):
         parameters.append({
             "in": "path", "name": match["name"], "required": True,
+            "description": _describe_path_parameter(match["name"]),
             "schema": _PATH_TYPES.get(match["converter"] or "", {"type": "string"}),
         })
         return "{" + match["name"] + "}"
@@ -116,6 +146,12 @@ def _content(media_type: str, schema) -> dict:
     if isinstance(schema, tuple):  # (media type, schema) for bodies that are not JSON
         media_type, schema = schema
     return {"content": {media_type: {"schema": schema}}}
+
+
+def _authenticates_the_client(form) -> bool:
+    """Whether an operation authenticates the OAuth client (RFC 6749 2.3.1): its form takes
+    the client's secret, as the token, revocation and introspection endpoints' do."""
+    return form is not None and "client_secret" in form._declared_fields
 
 
 def _names_an_object(body) -> bool:
@@ -271,6 +307,11 @@ def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: b
         del operation["parameters"]
     if secured:
         operation["security"] = [{"oauth2": [scope]} for scope in scopes] or [{"oauth2": []}]
+    elif _authenticates_the_client(meta["form"]):
+        # HTTP Basic, or no HTTP authentication: `client_secret_post` carries the credentials
+        # in the form (its `client_id` and `client_secret`), which no OpenAPI security scheme
+        # can express. Basic alone would call that supported method unauthenticated.
+        operation["security"] = [{"clientBasic": []}, {}]
     else:
         operation["security"] = []
     return operation
@@ -288,10 +329,20 @@ def build_spec(app: Flask) -> dict:
               "license": {"name": "Apache-2.0"}},
     )
     marshmallow.converter.add_attribute_function(_shared_validators)
+    marshmallow.converter.add_attribute_function(_nullable)
     spec.components.security_scheme("oauth2", {
         "type": "oauth2",
         "description": "Client credentials; every client acts for one organization.",
         "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": dict(SCOPES)}},
+    })
+    spec.components.security_scheme("clientBasic", {
+        "type": "http", "scheme": "basic",
+        "description": "The OAuth client's own authentication at the OAuth endpoints (RFC 6749 "
+                       "2.3.1), `client_secret_basic`: the client id and secret, each "
+                       "form-urlencoded, as the Basic user and password. The other way, never "
+                       "together with this one, is `client_secret_post`: `client_id` and "
+                       "`client_secret` in the form, with no HTTP authentication. Without "
+                       "either, 401 `invalid_client`.",
     })
     spec.components.schema("Problem", schema=ProblemSchema)
     for name, header in HEADERS.items():

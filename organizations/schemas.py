@@ -27,21 +27,25 @@ _languages = dict(
 
 class CapacitySchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(CAPACITY_STATUSES))
-    waitlist = fields.String(allow_none=True, validate=validate.OneOf(WAITLISTS),
-                             metadata={"description": "How long the waitlist is."})
-    updated_at = Timestamp(dump_only=True)
+    waitlist = fields.String(required=True, allow_none=True, validate=validate.OneOf(WAITLISTS),
+                             metadata={"description": "How long the waitlist is; null unless "
+                                                      "`status` is `waitlist`."})
+    updated_at = Timestamp(required=True, dump_only=True,
+                           metadata={"description": "When the capacity was last reported."})
 
 
 class OrganizationSchema(Schema):
-    """A directory entry as every organization in the network sees it."""
+    """A directory entry as every organization in the network sees it: every member is always
+    there, `capacity` null until first reported."""
 
-    id = fields.UUID(dump_only=True)
-    name = fields.String(dump_only=True)
-    type = fields.String(dump_only=True, metadata={"enum": list(ORGANIZATION_TYPES)})
-    counties = fields.List(fields.String(), dump_only=True)
-    languages = fields.List(fields.String(), dump_only=True)
-    accepting_referrals = fields.Boolean(dump_only=True)
-    capacity = fields.Nested(CapacitySchema, dump_only=True, allow_none=True,
+    id = fields.UUID(required=True, dump_only=True)
+    name = fields.String(required=True, dump_only=True)
+    type = fields.String(required=True, dump_only=True,
+                         metadata={"enum": list(ORGANIZATION_TYPES)})
+    counties = fields.List(fields.String(), required=True, dump_only=True)
+    languages = fields.List(fields.String(), required=True, dump_only=True)
+    accepting_referrals = fields.Boolean(required=True, dump_only=True)
+    capacity = fields.Nested(CapacitySchema, required=True, dump_only=True, allow_none=True,
                              metadata={"description": "Null until first reported."})
 
 
@@ -71,8 +75,15 @@ class OrganizationUpdateSchema(InputSchema):
 
 
 class OrganizationListQuery(PageQuery, InputSchema):
-    type = fields.String(validate=validate.OneOf(ORGANIZATION_TYPES))
+    type = fields.String(validate=validate.OneOf(ORGANIZATION_TYPES),
+                         metadata={"description": "Of this type."})
     county = text(100, metadata={"description": "Serves this county (case-insensitive)."})
-    language = LanguageTag(metadata={"description": "Offers this language."})
-    accepting_referrals = QueryBoolean()
+    language = LanguageTag(metadata={
+        "description": "Offers this language (BCP 47, case-insensitive), in any of its "
+                       "variants: `es` finds `es`, `es-MX` and `es-419`; `es-MX` finds "
+                       "`es-MX` and plain `es`, not `es-ES`.",
+        "example": "es"})
+    accepting_referrals = QueryBoolean(metadata={
+        "description": "`true`: only organizations accepting referrals now; `false`: only "
+                       "those that are not."})
     q = text(100, metadata={"description": "Part of the name (case-insensitive)."})

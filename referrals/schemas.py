@@ -200,7 +200,8 @@ class NoteInputSchema(InputSchema):
 class ReferralListQuery(PageQuery, InputSchema):
     direction = fields.String(validate=validate.OneOf(["sent", "received"]), metadata={
         "description": "Only referrals the caller sent, or only those it received."})
-    status = fields.String(validate=validate.OneOf(STATUSES))
+    status = fields.String(validate=validate.OneOf(STATUSES),
+                           metadata={"description": "Only referrals in this status."})
     updated_since = Instant(metadata={
         "description": "Only referrals changed at or after this instant."})
     overdue = QueryBoolean(load_default=False, metadata={

@@ -1,12 +1,15 @@
 """The OpenAPI document: valid, complete, served, and equal to the committed file."""
 
 import json
+import uuid
 
 import pytest
+from openapi_schema_validator import OAS30WriteValidator
 from openapi_spec_validator import validate
 
 from auth.scopes import SCOPES
 from openapi.spec import COMMITTED, build_spec, to_yaml
+from tests.openapi.validation import schema_errors
 
 pytestmark = pytest.mark.no_db
 
@@ -81,3 +84,111 @@ def test_request_bodies_reject_unknown_fields(document):
             if "application/json" in content:
                 ref = content["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
                 assert schemas[ref]["additionalProperties"] is False, f"{method} {path}"
+
+
+def _nodes(node, path="#"):
+    """Every object of the document, with where it is."""
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _nodes(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _nodes(value, f"{path}/{index}")
+
+
+def test_a_nullable_enum_lists_null(document):
+    """OpenAPI 3.0.3 ("Clarify nullable", OAI/OpenAPI-Specification#1900): an enum still
+    applies to a nullable schema, so null must be one of its values."""
+    nullable_enums = [(path, node) for path, node in _nodes(document)
+                      if node.get("nullable") and "enum" in node]
+
+    assert [path for path, node in nullable_enums if None not in node["enum"]] == []
+    assert any(path.endswith("/Consent/properties/revocation_requested_by")
+               for path, _ in nullable_enums)
+
+
+def test_the_null_branch_of_a_nullable_object_admits_null_alone(document):
+    null_branches = [(path, branch) for path, node in _nodes(document)
+                     for branch in node.get("anyOf", ()) if branch.get("nullable")]
+
+    assert null_branches  # Organization.capacity, Referral.part_c, ...
+    assert [path for path, branch in null_branches
+            if branch != {"type": "object", "nullable": True, "enum": [None]}] == []
+
+
+ENTRY = {"id": str(uuid.uuid4()), "name": "Riverbend", "type": "imh_provider",
+         "counties": [], "languages": [], "accepting_referrals": True}
+REFERRAL = {"family_id": str(uuid.uuid4()), "to_organization_id": str(uuid.uuid4()),
+            "reasons": ["feeding_concerns"], "urgency": "routine",
+            "shared_categories": ["identity"]}
+
+
+@pytest.mark.parametrize(("capacity", "valid"), [
+    (None, True),
+    ({"status": "waitlist", "waitlist": "1_3_months", "updated_at": "2026-03-02T14:05:09Z"},
+     True),
+    ({"status": "closed_forever", "colour": "blue"}, False),
+    ({}, False),
+])
+def test_a_directory_entrys_capacity_is_null_or_a_capacity(document, capacity, valid):
+    errors = schema_errors(document, {"$ref": "#/components/schemas/Organization"},
+                           {**ENTRY, "capacity": capacity})
+
+    assert (errors == []) is valid, errors
+
+
+@pytest.mark.parametrize(("part_c", "valid"), [
+    (None, True),
+    ({"identified_on": "2026-03-02"}, True),
+    ({"identified": "yesterday"}, False),
+])
+def test_a_referrals_part_c_is_null_or_a_part_c(document, part_c, valid):
+    schema = document["paths"]["/api/v1/referrals"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]
+
+    errors = schema_errors(document, schema, {**REFERRAL, "part_c": part_c},
+                           validator=OAS30WriteValidator)
+
+    assert (errors == []) is valid, errors
+
+
+def test_every_parameter_is_described(document):
+    undescribed = [f"{method.upper()} {path} {parameter['in']}:{parameter['name']}"
+                   for path, operations in document["paths"].items()
+                   for method, operation in operations.items()
+                   for parameter in operation.get("parameters", [])
+                   if not parameter.get("description")]
+
+    assert undescribed == []
+
+
+def test_path_ids_say_what_they_name(document):
+    parameters = {parameter["name"]: parameter["description"]
+                  for operations in document["paths"].values()
+                  for operation in operations.values()
+                  for parameter in operation.get("parameters", []) if parameter["in"] == "path"}
+
+    assert parameters["family_id"] == "The family's id."
+    assert parameters["organization_id"] == "The organization's id."
+    assert "audit chain" in parameters["seq"]
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_the_oauth_endpoints_require_the_clients_authentication(document, path):
+    """RFC 6749 2.3.1: each answers 401 `invalid_client` without it (tests/auth). HTTP Basic,
+    or the credentials in the form (`client_secret_post`), which OpenAPI can only state as no
+    HTTP authentication beside the form's own `client_id` and `client_secret`."""
+    schemes = document["components"]["securitySchemes"]
+    form = document["paths"][path]["post"]["requestBody"]["content"][
+        "application/x-www-form-urlencoded"]["schema"]
+
+    assert document["paths"][path]["post"]["security"] == [{"clientBasic": []}, {}]
+    assert {"client_id", "client_secret"} <= set(
+        document["components"]["schemas"][form["$ref"].rsplit("/", 1)[-1]]["properties"])
+    assert schemes["clientBasic"]["type"] == "http"
+    assert schemes["clientBasic"]["scheme"] == "basic"
+    assert "client_secret_post" in schemes["clientBasic"]["description"]
+    # Their metadata, which tells a client how to authenticate, needs nothing.
+    assert document["paths"]["/.well-known/oauth-authorization-server"]["get"]["security"] \
+        == []
