@@ -207,7 +207,8 @@ class ReferralListQuery(PageQuery, InputSchema):
     overdue = QueryBoolean(load_default=False, metadata={
         "description": "Only referrals past a Part C clock the caller keeps: the referrer's "
                        "drafts past `referral_due_by`; the receiver's received, open "
-                       "referrals past `timeline_due_by` and not paused. The 45-day clock is "
+                       "referrals past `timeline_due_by` and not paused, and its Part C "
+                       "referrals still `requested` 45 days after delivery. The 45-day clock is "
                        "the receiver's `service_status`: a referrer reads it on each referral "
                        "where a consent lets it, never from this filter, whose pages would "
                        "tell of it without consent."})
