@@ -91,6 +91,9 @@ class Referral(db.Model):
     #: Part C: 45 days from receipt, pushed back by pauses once they end.
     timeline_due_by: Mapped[date | None]
     timeline_paused_since: Mapped[datetime | None]
+    #: Part C: the time every ended pause lasted, together (whole seconds, each rounded up):
+    #: the 45 days are pushed back by it in whole days, rounded up once.
+    timeline_paused_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
     sent_at: Mapped[datetime | None]
     received_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=now)

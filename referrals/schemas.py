@@ -49,7 +49,8 @@ class PartCSchema(Schema):
         "description": "`identified_on` + 7 days: when the referral must be sent."})
     received_on = CalendarDate(allow_none=True, required=True)
     timeline_due_by = CalendarDate(allow_none=True, metadata={
-        "description": "`received_on` + 45 days, later by the days the clock was paused; "
+        "description": "`received_on` + 45 days, later by the time the clock was paused "
+                       "in all, in whole days rounded up once; "
                        "null until received. The receiver's `service_status`: absent for a "
                        "referrer no consent lets see it."})
     timeline_paused_since = Timestamp(allow_none=True, metadata={

@@ -622,8 +622,10 @@ def _check_fields(to: str, data: dict, referral: Referral) -> None:
 
 def _move_part_c_clock(referral: Referral, to: str, at: datetime, reason: str | None) -> None:
     """Start the 45-day clock at receipt; pause it while a documented pausing hold lasts,
-    then push its date back by the days paused (a started day counts). A clock that has run
-    out (past its due day, as `?overdue=true` judges it) stays run out: no pause starts."""
+    then push its date back by the time paused in all, in whole days rounded up once (a
+    started day counts, once: five short pauses in one day are one day, not five). A clock
+    that has run out (past its due day, as `?overdue=true` judges it) stays run out: no pause
+    starts."""
     if referral.part_c_identified_on is None:
         return
     if referral.received_at is not None and referral.timeline_due_by is None:
@@ -631,11 +633,18 @@ def _move_part_c_clock(referral: Referral, to: str, at: datetime, reason: str | 
     pausing = to == "on_hold" and reason in PAUSING_HOLD_REASONS
     paused = referral.timeline_paused_since
     if paused is not None and not pausing:
-        referral.timeline_due_by += timedelta(days=ceil((at - paused) / timedelta(days=1)))
+        before = _whole_days(referral.timeline_paused_seconds)
+        referral.timeline_paused_seconds += ceil((at - paused).total_seconds())
+        referral.timeline_due_by += timedelta(
+            days=_whole_days(referral.timeline_paused_seconds) - before)
         referral.timeline_paused_since = None
     elif paused is None and pausing and referral.timeline_due_by is not None \
             and referral.timeline_due_by >= at.date():
         referral.timeline_paused_since = at
+
+
+def _whole_days(seconds: int) -> int:
+    return ceil(seconds / 86400)
 
 
 def _held_from(referral: Referral) -> str | None:

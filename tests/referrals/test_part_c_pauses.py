@@ -1,0 +1,53 @@
+"""Part C's 45-day clock: pauses push it back by the time paused in all, in whole days
+rounded up once (issue 5 point 7, DOMAIN.md "Time limits", README "Part C clocks")."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core import time as clock
+from tests.referrals.conftest import FULL, move, network, send
+
+START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def consented(make):
+    net = network(make)
+    net.consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL,
+                               effective_at=datetime(2026, 1, 1, tzinfo=UTC),
+                               expires_in_days=365)
+    return net
+
+
+def test_short_pauses_within_one_day_push_the_45_days_back_by_one_day_not_one_each(
+        client, consented):
+    """Five documented pauses of five minutes each, all on one day (a provider logging each
+    call attempt as `awaiting_consent`, then back to work), paused the clock 25 minutes: the
+    due day moves by one day, not five. A pause of 30 hours after them makes 30 hours and 25
+    minutes in all: two days."""
+    clock.freeze(START)
+    sent = send(client, consented, part_c={"identified_on": START.date().isoformat()})
+    rid, etag = sent.json["id"], sent.headers["ETag"]
+    etag = move(client, rid, consented.as_provider, etag, status="accepted").headers["ETag"]
+    due = START.date() + timedelta(days=45)
+    for attempt in range(5):
+        clock.freeze(START + timedelta(days=1, minutes=10 * attempt))
+        held = move(client, rid, consented.as_provider, etag, status="on_hold",
+                    reason="awaiting_consent", note=f"Consent call {attempt + 1}: no answer.")
+        assert held.status_code == 200, held.json
+        clock.freeze(START + timedelta(days=1, minutes=10 * attempt + 5))
+        resumed = move(client, rid, consented.as_provider, held.headers["ETag"],
+                       status="in_progress", business_status="contact_attempted")
+        assert resumed.status_code == 200, resumed.json
+        etag = resumed.headers["ETag"]
+
+    assert resumed.json["part_c"]["timeline_due_by"] == (due + timedelta(days=1)).isoformat()
+
+    clock.freeze(START + timedelta(days=2))
+    held = move(client, rid, consented.as_provider, etag, status="on_hold",
+                reason="family_circumstances", note="The family is away for a funeral.")
+    clock.freeze(START + timedelta(days=3, hours=6))
+    resumed = move(client, rid, consented.as_provider, held.headers["ETag"],
+                   status="in_progress", business_status="engaged")
+    assert resumed.json["part_c"]["timeline_due_by"] == (due + timedelta(days=2)).isoformat()
