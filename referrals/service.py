@@ -463,9 +463,11 @@ def send_referral(actor, *, data: dict) -> tuple[dict, int]:
     Raises Problem 404 (family not visible), 422 (receiver unknown, the sender itself, or not
     accepting), 403 `consent-required`.
     """
+    # Held to send, shared for a draft (its answer may show the family under consent): a
+    # revocation of a consent this rests on goes before or after it; decided once held.
+    sending = data["status"] == "requested"
+    family = get_family(data["family_id"], lock=sending, share=not sending)
     at = now()
-    # Locked: a revocation of a consent this send rests on goes before or after it.
-    family = get_family(data["family_id"], lock=data["status"] == "requested")
     if family is None or not policy.may_see_family(
             actor_organization_id=actor.organization_id, family=family, at=at):
         raise Problem("not-found", "No family with this id is visible to this organization",
