@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import MissingAuthorizationError, ResourceProtector
+from authlib.oauth2.rfc6749 import ResourceProtector
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from flask import g, request
 
@@ -52,6 +52,13 @@ _protector = ResourceProtector()
 _protector.register_token_validator(HashedBearerTokenValidator())
 
 
+def _uses_bearer(headers) -> bool:
+    """Whether the Authorization header names the Bearer scheme (case-insensitive, RFC 9110
+    11.1), well formed or not."""
+    parts = headers.get("Authorization", "").split(None, 1)
+    return bool(parts) and parts[0].lower() == "bearer"
+
+
 def authenticate(any_of: tuple[str, ...]) -> Actor:
     """Validate the bearer token from the Authorization header and one of the scopes.
 
@@ -60,11 +67,13 @@ def authenticate(any_of: tuple[str, ...]) -> Actor:
     try:
         # The token alone; its scope is checked below.
         token = _protector.validate_request(None, _Presented(request.headers))
-    except MissingAuthorizationError:
-        log.info("request without a bearer token")
-        raise Problem("unauthorized", "Send an access token: Authorization: Bearer <token>") \
-            from None
     except OAuth2Error:
+        if not _uses_bearer(request.headers):
+            # RFC 6750 3.1: no bearer authentication at all (no Authorization header, or
+            # another scheme) gets the challenge without an error code: no token was bad.
+            log.info("request without a bearer token")
+            raise Problem("unauthorized",
+                          "Send an access token: Authorization: Bearer <token>") from None
         log.info("request with an invalid, expired or revoked token")
         raise Problem(
             "unauthorized", "The access token is invalid, expired or revoked",

@@ -239,8 +239,7 @@ class AuditedAuthorizationServer(AuthorizationServer):
 
     def create_token_response(self, request=None):
         if flask_request.args or not flask_request.form.get("grant_type"):
-            error = InvalidRequestError(
-                "Send grant_type and the other parameters in the form body, not the query string")
+            error = InvalidRequestError(_unreadable_token_request())
             return self.handle_error_response(self.create_oauth2_request(request), error)
         if error := _repeated_parameter():
             return self.handle_error_response(self.create_oauth2_request(request), error)
@@ -259,6 +258,16 @@ class AuditedAuthorizationServer(AuthorizationServer):
             # One answer for an unknown client and a wrong secret: neither tells which it was.
             raise InvalidClientError(description="Client authentication failed",
                                      status_code=401) from None
+
+
+def _unreadable_token_request() -> str:
+    """Why a token request is refused before authlib reads it: what the client should send."""
+    if flask_request.args:
+        return "Send grant_type and the other parameters in the form body, not the query string"
+    if flask_request.mimetype != "application/x-www-form-urlencoded":  # JSON, most often
+        return ("Send the token request as an application/x-www-form-urlencoded form body "
+                "(RFC 6749 4.4.2)")
+    return "Send grant_type=client_credentials in the form body"
 
 
 _OAUTH_PARAMETERS = frozenset({"grant_type", "scope", "client_id", "client_secret", "token",

@@ -448,6 +448,27 @@ def test_missing_grant_type_is_invalid_request(client, partner, form):
     assert_oauth_error(response, 400, "invalid_request")
 
 
+@pytest.mark.parametrize(("path", "send", "said"), [
+    ("/oauth/token", {"json": {"grant_type": "client_credentials"}},
+     "application/x-www-form-urlencoded"),
+    ("/oauth/token", {"data": "grant_type=client_credentials", "content_type": "text/plain"},
+     "application/x-www-form-urlencoded"),
+    ("/oauth/token", {"data": {"scope": "directory:read"}}, "grant_type=client_credentials"),
+    ("/oauth/token?grant_type=client_credentials", {}, "not the query string"),
+    ("/oauth/token?scope=directory:read", {"data": {"grant_type": "client_credentials"}},
+     "not the query string"),
+], ids=["json", "text", "form-without-grant-type", "query-only", "query-and-form"])
+def test_a_token_request_the_server_cannot_read_is_told_what_to_send(client, partner, path,
+                                                                    send, said):
+    """A JSON body is a common mistake; blaming a query string nobody sent misleads."""
+    response = client.post(path, headers=basic(partner.client_id, partner.secret), **send)
+
+    assert_oauth_error(response, 400, "invalid_request")
+    assert said in response.json["error_description"]
+    if "?" not in path:
+        assert "query string" not in response.json["error_description"]
+
+
 def test_token_parameters_come_from_the_body_only(client, partner):
     response = client.post("/oauth/token?scope=directory:write",
                            data={"grant_type": "client_credentials", "scope": "directory:read"},
@@ -852,6 +873,31 @@ def test_missing_or_malformed_bearer_is_401(client, authorization):
     response = client.get("/api/v1/me", headers=headers)
 
     assert_unauthorized(response)
+
+
+#: The challenge to a request without bearer authentication, and to a bad bearer token.
+PLAIN, INVALID_TOKEN = 'Bearer realm="imh-referral-network"', 'Bearer error="invalid_token"'
+
+
+@pytest.mark.parametrize(("authorization", "challenge"), [
+    (None, PLAIN), ("", PLAIN), ("Basic {basic}", PLAIN), ("Token abc", PLAIN),
+    ("Digest x", PLAIN),
+    ("Bearer", INVALID_TOKEN), ("Bearer not-a-token", INVALID_TOKEN), ("bearer x", INVALID_TOKEN),
+    ("Bearer x y", INVALID_TOKEN),
+])
+def test_the_challenge_names_an_error_only_when_a_bearer_token_was_sent(client, partner,
+                                                                         authorization,
+                                                                         challenge):
+    """RFC 6750 3.1: to a request that lacks bearer authentication (no header, or another
+    scheme) the challenge carries no error code: no token was bad."""
+    credentials = basic(partner.client_id, partner.secret)["Authorization"].split()[1]
+    headers = {} if authorization is None else {
+        "Authorization": authorization.format(basic=credentials)}
+
+    response = client.get("/api/v1/me", headers=headers)
+
+    assert_unauthorized(response)
+    assert response.headers["WWW-Authenticate"] == challenge
 
 
 def test_bearer_scheme_is_case_insensitive_and_may_be_followed_by_spaces(client, partner):
