@@ -6,10 +6,12 @@ from types import SimpleNamespace
 import click
 import sqlalchemy as sa
 
+import audit
 from auth import service as clients
 from auth.cli import client_document
 from auth.models import OAuthClient
 from auth.scopes import SCOPES
+from consent import policy
 from consent import service as consents
 from core.cli import OperatorGroup, echo_json
 from core.db import db, transaction
@@ -20,7 +22,7 @@ from organizations import service as directory
 from organizations.models import Organization
 from organizations.schemas import OrganizationSchema
 from referrals import service as referrals
-from referrals.models import Referral
+from referrals.models import ACTIVE_STATUSES, Referral
 
 PARTNER_SCOPES = [scope for scope in SCOPES if scope != "audit:read"]
 AUDITOR_SCOPES = ["directory:read", "audit:read"]
@@ -63,7 +65,12 @@ DEMO_FAMILY = {
 
 def _demo_family(clinic: Organization, provider: Organization) -> dict:
     """The clinic's demo family, a consent letting the provider see its identity only, and
-    the clinic's referral of the family to the provider, sharing that."""
+    the clinic's referral of the family to the provider, sharing that.
+
+    Run again, it keeps the family, records the consent again once the last one has ended
+    (expired or revoked), and sends a new referral once the last one is no longer open and
+    moving (closed, or held because its consent ended): what seeding prints keeps working.
+    """
     family = db.session.scalar(sa.select(Family).where(
         Family.custodian_organization_id == clinic.id,
         Family.child_given_name == DEMO_FAMILY["child"]["given_name"],
@@ -71,15 +78,25 @@ def _demo_family(clinic: Organization, provider: Organization) -> dict:
     actor = SimpleNamespace(organization_id=clinic.id, client_id=None, token_id=None)
     if family is None:
         family, _ = families.create_family(actor, data=DEMO_FAMILY)
-        at = now()
+    at = now()
+    shared = policy.decide(actor_organization_id=provider.id, family=family,
+                           purpose="referral", categories=["identity"], at=at)
+    if shared.decision != "permit":
+        grantor = next((c for c in family.caregivers if c.has_legal_authority),
+                       family.caregivers[0])
         consents.record_consent(actor, family_id=family.id, data={
-            "grantor": {"caregiver_id": family.caregivers[0].id, "legal_authority": "parent"},
+            "grantor": {"caregiver_id": grantor.id, "legal_authority": "parent"},
             "organization_ids": [clinic.id, provider.id],
             "purposes": ["referral", "care_coordination"], "categories": ["identity"],
             "expires_at": at + timedelta(days=180), "method": "electronic_signature",
             "signed_at": at - timedelta(minutes=1), "explained_in_language": "es",
             "interpreter_used": True, "revocation_rights_explained": True})
-    referral = db.session.scalar(sa.select(Referral).where(Referral.family_id == family.id))
+    referral = db.session.scalar(
+        sa.select(Referral)
+        .where(Referral.family_id == family.id, Referral.from_organization_id == clinic.id,
+               Referral.to_organization_id == provider.id,
+               Referral.status.in_(ACTIVE_STATUSES))
+        .order_by(Referral.created_at.desc(), Referral.id.desc()).limit(1))
     if referral is None:
         document, _ = referrals.send_referral(actor, data={
             "family_id": family.id, "to_organization_id": provider.id,
@@ -112,6 +129,7 @@ def seed():
                 if capacity is not None:
                     organization.capacity_status, organization.capacity_waitlist = capacity
                     organization.capacity_updated_at = organization.created_at
+                audit.record_operator("create", "organization", organization.id)
             client = db.session.scalar(
                 sa.select(OAuthClient).where(
                     OAuthClient.organization_id == organization.id,
@@ -120,8 +138,10 @@ def seed():
             if client is None:
                 result = clients.create_client(organization_id=organization.id, scopes=scopes,
                                                name=_demo_client_name(organization))
+                audit.record_operator("create", "oauth_client", result.client.client_id)
             else:
-                result = clients.rotate_secret(client)
+                result = clients.rotate_secret(client)  # a new secret: a change of the client
+                audit.record_operator("update", "oauth_client", result.client.client_id)
             db.session.flush()
             documents.append(OrganizationSchema().dump(organization))
             issued.append(client_document(result.client, result.client_secret))

@@ -70,6 +70,13 @@ def record(*, action: str, outcome: str, reason: str, resource_type: str,
     db.session.info.setdefault(_PENDING, []).append(values)
 
 
+def record_operator(action: str, resource_type: str, resource_id) -> None:
+    """Add an operator's command (a client issued or revoked, an organization added) to the
+    current transaction: no organization, client or token acted (reason `operator`)."""
+    record(action=action, outcome="permit", reason="operator", resource_type=resource_type,
+           resource_id=resource_id)
+
+
 def _request_fields() -> dict:
     if not has_request_context():
         return {"request_id": None, "request_method": None, "request_path": None,

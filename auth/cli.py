@@ -2,7 +2,9 @@
 
 import click
 
+import audit
 from auth import service
+from auth.models import OAuthClient
 from core.cli import UUID, OperatorGroup, echo_json
 from core.db import db, transaction
 from core.time import rfc3339
@@ -35,16 +37,15 @@ def create_client(organization_id, scopes, name):
     if name is not None and not 1 <= len(name.strip()) <= 200:
         raise click.BadParameter("must be 1 to 200 characters", param_hint="--name")
     with transaction():
-        organization = db.session.get(Organization, organization_id)
-        if organization is None:
-            raise click.UsageError(f"no organization {organization_id}")
+        organization = _organization(organization_id)
         try:
             issued = service.create_client(
                 organization_id=organization.id, scopes=scopes.split(),
                 name=name or organization.name,
             )
         except service.ClientError as error:
-            raise click.UsageError(str(error)) from None
+            raise click.BadParameter(str(error), param_hint="--scopes") from None
+        audit.record_operator("create", "oauth_client", issued.client.client_id)
     echo_json(client_document(issued.client, issued.client_secret))
 
 
@@ -52,6 +53,8 @@ def create_client(organization_id, scopes, name):
 @click.option("--organization", "organization_id", type=UUID, default=None)
 def list_clients(organization_id):
     """List clients (never their secrets)."""
+    if organization_id is not None:
+        _organization(organization_id)  # a mistyped id is not an organization without clients
     echo_json([client_document(c) for c in service.list_clients(organization_id=organization_id)])
 
 
@@ -60,7 +63,18 @@ def list_clients(organization_id):
 def revoke_client(client_id):
     """Retire a client and every token it holds."""
     with transaction():
-        client = service.revoke_client(client_id)
-    if client is None:
-        raise click.UsageError(f"no client {client_id}")
+        client = db.session.get(OAuthClient, client_id)
+        if client is None:
+            raise click.ClickException(f"no client {client_id}")
+        if client.revoked_at is None:  # revoking a revoked client again changes nothing
+            service.revoke_client(client_id)
+            audit.record_operator("revoke", "oauth_client", client.client_id)
     echo_json(client_document(client))
+
+
+def _organization(organization_id) -> Organization:
+    """The organization; raises ClickException (exit 1, one line) when there is none."""
+    organization = db.session.get(Organization, organization_id)
+    if organization is None:
+        raise click.ClickException(f"no organization {organization_id}")
+    return organization

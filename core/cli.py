@@ -37,9 +37,19 @@ UUID = UUIDParam()
 _NO_TABLE = ("no such table", "does not exist")
 
 
+class DatabaseNotReady(click.ClickException):
+    """The command did not run: its database cannot be reached, or has no schema yet.
+
+    Its own exit status, 3, so that no status a command gives a meaning (`audit verify`'s 1:
+    the chain or a checkpoint failed) ever stands for an outage.
+    """
+
+    exit_code = 3
+
+
 class OperatorGroup(AppGroup):
     """A command group whose commands, run against a database that cannot be reached or is
-    not migrated yet, say so and exit 1, rather than print the driver's traceback."""
+    not migrated yet, say so and exit 3, rather than print the driver's traceback."""
 
     #: Whether a missing table means the schema is not there yet (not for `db` itself, whose
     #: own migrations may fail on a missing object for another reason).
@@ -51,12 +61,12 @@ class OperatorGroup(AppGroup):
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as error:
             # No statement: the failure was the connection's, not a query's.
             if isinstance(error, sa.exc.OperationalError) and error.statement is None:
-                raise click.ClickException(
+                raise DatabaseNotReady(
                     f"The database is unreachable: {_short_reason(error)}") from None
             if not self.explains_missing_schema \
                     or not any(words in str(error.orig) for words in _NO_TABLE):
                 raise
-            raise click.ClickException(
+            raise DatabaseNotReady(
                 "The database has no schema yet: run `flask db upgrade` first") from None
 
 
@@ -86,11 +96,23 @@ def _printing_revisions(upgrade: click.Command) -> click.Command:
                          help=upgrade.help, short_help=upgrade.short_help)
 
 
-#: Flask-Migrate's `db` commands as they are, but `db upgrade` prints JSON like every
-#: operator command. A copy of the group: Flask-Migrate's own is left alone.
+#: The Flask-Migrate commands operators get: those that move the schema forward or read it,
+#: and those that write revision files for developers. Left out: `downgrade`, whose revisions
+#: drop the audit trail, the consents and the families (retention is years, and there is no
+#: delete path), and `stamp`, which records a revision without running it, so that a later
+#: upgrade skips migrations or runs them again. Named one by one, so a command a new
+#: Flask-Migrate adds is not offered until someone has looked at it.
+OFFERED_MIGRATION_COMMANDS = ("upgrade", "current", "heads", "history", "show", "branches",
+                              "check", "init", "revision", "migrate", "edit", "merge",
+                              "list-templates")
+
+#: Flask-Migrate's `db` group with the commands offered, `db upgrade` printing JSON like
+#: every operator command. A copy of the group: Flask-Migrate's own is left alone (tests
+#: downgrade through `flask_migrate.downgrade`, not through the CLI).
 db_cli = OperatorGroup(
     migration_commands.name, callback=migration_commands.callback,
     params=migration_commands.params, help=migration_commands.help,
-    commands={**migration_commands.commands,
-              "upgrade": _printing_revisions(migration_commands.commands["upgrade"])})
+    commands={name: command for name, command in migration_commands.commands.items()
+              if name in OFFERED_MIGRATION_COMMANDS})
+db_cli.add_command(_printing_revisions(migration_commands.commands["upgrade"]))
 db_cli.explains_missing_schema = False

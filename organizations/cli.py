@@ -2,6 +2,7 @@
 
 import click
 
+import audit
 from core.cli import OperatorGroup, echo_json
 from core.db import transaction
 from organizations import service
@@ -33,4 +34,6 @@ def create_org(name, type_, counties, languages, accepting):
             name=name, type=type_, counties=counties, languages=languages,
             accepting_referrals=accepting,
         )
+        audit.record_operator("create", "organization", organization.id)
     echo_json(OrganizationSchema().dump(organization))
+

@@ -1,10 +1,14 @@
 """Operator commands print JSON, fail with a message and a non-zero exit, and change data."""
 
 import json
+from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
-from tests.conftest import basic
+from core import time as clock
+from core.db import db
+from tests.conftest import audit_events, basic, bearer
 
 
 @pytest.fixture
@@ -89,6 +93,62 @@ def test_client_commands_refuse_unknown_objects(run, args):
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("args", [
+    ["client", "create", "--organization", "00000000-0000-4000-8000-000000000000",
+     "--scopes", "directory:read"],
+    ["client", "list", "--organization", "00000000-0000-4000-8000-000000000000"],
+    ["client", "revoke", "00000000-0000-4000-8000-000000000000"],
+])
+def test_an_unknown_organization_or_client_is_a_one_line_error(run, args):
+    """Exit 1 and the message alone: not a usage error (exit 2, "Usage: ..."), as if the
+    command had been typed wrong, and for `client list` not `[]`, as if the organization had
+    no clients."""
+    result = run(*args)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    what = "client" if args[1] == "revoke" else "organization"
+    assert result.stderr.strip().splitlines() == [
+        f"Error: no {what} 00000000-0000-4000-8000-000000000000"]
+
+
+def test_operators_issuing_and_revoking_clients_and_adding_organizations_are_audited(app, run):
+    """One event per change, in the command's transaction: no organization, client or token
+    acted (reason `operator`), and no secret is in it."""
+    organization = json.loads(run("org", "create", "--name", "Clinic",
+                                  "--type", "hospital").stdout)
+    created = json.loads(run("client", "create", "--organization", organization["id"],
+                             "--scopes", "directory:read").stdout)
+    assert run("client", "revoke", created["client_id"]).exit_code == 0
+    assert run("client", "revoke", created["client_id"]).exit_code == 0  # changes nothing
+
+    with app.app_context():
+        events = [*audit_events(resource_type="organization", resource_id=organization["id"]),
+                  *audit_events(resource_type="oauth_client", resource_id=created["client_id"])]
+        assert [(e.resource_type, e.action, e.outcome, e.reason) for e in events] == [
+            ("organization", "create", "permit", "operator"),
+            ("oauth_client", "create", "permit", "operator"),
+            ("oauth_client", "revoke", "permit", "operator"),
+        ]
+        for event in events:
+            assert (event.organization_id, event.client_id, event.token_id) == (None, None, None)
+            assert created["client_secret"] not in str(vars(event))
+
+
+def test_demo_seed_audits_the_organizations_clients_and_secrets_it_issues(app, run):
+    first = json.loads(run("demo", "seed").stdout)
+    again = json.loads(run("demo", "seed").stdout)
+    with app.app_context():
+        for organization in first["organizations"]:
+            assert [e.action for e in audit_events(
+                resource_type="organization", resource_id=organization["id"])] == ["create"]
+        for issued, rotated in zip(first["clients"], again["clients"], strict=True):
+            events = audit_events(resource_type="oauth_client", resource_id=issued["client_id"])
+            assert [(e.action, e.reason) for e in events] == [("create", "operator"),
+                                                              ("update", "operator")]
+            assert not any(secret in str(vars(e)) for e in events
+                           for secret in (issued["client_secret"], rotated["client_secret"]))
+
+
 @pytest.mark.parametrize("name", ["x" * 201, "   "])
 def test_client_create_refuses_a_name_that_does_not_fit(run, name):
     organization = json.loads(run("org", "create", "--name", "Clinic", "--type",
@@ -105,7 +165,7 @@ def test_a_command_on_a_database_without_its_schema_says_to_migrate(tmp_path):
 
     empty = make_app(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
     result = empty.test_cli_runner().invoke(args=["client", "list"])
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "flask db upgrade" in result.output
     assert "Traceback" not in result.output
 
@@ -127,16 +187,17 @@ def test_db_upgrade_prints_the_revision_reached_and_the_one_it_started_from(tmp_
 
 
 @pytest.mark.no_db
-@pytest.mark.parametrize("args", [["client", "list"], ["db", "upgrade"]])
+@pytest.mark.parametrize("args", [["client", "list"], ["db", "upgrade"], ["audit", "verify"]])
 def test_a_command_against_an_unreachable_database_says_so_in_one_line(args):
-    """A message on standard error and exit 1, not the driver's traceback with the host and
-    port it tried."""
+    """A message on standard error and exit 3, not the driver's traceback with the host and
+    port it tried; and not 1, which `audit verify` gives a chain that fails, so that an alert
+    on it does not report an outage as tampering."""
     from tests.conftest import make_app
 
     nowhere = make_app("postgresql://postgres@127.0.0.1:1/nowhere")
     result = nowhere.test_cli_runner().invoke(args=args)
 
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert result.stdout == ""
     assert result.stderr.strip().splitlines()[-1] == \
         "Error: The database is unreachable: Connection refused"
@@ -213,3 +274,79 @@ def test_the_demo_family_is_shared_with_the_provider_by_consent(run, client):
     assert "reasons" not in referral.json
     again = json.loads(run("demo", "seed").stdout)
     assert again["family"]["referral_id"] == seeded["family"]["referral_id"]
+
+
+@pytest.mark.parametrize("ended", ["expired", "revoked"])
+def test_demo_seed_run_again_after_the_demo_consent_ended_shares_the_family_again(
+        run, client, ended):
+    """What seeding prints keeps working: a fresh consent, and, when the referral was held
+    because its consent ended, a new referral."""
+    first = json.loads(run("demo", "seed").stdout)
+    family_id = first["family"]["id"]
+    if ended == "expired":
+        clock.freeze(clock.now() + timedelta(days=181))
+    else:
+        clinic = next(c for c in first["clients"] if "Pediatric" in c["name"])
+        token = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                            headers=basic(clinic["client_id"], clinic["client_secret"]))
+        headers = bearer(token.json["access_token"])
+        [consent] = client.get(f"/api/v1/families/{family_id}/consents",
+                               headers=headers).json["items"]
+        assert client.post(f"/api/v1/consents/{consent['id']}/revoke", headers=headers,
+                           json={"reason": "The family asked to stop."}).status_code == 200
+    seeded = json.loads(run("demo", "seed").stdout)
+    assert seeded["family"]["id"] == family_id
+
+    provider = next(c for c in seeded["clients"] if "Riverbend" in c["name"])
+    token = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                        headers=basic(provider["client_id"], provider["client_secret"]))
+    headers = bearer(token.json["access_token"])
+    family = client.get(f"/api/v1/families/{family_id}?purpose=referral", headers=headers)
+    assert family.status_code == 200, family.get_data(as_text=True)
+    assert family.json["redacted"] == ["contact"]
+    referral = client.get(f"/api/v1/referrals/{seeded['family']['referral_id']}",
+                          headers=headers)
+    assert referral.status_code == 200
+    assert referral.json["status"] == "requested"
+    # Held when the consent was revoked, the first referral stays as it was; after the
+    # expiry, the first one is covered again and kept.
+    kept = seeded["family"]["referral_id"] == first["family"]["referral_id"]
+    assert kept == (ended == "expired")
+
+
+@pytest.mark.no_db
+def test_the_db_commands_offer_no_way_to_drop_or_skip_migrations(empty_database):
+    """Retention is years and there is no delete path: `db downgrade` (whose revisions drop
+    the audit trail, the consents and the families) and `db stamp` are not offered; the
+    trail is as it was."""
+    import flask_migrate
+
+    from audit.models import AuditEvent
+    from tests.conftest import make_app
+
+    served = make_app(empty_database)
+    try:
+        with served.app_context():
+            flask_migrate.upgrade()
+        runner = served.test_cli_runner()
+        assert runner.invoke(args=["demo", "seed"]).exit_code == 0
+        assert runner.invoke(args=["audit", "verify"]).exit_code == 0  # seals (PostgreSQL)
+        with served.app_context():
+            events = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
+            db.session.remove()
+        assert events > 0
+        for command in (["db", "downgrade", "base"], ["db", "stamp", "base"]):
+            refused = runner.invoke(args=command)
+            assert refused.exit_code == 2
+            assert f"No such command '{command[1]}'" in refused.stderr
+        with served.app_context():
+            kept = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
+            db.session.remove()
+        assert kept == events
+        assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+        upgraded = runner.invoke(args=["db", "upgrade"])
+        assert upgraded.exit_code == 0
+        assert json.loads(upgraded.stdout)["from"] == json.loads(upgraded.stdout)["revision"]
+    finally:
+        with served.app_context():
+            db.engine.dispose()
