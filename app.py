@@ -3,6 +3,7 @@
 import logging
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from flasgger import Swagger
 from flask import Flask
@@ -89,13 +90,32 @@ def _register_openapi(app: Flask) -> None:
     })
 
 
+def configuration_error_exit(error: ConfigError) -> NoReturn:
+    """Stop the process on a configuration error: the message alone on standard error, no
+    traceback.
+
+    In a gunicorn worker the exit status is gunicorn's "App failed to load" (4), which halts
+    the master; on any other status it boots another worker, for ever.
+    """
+    message = f"configuration error: {error}"
+    arbiter = sys.modules.get("gunicorn.arbiter")
+    if arbiter is not None:
+        print(message, file=sys.stderr, flush=True)
+        sys.exit(arbiter.Arbiter.APP_LOAD_ERROR)
+    sys.exit(message)
+
+
+def _create_app_or_exit(config: dict | None = None) -> Flask:
+    try:
+        return create_app(config)
+    except ConfigError as error:
+        configuration_error_exit(error)
+
+
 def __getattr__(name):
     # Built on first use, so importing create_app (tests) does not demand production settings.
     if name == "app":
-        try:
-            application = create_app()
-        except ConfigError as error:
-            sys.exit(f"configuration error: {error}")
+        application = _create_app_or_exit()
         globals()["app"] = application
         return application
     raise AttributeError(name)
@@ -103,4 +123,4 @@ def __getattr__(name):
 
 def main() -> None:
     """The `imh-referral` console script: the same commands as `flask --app app`."""
-    FlaskGroup(create_app=create_app)()
+    FlaskGroup(create_app=_create_app_or_exit)()

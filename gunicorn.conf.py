@@ -1,16 +1,38 @@
 """gunicorn settings for the service, and for the bench floor so both run alike."""
 
+import math
 import multiprocessing
 import os
 import sys
 
+
+def _setting(name, default, kind, minimum, maximum):
+    """A number from the environment within its bounds, or the default when unset or empty.
+    Otherwise the master stops here, before it binds or boots anything, with one line on
+    standard error (a bad value would otherwise surface as a traceback in every worker)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or not minimum <= value <= maximum:
+        what = "an integer" if kind is int else "a number"
+        sys.exit(f"configuration error: {name} must be {what} from {minimum} to {maximum}, "
+                 f"got {raw!r}")
+    return value
+
+
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 # gthread keeps client connections alive; sync workers would pay a TCP handshake per request.
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# (gunicorn itself reads WEB_CONCURRENCY as an integer before this file: a value that is not
+# one stops it there, with its own message.)
+workers = _setting("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2, int, 1, 512)
+threads = _setting("GUNICORN_THREADS", 4, int, 1, 256)
 # A request that runs longer than this is killed rather than left to hold a worker.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = _setting("GUNICORN_TIMEOUT", 30, int, 1, 3600)
 graceful_timeout = 30
 keepalive = 5
 # Limits on the request line and headers; bodies are capped by MAX_CONTENT_LENGTH in the app.
@@ -24,7 +46,8 @@ errorlog = "-"
 # it may wait that long behind a thread that is rendering, so requests of several round trips
 # (a referral's read or move) queue for the GIL more than for the database. 1 ms measured
 # 20-60% more throughput for those at the same floor (bench/, paired runs, 2026-12-04).
-_switch_interval = float(os.environ.get("GIL_SWITCH_INTERVAL", "0.001"))
+# Strictly positive (sys.setswitchinterval refuses 0); a second is already far too long.
+_switch_interval = _setting("GIL_SWITCH_INTERVAL", 0.001, float, 0.0001, 1.0)
 
 
 def post_fork(server, worker):

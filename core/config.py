@@ -4,11 +4,21 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
 
 log = logging.getLogger(__name__)
 
 #: The secret shipped in examples; a production start refuses it.
 DEFAULT_SECRET_KEYS = frozenset({"", "change-me", "dev", "development", "secret"})
+#: Words of example and hand-made secrets: a SECRET_KEY holding one (any case) is not random.
+#: Six letters or more, so a random key holds one by chance less than once in a million.
+SECRET_KEY_PLACEHOLDERS = ("change", "secret", "password", "example", "default", "replace",
+                           "placeholder", "insecure", "development")
+#: Fewer different characters than this is a pattern, not a random key ("a" * 32). A random
+#: hex key of 32 characters has fewer about once in 12,000; one of 64, practically never.
+SECRET_KEY_MIN_DISTINCT = 10
 ENVIRONMENTS = ("production", "development", "test")
 
 
@@ -36,6 +46,31 @@ _DAY = 24 * 60 * 60
 _YEAR = 365 * _DAY
 
 
+def _issuer(raw: str, env: str) -> str | None:
+    """OAUTH_ISSUER without its trailing `/`, or None when unset.
+
+    It is the base of every URL of the RFC 8414 metadata, so it must be an absolute URL with
+    a host and no query, fragment or credentials (RFC 8414 2); https in production, where
+    OAuth 2 requires TLS, and http too in development and tests.
+    """
+    if not raw:
+        return None
+    value = raw.rstrip("/")
+    schemes = ("https",) if env == "production" else ("https", "http")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme not in schemes or not parts.hostname
+            or "@" in parts.netloc or any(c in value for c in "?#")
+            or any(c.isspace() or not c.isprintable() for c in value)):
+        raise ConfigError(
+            f"OAUTH_ISSUER must be an absolute {' or '.join(schemes)} URL with a host and no "
+            "query, fragment or credentials, such as https://imh.example.org")
+    return value
+
+
 def _development_secret(instance_path: Path) -> str:
     """Keep one generated secret per instance folder so cursors survive a restart."""
     path = instance_path / "secret_key"
@@ -60,15 +95,18 @@ def load_config(instance_path: Path, environ=None) -> dict:
         raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
 
     secret_key = environ.get("SECRET_KEY", "")
-    if secret_key in DEFAULT_SECRET_KEYS or len(secret_key) < 32:
+    if not _looks_random(secret_key):
         if env == "production":
             raise ConfigError(
-                "SECRET_KEY must be set to a random value of at least 32 characters "
-                "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+                "SECRET_KEY must be set to a random value of at least 32 characters, with at "
+                f"least {SECRET_KEY_MIN_DISTINCT} different ones and no placeholder word such "
+                "as 'change' or 'secret' (e.g. `python -c 'import secrets; "
+                "print(secrets.token_hex(32))'`)"
             )
         secret_key = _development_secret(instance_path)
 
-    database_url = environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'imh.sqlite3'}"
+    database_url = _database_url(
+        environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'imh.sqlite3'}")
     # PostgreSQL: the longest one statement may run, and a transaction may sit idle, before
     # the server ends it (milliseconds; 0: never), so a stuck request cannot hold locks long.
     statement_timeout = _int(environ, "DATABASE_STATEMENT_TIMEOUT_MS", 15000, minimum=0,
@@ -80,9 +118,9 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url, statement_timeout),
         "MAX_CONTENT_LENGTH": _int(environ, "MAX_CONTENT_LENGTH", 64 * 1024, maximum=2**30),
         "TOKEN_LIFETIME": _int(environ, "TOKEN_LIFETIME", 3600, maximum=_YEAR),
-        "OAUTH_ISSUER": environ.get("OAUTH_ISSUER", "").rstrip("/") or None,
-        "REDIS_URL": environ.get("REDIS_URL") or None,
-        "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
+        "OAUTH_ISSUER": _issuer(environ.get("OAUTH_ISSUER", ""), env),
+        "REDIS_URL": _redis_url(environ.get("REDIS_URL") or None),
+        "LOG_LEVEL": _log_level(environ.get("LOG_LEVEL") or "INFO"),
         "AUDIT_SIGNING_KEY": environ.get("AUDIT_SIGNING_KEY") or None,
         #: Public keys the service signed checkpoints with before AUDIT_SIGNING_KEY changed.
         "AUDIT_PREVIOUS_PUBLIC_KEYS": environ.get("AUDIT_PREVIOUS_PUBLIC_KEYS") or None,
@@ -101,6 +139,64 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "RATE_LIMIT_TOKEN": environ.get("RATE_LIMIT_TOKEN")
         or environ.get("RATE_LIMIT_OAUTH", "120 per minute"),
     }
+
+
+def _looks_random(secret_key: str) -> bool:
+    """Whether a SECRET_KEY could be random: at least 32 characters, at least
+    SECRET_KEY_MIN_DISTINCT different ones, and no placeholder word. A cheap screen for the
+    keys people type or paste, not a measure of entropy."""
+    folded = secret_key.casefold()
+    return (secret_key not in DEFAULT_SECRET_KEYS and len(secret_key) >= 32
+            and len(set(secret_key)) >= SECRET_KEY_MIN_DISTINCT
+            and not any(word in folded for word in SECRET_KEY_PLACEHOLDERS))
+
+
+#: The databases the service runs on, as (backend, driver) of a normalized URL.
+_DATABASES = {("sqlite", ""), ("sqlite", "pysqlite"), ("postgresql", "psycopg")}
+
+
+def _database_url(raw: str) -> str:
+    """DATABASE_URL, normalized. Raises ConfigError, without the value (it may hold a
+    password), for a URL SQLAlchemy cannot read or a database or driver not served here."""
+    url = normalize_database_url(raw)
+    try:
+        backend, _, driver = sa.engine.make_url(url).drivername.partition("+")
+    except (sa.exc.ArgumentError, ValueError):  # not a URL; a port that is not a number
+        backend = driver = None
+    if (backend, driver) not in _DATABASES:
+        raise ConfigError("DATABASE_URL must be sqlite:///PATH or "
+                          "postgresql://USER@HOST:PORT/DATABASE (served through psycopg 3)")
+    return url
+
+
+#: The `limits` storages that are Redis: any other (`memory://`, a per-process counter the
+#: service avoids on purpose, alisaifee/limits#26; memcached, MongoDB) is refused.
+_REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
+
+
+def _redis_url(raw: str | None) -> str | None:
+    """REDIS_URL, or None when unset. Raises ConfigError, without the value (it may hold a
+    password), for one that is not a Redis URL with a numeric port."""
+    if raw is None:
+        return None
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in _REDIS_SCHEMES:
+        raise ConfigError("REDIS_URL must be a redis://HOST:PORT/DB, rediss://HOST:PORT/DB or "
+                          "redis+unix:///PATH URL")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    """LOG_LEVEL as a level name logging knows. Raises ConfigError for another."""
+    level = raw.strip().upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ConfigError(
+            f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {raw!r}")
+    return level
 
 
 def _engine_options(database_url: str, statement_timeout: int) -> dict:

@@ -168,6 +168,17 @@ def register_error_handlers(app: Flask) -> None:
             return problem_response(unavailable(
                 "The request met concurrent changes of the same records and was not done; "
                 "retry it", retry_after=1))
+        # An undefined table, column or function (PostgreSQL's 42P01, 42703, 42883; SQLite's
+        # "no such ..."): the code is ahead of the database's migrations, as when it is served
+        # before `flask db upgrade`. Nothing was done, and it answers again once migrated.
+        if sqlstate in ("42P01", "42703", "42883") or (
+                isinstance(error, OperationalError)
+                and str(error.orig).startswith(("no such table", "no such column",
+                                                "no such function"))):
+            log.error("database schema is not at the newest migration: %s; run `flask db "
+                      "upgrade`", type(error.orig).__name__)
+            return problem_response(unavailable(
+                "The database schema is not at the newest migration; retry shortly"))
         if error.connection_invalidated or isinstance(error, OperationalError):
             log.error("database unavailable: %s", type(error.orig).__name__)
             return problem_response(unavailable("The database is unreachable; retry shortly"))

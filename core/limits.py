@@ -19,6 +19,7 @@ from urllib.parse import unquote_plus
 
 from flask import Flask, current_app, g, request
 from limits import RateLimitItem, parse_many
+from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
@@ -30,11 +31,15 @@ _STORAGE = "rate_limit_storage"
 
 @functools.cache
 def _limit(text: str) -> RateLimitItem:
-    """One limit ("1200 per minute"). Raises ValueError for anything else, a list included:
-    one counter is kept per budget."""
+    """One limit ("1200 per minute") of at least one request. Raises ValueError for anything
+    else, a list included: one counter is kept per budget."""
     items = parse_many(text)
     if len(items) != 1:
         raise ValueError(f"one limit, such as '1200 per minute', not {text!r}")
+    if items[0].amount < 1:
+        # `0 per minute` would refuse every counted call: a closed service, not a budget.
+        raise ValueError(f"a limit of at least one request, such as '1200 per minute', "
+                         f"not {text!r}")
     return items[0]
 
 
@@ -184,13 +189,23 @@ def _say_budget(response):
 
 def init_app(app: Flask) -> None:
     """The counters' storage, and the budget headers on every counted answer. Raises
-    ConfigError for a budget that is not one limit ("1200 per minute")."""
+    ConfigError for a budget that is not one limit ("1200 per minute"), or a REDIS_URL the
+    `limits` library cannot use."""
     for budget in ("RATE_LIMIT_API", "RATE_LIMIT_TOKEN"):
         try:
             _limit(app.config[budget])
         except ValueError as error:
             raise ConfigError(f"{budget}: {error}") from None
     redis_url = app.config.get("REDIS_URL")
-    app.extensions[_STORAGE] = (storage_from_string(redis_url, wrap_exceptions=True)
-                                if redis_url else ProcessCounters())
+    app.extensions[_STORAGE] = _redis(redis_url) if redis_url else ProcessCounters()
     app.after_request(_say_budget)
+
+
+def _redis(url: str):
+    """The `limits` storage of a Redis URL (connected at its first use). Raises ConfigError,
+    without the URL (it may hold a password), when the library refuses it."""
+    try:
+        return storage_from_string(url, wrap_exceptions=True)
+    except (LimitsConfigurationError, ValueError) as error:
+        raise ConfigError(
+            f"REDIS_URL cannot be used for the rate limits ({type(error).__name__})") from None

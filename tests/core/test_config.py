@@ -11,7 +11,7 @@ from core.config import ConfigError, load_config, normalize_database_url
 
 pytestmark = pytest.mark.no_db
 ROOT = Path(__file__).resolve().parents[2]
-STRONG = "a" * 64
+STRONG = "9f3c1e7a5b2d4c8e0a6f1b3d5e7c9a2b4d6f8e0c1a3b5d7f9e2c4a6b8d0f1e3c"
 
 
 @pytest.mark.parametrize("secret", [None, "", "change-me", "short-secret"])
@@ -60,6 +60,40 @@ def test_integer_settings_are_bounded_above(tmp_path, name, largest):
     assert config.get(name, largest) == largest  # the timeout becomes an engine option
     with pytest.raises(ConfigError, match=f"{name} must be at most {largest}"):
         load_config(tmp_path, {"SECRET_KEY": STRONG, name: str(largest + 1)})
+
+
+@pytest.mark.parametrize("issuer", [
+    "imh.example.org",  # the metadata would publish `imh.example.org/oauth/token`
+    "/oauth", "not a url", "//imh.example.org", "https://", "https:///path",
+    "ftp://imh.example.org", "https://imh.example.org?tenant=1", "https://imh.example.org#top",
+    "https://operator:secret@imh.example.org", "https://imh.example.org:port",
+    "https://imh.example.org/a b", "/",
+])
+@pytest.mark.parametrize("env", ["production", "development"])
+def test_an_oauth_issuer_that_is_not_an_absolute_url_is_refused(tmp_path, issuer, env):
+    """RFC 8414 2: the issuer is a URL with a host and no query or fragment; it is the base
+    of every endpoint URL the metadata publishes."""
+    with pytest.raises(ConfigError, match="OAUTH_ISSUER must be an absolute") as refused:
+        load_config(tmp_path, {"APP_ENV": env, "SECRET_KEY": STRONG, "OAUTH_ISSUER": issuer})
+    assert "secret" not in str(refused.value)  # the value is not echoed
+
+
+@pytest.mark.parametrize(("env", "issuer", "expected"), [
+    ("production", "https://imh.example.org/", "https://imh.example.org"),
+    ("production", "https://imh.example.org:8443/referrals", "https://imh.example.org:8443/referrals"),
+    ("development", "http://localhost:5000", "http://localhost:5000"),
+    ("test", "http://[::1]:5000/", "http://[::1]:5000"),
+])
+def test_an_absolute_oauth_issuer_is_kept_without_its_trailing_slash(tmp_path, env, issuer,
+                                                                     expected):
+    config = load_config(tmp_path, {"APP_ENV": env, "SECRET_KEY": STRONG, "OAUTH_ISSUER": issuer})
+    assert config["OAUTH_ISSUER"] == expected
+
+
+def test_production_publishes_an_https_issuer_only(tmp_path):
+    """OAuth 2 requires TLS (RFC 6749 1.6, 2.3.1); RFC 8414 2 an https issuer."""
+    with pytest.raises(ConfigError, match="absolute https URL"):
+        load_config(tmp_path, {"SECRET_KEY": STRONG, "OAUTH_ISSUER": "http://imh.example.org"})
 
 
 def test_values_from_the_environment(tmp_path):

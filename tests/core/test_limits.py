@@ -202,6 +202,25 @@ def test_a_budget_that_is_not_one_limit_stops_the_start(tmp_path, budget):
                     "RATE_LIMIT_API": budget})
 
 
+@pytest.mark.parametrize("budget", ["RATE_LIMIT_API", "RATE_LIMIT_TOKEN"])
+def test_a_budget_of_no_requests_stops_the_start(tmp_path, budget):
+    """`0 per minute` would answer every counted call 429: a closed service, not a budget."""
+    with pytest.raises(ConfigError, match=f"{budget}: a limit of at least one request"):
+        create_app({"TESTING": True, "SECRET_KEY": TEST_SECRET_KEY,
+                    "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+                    budget: "0 per minute"})
+
+
+def test_a_redis_url_the_limits_library_refuses_stops_the_start(tmp_path):
+    """A Redis URL whose options the `limits` library cannot read is a configuration error,
+    and the URL (it may hold a password) is not repeated."""
+    with pytest.raises(ConfigError, match="REDIS_URL") as refused:
+        create_app({"TESTING": True, "SECRET_KEY": TEST_SECRET_KEY,
+                    "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+                    "REDIS_URL": "redis://:hunter2@127.0.0.1:6379/0?socket_timeout=soon"})
+    assert "hunter2" not in str(refused.value)
+
+
 def test_with_redis_url_the_counters_live_in_redis(app, tmp_path):
     """Every worker and host counts one budget: the counters are in Redis, not a process."""
     claimed = f"nobody-{uuid.uuid4()}"
