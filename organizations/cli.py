@@ -1,12 +1,13 @@
 """`flask org ...`: operators add organizations to the directory."""
 
 import click
+import sqlalchemy as sa
 
 import audit
 from core.cli import OperatorGroup, echo_json
-from core.db import transaction
+from core.db import db, transaction
 from organizations import service
-from organizations.models import ORGANIZATION_TYPES
+from organizations.models import ORGANIZATION_TYPES, Organization
 from organizations.schemas import OrganizationSchema, OrganizationUpdateSchema
 
 org_cli = OperatorGroup("org", help="Manage the directory's organizations.")
@@ -30,6 +31,14 @@ def create_org(name, type_, counties, languages, accepting):
     if errors:
         raise click.UsageError(f"invalid options: {errors}")
     with transaction():
+        twin = db.session.scalar(sa.select(Organization.id).where(
+            Organization.name_key == name.casefold(), Organization.type == type_))
+        if twin is not None:
+            # A retried command, most often; two entries alike would leave partners unable to
+            # tell which one to refer to.
+            raise click.ClickException(
+                f"the directory already lists a {type_} of that name: {twin}; give this one "
+                "a name that tells them apart")
         organization = service.create_organization(
             name=name, type=type_, counties=counties, languages=languages,
             accepting_referrals=accepting,

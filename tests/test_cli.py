@@ -350,3 +350,19 @@ def test_the_db_commands_offer_no_way_to_drop_or_skip_migrations(empty_database)
     finally:
         with served.app_context():
             db.engine.dispose()
+
+
+def test_org_create_refuses_an_organization_already_in_the_directory(run):
+    """A retried `org create` (the same name in any case, the same type) would add a second
+    entry partners cannot tell from the first."""
+    first = run("org", "create", "--name", "Kent County Early Head Start",
+                "--type", "early_head_start")
+    assert first.exit_code == 0, first.output
+    again = run("org", "create", "--name", "KENT COUNTY Early Head Start",
+                "--type", "early_head_start")
+    assert again.exit_code == 1
+    assert again.stdout == ""
+    assert json.loads(first.stdout)["id"] in again.stderr
+    other_type = run("org", "create", "--name", "Kent County Early Head Start",
+                     "--type", "home_visiting")
+    assert other_type.exit_code == 0, other_type.output
