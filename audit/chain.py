@@ -107,16 +107,23 @@ def _checked_rows(session, lower: int, upper: int):
     returns only the rows that need a look: the first, the last, and any that do not chain.
     """
     if session.get_bind().dialect.name == "postgresql":
-        rows = sa.select(
-            AuditEvent.seq,
-            sa.func.lag(AuditEvent.seq).over(order_by=AuditEvent.seq).label("previous_seq"),
-            AuditEvent.prev_hash,
-            sa.func.lag(AuditEvent.hash).over(order_by=AuditEvent.seq).label("previous_hash"),
-            AuditEvent.hash,
+        # The hash computed beneath the window functions, in a subquery they cannot flatten
+        # (OFFSET 0): the window then carries four narrow columns per row, not all twenty-two.
+        hashed = sa.select(
+            AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash,
             sa.func.audit_event_hash(*(getattr(AuditEvent, f) for f in HASHED_FIELDS))
             .label("recomputed"),
-            sa.func.lead(AuditEvent.seq).over(order_by=AuditEvent.seq).label("next_seq"),
-        ).where(AuditEvent.seq.between(lower, upper)).subquery()
+        ).where(AuditEvent.seq.between(lower, upper)).order_by(AuditEvent.seq).offset(0) \
+            .subquery()
+        rows = sa.select(
+            hashed.c.seq,
+            sa.func.lag(hashed.c.seq).over(order_by=hashed.c.seq).label("previous_seq"),
+            hashed.c.prev_hash,
+            sa.func.lag(hashed.c.hash).over(order_by=hashed.c.seq).label("previous_hash"),
+            hashed.c.hash,
+            hashed.c.recomputed,
+            sa.func.lead(hashed.c.seq).over(order_by=hashed.c.seq).label("next_seq"),
+        ).subquery()
         suspicious = sa.or_(rows.c.previous_seq.is_(None), rows.c.next_seq.is_(None),
                             rows.c.seq != rows.c.previous_seq + 1,
                             rows.c.prev_hash != rows.c.previous_hash,
