@@ -19,14 +19,18 @@ def _not_in_the_future(value):
 # -- output --------------------------------------------------------------------------------
 
 class ChildSchema(Schema):
-    given_name = fields.String()
-    family_name = fields.String()
-    birth_date = CalendarDate()
-    county = fields.String(allow_none=True)
+    """`identity`: shown whole, or not at all."""
+
+    given_name = fields.String(required=True)
+    family_name = fields.String(required=True)
+    birth_date = CalendarDate(required=True)
+    county = fields.String(required=True, allow_none=True)
 
 
 class CaregiverSchema(Schema):
-    id = fields.UUID()
+    """Only `id` is always shown; the other members as their categories are permitted."""
+
+    id = fields.UUID(required=True)
     given_name = fields.String()
     family_name = fields.String()
     relationship = fields.String(metadata={"enum": list(RELATIONSHIPS)})
@@ -36,9 +40,12 @@ class CaregiverSchema(Schema):
 
 
 class ContactPreferencesSchema(Schema):
-    do_not_contact = fields.Boolean()
-    methods = fields.List(fields.String(metadata={"enum": list(CONTACT_METHODS)}))
-    best_times = fields.String(allow_none=True)
+    """`contact`: shown whole, or not at all."""
+
+    do_not_contact = fields.Boolean(required=True)
+    methods = fields.List(fields.String(metadata={"enum": list(CONTACT_METHODS)}),
+                          required=True)
+    best_times = fields.String(required=True, allow_none=True)
 
 
 class FamilySchema(Schema):

@@ -78,6 +78,24 @@ def test_a_recorded_consent_answers_as_documented(client, net, document):
                          response) == []
 
 
+@pytest.mark.parametrize("categories", [("identity",), ("identity", "contact")])
+def test_a_family_read_under_consent_answers_as_documented(client, make, net, document,
+                                                           categories):
+    """The child and the contact preferences are shown whole or not at all: the document
+    requires their members; a caregiver's only member always shown is its id."""
+    make.consent(net.family, [net.clinic, net.provider], categories=categories)
+    read = client.get(f"/api/v1/families/{net.family.id}?purpose=referral",
+                      headers=net.as_provider)
+
+    assert read.status_code == 200, read.json
+    assert answer_errors(document, "GET", "/api/v1/families/{family_id}", read) == []
+    assert set(component(document, "Child")["required"]) == set(read.json["child"])
+    assert component(document, "Caregiver")["required"] == ["id"]
+    if "contact" in categories:
+        assert set(component(document, "ContactPreferences")["required"]) == \
+            set(read.json["contact_preferences"])
+
+
 def test_a_rejected_referral_answers_as_documented(client, net, rejected, document):
     read = client.get(f"/api/v1/referrals/{rejected}", headers=net.as_clinic)
 
