@@ -175,8 +175,11 @@ def _view(actor, consent: Consent, family: Family) -> policy.ConsentView | None:
 
 def _visible_consent(actor, consent_id: uuid.UUID, action: str):
     consent = db.session.get(Consent, consent_id)
-    # A revocation holds the family next (see revoke_consent); a look shares it.
+    # A revocation holds the family next (see revoke_consent); a look shares it, then reads
+    # the consent again: one revoked while it waited is shown revoked.
     family = _family(consent.family_id, share=action == "read") if consent else None
+    if family is not None and action == "read":
+        db.session.refresh(consent)
     view = _view(actor, consent, family) if consent is not None else None
     if view is None:
         raise _refuse(action, "consent", consent_id,

@@ -31,25 +31,22 @@ def _not_found(resource_id, **audit_context) -> Problem:
 # Built once: every read of a family, and of a referral's, starts here.
 _FAMILY = (sa.select(Family).options(orm.joinedload(Family.caregivers))
            .where(Family.id == sa.bindparam("family_id", type_=sa.Uuid())))
-#: The family's row shared (see `share_families`) by the statement that reads it. One that
-#: waited for the custodian's change of the record shows the family's row as changed and its
-#: caregivers as before it (PostgreSQL re-reads the locked row only): two versions a moment
-#: apart, each of which the decision that follows may show.
-_FAMILY_SHARED = _FAMILY.with_for_update(read=True, key_share=True, of=Family)
 # Read once the lock is held, into objects this session may have loaded before: what another
 # transaction committed meanwhile is what the caller sees.
 _FAMILY_AGAIN = _FAMILY.execution_options(populate_existing=True)
 
 
 def get_family(family_id: uuid.UUID, *, lock=False, share=False) -> Family | None:
-    """The family with its caregivers, in one query; `share`: its row shared meanwhile (see
-    `share_families`); `lock`: first its row held until the transaction ends (see
-    `lock_family`), then read as it is now (two queries)."""
+    """The family with its caregivers, in one query; `lock` or `share`: first its row held
+    (see `lock_family`) or shared (see `share_families`) until the transaction ends, then
+    read as it is now (two queries)."""
+    # Locked first, read after: a locking read that waited returns the family row as it is
+    # now, but the caregivers joined to it as they were before the wait (PostgreSQL).
     if lock:
-        # Locked first, read after: a locking read that waited returns the family row as it is
-        # now, but the caregivers joined to it as they were before the wait (PostgreSQL).
         lock_family(family_id)
-    statement = _FAMILY_AGAIN if lock else _FAMILY_SHARED if share else _FAMILY
+    elif share:
+        share_families([family_id])
+    statement = _FAMILY_AGAIN if lock or share else _FAMILY
     return db.session.execute(statement, {"family_id": family_id}).unique().scalar_one_or_none()
 
 

@@ -239,19 +239,19 @@ _REFERRAL_ACCESS = (
            policy.referral_party_clause(Referral, sa.bindparam("organization_id",
                                                                type_=sa.Uuid())))
 )
-#: A look shares the family's row as it reads (families.service.share_families).
-_REFERRAL_LOOK = _REFERRAL_ACCESS.with_for_update(read=True, key_share=True, of=Family)
-# A move holds the family, then the referral (PostgreSQL locks in the order named: the family
-# before its referrals, as everywhere). A locking read that waited returns the locked rows
-# as they are now, but the rows joined to them as they were before the wait: the rows are
-# locked first, then all of it read afresh, into objects this session may have loaded before.
-_LOCK_REFERRAL = (
+# A look shares the family's row (families.service.share_families); a move holds the family,
+# then the referral (PostgreSQL locks in the order named: the family before its referrals, as
+# everywhere). A locking read that waited returns the locked rows as they are now, but the
+# rows joined to them as they were before the wait: the rows are locked first, then all of
+# it read afresh, into objects this session may have loaded before.
+_REFERRAL_FAMILY = (
     sa.select(Referral.id).join(Family, Family.id == Referral.family_id)
     .where(Referral.id == sa.bindparam("referral_id", type_=sa.Uuid()),
            policy.referral_party_clause(Referral, sa.bindparam("organization_id",
                                                                type_=sa.Uuid())))
-    .with_for_update(of=[Family, Referral])
 )
+_SHARE_REFERRAL = _REFERRAL_FAMILY.with_for_update(read=True, key_share=True, of=Family)
+_LOCK_REFERRAL = _REFERRAL_FAMILY.with_for_update(of=[Family, Referral])
 _REFERRAL_ACCESS_AGAIN = _REFERRAL_ACCESS.execution_options(populate_existing=True)
 
 
@@ -262,10 +262,9 @@ def _access(actor, referral_id: uuid.UUID, action: str, *, for_update=False) -> 
     Raises Problem 404 for an organization that may not know it exists."""
     keys = {"referral_id": referral_id, "organization_id": actor.organization_id}
     referral = family = None
-    if not for_update or db.session.scalar(_LOCK_REFERRAL, keys) is not None:
-        referral, family = db.session.execute(
-            _REFERRAL_ACCESS_AGAIN if for_update else _REFERRAL_LOOK, keys,
-        ).unique().first() or (None, None)
+    if db.session.scalar(_LOCK_REFERRAL if for_update else _SHARE_REFERRAL, keys) is not None:
+        referral, family = db.session.execute(_REFERRAL_ACCESS_AGAIN, keys) \
+            .unique().first() or (None, None)
     if referral is None:
         # Which family, if any, is recorded from a separate look: the refusal names it for
         # the auditors, never for the caller.
@@ -276,9 +275,11 @@ def _access(actor, referral_id: uuid.UUID, action: str, *, for_update=False) -> 
     return _Access(actor, referral, family, side, now())
 
 
+# NO KEY UPDATE: a hold changes no key, so a note or a timeline entry being inserted for the
+# referral (which shares its row's key) is not a reason to leave the hold to later.
 _LOCK_TO_HOLD = (sa.select(Referral)
                  .where(Referral.id == sa.bindparam("referral_id", type_=sa.Uuid()))
-                 .with_for_update(skip_locked=True)
+                 .with_for_update(key_share=True, skip_locked=True)
                  .execution_options(populate_existing=True))
 
 
@@ -363,13 +364,12 @@ def _hold(referral: Referral, at: datetime, *, categories, consent_ids) -> None:
 def _on_consent_revoked(consent, *, family: Family, at: datetime, **_) -> None:
     """Revocation takes effect at once: in the same transaction, hold every open referral of
     the family that the consents still in force no longer cover."""
-    of_family = sa.select(Referral).where(Referral.family_id == family.id).order_by(Referral.id)
+    # Waited for, each: whoever else holds one of them (the sweep, between its batch's lock
+    # and its commit) waits for nothing this revocation holds (the family before its
+    # referrals, everywhere).
     referrals = list(db.session.scalars(
-        of_family.where(Referral.status.in_(ACTIVE_STATUSES)).with_for_update()))
-    # A resumption locks its referral, then the family this revocation holds: a receiver's
-    # hold being resumed is skipped, not waited for (a deadlock); its next access relabels it.
-    referrals += db.session.scalars(
-        of_family.where(_HELD_BY_RECEIVER).with_for_update(skip_locked=True))
+        sa.select(Referral).where(Referral.family_id == family.id, _HOLDABLE)
+        .order_by(Referral.id).with_for_update()))
     viewers = {}
     for referral in referrals:
         access = _Access(_SERVICE, referral, family, "service", at)
@@ -564,6 +564,10 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
                         cursor=cursor, limit=limit)
     families = {f.id: f for f in share_families({r.family_id for r in page.items})}
     at = now()  # decided once the page's families are shared
+    if page.items:  # read again once shared: a move that committed meanwhile is shown
+        db.session.execute(sa.select(Referral).where(
+            Referral.id.in_([r.id for r in page.items]))
+            .execution_options(populate_existing=True)).all()
     # The engine's viewers per family and organization: each family's consents load once.
     viewers: dict[uuid.UUID, dict] = {}
     documents, seen_by_family = [], {}
