@@ -16,7 +16,7 @@ from core.errors import Problem, validation_problem
 from core.pagination import Page, newest_first
 from core.time import now
 from families.models import Caregiver, Family
-from families.service import lock_family, share_families
+from families.service import get_family, lock_family
 from organizations.models import Organization
 
 #: Sent in the revoking transaction, `consent_revoked.send(consent, family=..., at=...)`, so
@@ -37,7 +37,7 @@ def _refuse(action: str, resource_type: str, resource_id, **context) -> Problem:
 def _family(family_id: uuid.UUID, *, share=False) -> Family | None:
     """The family; `share`: its row shared for a look under consent (see share_families)."""
     if share:
-        return next(iter(share_families([family_id])), None)
+        return get_family(family_id, share=True)
     return db.session.get(Family, family_id)
 
 

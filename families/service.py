@@ -34,6 +34,8 @@ _FAMILY = (sa.select(Family).options(orm.joinedload(Family.caregivers))
 # Read once the lock is held, into objects this session may have loaded before: what another
 # transaction committed meanwhile is what the caller sees.
 _FAMILY_AGAIN = _FAMILY.execution_options(populate_existing=True)
+_SHARE_FAMILY = (sa.select(Family.id).where(Family.id == sa.bindparam("family_id", type_=sa.Uuid()))
+                 .with_for_update(read=True, key_share=True))
 
 
 def get_family(family_id: uuid.UUID, *, lock=False, share=False) -> Family | None:
@@ -45,7 +47,7 @@ def get_family(family_id: uuid.UUID, *, lock=False, share=False) -> Family | Non
     if lock:
         lock_family(family_id)
     elif share:
-        share_families([family_id])
+        db.session.execute(_SHARE_FAMILY, {"family_id": family_id})
     statement = _FAMILY_AGAIN if lock or share else _FAMILY
     return db.session.execute(statement, {"family_id": family_id}).unique().scalar_one_or_none()
 
