@@ -19,7 +19,7 @@ from core.errors import Problem, validation_problem
 from core.pagination import Page, keyset_page, newest_first
 from core.time import now
 from families.models import Family
-from families.service import family_document, get_family, lock_family, share_families
+from families.service import family_document, get_family, share_families
 from organizations.models import Organization
 from referrals.models import (
     ACTIVE_STATUSES,
@@ -424,9 +424,7 @@ def _check_sendable(actor, referral: Referral, family: Family, receiver: Organiz
                          "resource_id": referral.id if action == "transition" else None,
                          "family_id": family.id, "reason": "not_accepting_referrals"}
         raise refusal
-    if action == "transition":
-        lock_family(family.id)  # a revocation of what this rests on goes before or after
-    # Decided at the instant the family's lock is held (a send's was taken with the family):
+    # Decided now, the family held (a send took it with the family, a move with the referral):
     # a revocation this waited for counts, as it committed before.
     decision = policy.referral_send_decision(
         family=family, sender_organization_id=actor.organization_id,
@@ -666,8 +664,8 @@ def _check_resumable(access: _Access) -> None:
     """A referral held because its consent ended resumes only under a consent in force, and
     rests on that consent from then on."""
     referral, family = access.referral, access.family
-    lock_family(family.id)
-    # Decided once the lock is held, at that instant: a revocation this waited for counts.
+    # Decided now, the family held since the move began (see `_access`): a revocation this
+    # waited for counts.
     decision = policy.referral_send_decision(
         family=family, sender_organization_id=referral.from_organization_id,
         receiver_organization_id=referral.to_organization_id,

@@ -136,15 +136,18 @@ def test_a_revocation_and_a_resumption_of_the_same_hold_take_turns(served, monke
                 reason="waitlist").status_code == 200
 
     holds_the_family = threading.Event()
-    module = consent.service if first == "revocation" else referrals.service
-    real_lock = module.lock_family
+    # Where each holds the family: the revocation takes it; the resumption holds it (with its
+    # referral) since its access, and checks the consent here.
+    module, name = ((consent.service, "lock_family") if first == "revocation"
+                    else (referrals.service, "_check_resumable"))
+    real = getattr(module, name)
 
-    def lock_then_wait_for_the_other(family_id):
-        real_lock(family_id)  # (the resumption holds it already: a no-op)
+    def then_wait_for_the_other(*args):
+        real(*args)
         holds_the_family.set()
         wait_until_blocked(db.engine, 1)  # the other request waits for the family
 
-    monkeypatch.setattr(module, "lock_family", lock_then_wait_for_the_other)
+    monkeypatch.setattr(module, name, then_wait_for_the_other)
     answers = {}
 
     def resume():
