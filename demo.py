@@ -15,6 +15,7 @@ from consent import policy
 from consent import service as consents
 from core.cli import OperatorGroup, echo_json
 from core.db import db, transaction
+from core.errors import Problem
 from core.time import now
 from families import service as families
 from families.models import Family
@@ -82,31 +83,51 @@ def _demo_family(clinic: Organization, provider: Organization) -> dict:
     shared = policy.decide(actor_organization_id=provider.id, family=family,
                            purpose="referral", categories=["identity"], at=at)
     if shared.decision != "permit":
-        grantor = next((c for c in family.caregivers if c.has_legal_authority),
-                       family.caregivers[0])
-        consents.record_consent(actor, family_id=family.id, data={
-            "grantor": {"caregiver_id": grantor.id, "legal_authority": "parent"},
-            "organization_ids": [clinic.id, provider.id],
-            "purposes": ["referral", "care_coordination"], "categories": ["identity"],
-            "expires_at": at + timedelta(days=180), "method": "electronic_signature",
-            "signed_at": at - timedelta(minutes=1), "explained_in_language": "es",
-            "interpreter_used": True, "revocation_rights_explained": True})
-    referral = db.session.scalar(
-        sa.select(Referral)
-        .where(Referral.family_id == family.id, Referral.from_organization_id == clinic.id,
-               Referral.to_organization_id == provider.id,
-               Referral.status.in_(ACTIVE_STATUSES))
-        .order_by(Referral.created_at.desc(), Referral.id.desc()).limit(1))
-    if referral is None:
-        document, _ = referrals.send_referral(actor, data={
-            "family_id": family.id, "to_organization_id": provider.id,
-            "reasons": ["sleep_concerns", "regulation_concerns"], "urgency": "routine",
-            "shared_categories": ["identity"], "status": "requested"})
-        referral_id = document["id"]
-    else:
-        referral_id = referral.id
+        _or_say_why("the demo consent was not recorded again",
+                    lambda: _record_demo_consent(actor, family, clinic, provider, at))
+    of_the_pair = (sa.select(Referral.id)
+                   .where(Referral.family_id == family.id,
+                          Referral.from_organization_id == clinic.id,
+                          Referral.to_organization_id == provider.id)
+                   .order_by(Referral.created_at.desc(), Referral.id.desc()).limit(1))
+    referral_id = db.session.scalar(of_the_pair.where(Referral.status.in_(ACTIVE_STATUSES)))
+    if referral_id is None:
+        sent = _or_say_why("the demo referral was not sent again", lambda: referrals.send_referral(
+            actor, data={"family_id": family.id, "to_organization_id": provider.id,
+                         "reasons": ["sleep_concerns", "regulation_concerns"],
+                         "urgency": "routine", "shared_categories": ["identity"],
+                         "status": "requested"}))
+        referral_id = sent[0]["id"] if sent else db.session.scalar(of_the_pair)
     return {"id": str(family.id), "custodian": clinic.name, "shared_with": provider.name,
-            "categories_shared": ["identity"], "referral_id": str(referral_id)}
+            "categories_shared": ["identity"],
+            "referral_id": None if referral_id is None else str(referral_id)}
+
+
+def _record_demo_consent(actor, family: Family, clinic: Organization, provider: Organization,
+                         at):
+    grantor = next((c for c in family.caregivers if c.has_legal_authority), None)
+    if grantor is None:
+        raise Problem("validation-error", "no caregiver of the family has legal authority")
+    return consents.record_consent(actor, family_id=family.id, data={
+        "grantor": {"caregiver_id": grantor.id, "legal_authority": "parent"},
+        "organization_ids": [clinic.id, provider.id],
+        "purposes": ["referral", "care_coordination"], "categories": ["identity"],
+        "expires_at": at + timedelta(days=180), "method": "electronic_signature",
+        "signed_at": at - timedelta(minutes=1), "explained_in_language": "es",
+        "interpreter_used": True, "revocation_rights_explained": True})
+
+
+def _or_say_why(what: str, act):
+    """`act()` in a savepoint; when the service refuses it (the demo's data was changed by
+    hand: a provider no longer accepting referrals, a grantor without authority), one line
+    on standard error instead, and the seeding goes on: None."""
+    try:
+        with db.session.begin_nested():
+            return act()
+    except Problem as problem:
+        why = "; ".join(m for ms in (problem.errors or {}).values() for m in ms)
+        click.echo(f"demo seed: {what}: {why or problem.detail}", err=True)
+        return None
 
 
 @demo_cli.command("seed")

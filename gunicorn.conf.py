@@ -3,6 +3,7 @@
 import math
 import multiprocessing
 import os
+import subprocess
 import sys
 
 
@@ -52,3 +53,18 @@ _switch_interval = _setting("GIL_SWITCH_INTERVAL", 0.001, float, 0.0001, 1.0)
 
 def post_fork(server, worker):
     sys.setswitchinterval(_switch_interval)
+
+
+def on_starting(server):
+    """Build the service once, in the master, before it forks a worker: a configuration error
+    stops gunicorn here with its one line, rather than in each worker at once (the master,
+    halting on the first, would trip over the next). In a process of its own, so that the
+    master imports none of the service's code (a reload would go on serving it)."""
+    if getattr(server.app, "app_uri", None) != "app:app":
+        return  # the bench's floor, which shares these settings
+    checked = subprocess.run([sys.executable, "-c", "import app; app.app"],
+                             capture_output=True, text=True, check=False)
+    if checked.returncode != 0:
+        sys.stderr.write(checked.stderr[-4000:])
+        sys.exit(4)  # gunicorn's "App failed to load"
+

@@ -59,8 +59,13 @@ class OperatorGroup(AppGroup):
         try:
             return super().invoke(ctx)
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as error:
-            # No statement: the failure was the connection's, not a query's.
-            if isinstance(error, sa.exc.OperationalError) and error.statement is None:
+            # No statement: the failure was the connection's, not a query's. A connection lost
+            # or a query cancelled midway (SQLSTATE classes 08, 57) or a transaction rolled back
+            # (40) is an outage too: never exit 1, `audit verify`'s tamper alarm.
+            sqlstate = getattr(error.orig, "sqlstate", None) or ""
+            if isinstance(error, sa.exc.OperationalError) and (
+                    error.statement is None or error.connection_invalidated
+                    or sqlstate[:2] in ("08", "57", "40")):
                 raise DatabaseNotReady(
                     f"The database is unreachable: {_short_reason(error)}") from None
             if not self.explains_missing_schema \
@@ -103,8 +108,7 @@ def _printing_revisions(upgrade: click.Command) -> click.Command:
 #: upgrade skips migrations or runs them again. Named one by one, so a command a new
 #: Flask-Migrate adds is not offered until someone has looked at it.
 OFFERED_MIGRATION_COMMANDS = ("upgrade", "current", "heads", "history", "show", "branches",
-                              "check", "init", "revision", "migrate", "edit", "merge",
-                              "list-templates")
+                              "check", "revision", "migrate", "edit", "merge")
 
 #: Flask-Migrate's `db` group with the commands offered, `db upgrade` printing JSON like
 #: every operator command. A copy of the group: Flask-Migrate's own is left alone (tests

@@ -50,7 +50,8 @@ def _issuer(raw: str, env: str) -> str | None:
     """OAUTH_ISSUER without its trailing `/`, or None when unset.
 
     It is the base of every URL of the RFC 8414 metadata, so it must be an absolute URL with
-    a host and no query, fragment or credentials (RFC 8414 2); https in production, where
+    a host and no query, fragment or credentials (RFC 8414 2), and no path: the metadata is
+    served at the root's well-known address only (RFC 8414 3.1); https in production, where
     OAuth 2 requires TLS, and http too in development and tests.
     """
     if not raw:
@@ -63,11 +64,12 @@ def _issuer(raw: str, env: str) -> str | None:
     except ValueError:
         parts = None
     if (parts is None or parts.scheme not in schemes or not parts.hostname
-            or "@" in parts.netloc or any(c in value for c in "?#")
+            or "@" in parts.netloc or any(c in value for c in "?#") or parts.path
             or any(c.isspace() or not c.isprintable() for c in value)):
         raise ConfigError(
             f"OAUTH_ISSUER must be an absolute {' or '.join(schemes)} URL with a host and no "
-            "query, fragment or credentials, such as https://imh.example.org")
+            "path, query, fragment or credentials, such as https://imh.example.org (the "
+            "metadata is served at its root, RFC 8414 3)")
     return value
 
 
@@ -95,7 +97,9 @@ def load_config(instance_path: Path, environ=None) -> dict:
         raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
 
     secret_key = environ.get("SECRET_KEY", "")
-    if not _looks_random(secret_key):
+    if not secret_key and env != "production":
+        secret_key = _development_secret(instance_path)
+    elif not _looks_random(secret_key):
         if env == "production":
             raise ConfigError(
                 "SECRET_KEY must be set to a random value of at least 32 characters, with at "
@@ -103,7 +107,8 @@ def load_config(instance_path: Path, environ=None) -> dict:
                 "as 'change' or 'secret' (e.g. `python -c 'import secrets; "
                 "print(secrets.token_hex(32))'`)"
             )
-        secret_key = _development_secret(instance_path)
+        # Kept as given (several hosts may share it), but said: it would not start production.
+        log.warning("SECRET_KEY does not look random; a production start would refuse it")
 
     database_url = _database_url(
         environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'imh.sqlite3'}")
@@ -193,7 +198,7 @@ def _redis_url(raw: str | None) -> str | None:
 def _log_level(raw: str) -> str:
     """LOG_LEVEL as a level name logging knows. Raises ConfigError for another."""
     level = raw.strip().upper()
-    if level not in logging.getLevelNamesMapping():
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(
             f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {raw!r}")
     return level

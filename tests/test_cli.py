@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import time as clock
+from core.cli import db_cli
 from core.db import db
 from tests.conftest import audit_events, basic, bearer
 
@@ -366,3 +367,73 @@ def test_org_create_refuses_an_organization_already_in_the_directory(run):
     other_type = run("org", "create", "--name", "Kent County Early Head Start",
                      "--type", "home_visiting")
     assert other_type.exit_code == 0, other_type.output
+
+
+def _token(client, issued):
+    answer = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                         headers=basic(issued["client_id"], issued["client_secret"]))
+    return bearer(answer.json["access_token"])
+
+
+def test_demo_seed_rerun_after_riverbend_stopped_accepting_and_closed_the_referral(run, client):
+    """Riverbend says it is not taking referrals (its own listing, README first calls) and
+    rejects the demo referral. The next `demo seed` (every ./scripts/serve) still prints the
+    network and fresh secrets, and says in one line why no new referral was sent."""
+    first = run("demo", "seed")
+    assert first.exit_code == 0, first.output
+    seeded = json.loads(first.stdout)
+    riverbend = next(c for c in seeded["clients"] if "Riverbend" in c["name"])
+    as_riverbend = _token(client, riverbend)
+    referral_id = seeded["family"]["referral_id"]
+    read = client.get(f"/api/v1/referrals/{referral_id}", headers=as_riverbend)
+    moved = client.post(f"/api/v1/referrals/{referral_id}/transitions",
+                        headers={**as_riverbend, "If-Match": read.headers["ETag"]},
+                        json={"status": "rejected", "reason": "at_capacity"})
+    assert moved.status_code == 200, moved.get_data(as_text=True)
+    org_id = riverbend["organization_id"]
+    patched = client.patch(f"/api/v1/organizations/{org_id}", headers=as_riverbend,
+                           json={"accepting_referrals": False})
+    assert patched.status_code == 200, patched.get_data(as_text=True)
+
+    again = run("demo", "seed")
+
+    assert "Traceback" not in again.output
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["clients"]
+    assert "demo seed: the demo referral was not sent again" in again.stderr
+
+
+def test_demo_seed_rerun_after_the_mother_lost_legal_authority_and_consent_ended(run, client):
+    """The clinic edits the demo family (its caregiver no longer holds legal authority) and
+    the demo consent is revoked; the next `demo seed` says why it records no consent, and
+    goes on."""
+    seeded = json.loads(run("demo", "seed").stdout)
+    clinic = next(c for c in seeded["clients"] if "Pediatric" in c["name"])
+    as_clinic = _token(client, clinic)
+    family_id = seeded["family"]["id"]
+    family = client.get(f"/api/v1/families/{family_id}", headers=as_clinic)
+    [mother] = family.json["caregivers"]
+    [consent] = client.get(f"/api/v1/families/{family_id}/consents",
+                           headers=as_clinic).json["items"]
+    assert client.post(f"/api/v1/consents/{consent['id']}/revoke", headers=as_clinic,
+                       json={"reason": "The family asked to stop."}).status_code == 200
+    patched = client.patch(f"/api/v1/families/{family_id}", headers=as_clinic, json={
+        "caregivers": [{"id": mother["id"], "given_name": mother["given_name"],
+                        "family_name": mother["family_name"], "relationship": "mother",
+                        "has_legal_authority": False}]})
+    assert patched.status_code == 200, patched.get_data(as_text=True)
+
+    again = run("demo", "seed")
+
+    assert "Traceback" not in again.output
+    assert again.exit_code == 0, again.output
+    assert "no caregiver of the family has legal authority" in again.stderr
+
+
+#: README (Operator commands): the `db` commands an operator gets.
+README_DB_COMMANDS = {"upgrade", "current", "history", "heads", "show", "branches", "check",
+                      "revision", "migrate", "edit", "merge"}
+
+
+def test_the_db_group_offers_the_commands_the_readme_lists():
+    assert set(db_cli.commands) == README_DB_COMMANDS, set(db_cli.commands) ^ README_DB_COMMANDS

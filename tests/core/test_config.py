@@ -1,5 +1,6 @@
 """Configuration: safe defaults, and a production start that refuses a missing or weak secret."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -68,6 +69,9 @@ def test_integer_settings_are_bounded_above(tmp_path, name, largest):
     "ftp://imh.example.org", "https://imh.example.org?tenant=1", "https://imh.example.org#top",
     "https://operator:secret@imh.example.org", "https://imh.example.org:port",
     "https://imh.example.org/a b", "/",
+    # A path: RFC 8414 3.1 would put the metadata at the root's well-known address followed by
+    # the path, which the service does not serve.
+    "https://imh.example.org:8443/referrals",
 ])
 @pytest.mark.parametrize("env", ["production", "development"])
 def test_an_oauth_issuer_that_is_not_an_absolute_url_is_refused(tmp_path, issuer, env):
@@ -80,7 +84,7 @@ def test_an_oauth_issuer_that_is_not_an_absolute_url_is_refused(tmp_path, issuer
 
 @pytest.mark.parametrize(("env", "issuer", "expected"), [
     ("production", "https://imh.example.org/", "https://imh.example.org"),
-    ("production", "https://imh.example.org:8443/referrals", "https://imh.example.org:8443/referrals"),
+    ("production", "https://imh.example.org:8443/", "https://imh.example.org:8443"),
     ("development", "http://localhost:5000", "http://localhost:5000"),
     ("test", "http://[::1]:5000/", "http://[::1]:5000"),
 ])
@@ -151,3 +155,23 @@ def test_the_production_entry_point_exits_with_a_message_without_a_secret():
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("env", ["development", "test"])
+def test_a_set_secret_key_that_does_not_look_random_is_used_with_a_warning(tmp_path, env,
+                                                                          caplog):
+    """Outside production a SECRET_KEY the operator set is used as given (hosts sharing one
+    read each other's cursors), never swapped for the instance's generated key, and the log
+    says production would refuse it."""
+    given = "our-shared-dev-secret-key-0123456789"
+    (tmp_path / "secret_key").write_text("f" * 64)  # an instance key from an earlier start
+    with caplog.at_level(logging.WARNING, logger="core.config"):
+        assert load_config(tmp_path, {"APP_ENV": env, "SECRET_KEY": given})["SECRET_KEY"] \
+            == given
+    assert "would refuse it" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["NOTSET", "WARN", "FATAL", "verbose"])
+def test_log_level_takes_only_the_five_levels_the_readme_lists(tmp_path, value):
+    with pytest.raises(ConfigError, match="LOG_LEVEL"):
+        load_config(tmp_path, {"SECRET_KEY": STRONG, "LOG_LEVEL": value})
