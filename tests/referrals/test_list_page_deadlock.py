@@ -1,7 +1,5 @@
 """The list page that holds what expired, against a revocation (PostgreSQL, real
-connections). (A test of the expiry sweep's stale instant stood here; 8096c70 fixed that
-during this review, with tests/referrals/test_sweep_instant.py.)"""
-
+connections)."""
 
 import pytest
 
@@ -17,13 +15,10 @@ from tests.race_support import (
 
 @pytest.mark.no_db
 def test_a_revocation_and_a_receiver_s_list_page_do_not_deadlock(served):
-    """A list page holds each referral whose consent expired as it comes to it, newest first;
-    a revocation locks every open referral of the family lowest id first. Two open referrals
-    of one family whose consent expired (nobody looked since), one page of the provider's and
-    one revocation of another consent of that family: each takes one row and waits for the
-    other's. PostgreSQL breaks the deadlock by failing one of them: a 503 ('the database is
-    unreachable') for a caregiver's revocation or a provider's list, although nothing was
-    wrong. Expected: both answer 200 (one waits for the other)."""
+    """Two open referrals of one family whose consent expired (nobody looked since), one page
+    of the provider's that holds them as it comes to them, and one revocation of another
+    consent of that family, which holds every open referral: both share or hold the family
+    first, so one waits for the other and both answer 200 (no deadlock, no 503)."""
     skip_on_sqlite(served)
     net, low, high = expired_pair(served)
     # Another consent of the family, with another organization, still in force.
