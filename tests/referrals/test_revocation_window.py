@@ -73,12 +73,9 @@ class Window:
 
 @pytest.mark.no_db
 def test_no_disclosure_is_accounted_after_the_consent_s_revocation_instant(served):
-    """What the provider reads while the revocation is under way is accounted as disclosed
-    under the consent at an instant after the one the consent records as its revocation: the
-    custodian's accounting of disclosures and the consent record contradict each other (the
-    family's information passed, by the service's own record, after the family revoked).
-    Expected: every disclosure citing the consent is dated before its `revoked_at` (a look
-    that runs meanwhile waits for the revocation, or is refused)."""
+    """What the provider reads while the revocation is under way waits for it: every
+    disclosure citing the consent is dated before its `revoked_at`, so the accounting of
+    disclosures and the consent record agree."""
     with Window(served) as window:
         net, client = window.net, window.client
         looks = window.during(lambda: [
@@ -100,11 +97,9 @@ def test_no_disclosure_is_accounted_after_the_consent_s_revocation_instant(serve
 
 @pytest.mark.no_db
 def test_a_hold_for_the_revocation_is_never_dated_before_the_move_it_follows(served):
-    """The provider moves the referral (in_progress) while the revocation is under way; the
-    revocation then holds it, dated at its own earlier `revoked_at`: the referral's
-    `updated_at` goes back in time, and the timeline's newest step is older than the one
-    before it. The referrer, polling `updated_since` from the last change it saw, never
-    learns that its referral was held."""
+    """The provider moves the referral (in_progress) while the revocation is under way: one
+    of the two waits for the other, so the revocation's hold is dated after the move, and
+    the referrer polling `updated_since` from the last change it saw learns of the hold."""
     with Window(served) as window:
         net, client = window.net, window.client
         moved = window.during(lambda: move(
@@ -128,10 +123,8 @@ def test_a_hold_for_the_revocation_is_never_dated_before_the_move_it_follows(ser
 @pytest.mark.no_db
 def test_a_receiver_s_hold_made_during_the_revocation_still_becomes_consent_ended(served):
     """The provider puts the referral on hold for its waitlist while the revocation is under
-    way (its own look still saw the consent in force). The revocation then skips it: the
-    hold is dated after `revoked_at`, which `_held_after_consent_ended` reads as a hold the
-    receiver made knowing the consent had ended. It stays `waitlist` for ever: no later
-    access nor the sweep relabels it, and no `consent_ended` step or event is ever written."""
+    way: the hold is ordered before or after the revocation, never inside it, and the
+    referral ends `consent_ended` with its step and event."""
     with Window(served) as window:
         net, client = window.net, window.client
         held = window.during(lambda: move(
@@ -155,15 +148,10 @@ def test_a_receiver_s_hold_made_during_the_revocation_still_becomes_consent_ende
 @pytest.mark.parametrize("look", ["list", "read"])
 def test_a_look_that_waited_for_a_revocation_discloses_nothing_under_it(
         served, monkeypatch, look):
-    """A look at a referral (a read, or a list page) loads the family's consents once, then
-    finds the referral needs a hold (the consent covering its screening expired) and waits
-    for its row, which a revocation of the family's other consent holds. Once the revocation
-    has committed, the look goes on with the consents it loaded before: the family's
-    identity and contact leave in its answer, shown with the referral now `on_hold`, under a
-    consent whose revocation committed first, and the trail accounts the disclosure under
-    the revoked consent.
-    Expected: nothing of the family passes under the revoked consent (decide again, at least
-    after a wait)."""
+    """A look at a referral (a read, or a list page) whose referral needs a hold (the consent
+    covering its screening expired) while a revocation of the family's other consent is
+    under way: the look waits for the revocation and decides after it, so nothing of the
+    family passes under the revoked consent."""
     import threading
     from datetime import timedelta
 
