@@ -4,7 +4,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import sqlalchemy as sa
 
@@ -46,6 +46,16 @@ _DAY = 24 * 60 * 60
 _YEAR = 365 * _DAY
 
 
+def _url_parts(value: str) -> SplitResult | None:
+    """The parts of a URL, or None when it is not one (a port that is not a number too)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        return None
+    return parts
+
+
 def _issuer(raw: str, env: str) -> str | None:
     """OAUTH_ISSUER without its trailing `/`, or None when unset.
 
@@ -58,11 +68,7 @@ def _issuer(raw: str, env: str) -> str | None:
         return None
     value = raw.rstrip("/")
     schemes = ("https",) if env == "production" else ("https", "http")
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
-    except ValueError:
-        parts = None
+    parts = _url_parts(value)
     if (parts is None or parts.scheme not in schemes or not parts.hostname
             or "@" in parts.netloc or any(c in value for c in "?#") or parts.path
             or any(c.isspace() or not c.isprintable() for c in value)):
@@ -184,11 +190,7 @@ def _redis_url(raw: str | None) -> str | None:
     password), for one that is not a Redis URL with a numeric port."""
     if raw is None:
         return None
-    try:
-        parts = urlsplit(raw)
-        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
-    except ValueError:
-        parts = None
+    parts = _url_parts(raw)
     if parts is None or parts.scheme not in _REDIS_SCHEMES:
         raise ConfigError("REDIS_URL must be a redis://HOST:PORT/DB, rediss://HOST:PORT/DB or "
                           "redis+unix:///PATH URL")

@@ -7,7 +7,7 @@ import audit
 from core.cli import OperatorGroup, echo_json
 from core.db import db, transaction
 from organizations import service
-from organizations.models import ORGANIZATION_TYPES, Organization
+from organizations.models import ORGANIZATION_TYPES, Organization, name_key
 from organizations.schemas import OrganizationSchema, OrganizationUpdateSchema
 
 org_cli = OperatorGroup("org", help="Manage the directory's organizations.")
@@ -23,7 +23,7 @@ def create_org(name, type_, counties, languages, accepting):
     """Add an organization; prints it as JSON."""
     name = name.strip()
     # The directory's key is the name casefolded, which may grow (ß is ss): both must fit.
-    if not name or max(len(name), len(name.casefold())) > 200:
+    if not name or max(len(name), len(name_key(name))) > 200:
         raise click.BadParameter("must be 1 to 200 characters, case-folded too",
                                  param_hint="--name")
     errors = OrganizationUpdateSchema().validate(
@@ -32,7 +32,7 @@ def create_org(name, type_, counties, languages, accepting):
         raise click.UsageError(f"invalid options: {errors}")
     with transaction():
         twin = db.session.scalar(sa.select(Organization.id).where(
-            Organization.name_key == name.casefold(), Organization.type == type_))
+            Organization.name_key == name_key(name), Organization.type == type_))
         if twin is not None:
             # A retried command, most often; two entries alike would leave partners unable to
             # tell which one to refer to.

@@ -30,6 +30,11 @@ WAITLISTS = ("lt_1_month", "1_3_months", "gt_3_months", "unknown")
 NAME_KEY = String(200).with_variant(String(200, collation="C"), "postgresql")
 
 
+def name_key(name: str) -> str:
+    """The directory's key of a name: it casefolded (its order, its search, its duplicates)."""
+    return name.casefold()
+
+
 class Organization(db.Model):
     """A partner agency: who it is, where it serves, in which languages, and its capacity."""
 
@@ -66,7 +71,7 @@ class Organization(db.Model):
 
     @orm.validates("name")
     def _set_name_key(self, key, name):
-        self.name_key = name.casefold()
+        self.name_key = name_key(name)
         return name
 
     @property
