@@ -7,7 +7,7 @@ database, under cProfile, and the report is its calls per request and the floor'
 fraction of them (1.00: as few as a bare insert or select). Use it to see whether a change
 makes a request do less work; use bench/run to see what that is worth in requests per second.
 
-    .venv/bin/python bench/calls.py [--only me,family_read_consented] [--requests 100]
+    .venv/bin/python bench/calls.py [--only me,family_read_consented] [--requests 100] [--dump DIR]
 """
 
 import argparse
@@ -35,8 +35,12 @@ from harness import (  # noqa: E402
 from scenarios import SCENARIOS  # noqa: E402
 
 
-def calls_per_request(app, scenario: dict, context: dict, requests: int) -> float:
-    """Warm the scenario's request up, then count the calls of `requests` more."""
+def calls_per_request(app, scenario: dict, context: dict, requests: int,
+                      dump: Path | None = None) -> float:
+    """Warm the scenario's request up, then count the calls of `requests` more.
+
+    With `dump`, the profile is also written to `dump/<scenario>.prof` (read it with pstats).
+    """
     path, headers, body, variants = resolve(scenario, context)
     variants = variants or [(path, body)]
     client = app.test_client()
@@ -55,6 +59,9 @@ def calls_per_request(app, scenario: dict, context: dict, requests: int) -> floa
     for i in range(requests):
         one(i)
     profile.disable()
+    if dump:
+        dump.mkdir(parents=True, exist_ok=True)
+        profile.dump_stats(dump / f"{scenario['name']}.prof")
     return pstats.Stats(profile).total_calls / requests
 
 
@@ -62,6 +69,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", help="comma-separated scenario names (floors are added)")
     parser.add_argument("--requests", type=int, default=100, help="counted per scenario")
+    parser.add_argument("--dump", type=Path,
+                        help="write each scenario's profile to DUMP/<name>.prof")
     args = parser.parse_args(argv)
     scenarios = [s for s in SCENARIOS if not s.get("mix")]
     if args.only:
@@ -94,7 +103,8 @@ def main(argv: list[str]) -> int:
         from bench import floor
 
         apps = {"service": create_app(), "floor": floor.app}
-        counted = {s["name"]: calls_per_request(apps[s["target"]], s, context, args.requests)
+        counted = {s["name"]: calls_per_request(apps[s["target"]], s, context, args.requests,
+                                                     args.dump)
                    for s in scenarios}
     finally:
         psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -94,6 +94,41 @@ def consents_in_force(*, family_id: uuid.UUID, actor_organization_id: uuid.UUID,
     return [ConsentTerms(*row) for row in rows]
 
 
+_PARTY = ConsentParty.__table__.alias("party")
+# A page's families at once: each consent in force with every organization it names.
+_FAMILIES_TERMS = (
+    sa.select(_consents.c.family_id, _consents.c.id, _consents.c.purposes,
+              _consents.c.categories, _consents.c.effective_at, _consents.c.expires_at,
+              _consents.c.revoked_at, _PARTY.c.organization_id)
+    .join(_PARTY, _PARTY.c.consent_id == _consents.c.id)
+    .where(_consents.c.family_id.in_(sa.bindparam("families", expanding=True,
+                                                  type_=sa.Uuid())),
+           _consents.c.effective_at <= sa.bindparam("at", type_=UTCDateTime()),
+           _consents.c.expires_at > sa.bindparam("at", type_=UTCDateTime()),
+           sa.or_(_consents.c.revoked_at.is_(None),
+                  _consents.c.revoked_at > sa.bindparam("at", type_=UTCDateTime())))
+    .order_by(_consents.c.family_id, _consents.c.recorded_at, _consents.c.id)
+)
+
+#: A family's consents in force, each with the organizations it names.
+FamilyTerms = list[tuple[ConsentTerms, frozenset[uuid.UUID]]]
+
+
+def families_consents_in_force(family_ids, *, at: datetime) -> dict[uuid.UUID, FamilyTerms]:
+    """The consents in force at `at` of several families, each with the organizations it
+    names, by family: one indexed query (consents by family), for the viewers of a page."""
+    family_ids = list(family_ids)
+    found: dict[uuid.UUID, dict[uuid.UUID, tuple[ConsentTerms, set]]] = {
+        family_id: {} for family_id in family_ids}
+    if family_ids:
+        for family_id, *terms, organization_id in db.session.connection().execute(
+                _FAMILIES_TERMS, {"families": family_ids, "at": at}):
+            found[family_id].setdefault(terms[0], (ConsentTerms(*terms), set()))[1].add(
+                organization_id)
+    return {family_id: [(terms, frozenset(parties)) for terms, parties in consents.values()]
+            for family_id, consents in found.items()}
+
+
 def decide_over(*, actor_organization_id: uuid.UUID, custodian_organization_id: uuid.UUID,
                 author_organization_id: uuid.UUID, purpose: str, categories: Iterable[str],
                 consents: Iterable, at: datetime) -> Decision:
@@ -246,13 +281,25 @@ def may_read_disclosures(*, actor_organization_id: uuid.UUID, scopes, family) ->
 
 class Viewer:
     """One organization's view of one family at one instant: `decide` for any author and
-    purpose, loading each author's consents once (a referral read asks about several)."""
+    purpose, loading each author's consents once (a referral read asks about several).
+    `terms`: the family's consents in force at `at`, loaded already (see `Viewers`)."""
 
-    def __init__(self, *, actor_organization_id: uuid.UUID, family, at: datetime):
+    def __init__(self, *, actor_organization_id: uuid.UUID, family, at: datetime,
+                 terms: FamilyTerms | None = None):
         self.actor_organization_id = actor_organization_id
         self.family = family
         self.at = at
+        self._terms = terms
         self._consents: dict[uuid.UUID, list[ConsentTerms]] = {}
+
+    def _consents_with(self, author: uuid.UUID) -> list[ConsentTerms]:
+        if author not in self._consents:
+            actor = self.actor_organization_id
+            self._consents[author] = consents_in_force(
+                family_id=self.family.id, actor_organization_id=actor,
+                author_organization_id=author, at=self.at) if self._terms is None else [
+                terms for terms, parties in self._terms if actor in parties and author in parties]
+        return self._consents[author]
 
     def decide(self, *, purpose: str, categories: Iterable[str],
                author_organization_id: uuid.UUID | None = None) -> Decision:
@@ -261,16 +308,33 @@ class Viewer:
         author = author_organization_id or custodian
         if not categories:
             return Decision(frozenset(), frozenset(), (), "nothing_asked", purpose)
-        consents = ()
-        if self.actor_organization_id != author:
-            if author not in self._consents:
-                self._consents[author] = consents_in_force(
-                    family_id=self.family.id, actor_organization_id=self.actor_organization_id,
-                    author_organization_id=author, at=self.at)
-            consents = self._consents[author]
+        consents = () if self.actor_organization_id == author else self._consents_with(author)
         return decide_over(actor_organization_id=self.actor_organization_id,
                            custodian_organization_id=custodian, author_organization_id=author,
                            purpose=purpose, categories=categories, consents=consents, at=self.at)
+
+
+class Viewers:
+    """The engine's viewers of several families at one instant (a page of referrals, a sweep's
+    batch), one per family and organization, over the families' consents in force, loaded
+    together in one query when first asked."""
+
+    def __init__(self, families, *, at: datetime):
+        self.families = {family.id: family for family in families}
+        self.at = at
+        self._terms: dict[uuid.UUID, FamilyTerms] | None = None
+        self._viewers: dict[tuple[uuid.UUID, uuid.UUID], Viewer] = {}
+
+    def of(self, organization_id: uuid.UUID, family_id: uuid.UUID) -> Viewer:
+        """The organization's viewer of one of the families."""
+        key = (family_id, organization_id)
+        if key not in self._viewers:
+            if self._terms is None:
+                self._terms = families_consents_in_force(self.families, at=self.at)
+            self._viewers[key] = Viewer(actor_organization_id=organization_id,
+                                        family=self.families[family_id], at=self.at,
+                                        terms=self._terms[family_id])
+        return self._viewers[key]
 
 
 def combine(*decisions: Decision) -> Decision:
@@ -303,13 +367,20 @@ def referral_side(*, actor_organization_id: uuid.UUID, referral) -> str | None:
     return None
 
 
-def referral_party_clause(model, actor_organization_id: uuid.UUID, direction: str | None = None):
-    """`referral_side` as SQL over the referral model: the referrals the actor is a party to
-    (`direction` "sent" or "received": one side only)."""
+def referral_party_sides(model, actor_organization_id: uuid.UUID,
+                         direction: str | None = None) -> list:
+    """`referral_side` as SQL over the referral model, one clause per side the actor is a
+    party on (`direction` "sent" or "received": that side only). The sides are disjoint: a
+    referral's two organizations differ."""
     sent = model.from_organization_id == actor_organization_id
     received = sa.and_(model.to_organization_id == actor_organization_id,
                        model.sent_at.is_not(None))
-    return {"sent": sent, "received": received}.get(direction, sa.or_(sent, received))
+    return {"sent": [sent], "received": [received]}.get(direction, [sent, received])
+
+
+def referral_party_clause(model, actor_organization_id: uuid.UUID):
+    """The referrals the actor is a party to (see `referral_party_sides`), as one clause."""
+    return sa.or_(*referral_party_sides(model, actor_organization_id))
 
 
 def referral_shared_decisions(viewer: Viewer, *, sender_organization_id: uuid.UUID,

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from marshmallow import Schema, fields, validate
+from sqlalchemy import orm
 
 from core.db import db
 from core.errors import validation_problem
@@ -77,10 +78,14 @@ def keyset_page(stmt, *, kind: str, order: list, cursor: str | None, limit: int,
                 descending: bool = False, encode=None, decode=None) -> Page:
     """Run `stmt` ordered by `order` columns from after the cursor's position.
 
+    `stmt` may be a list of statements over one entity whose rows are disjoint (a referral's
+    sent and received sides): each is read in order on its own, and their first rows merged,
+    so each can walk its own index where one `OR` of them would read and sort every row.
     `encode(row) -> list` gives the JSON-safe keyset values of a row; `decode(list) -> list`
     turns them back into column values.
     """
     values = decode_cursor(kind, cursor, len(order))
+    parts = list(stmt) if isinstance(stmt, list | tuple) else [stmt]
     if values is not None:
         if decode is not None:
             try:
@@ -90,15 +95,28 @@ def keyset_page(stmt, *, kind: str, order: list, cursor: str | None, limit: int,
                     {"cursor": ["Not a cursor issued by this service"]}) from None
         position = sa.tuple_(*order)
         bound = sa.tuple_(*[sa.literal(v, c.type) for v, c in zip(values, order, strict=True)])
-        stmt = stmt.where(position < bound if descending else position > bound)
-    ordering = [c.desc() for c in order] if descending else [c.asc() for c in order]
-    rows = list(db.session.scalars(stmt.order_by(*ordering).limit(limit + 1)))
+        parts = [part.where(position < bound if descending else position > bound)
+                 for part in parts]
+
+    def ordering(columns):
+        return [c.desc() for c in columns] if descending else [c.asc() for c in columns]
+
+    if len(parts) == 1:
+        query = parts[0].order_by(*ordering(order)).limit(limit + 1)
+    else:
+        # Each part in a subquery of its own: SQLite takes no ORDER BY in a compound's member.
+        merged = sa.union_all(*(
+            sa.select(part.order_by(*ordering(order)).limit(limit + 1).subquery())
+            for part in parts)).subquery()
+        entity = orm.aliased(parts[0].column_descriptions[0]["entity"], merged)
+        query = (sa.select(entity).order_by(*ordering([merged.c[c.key] for c in order]))
+                 .limit(limit + 1))
+    rows = list(db.session.scalars(query))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = _serializer(kind).dumps(encode(rows[-1]))
     return Page(items=rows, next_cursor=next_cursor)
-
 
 
 def newest_first(stmt, *, kind: str, at, id, cursor: str | None, limit: int) -> Page:  # noqa: A002

@@ -283,19 +283,20 @@ _LOCK_TO_HOLD = (sa.select(Referral)
                  .execution_options(populate_existing=True))
 
 
-def _hold_if_unsupported(access: _Access, viewers=None) -> bool:
+def _hold_if_unsupported(access: _Access, viewers: policy.Viewers | None = None) -> bool:
     """Put a sent, open referral on hold (`consent_ended`) when the consents in force no
-    longer cover what it shares: a timeline entry and an audit event with it. `viewers`
-    caches the engine's viewers by organization for a page of one family's referrals."""
+    longer cover what it shares: a timeline entry and an audit event with it. `viewers`: the
+    engine's viewers of a page or batch of referrals' families, at the access's instant."""
     referral, family, at = access.referral, access.family, access.at
     if not _holdable(referral):
         return False
-    viewers = {} if viewers is None else viewers
-    viewers.setdefault(access.actor.organization_id, access.viewer)
 
     def viewer(organization_id):
-        return viewers.setdefault(organization_id, policy.Viewer(
-            actor_organization_id=organization_id, family=family, at=at))
+        if organization_id == access.actor.organization_id:
+            return access.viewer
+        if viewers is not None:
+            return viewers.of(organization_id, family.id)
+        return policy.Viewer(actor_organization_id=organization_id, family=family, at=at)
 
     decision = policy.referral_send_decision(
         family=family, sender_organization_id=referral.from_organization_id,
@@ -370,7 +371,7 @@ def _on_consent_revoked(consent, *, family: Family, at: datetime, **_) -> None:
     referrals = list(db.session.scalars(
         sa.select(Referral).where(Referral.family_id == family.id, _HOLDABLE)
         .order_by(Referral.id).with_for_update()))
-    viewers = {}
+    viewers = policy.Viewers([family], at=at)
     for referral in referrals:
         access = _Access(_SERVICE, referral, family, "service", at)
         if _hold_if_unsupported(access, viewers):
@@ -406,7 +407,9 @@ def hold_unsupported(*, after: uuid.UUID | None = None,
     # Decided, and dated, once the batch is held, not when the sweep began: a consent
     # recorded meanwhile counts, and a poll of `updated_since` since then sees the hold.
     at = now()
-    held = sum(_hold_if_unsupported(_Access(_SERVICE, r, families[r.family_id], "service", at))
+    viewers = policy.Viewers(families.values(), at=at)
+    held = sum(_hold_if_unsupported(_Access(_SERVICE, r, families[r.family_id], "service", at),
+                                    viewers)
                for r in referrals if r.family_id in families)
     return held, (referrals[-1].id if len(referrals) == batch else None)
 
@@ -550,15 +553,19 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
     single read would show it; the page recorded as one `search` event per family it
     disclosed (one for the page when it disclosed none)."""
     me = actor.organization_id
-    stmt = sa.select(Referral).where(policy.referral_party_clause(Referral, me, direction))
+    filters = []
     if status is not None:
-        stmt = stmt.where(Referral.status == status)
+        filters.append(Referral.status == status)
     if updated_since is not None:
-        stmt = stmt.where(Referral.updated_at >= updated_since)
+        filters.append(Referral.updated_at >= updated_since)
     at = now()
     if overdue:
-        stmt = stmt.where(_overdue(me, at.date()))
-    page = newest_first(stmt, kind="referrals", at=Referral.updated_at, id=Referral.id,
+        filters.append(_overdue(me, at.date()))
+    # Each side read apart, newest first along its own index, and the two merged: one OR of
+    # both would read and sort every referral the caller ever sent or received.
+    sides = [sa.select(Referral).where(side, *filters)
+             for side in policy.referral_party_sides(Referral, me, direction)]
+    page = newest_first(sides, kind="referrals", at=Referral.updated_at, id=Referral.id,
                         cursor=cursor, limit=limit)
     families = {f.id: f for f in share_families({r.family_id for r in page.items})}
     at = now()  # decided once the page's families are shared
@@ -566,15 +573,14 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
         db.session.execute(sa.select(Referral).where(
             Referral.id.in_([r.id for r in page.items]))
             .execution_options(populate_existing=True)).all()
-    # The engine's viewers per family and organization: each family's consents load once.
-    viewers: dict[uuid.UUID, dict] = {}
+    # The page's families' consents load at once, for every organization's view of them.
+    viewers = policy.Viewers(families.values(), at=at)
     documents, seen_by_family = [], {}
     for referral in page.items:
-        cached = viewers.setdefault(referral.family_id, {})
         side = policy.referral_side(actor_organization_id=me, referral=referral)
         access = _Access(actor, referral, families[referral.family_id], side, at,
-                         viewer=cached.get(me))
-        _hold_if_unsupported(access, cached)
+                         viewer=viewers.of(me, referral.family_id))
+        _hold_if_unsupported(access, viewers)
         if status is not None and referral.status != status:
             continue  # it was put on hold just now
         documents.append(_document(access, seen_by_family.setdefault(referral.family_id,
