@@ -26,7 +26,10 @@ migrate = Migrate(compare_type=True, render_as_batch=True)
 def create_app(config: dict | None = None) -> Flask:
     """Build the service. `config` overrides what the environment says (tests)."""
     app = Flask(__name__, instance_path=str(ROOT / "instance"))
-    Path(app.instance_path).mkdir(exist_ok=True)
+    instance = Path(app.instance_path)
+    instance.mkdir(mode=0o700, exist_ok=True)
+    if instance.stat().st_mode & 0o077:  # an older checkout's: it holds keys and the database
+        instance.chmod(0o700)
     app.config.update(load_config(Path(app.instance_path)))
     app.config.update(config or {})
     app.json.sort_keys = False  # keep the contract's field order

@@ -8,7 +8,7 @@ from audit import checkpoints
 from audit.schemas import CheckpointSchema
 from audit.service import verify_log
 from core.cli import OperatorGroup, echo_json
-from core.db import db, transaction
+from core.db import begin_read_only, db, transaction
 from core.errors import Problem
 
 audit_cli = OperatorGroup("audit", help="The audit trail.")
@@ -23,6 +23,7 @@ def verify_command(from_seq, to_seq):
     range that is not one (as the API's 422: exit 1 is a tamper alarm)."""
     if from_seq is not None and to_seq is not None and from_seq > to_seq:
         raise click.BadParameter("must not be before --from-seq", param_hint="--to-seq")
+    begin_read_only()
     try:
         verdict = verify_log(from_seq=from_seq, to_seq=to_seq)
     except Problem as problem:

@@ -16,7 +16,7 @@ from audit.schemas import (
 )
 from auth.protect import current_actor, require_scope
 from core.docs import operation
-from core.web import load_body, load_query, respond
+from core.web import load_body, load_query, read_only, respond
 
 bp = Blueprint("audit", __name__, url_prefix="/api/v1/audit")
 TAGS = ["Audit"]
@@ -46,6 +46,7 @@ def get_event(seq: int):
 @require_scope("audit:read")
 @operation(summary="Verify the hash chain", tags=TAGS, query=VerifyQuery,
            responses={200: VerdictSchema})
+@read_only
 def verify():
     """Recompute every hash over the whole log, or `from_seq` to `to_seq`; name the first
     broken event and why. A range starting after 1 trusts the event just before it; a range
@@ -58,6 +59,7 @@ def verify():
 @require_scope("audit:read")
 @operation(summary="The newest signed checkpoint", tags=TAGS, errors=(404,),
            responses={200: CheckpointSchema})
+@read_only
 def latest_checkpoint():
     """Ed25519 signature over the chain's (seq, hash, time); keep it to detect any later
     rewrite of history. 404 until the first checkpoint is made."""
@@ -68,6 +70,7 @@ def latest_checkpoint():
 @require_scope("audit:read")
 @operation(summary="Check that the log still extends a kept checkpoint", tags=TAGS,
            body=CheckpointInputSchema, responses={200: CheckpointVerdictSchema})
+@read_only
 def verify_checkpoint():
     """422 when the checkpoint's signature does not verify or the key is not the service's;
     else valid only when today's log still hashes to it at its `seq`."""

@@ -8,7 +8,7 @@ from audit.models import AuditEvent, AuditListedFamily
 from audit.recorder import record
 from audit.schemas import AuditEventSchema
 from audit.sealer import seal_committed
-from core.db import db
+from core.db import begin_read_only, db
 from core.errors import Problem, validation_problem
 from core.pagination import Page, decode_cursor, keyset_page
 
@@ -112,6 +112,9 @@ def export_events(actor, *, since, until):
     def lines():
         from flask import json
 
+        # The request's transaction ended with the export's event; this one only reads, for
+        # as long as the client takes to read the stream.
+        begin_read_only()
         after = 0
         while True:
             batch = db.session.scalars(

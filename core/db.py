@@ -1,5 +1,6 @@
 """The database: declarative base, Flask-SQLAlchemy, column types, and the transaction boundary."""
 
+import os
 import sqlite3
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -63,11 +64,28 @@ def _configure_sqlite(dbapi_connection, connection_record):
     # SQLite's lower() folds ASCII only; PostgreSQL's folds every script. Make them agree.
     dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
     cursor = dbapi_connection.cursor()
+    for _, name, path in cursor.execute("PRAGMA database_list").fetchall():
+        if name == "main" and path:
+            _owner_only(path)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: each commit reaches the disk before it is answered. NORMAL syncs WAL mode only at
+    # checkpoints, and a power loss would take back answered revocations and audit events.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
+
+
+def _owner_only(path: str) -> None:
+    """The database file holds every family's record: readable by the service's account
+    alone (SQLite creates it, and its -wal and -shm, with the process's umask, often 0644),
+    before anything is written to it."""
+    for each in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            if os.stat(each).st_mode & 0o077:
+                os.chmod(each, 0o600)
+        except FileNotFoundError:
+            continue
 
 
 def _lower(value):
@@ -79,7 +97,17 @@ def _begin_sqlite(connection):
     if connection.dialect.name == "sqlite":
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
         # writes can fail with SQLITE_BUSY instead of waiting, when several workers share the file.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction that only reads begins deferred: a reader beside the one writer (WAL),
+        # with one snapshot from its first read, that keeps no one waiting however long it reads.
+        read_only = connection.get_execution_options().get("read_only")
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def begin_read_only() -> None:
+    """Begin the session's transaction as one that only reads (before its first statement):
+    long reads of the trail (an export streaming for minutes, a verification of the whole
+    log) must not hold SQLite's one write lock, which every other request waits for."""
+    db.session.connection(execution_options={"read_only": True})
 
 
 @contextmanager

@@ -161,7 +161,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DBAPIError)
     def _database(error: DBAPIError):
         sqlstate = getattr(error.orig, "sqlstate", None) or ""
-        if sqlstate.startswith("40") or sqlstate in ("55P03", "57014"):
+        # SQLite's one writer kept this request waiting past busy_timeout (SQLITE_BUSY), or a
+        # table it needed was locked within the connection (SQLITE_LOCKED): PostgreSQL's 55P03.
+        sqlite_busy = getattr(error.orig, "sqlite_errorname", "").startswith(
+            ("SQLITE_BUSY", "SQLITE_LOCKED"))
+        if sqlstate.startswith("40") or sqlstate in ("55P03", "57014") or sqlite_busy:
             # A deadlock, a serialization failure, a lock or statement timeout: the database
             # is there, this request met concurrent ones; nothing of it was done.
             log.warning("database refused the transaction: %s", type(error.orig).__name__)

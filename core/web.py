@@ -11,7 +11,7 @@ from flask import Flask, current_app, g, request
 from flask.sessions import SessionInterface
 from marshmallow import Schema, ValidationError
 
-from core.db import db
+from core.db import begin_read_only, db
 from core.errors import Problem, problem_response, unavailable, validation_problem
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,18 @@ MAX_JSON_DEPTH = 32
 def _assign_request_id():
     given = request.headers.get("X-Request-ID", "")
     g.request_id = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+
+
+def read_only(view):
+    """Mark a view that only reads the database: its transaction begins as one (see
+    `core.db.begin_read_only`), before the bearer token is looked up."""
+    view.read_only = True
+    return view
+
+
+def _begin_read_only_view() -> None:
+    if getattr(current_app.view_functions.get(request.endpoint), "read_only", False):
+        begin_read_only()
 
 
 def _finish(response):
@@ -144,6 +156,7 @@ def init_app(app: Flask) -> None:
     app.session_interface = _NoSessions()
     app.before_request(_assign_request_id)
     app.before_request(_bound_streamed_body)
+    app.before_request(_begin_read_only_view)
     app.after_request(_finish)
 
 

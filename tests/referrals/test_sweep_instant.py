@@ -91,3 +91,43 @@ def test_a_hold_the_sweep_makes_is_seen_by_a_partner_polling_updated_since(
     changed = client.get(f"/api/v1/referrals?direction=received&updated_since={since}",
                          headers=net.as_provider).json["items"]
     assert second in [r["id"] for r in changed]
+
+
+def test_a_sweep_batch_decides_its_families_over_one_load_of_their_consents(app, client, make):
+    """Three families' accepted referrals; one family's consent has ended by the sweep. The
+    batch holds exactly that family's referral, and loads the three families' consents in
+    one statement (it was two per referral: a sweep of thousands sent thousands)."""
+    from sqlalchemy import event
+
+    from core.db import db
+
+    clock.freeze(START)
+    net = network(make)
+    families = [net.family] + [make.family(net.clinic, given_name=f"Child{n}") for n in (1, 2)]
+    referrals = []
+    for n, family in enumerate(families):
+        make.consent(family, [net.clinic, net.provider], categories=FULL,
+                     effective_at=START - timedelta(days=1), expires_in_days=10 if n else 90)
+        sent = send(client, net, family_id=str(family.id))
+        moved = move(client, sent.json["id"], net.as_provider, sent.headers["ETag"],
+                     status="accepted")
+        assert moved.status_code == 200, moved.json
+        referrals.append(sent.json["id"])
+    clock.freeze(SWEEP)
+    statements = []
+    with app.app_context():
+        engine = db.engine
+
+    def count(conn, cursor, statement, *_):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        result = CliRunner().invoke(app.cli, ["referrals", "hold-expired"])
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert result.exit_code == 0, result.output
+    assert sum("consent_parties" in s for s in statements) == 1
+    statuses = [client.get(f"/api/v1/referrals/{rid}", headers=net.as_clinic).json["status"]
+                for rid in referrals]
+    assert statuses == ["accepted", "on_hold", "on_hold"]
