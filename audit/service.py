@@ -1,5 +1,7 @@
 """The auditors' queries: events by filter, one event, export, verification, checkpoints."""
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from audit import checkpoints
@@ -20,10 +22,12 @@ _FILTERS = ("organization_id", "client_id", "action", "outcome", "resource_type"
 
 
 def _events_page(conditions: list, *, family_id=None, kind: str, cursor: str | None,
-                 limit: int) -> Page:
+                 limit: int, since=None, until=None) -> Page:
     """A keyset page, newest first, of the events meeting `conditions` and, given
-    `family_id`, naming that family in `family_id` or in `family_ids`."""
+    `family_id`, naming that family in `family_id` or in `family_ids`; `since` and `until`:
+    the time range `conditions` hold, read along `seq` from near its end."""
     seal_committed(in_transaction=True)  # every event committed before this request is on it
+    conditions = conditions + _seq_bounds(since, until)  # the chain as sealed just now
     stmt = sa.select(AuditEvent).where(*conditions)
     if family_id is not None:
         stmt = stmt.where(AuditEvent.seq.in_(
@@ -69,6 +73,36 @@ def _naming_family(family_id, conditions: list, before: int | None, limit: int):
     return sa.union_all(sa.select(named.c.seq), sa.select(listed.c.seq))
 
 
+#: Longer than any transaction of the service lasts (GUNICORN_TIMEOUT is at most 3600 s):
+#: an event reaches the chain within this of its `recorded_at`.
+_LONGEST_TRANSACTION = timedelta(hours=1)
+
+
+def _seq_bounds(since=None, until=None) -> list:
+    """Conditions on `seq` that hold for every event recorded in [since, until), found with
+    one probe of the `recorded_at` index each, so a time range is read along `seq` from near
+    its first event, not from the start (or the end) of the whole log.
+
+    `seq` follows commit order, not `recorded_at`: an event is chained within
+    `_LONGEST_TRANSACTION` of being recorded. So an event recorded that long before `since`
+    was chained before any event recorded from `since` on, and one recorded that long after
+    `until` after any recorded before `until`."""
+    bounds = []
+    if since is not None:
+        before = db.session.scalar(
+            sa.select(AuditEvent.seq).where(AuditEvent.recorded_at < since - _LONGEST_TRANSACTION)
+            .order_by(AuditEvent.recorded_at.desc()).limit(1))
+        if before is not None:
+            bounds.append(AuditEvent.seq > before)
+    if until is not None:
+        after = db.session.scalar(
+            sa.select(AuditEvent.seq).where(AuditEvent.recorded_at >= until + _LONGEST_TRANSACTION)
+            .order_by(AuditEvent.recorded_at).limit(1))
+        if after is not None:
+            bounds.append(AuditEvent.seq < after)
+    return bounds
+
+
 def search_events(actor, *, limit: int, cursor: str | None = None, since=None, until=None,
                   family_id=None, **filters) -> Page:
     """One page of events matching every given filter, newest first; the search is recorded.
@@ -82,7 +116,7 @@ def search_events(actor, *, limit: int, cursor: str | None = None, since=None, u
     if until is not None:
         conditions.append(AuditEvent.recorded_at < until)
     page = _events_page(conditions, family_id=family_id, kind="audit_events", cursor=cursor,
-                        limit=limit)
+                        limit=limit, since=since, until=until)
     record(action="search", outcome="permit", reason="audit_read", resource_type="audit_event",
            actor=actor)
     return page
@@ -115,12 +149,13 @@ def export_events(actor, *, since, until):
         # The request's transaction ended with the export's event; this one only reads, for
         # as long as the client takes to read the stream.
         begin_read_only()
+        bounds = _seq_bounds(since, until)
         after = 0
         while True:
             batch = db.session.scalars(
                 sa.select(AuditEvent)
                 .where(AuditEvent.recorded_at >= since, AuditEvent.recorded_at < until,
-                       AuditEvent.seq > after)
+                       AuditEvent.seq > after, *bounds)
                 .order_by(AuditEvent.seq).limit(EXPORT_BATCH)).all()
             for event in batch:
                 yield json.dumps(schema.dump(event)) + "\n"
