@@ -2,7 +2,8 @@
 
 The one place in the service that decides disclosure. `decide` is a pure function over the
 family's custodian, the author of the information and the consents in force, which
-`consents_in_force` loads with one indexed query.
+`consents_in_force` loads with one indexed query (`families_consents_in_force`, for a page of
+several families at once).
 """
 
 import uuid
