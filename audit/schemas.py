@@ -1,5 +1,6 @@
 """Schemas of the auditors' API."""
 
+import uuid
 from datetime import timedelta
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -87,6 +88,19 @@ class _TimeRange(InputSchema):
             raise ValidationError("`until` must be after `since`", "until")
 
 
+class _ResourceId(fields.String):
+    """An object's id as the trail stores it: a UUID in the one spelling the service writes
+    (lower case, hyphenated), however it was written (UUIDs are case-insensitive on input,
+    RFC 9562 4); any other id (an audit event's seq) as given."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            return value
+
+
 class AuditEventQuery(PageQuery, _TimeRange):
     organization_id = fields.UUID(metadata={"description": "Events of this acting organization."})
     client_id = fields.String(validate=validate.Length(1, 64), metadata={
@@ -101,8 +115,9 @@ class AuditEventQuery(PageQuery, _TimeRange):
     resource_type = fields.String(validate=validate.Length(1, 32), metadata={
         "description": "Events on this kind of object (`resource.type`: `referral`, "
                        "`consent`, `family`, ...)."})
-    resource_id = fields.String(validate=validate.Length(1, 64), metadata={
-        "description": "Events on the object with this id (`resource.id`)."})
+    resource_id = _ResourceId(validate=validate.Length(1, 64), metadata={
+        "description": "Events on the object with this id (`resource.id`); a UUID matches "
+                       "in capitals too."})
 
 
 class ExportQuery(_TimeRange):

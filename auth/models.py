@@ -34,9 +34,11 @@ class ClientPolicy:
         return None
 
     def get_allowed_scope(self, scope):
-        """All allowed scopes when none is asked; None (invalid_scope) if one is not allowed,
-        or when the scope asked is blank (RFC 6749 3.3: at least one scope token)."""
-        if scope is None or scope == "":
+        """All allowed scopes when the parameter is absent; None (invalid_scope) if one is
+        not allowed, or when the parameter is present but blank (`scope=`): RFC 6749 3.3
+        makes a scope one or more scope tokens, and a client that asked for none must not get
+        every scope it may have."""
+        if scope is None:
             return self.scope
         asked = scope.split()
         if not asked or not set(asked) <= set(self.scopes):

@@ -24,6 +24,7 @@ import audit
 from auth.models import TOKEN_AUTH_METHODS, AccessToken, ClientPolicy, ClientRecord, OAuthClient
 from auth.scopes import SCOPES
 from core.db import db
+from core.errors import REALM
 from core.ids import canonical_uuid, new_id, new_secret, secret_digest
 from core.limits import basic_credentials, presented_client_id
 from core.time import now
@@ -233,6 +234,16 @@ class TokenIntrospection(_OwnTokenEndpoint, IntrospectionEndpoint):
         }
 
 
+class ClientAuthenticationFailed(InvalidClientError):
+    """401 `invalid_client` whose Basic challenge names the realm, as the Bearer challenge
+    does: RFC 7617 2 makes `realm` required, and authlib's challenge leaves it out."""
+
+    def get_headers(self):
+        return [(name, f'Basic realm="{REALM}", ' + value.removeprefix("Basic "))
+                if name == "WWW-Authenticate" else (name, value)
+                for name, value in super().get_headers()]
+
+
 class AuditedAuthorizationServer(AuthorizationServer):
     """Records failed client authentication with the client id it claimed, and reads token
     requests from the form body only (RFC 6749 3.2)."""
@@ -256,8 +267,8 @@ class AuditedAuthorizationServer(AuthorizationServer):
         except InvalidClientError:
             _record_failed_authentication(request, endpoint)
             # One answer for an unknown client and a wrong secret: neither tells which it was.
-            raise InvalidClientError(description="Client authentication failed",
-                                     status_code=401) from None
+            raise ClientAuthenticationFailed(description="Client authentication failed",
+                                             status_code=401) from None
 
 
 def _unreadable_token_request() -> str:

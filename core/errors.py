@@ -12,6 +12,9 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+#: The protection space of every challenge the service sends (RFC 9110 11.5): the API's
+#: Bearer one and the OAuth endpoints' Basic one.
+REALM = "imh-referral-network"
 
 #: slug -> (status, title). The slugs partner agencies code against (API.md, Conventions).
 PROBLEMS = {
@@ -118,7 +121,7 @@ def problem_response(problem: Problem):
     )
     response.headers.update(problem.headers)
     if problem.status == 401:
-        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="imh-referral-network"')
+        response.headers.setdefault("WWW-Authenticate", f'Bearer realm="{REALM}"')
     return response
 
 

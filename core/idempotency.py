@@ -6,6 +6,7 @@ workers, hosts and restarts; a key belongs to one client, and lives 24 hours.
 
 import functools
 import hashlib
+import json
 import re
 from datetime import datetime, timedelta
 
@@ -19,7 +20,7 @@ from core.errors import Problem, validation_problem
 from core.ids import new_id
 from core.sqltypes import JSONDocument
 from core.time import now
-from core.web import require_json
+from core.web import json_body, require_json
 
 LIFETIME = timedelta(hours=24)
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -37,7 +38,7 @@ class IdempotencyKey(db.Model):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(255))
-    #: SHA-256 of the method, the path and the body bytes.
+    #: SHA-256 of the method, the path and the body's canonical JSON (`_request_hash`).
     request_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[int]
     body: Mapped[str] = mapped_column(Text)
@@ -46,8 +47,30 @@ class IdempotencyKey(db.Model):
 
 
 def _request_hash() -> str:
+    """The request's fingerprint: its method, path and JSON body in one canonical form
+    (members sorted, no whitespace, characters unescaped), so a retry that serializes the
+    same body again (another member order, pretty-printed, `\\u00e9` for `é`) is the same
+    request (RFC 8259: neither order nor whitespace means anything).
+
+    Raises what the view would for the body (400, 413, 415): a replay must not answer a body
+    the view itself would refuse."""
+    request.get_data(cache=True)  # kept for the view, which reads the body again
+    canonical = json.dumps(json_body(), sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False)
+    return _digest(canonical.encode())
+
+
+def _raw_request_hash() -> str:
+    """The fingerprint keys were stored with before `_request_hash` (the body's bytes as
+    sent): a retry of such a key within its 24 hours still matches. Only the same bytes give
+    it, which parse to the same body: it never lets another body through. It can go once no
+    key stored before the canonical fingerprint is less than 24 hours old."""
+    return _digest(request.get_data(cache=True))
+
+
+def _digest(body: bytes) -> str:
     digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
-    digest.update(request.get_data(cache=True))  # MAX_CONTENT_LENGTH still applies: 413
+    digest.update(body)
     return digest.hexdigest()
 
 
@@ -118,7 +141,7 @@ def _stored(client_id: str, key: str) -> IdempotencyKey | None:
 
 def _answer_again(stored: IdempotencyKey, fingerprint: str, reread):
     """The first answer again, or 422 when the key came with another request."""
-    if stored.request_hash != fingerprint:
+    if stored.request_hash != fingerprint and stored.request_hash != _raw_request_hash():
         raise Problem("idempotency-key-reused",
                       "This Idempotency-Key was used with another request body or path",
                       errors={"Idempotency-Key": ["Already used with another request"]})

@@ -10,6 +10,7 @@ import uuid
 from flask import Flask, current_app, g, request
 from flask.sessions import SessionInterface
 from marshmallow import Schema, ValidationError
+from werkzeug.datastructures import MIMEAccept
 
 from core.db import begin_read_only, db
 from core.errors import Problem, problem_response, unavailable, validation_problem
@@ -151,10 +152,46 @@ def _bound_streamed_body() -> None:
     environ["CONTENT_LENGTH"] = str(len(body))
 
 
+#: Pages and files for browsers (the API docs' UI, static files): HTML, scripts and styles,
+#: whatever a browser's Accept says. Everything else answers JSON, or what its documentation
+#: names (the audit export's NDJSON).
+_NOT_NEGOTIATED = ("/apidocs", "/flasgger_static", "/oauth2-redirect.html", "/static/")
+
+
+def _answered_media_type() -> str | None:
+    """What the requested view answers when it succeeds; None where nothing is negotiated (no
+    such route or method: that answer is a problem, and says so)."""
+    if request.endpoint is None or request.path.startswith(_NOT_NEGOTIATED):
+        return None
+    described = getattr(current_app.view_functions[request.endpoint], "openapi", None)
+    for status, schema in (described or {}).get("responses", {}).items():
+        if 200 <= status < 300 and isinstance(schema, tuple):  # (media type, schema)
+            return schema[0]
+    return "application/json"
+
+
+def _refuse_unacceptable() -> None:
+    """406 `not-acceptable` when the request's Accept admits nothing the view answers (RFC
+    9110 12.5.1), before anything else is done. Without an Accept anything goes; a media
+    range's parameters are not compared (JSON is UTF-8 whatever `charset` says). Accept is
+    weighed against what a success answers, not against errors: a problem, this refusal
+    included, is problem+json whatever Accept says."""
+    accept = request.accept_mimetypes
+    answered = _answered_media_type() if accept else None
+    if answered is None:
+        return
+    ranges = MIMEAccept([(value.split(";", 1)[0].strip(), quality) for value, quality in accept])
+    if ranges.quality(answered) <= 0:
+        raise Problem("not-acceptable",
+                      f"This answers {answered}, which the Accept header does not admit")
+
+
 def init_app(app: Flask) -> None:
-    """Install the request id, the body bound and the commit boundary; no browser sessions."""
+    """Install the request id, content negotiation, the body bound and the commit boundary;
+    no browser sessions."""
     app.session_interface = _NoSessions()
     app.before_request(_assign_request_id)
+    app.before_request(_refuse_unacceptable)
     app.before_request(_bound_streamed_body)
     app.before_request(_begin_read_only_view)
     app.after_request(_finish)

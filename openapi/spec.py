@@ -44,6 +44,8 @@ _ERROR_DESCRIPTIONS = {
     401: "Missing, malformed, expired or revoked access token.",
     403: "The token lacks the scope, or the organization may not do this.",
     404: "No such object, or the organization may not know it exists.",
+    406: "The Accept header admits nothing this operation answers on success (its 2xx media "
+         "type). Without Accept, or with `*/*`, anything goes.",
     409: "The object's state does not allow this.",
     412: "If-Match names a version that is no longer current.",
     413: "The body is larger than 64 KiB.",
@@ -242,7 +244,8 @@ def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: b
                objects: dict) -> dict:
     scopes = getattr(view, "required_scopes", None)
     secured = scopes is not None
-    statuses = set(meta["errors"]) | {500, 503}
+    # Every operation weighs Accept against what it answers (core.web._refuse_unacceptable).
+    statuses = set(meta["errors"]) | {406, 500, 503}
     if secured:
         statuses.add(401)
         if scopes:
@@ -278,8 +281,9 @@ def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: b
     for status, response in responses.items():
         # What the operation declares first, then what the status says, then the limits.
         headers = response.setdefault("headers", {})
-        # An API call is counted once its token is known: never on a 401.
-        counted = rate_limited and not (status == "401" and secured)
+        # An API call is counted once its token is known: never on a 401. Accept is weighed
+        # before anything is counted: never on a 406.
+        counted = rate_limited and status != "406" and not (status == "401" and secured)
         for name, header in (*_HEADERS_BY_STATUS.get(int(status), {}).items(),
                              *(_RATE_LIMIT_HEADERS.items() if counted else ())):
             headers.setdefault(name, header)

@@ -69,6 +69,33 @@ def test_each_filter(client, auditor, seeded, query, expected):
     assert len([e for e in items if e["reason"] == "test"]) == expected
 
 
+def test_the_resource_id_filter_finds_a_uuid_written_in_capitals(app, client, auditor):
+    """UUIDs are case-insensitive on input (RFC 9562 4), as the other id filters take them:
+    the events on an object are found however its id is cased."""
+    referral = uuid.UUID("0a1b2c3d-4e5f-4a6b-8c7d-9e0fabcdef12")
+    with app.app_context():
+        for action in ("create", "read"):
+            audit.record(action=action, outcome="permit", reason="test",
+                         resource_type="referral", resource_id=referral)
+        db.session.commit()
+
+    as_issued = _page(client, auditor, f"resource_id={referral}")["items"]
+    capitals = _page(client, auditor, f"resource_id={str(referral).upper()}")["items"]
+
+    assert [e["action"] for e in as_issued] == ["read", "create"]
+    assert [e["seq"] for e in capitals] == [e["seq"] for e in as_issued]
+
+
+def test_the_resource_id_filter_takes_an_events_seq_as_it_is(client, auditor, seeded):
+    """An id that is not a UUID (the seq of an audit event read) is matched as given."""
+    seq = _page(client, auditor, "limit=1")["items"][0]["seq"]
+    assert client.get(f"/api/v1/audit/events/{seq}", headers=bearer(auditor)).status_code == 200
+
+    items = _page(client, auditor, f"resource_type=audit_event&resource_id={seq}")["items"]
+
+    assert [(e["action"], e["resource"]["id"]) for e in items] == [("read", str(seq))]
+
+
 def test_time_range(client, auditor, seeded):
     _, _, start = seeded
     since = (start + timedelta(hours=12)).isoformat()

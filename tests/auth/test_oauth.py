@@ -193,6 +193,7 @@ def stored_tokens() -> int:
     "directory:admin",                  # not a scope at all
     "DIRECTORY:READ",                   # scopes are case-sensitive (RFC 6749 section 3.3)
     " ",                                # blank: a scope names at least one (section 3.3)
+    "",                                 # present but empty: no scope asked, not every scope
 ])
 def test_scope_the_client_lacks_is_invalid_scope(app, client, partner, method, scope):
     with app.app_context():
@@ -383,6 +384,28 @@ def test_failed_basic_authentication_of_a_known_client_is_recorded(app, client, 
         events = audit_events(client_id=partner.client_id)
     assert [(e.action, e.outcome, e.reason) for e in events] == [
         (action, "deny", "invalid_client")]
+
+
+@pytest.mark.parametrize("method", ["basic", "post"])
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_a_failed_client_authentication_challenges_in_the_apis_realm(client, partner, path,
+                                                                     method):
+    """RFC 6749 5.2: a failed client authentication is 401 `invalid_client` with a Basic
+    challenge, which names its `realm` (required by RFC 7617 2): the realm of the API's
+    Bearer challenge."""
+    if method == "basic":
+        form, headers = ENDPOINT_FORMS[path], basic(partner.client_id, "not-the-secret")
+    else:
+        form = {**ENDPOINT_FORMS[path], "client_id": partner.client_id,
+                "client_secret": "not-the-secret"}
+        headers = {}
+
+    response = client.post(path, data=form, headers=headers)
+
+    assert_oauth_error(response, 401, "invalid_client")
+    challenge = response.headers["WWW-Authenticate"]
+    api_realm = re.search(r'realm="[^"]+"', client.get("/api/v1/me").headers["WWW-Authenticate"])
+    assert challenge.startswith(f'Basic {api_realm[0]}, error="invalid_client"'), challenge
 
 
 #: Other spellings of a client id that uuid.UUID reads as the same UUID.
