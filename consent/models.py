@@ -27,6 +27,11 @@ class Consent(db.Model):
         sa.CheckConstraint("expires_at > effective_at", name="expires_after_effective"),
         sa.CheckConstraint("revocation_rights_explained", name="revocation_rights_explained"),
         sa.Index("ix_consents_family_expires", "family_id", "expires_at"),
+        # Removing a caregiver asks whether a consent names them, and the database checks
+        # both foreign keys as the row goes: without these, each is a scan of every consent
+        # ever recorded (they are kept for years).
+        sa.Index("ix_consents_grantor_caregiver_id", "grantor_caregiver_id"),
+        sa.Index("ix_consents_revocation_caregiver_id", "revocation_caregiver_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -45,6 +50,9 @@ class Consent(db.Model):
     revocation_rights_explained: Mapped[bool]
     recorded_by_organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
     recorded_at: Mapped[datetime] = mapped_column(default=now)
+    #: How many organizations it names: the database refuses a party row past this many, so
+    #: none can be added to a consent once recorded (migration 0011).
+    party_count: Mapped[int]
     revoked_at: Mapped[datetime | None]
     revocation_reason: Mapped[str | None] = mapped_column(String(1000))
     revocation_requested_by: Mapped[str | None] = mapped_column(String(16))

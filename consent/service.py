@@ -70,6 +70,7 @@ def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, in
         interpreter_used=data["interpreter_used"],
         revocation_rights_explained=data["revocation_rights_explained"],
         recorded_by_organization_id=actor.organization_id, recorded_at=at,
+        party_count=len(data["organization_ids"]),
         parties=[ConsentParty(organization_id=org_id, family_id=family.id, position=n)
                  for n, org_id in enumerate(data["organization_ids"])],
     )

@@ -229,6 +229,7 @@ class Factory:
                 recorded_by_organization_id=(recorder or organizations[0]).id,
                 recorded_at=clock.now(),
                 revoked_at=clock.now() if revoked else None,
+                party_count=len(organizations),
                 parties=[ConsentParty(organization_id=o.id, family_id=family.id, position=n)
                          for n, o in enumerate(organizations)])
             db.session.add(consent)

@@ -1,5 +1,7 @@
-"""The schema comes from the migrations alone, and they agree with the models."""
+"""The schema comes from the migrations alone, and they agree with the models; an upgrade
+carries what an older revision of the service wrote."""
 
+from datetime import date, timedelta
 
 import flask_migrate
 import pytest
@@ -7,8 +9,13 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from app import create_app
+from core import time as clock
 from core.db import db
-from tests.conftest import make_app
+from tests.conftest import TEST_SECRET_KEY, bearer, make_app
+from tests.revision_data import SIGNING_KEY_B64, T0, populate
+
+PROVIDER = "Riverbend Infant Mental Health"
 
 
 def _differences(application):
@@ -72,3 +79,101 @@ def test_healthz_needs_no_database():
     response = application.test_client().get("/healthz")
     assert response.status_code == 200
     assert response.json == {"status": "ok"}
+
+
+def _app_of_older_data(url):
+    """An app that checks the checkpoints the older service signed with its key."""
+    return create_app({
+        "TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": TEST_SECRET_KEY,
+        "LOG_LEVEL": "WARNING", "AUDIT_CHECKPOINT_INTERVAL": 0, "AUDIT_SEAL_INTERVAL_MS": 0,
+        "AUDIT_SIGNING_KEY": SIGNING_KEY_B64,
+        "RATE_LIMIT_API": "1000000 per minute", "RATE_LIMIT_TOKEN": "1000000 per minute"})
+
+
+@pytest.mark.no_db
+def test_a_pause_after_the_upgrade_is_rounded_up_together_with_the_pauses_before(
+        empty_database):
+    """Pauses push the 45 days back by the time paused in all, in whole days rounded up
+    once: a referral paused 5 minutes under 0009 (its date pushed back 1 day) and 5 minutes
+    more after the upgrade has been paused 10 minutes in all, which is one day, not two."""
+    application = _app_of_older_data(empty_database)
+    try:
+        with application.app_context():
+            flask_migrate.upgrade(revision="0009")
+            with db.engine.connect() as connection:
+                seeded = populate(connection, "0009")
+            flask_migrate.upgrade()
+            db.session.remove()
+        referral_id = seeded.referrals["resumed_once"]
+        web = application.test_client()
+        as_provider = bearer(seeded.tokens[PROVIDER])
+        start = T0 + timedelta(days=10)
+        clock.freeze(start)
+        read = web.get(f"/api/v1/referrals/{referral_id}", headers=as_provider)
+        assert read.status_code == 200
+        received_on = date.fromisoformat(read.json["part_c"]["received_on"])
+        # 45 days from receipt, plus the 1 day its 5-minute hold added under 0009.
+        assert read.json["part_c"]["timeline_due_by"] == str(received_on + timedelta(days=46))
+
+        held = web.post(f"/api/v1/referrals/{referral_id}/transitions",
+                        json={"status": "on_hold", "reason": "awaiting_consent",
+                              "note": "Called twice about the consent form."},
+                        headers={**as_provider, "If-Match": read.headers["ETag"]})
+        assert held.status_code == 200, held.json
+        assert held.json["part_c"]["timeline_paused_since"] is not None
+        clock.freeze(start + timedelta(minutes=5))
+        resumed = web.post(f"/api/v1/referrals/{referral_id}/transitions",
+                           json={"status": "in_progress", "business_status": "engaged"},
+                           headers={**as_provider, "If-Match": held.headers["ETag"]})
+        assert resumed.status_code == 200, resumed.json
+        assert resumed.json["part_c"]["timeline_due_by"] == \
+            str(received_on + timedelta(days=46))
+    finally:
+        clock.freeze(None)
+        with application.app_context():
+            db.engine.dispose()
+
+
+_referrals = sa.table("referrals", sa.column("id", sa.Uuid()),
+                      sa.column("timeline_due_by", sa.Date()),
+                      sa.column("timeline_paused_seconds", sa.Integer()))
+_consents = sa.table("consents", sa.column("id", sa.Uuid()),
+                     sa.column("revoked_at", sa.DateTime()),
+                     sa.column("party_count", sa.Integer()))
+_parties = sa.table("consent_parties", sa.column("consent_id", sa.Uuid()))
+
+
+@pytest.mark.no_db
+def test_the_upgrade_to_0011_counts_parties_and_carries_no_pause_it_cannot_replay(
+        empty_database):
+    """Every consent, revoked ones too, records how many parties it names. A referral's
+    paused time is carried only where replaying its timeline gives its own due date again:
+    one dated otherwise (here a day later than its 5-minute pause made it) keeps 0, and no
+    due date moves."""
+    application = make_app(empty_database)
+    with application.app_context():
+        try:
+            flask_migrate.upgrade(revision="0010")
+            with db.engine.connect() as connection:
+                seeded = populate(connection, "0010")
+                resumed = seeded.referrals["resumed_once"]
+                dated = connection.scalar(sa.select(_referrals.c.timeline_due_by)
+                                          .where(_referrals.c.id == resumed))
+                connection.execute(_referrals.update().where(_referrals.c.id == resumed)
+                                   .values(timeline_due_by=dated + timedelta(days=1)))
+                due = {r.id: r.timeline_due_by for r in connection.execute(sa.select(_referrals))}
+                connection.commit()
+            flask_migrate.upgrade()
+            with db.engine.connect() as connection:
+                carried = connection.execute(sa.select(_referrals)).all()
+                consents = connection.execute(sa.select(_consents)).all()
+                named = dict(connection.execute(
+                    sa.select(_parties.c.consent_id, sa.func.count())
+                    .group_by(_parties.c.consent_id)).all())
+        finally:
+            db.engine.dispose()
+    assert {r.id: r.timeline_due_by for r in carried} == due
+    assert all(r.timeline_paused_seconds == 0 for r in carried)
+    assert {c.id: c.party_count for c in consents} == named
+    assert set(named.values()) == {2}
+    assert sum(c.revoked_at is not None for c in consents) == 1

@@ -196,6 +196,43 @@ def test_postgresql_refuses_truncate(app, client, make):
             db.session.execute(sa.text("TRUNCATE audit_events"))
 
 
+@pytest.mark.parametrize("table,key", [
+    ("audit_events", "seq"),
+    ("audit_checkpoints", "seq"),
+    ("audit_listed_families", "seq"),
+])
+def test_sqlite_refuses_replacing_the_trail(app, table, key):
+    """`INSERT OR REPLACE` deletes the row holding the key without firing delete triggers:
+    SQLite refuses the insert of a key already in the trail, so no event, checkpoint or
+    listed family is rewritten in place."""
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("INSERT OR REPLACE is SQLite's")
+        from audit.checkpoints import checkpoint_now
+
+        audit.record_operator("create", "organization", "org-1")
+        audit.record(action="search", outcome="permit", reason="custodian",
+                     resource_type="family", family_ids=[uuid.uuid4(), uuid.uuid4()])
+        db.session.commit()
+        checkpoint_now(db.session)
+        db.session.commit()
+        before = db.session.execute(sa.text(f"SELECT * FROM {table} ORDER BY {key}")  # noqa: S608
+                                    ).mappings().all()
+        row = dict(before[0])
+        row.update({"reason": "rewritten"} if table == "audit_events"
+                   else {"hash": "0" * 64} if table == "audit_checkpoints" else {})
+        columns = ", ".join(row)
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), \
+                db.session.begin_nested():
+            db.session.execute(sa.text(
+                f"INSERT OR REPLACE INTO {table} ({columns}) "  # noqa: S608
+                f"VALUES ({', '.join(':' + c for c in row)})"), row)
+        after = db.session.execute(sa.text(f"SELECT * FROM {table} ORDER BY {key}")  # noqa: S608
+                                   ).mappings().all()
+        assert after == before
+        assert verify(db.session).valid
+
+
 AWKWARD = ['say "hi"', "back\\slash", "tab\tnew\nline\r", "bell\x07 unit\x1f", "é 😀 中文",
            "line\u2028separator", "del\x7f", "", "/api/v1/families/ü?x=1"]
 
