@@ -64,7 +64,9 @@ def list_referrals():
     """Most recently changed first; each item as a single read would show it. A page may
     hold fewer than `limit` items, even none, when referrals on it were put on hold by this
     very look (their consent ended) and so no longer match `status`: follow `next_cursor`
-    until it is null."""
+    until it is null. A walk is not a snapshot: a referral that changes meanwhile moves to the
+    front, ahead of the cursor; to keep a copy in step, ask again with `updated_since` set to
+    when the last walk began."""
     args = load_query(ReferralListQuery)
     return respond(ReferralPageSchema, service.list_referrals(current_actor(), **args))
 
