@@ -583,8 +583,9 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
         _hold_if_unsupported(access, viewers)
         if status is not None and referral.status != status:
             continue  # it was put on hold just now
-        documents.append(_document(access, seen_by_family.setdefault(referral.family_id,
-                                                                     _Seen())))
+        seen = _Seen()  # the item's own `redacted`, as a single read of it would say
+        documents.append(_document(access, seen))
+        seen_by_family.setdefault(referral.family_id, _Seen()).decisions += seen.decisions
     # One event per family the page disclosed and purpose it was disclosed for, with that
     # family's categories and consents only: each family's accounting of disclosures must say
     # exactly what passed about it, and why. A page that disclosed nothing is one event of

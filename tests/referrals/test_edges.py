@@ -10,7 +10,7 @@ from audit.models import AuditEvent
 from core import time as clock
 from core.db import db
 from tests.conftest import assert_problem, audit_events, bearer
-from tests.referrals.conftest import FULL, LONG, accepted, move, send
+from tests.referrals.conftest import FULL, LONG, accepted, move, network, send
 
 
 @pytest.fixture
@@ -464,3 +464,34 @@ def test_a_note_leaves_the_etag_a_service_hold_moves_it(client, consented):
     assert held.json["status"] == "on_hold" and held.headers["ETag"] != etag
     assert client.get(f"/api/v1/referrals/{rid}", headers=consented.as_provider) \
         .headers["ETag"] == held.headers["ETag"]
+
+
+def test_a_list_item_does_not_name_another_referrals_withheld_categories(app, client, make):
+    """Each item of a page says what is withheld from it, as a single read of it would: two
+    referrals of one family, the first sharing identity and its reasons, the second identity
+    only; once the consent for the reasons is revoked, only the first names
+    `referral_reason` in `redacted` (the page's items shared one record of decisions per
+    family, and the second named it too)."""
+    t0 = clock.now().replace(microsecond=0)
+    clock.freeze(t0)
+    net = network(make)
+    reasons = make.consent(net.family, [net.clinic, net.provider],
+                           categories=("identity", "referral_reason"))
+    make.consent(net.family, [net.clinic, net.provider], categories=("identity",))
+    first = send(client, net, shared_categories=["identity", "referral_reason"])
+    clock.freeze(t0 + timedelta(seconds=1))
+    second = send(client, net, shared_categories=["identity"])
+    assert (first.status_code, second.status_code) == (201, 201)
+    clock.freeze(t0 + timedelta(seconds=2))
+    revoked = client.post(f"/api/v1/consents/{reasons.id}/revoke",
+                          json={"reason": "The mother asked."}, headers=net.as_clinic)
+    assert revoked.status_code == 200
+    # The first is on hold now (its reasons no longer pass), so it is the newest on the page.
+
+    single = client.get(f"/api/v1/referrals/{second.json['id']}", headers=net.as_provider).json
+    assert single["redacted"] == []
+    page = client.get("/api/v1/referrals?direction=received", headers=net.as_provider).json
+    items = {item["id"]: item for item in page["items"]}
+    assert [item["id"] for item in page["items"]] == [first.json["id"], second.json["id"]]
+    assert items[first.json["id"]]["redacted"] == ["referral_reason"]
+    assert items[second.json["id"]]["redacted"] == single["redacted"]
