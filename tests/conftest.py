@@ -7,6 +7,7 @@ once on SQLite and once on a fresh PostgreSQL database.
 import base64
 import os
 import uuid
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import flask_migrate
@@ -304,3 +305,20 @@ def assert_validation_error(response, *paths):
         messages = body["errors"][path]
         assert messages and all(isinstance(m, str) and m for m in messages)
     return body
+
+
+@contextmanager
+def statements_sent(app):
+    """The (statement, parameters) the app's engine sends while the block runs."""
+    sent = []
+
+    def capture(conn, cursor, statement, parameters, *_):
+        sent.append((statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)

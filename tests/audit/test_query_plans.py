@@ -13,12 +13,11 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 
 import audit
 from core import time as clock
 from core.db import db
-from tests.conftest import bearer
+from tests.conftest import bearer, statements_sent
 
 EVENTS = 40_000
 #: The log spans 40,000 minutes from here: about 28 days.
@@ -50,20 +49,14 @@ def _fill_log(app):
 
 @contextmanager
 def _statements_on_audit_events(app):
-    sent = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "FROM audit_events" in statement \
-                and "audit_seal_pending" not in statement and "count(" not in statement:
-            sent.append((statement, parameters))
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
+    """The reads of audit_events the block sends (sealing and counts left out)."""
+    with statements_sent(app) as sent:
+        reads = []
+        yield reads
+    reads += [(statement, parameters) for statement, parameters in sent
+              if statement.lstrip().upper().startswith("SELECT")
+              and "FROM audit_events" in statement
+              and "audit_seal_pending" not in statement and "count(" not in statement]
 
 
 def _rows_thrown_away(app, statements) -> int:

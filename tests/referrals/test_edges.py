@@ -9,7 +9,7 @@ import pytest
 from audit.models import AuditEvent
 from core import time as clock
 from core.db import db
-from tests.conftest import assert_problem, audit_events, bearer
+from tests.conftest import assert_problem, audit_events, bearer, statements_sent
 from tests.referrals.conftest import FULL, LONG, accepted, move, network, send
 
 
@@ -359,21 +359,10 @@ def test_a_page_of_many_families_loads_their_consents_in_one_statement(app, clie
         family = make.family(net.clinic, given_name=f"Child{n}")
         make.consent(family, [net.clinic, net.provider], categories=FULL)
         send(client, net, family_id=str(family.id))
-    statements = []
-    with app.app_context():
-        engine = db.engine
-    from sqlalchemy import event
-
-    def count(conn, cursor, statement, *_):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_sent(app) as statements:
         page = client.get("/api/v1/referrals?direction=received", headers=net.as_provider)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert len(page.json["items"]) == 6
-    assert sum("consent_parties" in s for s in statements) == 1
+    assert sum("consent_parties" in s for s, _ in statements) == 1
     with app.app_context():
         # One event for each family the page disclosed.
         assert db.session.query(AuditEvent).filter_by(action="search").count() == 6

@@ -3,11 +3,10 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event
 
 from core import time as clock
 from core.db import db
-from tests.conftest import bearer
+from tests.conftest import bearer, statements_sent
 from tests.referrals.conftest import FULL, LONG
 
 
@@ -87,18 +86,10 @@ def test_a_page_without_direction_reads_each_side_along_its_index(app, client, b
         engine = db.engine
     if engine.dialect.name != "postgresql":
         pytest.skip("the plan asked of is PostgreSQL's")
-    captured = []
-
-    def capture(conn, cursor, statement, parameters, *_):
-        if "FROM referrals" in statement and "ORDER BY" in statement and not captured:
-            captured.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with statements_sent(app) as sent:
         assert client.get("/api/v1/referrals?limit=5", headers=as_home).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    statement, parameters = captured[0]
+    statement, parameters = next((s, p) for s, p in sent
+                                 if "FROM referrals" in s and "ORDER BY" in s)
     with app.app_context():
         connection = db.session.connection()
         # As on a large table, where a sequential scan would never win.

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from core import time as clock
 from referrals import service
+from tests.conftest import statements_sent
 from tests.referrals.conftest import FULL, move, network, send
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -97,10 +98,6 @@ def test_a_sweep_batch_decides_its_families_over_one_load_of_their_consents(app,
     """Three families' accepted referrals; one family's consent has ended by the sweep. The
     batch holds exactly that family's referral, and loads the three families' consents in
     one statement (it was two per referral: a sweep of thousands sent thousands)."""
-    from sqlalchemy import event
-
-    from core.db import db
-
     clock.freeze(START)
     net = network(make)
     families = [net.family] + [make.family(net.clinic, given_name=f"Child{n}") for n in (1, 2)]
@@ -114,20 +111,10 @@ def test_a_sweep_batch_decides_its_families_over_one_load_of_their_consents(app,
         assert moved.status_code == 200, moved.json
         referrals.append(sent.json["id"])
     clock.freeze(SWEEP)
-    statements = []
-    with app.app_context():
-        engine = db.engine
-
-    def count(conn, cursor, statement, *_):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_sent(app) as statements:
         result = CliRunner().invoke(app.cli, ["referrals", "hold-expired"])
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert result.exit_code == 0, result.output
-    assert sum("consent_parties" in s for s in statements) == 1
+    assert sum("consent_parties" in s for s, _ in statements) == 1
     statuses = [client.get(f"/api/v1/referrals/{rid}", headers=net.as_clinic).json["status"]
                 for rid in referrals]
     assert statuses == ["accepted", "on_hold", "on_hold"]
