@@ -395,10 +395,19 @@ def referral_shared_decisions(viewer: Viewer, *, sender_organization_id: uuid.UU
                           author_organization_id=sender_organization_id))
 
 
+def referral_receiver_decision(viewer: Viewer, *, sender_organization_id: uuid.UUID,
+                               shared_categories) -> Decision:
+    """May the receiver (`viewer`) see everything a sent referral shares, as its read
+    decides? What keeps the referral open: the service holds it when not, and the receiver
+    resumes it only when so again. Whether the sender may still see the family was a
+    condition of passing it on (`referral_send_decision`), not of the receiver's work."""
+    return combine(*referral_shared_decisions(viewer, sender_organization_id=sender_organization_id,
+                                              shared_categories=shared_categories))
+
+
 def referral_send_decision(*, family, sender_organization_id: uuid.UUID,
                            receiver_organization_id: uuid.UUID, shared_categories,
-                           at: datetime, receiver_viewer: Viewer | None = None,
-                           sender_viewer: Viewer | None = None) -> Decision:
+                           at: datetime) -> Decision:
     """May the sender share these categories with the receiver for purpose `referral`?
 
     Every shared category must pass: a consent in force names the sender, the receiver, the
@@ -407,19 +416,17 @@ def referral_send_decision(*, family, sender_organization_id: uuid.UUID,
     not hold. When the sender holds the family these are one and the same consent.
     `withheld` names what is missing; `consent_ids` are every consent it rests on.
     """
-    receiver_viewer = receiver_viewer or Viewer(actor_organization_id=receiver_organization_id,
-                                                family=family, at=at)
-    receiver = combine(*referral_shared_decisions(
-        receiver_viewer, sender_organization_id=sender_organization_id,
-        shared_categories=shared_categories))
+    receiver_viewer = Viewer(actor_organization_id=receiver_organization_id, family=family, at=at)
+    receiver = referral_receiver_decision(receiver_viewer,
+                                          sender_organization_id=sender_organization_id,
+                                          shared_categories=shared_categories)
     of_family = frozenset(shared_categories) & FAMILY_CATEGORIES
     of_sender = receiver.asked - of_family
     permitted = receiver.permitted
     consent_ids = receiver.consent_ids
     if of_family and sender_organization_id != family.custodian_organization_id:
-        sender = (sender_viewer or Viewer(actor_organization_id=sender_organization_id,
-                                          family=family, at=at)
-                  ).decide(purpose="referral", categories=of_family)
+        sender = Viewer(actor_organization_id=sender_organization_id, family=family,
+                        at=at).decide(purpose="referral", categories=of_family)
         # Passed on by the sender, the record's categories need the sender and the receiver
         # named together, as the sender's own information does.
         passed_on = receiver_viewer.decide(purpose="referral", categories=of_family,

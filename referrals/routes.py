@@ -108,8 +108,10 @@ hold's `reason`: a provider documents its attempts to get consent again (`awaiti
 with a `note`), which pauses the Part C clock. When a consent ends, a hold the receiver had
 put while consent covered the referral (a waitlist, say) becomes `consent_ended`.
 Illegal moves are 409 `invalid-transition`; the other side's moves 403. Rejection,
-cancellation and hold need a `reason`, completion an `outcome`. Resuming a referral held
-because its consent ended needs a consent in force again (403 `consent-required`)."""
+cancellation and hold need a `reason`, completion an `outcome`. A referral stays open while
+consents in force let the receiver see everything it shares; resuming a referral held because
+its consent ended needs such consents again (403 `consent-required`), not the sender's sight of
+the family, which only sending needs."""
     data = load_body(TransitionInputSchema)
     document, version = service.transition_referral(
         current_actor(), referral_id=referral_id, data=data,

@@ -291,19 +291,14 @@ def _hold_if_unsupported(access: _Access, viewers: policy.Viewers | None = None)
     if not _holdable(referral):
         return False
 
-    def viewer(organization_id):
-        if organization_id == access.actor.organization_id:
-            return access.viewer
-        if viewers is not None:
-            return viewers.of(organization_id, family.id)
-        return policy.Viewer(actor_organization_id=organization_id, family=family, at=at)
-
-    decision = policy.referral_send_decision(
-        family=family, sender_organization_id=referral.from_organization_id,
-        receiver_organization_id=referral.to_organization_id,
-        shared_categories=referral.shared_categories, at=at,
-        receiver_viewer=viewer(referral.to_organization_id),
-        sender_viewer=viewer(referral.from_organization_id))
+    receiver = referral.to_organization_id
+    if receiver == access.actor.organization_id:
+        viewer = access.viewer
+    elif viewers is not None:
+        viewer = viewers.of(receiver, family.id)
+    else:
+        viewer = policy.Viewer(actor_organization_id=receiver, family=family, at=at)
+    decision = _receiver_decision(referral, viewer)
     if not decision.withheld or _held_after_consent_ended(referral, family):
         return False
     # Another request may be moving it: take the row, and hold it only if it still may be
@@ -321,10 +316,17 @@ def _hold_if_unsupported(access: _Access, viewers: policy.Viewers | None = None)
 def _held_after_consent_ended(referral: Referral, family: Family) -> bool:
     """A hold the receiver put on the referral when the consents no longer covered it (say
     `awaiting_consent`): that hold stands, and is never relabelled `consent_ended`."""
-    return referral.status == "on_hold" and bool(policy.referral_send_decision(
-        family=family, sender_organization_id=referral.from_organization_id,
-        receiver_organization_id=referral.to_organization_id,
-        shared_categories=referral.shared_categories, at=referral.updated_at).withheld)
+    return referral.status == "on_hold" and bool(_receiver_decision(referral, policy.Viewer(
+        actor_organization_id=referral.to_organization_id, family=family,
+        at=referral.updated_at)).withheld)
+
+
+def _receiver_decision(referral: Referral, viewer: policy.Viewer) -> policy.Decision:
+    """Whether the receiver (`viewer`) may see everything the referral shares: what keeps
+    it open (see `policy.referral_receiver_decision`)."""
+    return policy.referral_receiver_decision(
+        viewer, sender_organization_id=referral.from_organization_id,
+        shared_categories=referral.shared_categories)
 
 
 def _holdable(referral: Referral) -> bool:
@@ -673,10 +675,8 @@ def _check_resumable(access: _Access) -> None:
     referral, family = access.referral, access.family
     # Decided now, the family held since the move began (see `_access`): a revocation this
     # waited for counts.
-    decision = policy.referral_send_decision(
-        family=family, sender_organization_id=referral.from_organization_id,
-        receiver_organization_id=referral.to_organization_id,
-        shared_categories=referral.shared_categories, at=now())
+    decision = _receiver_decision(referral, policy.Viewer(
+        actor_organization_id=referral.to_organization_id, family=family, at=now()))
     if decision.withheld:
         raise Problem("consent-required", "No consent in force covers what this referral "
                       f"shares: {', '.join(decision.withheld)}; record a new consent first",

@@ -122,6 +122,58 @@ def test_revoking_any_consent_a_referral_rests_on_holds_it_at_once(app, client, 
         assert held[0].request_path.endswith("/revoke")  # in the revoking request itself
 
 
+def _cover_the_provider_alone(make, net):
+    """Consents that cover everything the relayed referral shares for the provider (the
+    clinic's record, Early On's reasons), and none that lets Early On see the family."""
+    return (make.consent(net.family, [net.clinic, net.provider], purposes=("referral",),
+                         categories=("identity", "contact")),
+            make.consent(net.family, [net.early_on, net.provider], purposes=("referral",),
+                         categories=("identity", "contact", "referral_reason")))
+
+
+def _revoke(client, net, *consents):
+    for consent in consents:
+        assert client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.as_clinic,
+                           json={"reason": "The family ended it."}).status_code == 200
+
+
+def test_a_referral_its_receiver_still_may_see_whole_stays_open_when_the_sender_may_not(
+        app, client, make, relayed):
+    """The consents that let Early On see the family end; those the provider reads the
+    referral under stay. The sender's sight of the family was a condition of passing it on,
+    not of the provider's work: the referral stays open, the provider sees it whole, and
+    Early On sees only what is its own (the status, the reasons it wrote)."""
+    rid, _ = accepted(client, relayed, headers=relayed.as_early_on)
+    _cover_the_provider_alone(make, relayed)
+    _revoke(client, relayed, relayed.to_provider, relayed.to_early_on)
+
+    seen = client.get(f"/api/v1/referrals/{rid}", headers=relayed.as_provider).json
+    assert (seen["status"], seen["redacted"]) == ("accepted", [])
+    by_sender = client.get(f"/api/v1/referrals/{rid}", headers=relayed.as_early_on).json
+    assert by_sender["status"] == "accepted"
+    assert {"identity", "contact"} <= set(by_sender["redacted"])
+    assert "given_name" not in str(by_sender.get("family"))
+    with app.app_context():
+        assert audit_events(reason="consent_ended", resource_id=rid) == []
+
+
+def test_a_referral_held_when_its_consents_ended_resumes_under_the_receivers_consents(
+        app, client, make, relayed):
+    """Every consent ends: the referral is held. New consents cover what it shares for the
+    provider, though none lets Early On see the family again: the provider resumes it, and
+    it rests on the new consents."""
+    rid, _ = accepted(client, relayed, headers=relayed.as_early_on)
+    _revoke(client, relayed, relayed.to_provider, relayed.to_early_on)
+    held = client.get(f"/api/v1/referrals/{rid}", headers=relayed.as_provider)
+    assert (held.json["status"], held.json["status_reason"]) == ("on_hold", "consent_ended")
+    record, reasons = _cover_the_provider_alone(make, relayed)
+
+    resumed = move(client, rid, relayed.as_provider, held.headers["ETag"], status="in_progress")
+    assert resumed.status_code == 200, resumed.json
+    assert set(resumed.json["consent_ids"]) == {str(record.id), str(reasons.id)}
+    assert resumed.json["redacted"] == []
+
+
 def test_a_relay_needs_a_consent_naming_the_sender_and_the_receiver(app, client, make, net):
     """Consents clinic+Early On and clinic+provider do not let Early On pass the family on to
     the provider: no consent names those two together."""
