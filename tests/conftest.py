@@ -212,8 +212,9 @@ class Factory:
 
     def consent(self, family, organizations, *, purposes=("referral", "care_coordination"),
                 categories=("identity", "contact"), effective_at=None, expires_in_days=180,
-                revoked=False, recorder=None):
-        """A consent granted by the family's first caregiver with legal authority."""
+                revoked=False, recorder=None, expires_at=None, revoked_at=None):
+        """A consent granted by the family's first caregiver with legal authority
+        (`expires_at`, `revoked_at`: exact instants, over the days and the flag)."""
         from consent.models import Consent, ConsentParty
 
         effective_at = effective_at or clock.now() - timedelta(days=1)
@@ -223,13 +224,13 @@ class Factory:
                 family_id=family.id, grantor_caregiver_id=grantor.id,
                 grantor_legal_authority="parent", purposes=list(purposes),
                 categories=list(categories), effective_at=effective_at,
-                expires_at=effective_at + timedelta(days=expires_in_days),
+                expires_at=expires_at or effective_at + timedelta(days=expires_in_days),
                 method="electronic_signature", signed_at=effective_at,
                 explained_in_language="es", interpreter_used=True,
                 revocation_rights_explained=True,
                 recorded_by_organization_id=(recorder or organizations[0]).id,
                 recorded_at=clock.now(),
-                revoked_at=clock.now() if revoked else None,
+                revoked_at=revoked_at or (clock.now() if revoked else None),
                 party_count=len(organizations),
                 parties=[ConsentParty(organization_id=o.id, family_id=family.id, position=n)
                          for n, o in enumerate(organizations)])
