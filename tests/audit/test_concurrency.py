@@ -9,6 +9,8 @@ import sqlalchemy as sa
 
 PROCESSES = 8
 EVENTS_EACH = 500
+#: Retries of a commit SQLite refused as busy, as a client retries a 503.
+_RETRIES = 5
 
 
 def _append(url: str, worker: int, start, errors) -> None:
@@ -21,9 +23,21 @@ def _append(url: str, worker: int, start, errors) -> None:
     try:
         with app.app_context():
             for n in range(EVENTS_EACH):
-                audit.record(action="create", outcome="permit", reason=f"w{worker}-{n}",
-                             resource_type="test")
-                db.session.commit()
+                for attempt in range(_RETRIES + 1):
+                    try:
+                        audit.record(action="create", outcome="permit",
+                                     reason=f"w{worker}-{n}", resource_type="test")
+                        db.session.commit()
+                        break
+                    except sa.exc.OperationalError as error:
+                        # SQLite's busy handler can starve one writer past busy_timeout on a
+                        # loaded machine: the service answers 503 Retry-After and the client
+                        # retries, as here. Whatever failed wrote nothing (checked below).
+                        db.session.rollback()
+                        busy = getattr(error.orig, "sqlite_errorname", "").startswith(
+                            ("SQLITE_BUSY", "SQLITE_LOCKED"))
+                        if not busy or attempt == _RETRIES:
+                            raise
             db.engine.dispose()
     except Exception as error:  # reported to the parent, which fails the test
         errors.put(f"worker {worker}: {error!r}")
