@@ -12,7 +12,7 @@ from audit.checkpoints import checkpoint_if_due, load_previous_public_keys, load
 from audit.recorder import record
 from core.db import db
 from core.time import now
-from core.web import on_commit, on_rollback
+from core.web import family_concerned, on_commit, on_rollback
 
 _METHOD_ACTIONS = {"GET": "read", "HEAD": "read", "POST": "create", "PATCH": "update",
                    "PUT": "update", "DELETE": "revoke"}
@@ -61,6 +61,7 @@ def _record_refusal(response) -> None:
             "resource_type": resource_type,
             "resource_id": resource_id,
             "actor": actor,
+            "family_id": family_concerned(),
             **(problem.audit if problem else {}),
         }
     record(outcome="deny", **denial)
@@ -98,7 +99,7 @@ def _record_replay(location: str | None, body: str) -> None:
             resource_id = None
     record(action="read", outcome="permit", reason="idempotent_replay",
            resource_type=_COLLECTIONS.get(collection, "api"), resource_id=resource_id or None,
-           actor=g.get("actor"))
+           family_id=family_concerned(), actor=g.get("actor"))
 
 
 def init_app(app: Flask) -> None:

@@ -40,6 +40,16 @@ FAMILY_FIELDS = {
 }
 
 
+#: A referral's own fields that tell something about the family: the sender's reasons, and
+#: the feedback either side writes. What else a referral shares is its family's record.
+REFERRAL_FIELDS = {
+    "reasons": "referral_reason",
+    "reason_detail": "referral_reason",
+    "business_status": "service_status",
+    "status_reason": "service_status",
+    "outcome": "service_status",
+}
+
 #: Fields of a consent record that tell something about the family beyond the consent itself.
 CONSENT_FIELDS = {
     "explained_in_language": "contact",
@@ -56,6 +66,9 @@ def categories_in(fields: dict) -> set[str]:
 
 
 FAMILY_CATEGORIES = frozenset(categories_in(FAMILY_FIELDS))
+#: What a referral can show of the categories it shares: a category it shares but holds
+#: nothing of (`health`, say) is agreed at the send, and never shown nor accounted as seen.
+REFERRAL_SHOWN_CATEGORIES = FAMILY_CATEGORIES | categories_in(REFERRAL_FIELDS)
 
 
 def redact(document: dict, fields: dict, permitted) -> dict:

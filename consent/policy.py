@@ -229,41 +229,38 @@ class ConsentView:
         return self.reason == "consent"
 
 
-def family_facts_in_consents(*, actor_organization_id: uuid.UUID, family,
-                             at: datetime) -> Decision:
-    """Whether the family facts a consent record holds (`contact`) may be shown to the actor
-    now, for any purpose: one query, shared by every consent of the family the actor sees."""
-    custodian = family.custodian_organization_id
-    consents = () if actor_organization_id == custodian else consents_in_force(
-        family_id=family.id, actor_organization_id=actor_organization_id,
-        author_organization_id=custodian, at=at)
-    decisions = [decide_over(actor_organization_id=actor_organization_id,
-                             custodian_organization_id=custodian,
-                             author_organization_id=custodian, purpose=purpose,
-                             categories=["contact"], consents=consents, at=at)
+def consent_facts_decision(viewer: "Viewer", *, recorder_organization_id: uuid.UUID) -> Decision:
+    """Whether the family facts a consent record holds (`contact`: the language it was
+    explained in, an interpreter), which its recorder wrote, may be shown to the viewer now,
+    for any purpose."""
+    decisions = [viewer.decide(purpose=purpose, categories=["contact"],
+                               author_organization_id=recorder_organization_id)
                  for purpose in PURPOSES]
     return next((d for d in decisions if d.permitted), decisions[0])
 
 
-def view_of_consent(*, actor_organization_id: uuid.UUID, consent, family,
-                    facts: Decision) -> ConsentView | None:
-    """What the actor may see of a consent record, or None when it may not know it exists.
+def view_of_consent(viewer: "Viewer", consent) -> ConsentView | None:
+    """What the viewer may see of a consent record, or None when it may not know it exists.
 
-    The custodian sees it whole. An organization it names sees the record itself (it needs
-    to know, say, that it was revoked), and the family facts in it only as `facts` allows,
-    unless it recorded them: the author sees what it wrote.
+    The custodian and the organizations it names see the record itself (one named needs to
+    know, say, that it was revoked); the custodian and the revoker its revocation reason. The
+    family facts in it are its recorder's: the recorder sees them, anyone else (the custodian
+    included) only under a consent in force naming it and the recorder.
     """
-    if actor_organization_id == family.custodian_organization_id:
-        return ConsentView(frozenset({"contact"}), (), True, "custodian")
-    if actor_organization_id not in consent.organization_ids:
+    actor = viewer.actor_organization_id
+    custodian = actor == viewer.family.custodian_organization_id
+    if not custodian and actor not in consent.organization_ids:
         return None
-    revoker = consent.revoked_by_organization_id == actor_organization_id
-    if actor_organization_id == consent.recorded_by_organization_id:
-        return ConsentView(frozenset({"contact"}), (), revoker, "author")
+    shows_reason = custodian or consent.revoked_by_organization_id == actor
+    if actor == consent.recorded_by_organization_id:
+        return ConsentView(frozenset({"contact"}), (), shows_reason,
+                           "custodian" if custodian else "author")
+    facts = consent_facts_decision(viewer,
+                                   recorder_organization_id=consent.recorded_by_organization_id)
     return ConsentView(
         permitted=facts.permitted, consent_ids=facts.consent_ids,
-        shows_revocation_reason=revoker,
-        reason="consent" if facts.permitted else "party",
+        shows_revocation_reason=shows_reason,
+        reason="consent" if facts.permitted else "custodian" if custodian else "party",
         purpose=facts.purpose if facts.permitted else None)
 
 

@@ -15,6 +15,7 @@ from core.db import db
 from core.errors import Problem, validation_problem
 from core.pagination import Page, newest_first
 from core.time import now
+from core.web import concerns_family
 from families.models import Caregiver, Family
 from families.service import get_family, lock_family
 from organizations.models import Organization
@@ -38,7 +39,10 @@ def _family(family_id: uuid.UUID, *, share=False) -> Family | None:
     """The family; `share`: its row shared for a look under consent (see share_families)."""
     if share:
         return get_family(family_id, share=True)
-    return db.session.get(Family, family_id)
+    family = db.session.get(Family, family_id)
+    if family is not None:
+        concerns_family(family.id)
+    return family
 
 
 def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, int]:
@@ -168,10 +172,11 @@ def _record_view(actor, consent: Consent, family: Family, view) -> None:
 
 
 def _view(actor, consent: Consent, family: Family) -> policy.ConsentView | None:
-    facts = policy.family_facts_in_consents(actor_organization_id=actor.organization_id,
-                                            family=family, at=now())
-    return policy.view_of_consent(actor_organization_id=actor.organization_id,
-                                  consent=consent, family=family, facts=facts)
+    return policy.view_of_consent(_viewer(actor, family), consent)
+
+
+def _viewer(actor, family: Family) -> policy.Viewer:
+    return policy.Viewer(actor_organization_id=actor.organization_id, family=family, at=now())
 
 
 def _visible_consent(actor, consent_id: uuid.UUID, action: str):
@@ -214,17 +219,24 @@ def list_consents(actor, *, family_id: uuid.UUID, limit: int,
             ConsentParty.family_id == family.id)))
     page = newest_first(stmt, kind="consents", at=Consent.recorded_at, id=Consent.id,
                         cursor=cursor, limit=limit)
-    facts = policy.family_facts_in_consents(actor_organization_id=actor.organization_id,
-                                            family=family, at=now())
-    views = [policy.view_of_consent(actor_organization_id=actor.organization_id, consent=c,
-                                    family=family, facts=facts) for c in page.items]
-    disclosed = any(view.discloses for view in views)
-    audit.record(action="search", outcome="permit",
-                 reason="consent" if disclosed else views[0].reason if views else "party",
-                 resource_type="consent", family_id=family.id, actor=actor,
-                 purpose=facts.purpose if disclosed else None,
-                 categories=facts.permitted if disclosed else (),
-                 consent_ids=facts.consent_ids if disclosed else [c.id for c in page.items])
+    viewer = _viewer(actor, family)
+    views = [policy.view_of_consent(viewer, c) for c in page.items]
+    # One event for each purpose the page's family facts were shown for, or one that showed
+    # none: each disclosure in the accounting names its purpose.
+    by_purpose: dict[str, list[policy.ConsentView]] = {}
+    for view in views:
+        if view.discloses:
+            by_purpose.setdefault(view.purpose, []).append(view)
+    for purpose, shown in by_purpose.items():
+        audit.record(action="search", outcome="permit", reason="consent",
+                     resource_type="consent", family_id=family.id, actor=actor,
+                     purpose=purpose, categories=set().union(*(v.permitted for v in shown)),
+                     consent_ids=dict.fromkeys(c for v in shown for c in v.consent_ids))
+    if not by_purpose:
+        audit.record(action="search", outcome="permit",
+                     reason=views[0].reason if views else "party",
+                     resource_type="consent", family_id=family.id, actor=actor,
+                     consent_ids=[c.id for c in page.items])
     page.items = [consent_document(c, v) for c, v in zip(page.items, views, strict=True)]
     return page
 

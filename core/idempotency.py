@@ -8,6 +8,7 @@ import functools
 import hashlib
 import json
 import re
+import uuid
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -20,7 +21,7 @@ from core.errors import Problem, validation_problem
 from core.ids import new_id
 from core.sqltypes import JSONDocument
 from core.time import now
-from core.web import json_body, require_json
+from core.web import concerns_family, family_concerned, json_body, require_json
 
 LIFETIME = timedelta(hours=24)
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -44,6 +45,8 @@ class IdempotencyKey(db.Model):
     body: Mapped[str] = mapped_column(Text)
     headers: Mapped[dict] = mapped_column(JSONDocument)
     created_at: Mapped[datetime]
+    #: The family the first request concerned, which a replay's audit event names.
+    family_id: Mapped[uuid.UUID | None]
 
 
 def _request_hash() -> str:
@@ -124,6 +127,7 @@ def idempotent(view=None, *, reread=None):
             claim.body = "" if reread is not None else response.get_data(as_text=True)
             claim.headers = {h: response.headers[h] for h in _REPLAYED_HEADERS
                              if h in response.headers}
+            claim.family_id = family_concerned()
         else:  # only a success is answered again (an error rolls the claim back anyway)
             db.session.delete(claim)
         return response
@@ -147,6 +151,7 @@ def _answer_again(stored: IdempotencyKey, fingerprint: str, reread):
                       errors={"Idempotency-Key": ["Already used with another request"]})
     if reread is not None:
         return _reread(stored, reread)
+    concerns_family(stored.family_id)
     on_replay = current_app.extensions.get("idempotent_replay")
     if on_replay:  # the replayed body shows the object again: record that look
         on_replay(stored.headers.get("Location"), stored.body)

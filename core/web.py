@@ -7,7 +7,7 @@ import logging
 import re
 import uuid
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask.sessions import SessionInterface
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MIMEAccept
@@ -25,6 +25,19 @@ MAX_JSON_DEPTH = 32
 def _assign_request_id():
     given = request.headers.get("X-Request-ID", "")
     g.request_id = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+
+
+def concerns_family(family_id) -> None:
+    """Name the family this request concerns, once the service has found it: a refusal
+    recorded after the rollback, and a later replay of this request's answer, name it on the
+    trail for the auditors (never for the caller). Outside a request (a command), nothing."""
+    if has_request_context():
+        g.family_id = family_id
+
+
+def family_concerned():
+    """The family this request concerns (`concerns_family`), if one was named."""
+    return g.get("family_id")
 
 
 def read_only(view):
@@ -186,11 +199,21 @@ def _refuse_unacceptable() -> None:
                       f"This answers {answered}, which the Accept header does not admit")
 
 
+def _refuse_head() -> None:
+    """405 for HEAD on the API: Flask would run the GET view whole (a look at a family, and
+    its audit event) and send none of it, so the trail would account a disclosure nobody
+    saw. The API's reads are GETs."""
+    if request.method == "HEAD" and request.path.startswith("/api/") and request.url_rule:
+        raise Problem("method-not-allowed", "HEAD is not answered here: send GET",
+                      headers={"Allow": ", ".join(sorted(request.url_rule.methods - {"HEAD"}))})
+
+
 def init_app(app: Flask) -> None:
     """Install the request id, content negotiation, the body bound and the commit boundary;
     no browser sessions."""
     app.session_interface = _NoSessions()
     app.before_request(_assign_request_id)
+    app.before_request(_refuse_head)
     app.before_request(_refuse_unacceptable)
     app.before_request(_bound_streamed_body)
     app.before_request(_begin_read_only_view)

@@ -15,6 +15,7 @@ from core.db import db
 from core.errors import Problem
 from core.pagination import Page, newest_first
 from core.time import now
+from core.web import concerns_family
 from families.models import Caregiver, Family
 
 _CAREGIVER_FIELDS = ("given_name", "family_name", "relationship", "has_legal_authority",
@@ -49,7 +50,10 @@ def get_family(family_id: uuid.UUID, *, lock=False, share=False) -> Family | Non
     elif share:
         db.session.execute(_SHARE_FAMILY, {"family_id": family_id})
     statement = _FAMILY_AGAIN if lock or share else _FAMILY
-    return db.session.execute(statement, {"family_id": family_id}).unique().scalar_one_or_none()
+    family = db.session.execute(statement, {"family_id": family_id}).unique().scalar_one_or_none()
+    if family is not None:
+        concerns_family(family.id)
+    return family
 
 
 def lock_family(family_id: uuid.UUID) -> None:
@@ -150,6 +154,7 @@ def create_family(actor, *, data: dict) -> tuple[Family, list[dict]]:
     ]
     db.session.add(family)
     db.session.flush()
+    concerns_family(family.id)
     warnings = []
     duplicates = _likely_duplicates(actor, family)
     if duplicates:

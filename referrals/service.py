@@ -12,12 +12,14 @@ from sqlalchemy import orm
 
 import audit
 from consent import policy
+from consent.categories import REFERRAL_SHOWN_CATEGORIES
 from consent.service import consent_revoked
 from core.concurrency import check_if_match
 from core.db import db
 from core.errors import Problem, validation_problem
 from core.pagination import Page, keyset_page, newest_first
 from core.time import now
+from core.web import concerns_family
 from families.models import Family
 from families.service import family_document, get_family, share_families
 from organizations.models import Organization
@@ -103,7 +105,9 @@ class _Seen:
 
     @property
     def withheld(self) -> list[str]:
-        return policy.combine(*self.decisions).withheld if self.decisions else []
+        """Every category some decision withheld: one author's feedback shown does not make
+        another's of the same category shown."""
+        return sorted(set().union(*(d.withheld for d in self.decisions)))
 
     def disclosures(self) -> dict[str, policy.Decision]:
         """The disclosures, combined by purpose: each purpose's categories and consents (the
@@ -132,7 +136,7 @@ def _document(access: _Access, seen: _Seen) -> dict:
     referral, family = access.referral, access.family
     of_family, of_sender = (seen.add(d) for d in policy.referral_shared_decisions(
         access.viewer, sender_organization_id=referral.from_organization_id,
-        shared_categories=referral.shared_categories))
+        shared_categories=REFERRAL_SHOWN_CATEGORIES.intersection(referral.shared_categories)))
     document = {
         "id": referral.id,
         "family_id": referral.family_id,
@@ -271,6 +275,7 @@ def _access(actor, referral_id: uuid.UUID, action: str, *, for_update=False) -> 
         family_id = db.session.scalar(sa.select(Referral.family_id)
                                       .where(Referral.id == referral_id))
         raise _not_found(referral_id, action, family_id=family_id)
+    concerns_family(family.id)
     side = policy.referral_side(actor_organization_id=actor.organization_id, referral=referral)
     return _Access(actor, referral, family, side, now())
 

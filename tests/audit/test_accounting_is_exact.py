@@ -1,0 +1,269 @@
+"""The trail is exact for auditors: every look names exactly the categories it showed, for
+its purpose, on the consents it rested on; `redacted` names exactly what was withheld; every
+refusal and replay names its family. From an auditors' review (session 10)."""
+
+from datetime import timedelta
+
+from core import time as clock
+from tests.conftest import audit_events, bearer
+from tests.referrals.conftest import FULL, LONG, move, network, send
+
+
+def _events_of(app, response, **filters):
+    """The audit events the request behind `response` recorded."""
+    with app.app_context():
+        return audit_events(request_id=response.headers["X-Request-ID"], **filters)
+
+
+def _accounting(client, net):
+    answer = client.get(f"/api/v1/families/{net.family.id}/disclosures?limit=200",
+                        headers=net.as_clinic)
+    assert answer.status_code == 200, answer.json
+    return answer.json["items"]
+
+
+# -- nothing is accounted as disclosed that was not shown ----------------------------------
+
+def test_a_shared_category_the_referral_holds_nothing_of_is_not_accounted_as_disclosed(
+        app, client, make):
+    """The clinic shares `health` with the referral (a shareable category) under a consent
+    covering it. A referral has no field of that category: the provider's read shows the
+    family's identity and the reasons, and nothing about health. DOMAIN.md: the accounting
+    of disclosures lists what was *seen*; the brief: categories named exactly as shown.
+    The service names `health` in the read's disclosure and in the family's accounting."""
+    net = network(make)
+    consent = make.consent(net.family, [net.clinic, net.provider],
+                           categories=FULL + ("health",))
+    sent = send(client, net, shared_categories=["identity", "referral_reason", "health"])
+    assert sent.status_code == 201, sent.json
+
+    read = client.get(f"/api/v1/referrals/{sent.json['id']}", headers=net.as_provider)
+    assert read.status_code == 200
+    shown = read.json
+    # Nothing in the answer is health information: the family's identity and the reasons.
+    assert shown["reasons"] == ["feeding_concerns", "caregiver_depression"]
+    assert set(shown) - {"shared_categories"} == {
+        "id", "family_id", "from_organization_id", "to_organization_id", "status", "reasons",
+        "reason_detail", "urgency", "consent_ids", "family", "part_c", "sent_at",
+        "received_at", "created_at", "updated_at", "redacted"}
+
+    [event] = _events_of(app, read, outcome="permit")
+    assert (event.purpose, event.consent_ids) == ("referral", [str(consent.id)])
+    assert event.categories == ["identity", "referral_reason"]
+    [item] = [i for i in _accounting(client, net) if i["organization_id"] == str(net.provider.id)]
+    assert item["categories"] == ["identity", "referral_reason"]
+
+
+def test_a_head_request_is_refused_and_not_accounted_as_a_disclosure(app, client, make):
+    """HEAD on a family record would run the read and send none of it: the accounting
+    (DOMAIN.md: who saw a family's information) would list a look nobody saw. The API's reads
+    are GETs: 405, naming them."""
+    net = network(make)
+    make.consent(net.family, [net.clinic, net.provider], categories=("identity", "contact"))
+    looked = client.head(f"/api/v1/families/{net.family.id}?purpose=referral",
+                         headers=net.as_provider)
+    assert looked.status_code == 405 and looked.data == b""
+    assert "GET" in looked.headers["Allow"] and "HEAD" not in looked.headers["Allow"]
+    assert [i for i in _accounting(client, net)
+            if i["organization_id"] == str(net.provider.id)] == []
+    assert client.get(f"/api/v1/families/{net.family.id}?purpose=referral",
+                      headers=net.as_provider).status_code == 200
+
+
+# -- `redacted` names exactly what was withheld ----------------------------------------------
+
+def _cancelled_part_c_referral(client, make):
+    """A Part C referral the provider received (its 45-day clock started: the provider's
+    `service_status`), then the clinic cancelled (its own `service_status`: the reason),
+    under a consent for `referral` only: neither side may see the other's feedback."""
+    net = network(make)
+    make.consent(net.family, [net.clinic, net.provider], purposes=("referral",),
+                 categories=FULL)
+    sent = send(client, net, part_c={"identified_on": clock.now().date().isoformat()})
+    rid = sent.json["id"]
+    received = move(client, rid, net.as_provider, sent.headers["ETag"], status="received")
+    assert received.json["part_c"]["timeline_due_by"] is not None
+    cancelled = move(client, rid, net.as_clinic, received.headers["ETag"],
+                     status="cancelled", reason="no_longer_needed")
+    assert cancelled.status_code == 200, cancelled.json
+    return net, rid, cancelled
+
+
+def test_the_senders_redacted_names_the_receivers_withheld_clock(client, make):
+    """API.md: `redacted` lists the categories withheld from the caller's view. The clinic
+    sees its own cancellation reason but not the provider's 45-day clock (`service_status`
+    the provider authors; the schema: "absent for a referrer no consent lets see it"). Part
+    of `service_status` was withheld, yet `redacted` is empty, in the move's answer and in a
+    read: the clinic cannot tell the clock exists and was kept from it."""
+    net, rid, cancelled = _cancelled_part_c_referral(client, make)
+    read = client.get(f"/api/v1/referrals/{rid}", headers=net.as_clinic).json
+    for answer in (cancelled.json, read):
+        assert answer["status_reason"] == "no_longer_needed"
+        assert "timeline_due_by" not in answer["part_c"]  # withheld
+        assert "service_status" in answer["redacted"], answer["redacted"]
+
+
+def test_the_receivers_redacted_names_the_senders_withheld_reason(client, make):
+    """The provider sees its own clock but not the clinic's cancellation reason (the
+    clinic's `service_status`, and no consent for `care_coordination`): `status_reason` is
+    absent, yet `redacted` is empty."""
+    net, rid, _ = _cancelled_part_c_referral(client, make)
+    read = client.get(f"/api/v1/referrals/{rid}", headers=net.as_provider).json
+    assert read["part_c"]["timeline_due_by"] is not None
+    assert "status_reason" not in read  # withheld
+    assert "service_status" in read["redacted"], read["redacted"]
+
+
+# -- the trail finds every access and refusal by family ------------------------------------
+
+def test_a_replayed_note_is_on_its_familys_trail(app, client, make):
+    """A replay shows the note again (the service records it as a `read`). API.md's audit
+    event names `family_id`, and auditors query a family's trail with `?family_id=`; the
+    replay's event names no family, so that query does not find the look."""
+    net = network(make)
+    make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    rid = send(client, net).json["id"]
+    headers = {**net.as_provider, "Idempotency-Key": "review-note-1"}
+    first = client.post(f"/api/v1/referrals/{rid}/notes", json={"body": "Booked."},
+                        headers=headers)
+    again = client.post(f"/api/v1/referrals/{rid}/notes", json={"body": "Booked."},
+                        headers=headers)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json == first.json
+    auditor = bearer(make.token(make.organization(name="Privacy Office",
+                                                  type="community_other"), ["audit:read"]))
+    trail = client.get(f"/api/v1/audit/events?family_id={net.family.id}&limit=200",
+                       headers=auditor).json["items"]
+    assert again.headers["X-Request-ID"] in {e["request"]["id"] for e in trail}
+
+
+def test_a_refused_move_is_on_its_familys_trail(app, client, make):
+    """Every refusal of an authenticated actor is a `deny` event (README, "The audit
+    trail"); a refused move on a family's referral names the family as the service's other
+    refusals of that route do (428, 412, 403 wrong side, 404 all do). A 409
+    `invalid-transition` names none: `?family_id=&outcome=deny` misses it."""
+    net = network(make)
+    make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    sent = send(client, net)
+    refused = move(client, sent.json["id"], net.as_provider, sent.headers["ETag"],
+                   status="completed", outcome="goals_met")
+    assert refused.status_code == 409
+    [deny] = _events_of(app, refused)
+    assert deny.outcome == "deny"
+    assert deny.family_id == net.family.id
+
+
+# -- consent records: the facts their recorder wrote ---------------------------------------
+
+def test_a_consent_s_facts_pass_from_its_recorder_only_under_a_consent_naming_the_recorder(
+        app, client, make):
+    """Early intervention records a consent (README: "its recorder sees the family facts it
+    wrote into it (the language it was explained in, an interpreter), other parties only
+    under consent"; and "anyone else ... sees a category only while a consent in force names
+    both organizations"). No consent names Early On and the provider for `contact`; the
+    provider's consent with the clinic does. The provider is shown the language Early On
+    recorded, and the disclosure names a consent that does not name Early On, the author:
+    the consent relied on does not let that information pass (DOMAIN.md, "Consent,
+    precisely")."""
+    net = network(make)
+    early_on = make.organization(name="Early On", type="early_intervention")
+    make.consent(net.family, [net.clinic, early_on], categories=("identity",))
+    make.consent(net.family, [net.clinic, net.provider], categories=("identity", "contact"))
+    recorded = make.consent(net.family, [early_on, net.provider], purposes=("referral",),
+                            categories=("identity",), recorder=early_on)
+
+    read = client.get(f"/api/v1/consents/{recorded.id}", headers=net.as_provider)
+    assert read.status_code == 200
+    assert "explained_in_language" not in read.json, (read.json["redacted"],
+                                                      _events_of(app, read)[0].consent_ids)
+    assert read.json["redacted"] == ["contact"]
+
+
+def test_the_custodian_sees_the_facts_another_organization_wrote_into_a_consent_only_under_consent(
+        app, client, make):
+    """The engine's rule holds for the custodian too: what another organization wrote (here
+    the language Early On explained a consent in) passes to it only under a consent naming
+    both. The record itself, a consent of its family, the custodian always sees."""
+    net = network(make)
+    early_on = make.organization(name="Early On", type="early_intervention")
+    make.consent(net.family, [net.clinic, early_on], categories=("identity",))
+    recorded = make.consent(net.family, [early_on, net.provider], purposes=("referral",),
+                            categories=("identity",), recorder=early_on)
+    read = client.get(f"/api/v1/consents/{recorded.id}", headers=net.as_clinic)
+    assert read.status_code == 200
+    assert "explained_in_language" not in read.json and read.json["redacted"] == ["contact"]
+
+    shared = make.consent(net.family, [net.clinic, early_on], purposes=("treatment",),
+                          categories=("contact",))
+    read = client.get(f"/api/v1/consents/{recorded.id}", headers=net.as_clinic)
+    assert read.json["explained_in_language"] == "es" and read.json["redacted"] == []
+    [event] = _events_of(app, read)
+    assert (event.purpose, event.categories, event.consent_ids) == (
+        "treatment", ["contact"], [str(shared.id)])
+
+
+# -- a relay and an expiry, look by look ------------------------------------------------------
+
+def _permits(app, response):
+    with app.app_context():
+        return sorted((e.purpose, tuple(e.categories), tuple(e.consent_ids))
+                      for e in audit_events(request_id=response.headers["X-Request-ID"],
+                                            outcome="permit")
+                      if e.reason in ("consent", "partial_consent"))
+
+
+def test_a_relay_every_look_is_one_disclosure_per_purpose_naming_its_own_consents(
+        app, client, make):
+    """Early On relays the clinic's family to the provider: the family record passes under
+    the three-party consent, the feedback and notes under Early On's own with the provider.
+    Every look by a non-custodian lands one event per purpose, naming that purpose's
+    categories and consents only."""
+    net = network(make)
+    early_on = make.organization(name="Early On", type="early_intervention")
+    as_early_on = bearer(make.token(early_on, lifetime=LONG))
+    sight = make.consent(net.family, [net.clinic, early_on], categories=("identity", "contact"))
+    relay = make.consent(net.family, [net.clinic, early_on, net.provider],
+                         purposes=("referral",),
+                         categories=("identity", "contact", "referral_reason"))
+    feedback = make.consent(net.family, [early_on, net.provider],
+                            purposes=("care_coordination",),
+                            categories=("service_status", "coordination_notes"))
+    s, r, f = str(sight.id), str(relay.id), str(feedback.id)
+    sent = send(client, net, headers=as_early_on)
+    assert _permits(app, sent) == [("referral", ("contact", "identity"), (s,))]
+    rid = sent.json["id"]
+    moved = move(client, rid, net.as_provider, sent.headers["ETag"], status="accepted")
+    moved = move(client, rid, net.as_provider, moved.headers["ETag"], status="in_progress",
+                 business_status="scheduled", note="Booked.")
+    assert _permits(app, moved) == [
+        ("referral", ("contact", "identity", "referral_reason"), (r,))]
+    read = client.get(f"/api/v1/referrals/{rid}", headers=as_early_on)
+    assert read.json["business_status"] == "scheduled"
+    assert _permits(app, read) == [("care_coordination", ("service_status",), (f,)),
+                                   ("referral", ("contact", "identity"), (s,))]
+    timeline = client.get(f"/api/v1/referrals/{rid}/events", headers=as_early_on)
+    assert _permits(app, timeline) == [
+        ("care_coordination", ("coordination_notes", "service_status"), (f,))]
+    page = client.get("/api/v1/referrals", headers=as_early_on)
+    assert _permits(app, page) == _permits(app, read)
+
+
+def test_a_consent_expiring_between_two_pages_stops_the_disclosures_at_once(
+        app, client, make):
+    t0 = clock.now().replace(microsecond=0)
+    clock.freeze(t0)
+    net = network(make)
+    make.consent(net.family, [net.clinic, net.provider],
+                 categories=("identity", "contact", "referral_reason", "coordination_notes"),
+                 expires_at=t0 + timedelta(hours=1))
+    rid = send(client, net).json["id"]
+    for n in range(3):
+        client.post(f"/api/v1/referrals/{rid}/notes", json={"body": f"note {n}"},
+                    headers=net.as_clinic)
+    first = client.get(f"/api/v1/referrals/{rid}/notes?limit=2", headers=net.as_provider)
+    assert len(_permits(app, first)) == 1
+    clock.freeze(t0 + timedelta(hours=2))
+    second = client.get(f"/api/v1/referrals/{rid}/notes?limit=2"
+                        f"&cursor={first.json['next_cursor']}", headers=net.as_provider)
+    assert second.json["items"][0]["redacted"] == ["coordination_notes"]
+    assert "body" not in second.json["items"][0]
+    assert _permits(app, second) == []
