@@ -35,6 +35,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False  # keep the contract's field order
     logging.basicConfig(level=app.config["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # authlib's debug lines print every token it issues ("Issue token {...}") and the client
+    # ids it is sent, a secret sent in their place included: logs must hold no credential at
+    # any LOG_LEVEL, so authlib never logs below INFO. Nor below LOG_LEVEL: the root's
+    # handlers write whatever a logger of its own level passes them.
+    logging.getLogger("authlib").setLevel(
+        max(logging.INFO, logging.getLevelNamesMapping()[app.config["LOG_LEVEL"]]))
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))

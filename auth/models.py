@@ -2,7 +2,7 @@
 
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String
@@ -88,7 +88,8 @@ class ClientRecord(ClientPolicy):
     id: uuid.UUID
     organization_id: uuid.UUID
     scope: str
-    secret_hash: str
+    # Out of the repr: authlib's debug lines print the client.
+    secret_hash: str = field(repr=False)
 
 
 class AccessToken(db.Model):

@@ -71,10 +71,12 @@ def authenticate(any_of: tuple[str, ...]) -> Actor:
         if not _uses_bearer(request.headers):
             # RFC 6750 3.1: no bearer authentication at all (no Authorization header, or
             # another scheme) gets the challenge without an error code: no token was bad.
-            log.info("request without a bearer token")
+            log.info("request without a bearer token (request %s, address %s)",
+                     g.get("request_id"), request.remote_addr)
             raise Problem("unauthorized",
                           "Send an access token: Authorization: Bearer <token>") from None
-        log.info("request with an invalid, expired or revoked token")
+        log.info("request with an invalid, expired or revoked token (request %s, address %s)",
+                 g.get("request_id"), request.remote_addr)
         raise Problem(
             "unauthorized", "The access token is invalid, expired or revoked",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},

@@ -26,7 +26,7 @@ from auth.scopes import SCOPES
 from core.db import db
 from core.errors import REALM
 from core.ids import canonical_uuid, new_id, new_secret, secret_digest
-from core.limits import basic_credentials, presented_client_id
+from core.limits import basic_credentials, count_authenticated_client, presented_client_id
 from core.time import now
 from organizations.models import ENTRY_COLUMNS, Organization, directory_entry
 
@@ -263,12 +263,15 @@ class AuditedAuthorizationServer(AuthorizationServer):
 
     def authenticate_client(self, request, methods, endpoint="token"):
         try:
-            return super().authenticate_client(request, methods, endpoint)
+            client = super().authenticate_client(request, methods, endpoint)
         except InvalidClientError:
             _record_failed_authentication(request, endpoint)
             # One answer for an unknown client and a wrong secret: neither tells which it was.
             raise ClientAuthenticationFailed(description="Client authentication failed",
                                              status_code=401) from None
+        # Counted only now: before it, the request counts against the claimed id's failures.
+        count_authenticated_client(client.client_id)
+        return client
 
 
 def _unreadable_token_request() -> str:
@@ -289,7 +292,8 @@ def _repeated_parameter() -> InvalidRequestError | None:
     """RFC 6749 3.1: no parameter more than once. authlib would take the first of several, so
     `token=unknown&token=<own>` revoked nothing and a second `scope` went unread. And 2.3: one
     way of authenticating the client per request (authlib would let Basic win over a wrong
-    `client_secret` in the form), with one credential in one Authorization header."""
+    `client_secret`, or another client's `client_id`, in the form), with one credential in one
+    Authorization header."""
     repeated = sorted(name for name in flask_request.form
                       if len(flask_request.form.getlist(name)) > 1)
     if repeated:
@@ -302,10 +306,17 @@ def _repeated_parameter() -> InvalidRequestError | None:
     if "," in flask_request.headers.get("Authorization", ""):
         return InvalidRequestError("Send one Authorization header, with one credential")
     # Basic as the server reads it (core.limits.basic_credentials), well formed or not.
-    if "client_secret" in flask_request.form and \
-            basic_credentials(flask_request.headers) is not None:
+    basic = basic_credentials(flask_request.headers)
+    if basic is None:
+        return None
+    if "client_secret" in flask_request.form:
         return InvalidRequestError("Authenticate the client one way: HTTP Basic, or "
                                    "client_id and client_secret in the form, not both")
+    # A form client_id naming another client than Basic: authlib would serve the Basic one
+    # while the body says it is the other, for whoever reads the body (a proxy, a log).
+    if flask_request.form.get("client_id", basic.client_id) != basic.client_id:
+        return InvalidRequestError("The form's client_id is not the client of the HTTP Basic "
+                                   "credentials: send the id once, in Basic")
     return None
 
 
@@ -323,13 +334,24 @@ def authenticate_client_secret_basic(query_client, request):
 
 
 def _record_failed_authentication(request, endpoint: str) -> None:
-    client = _any_client(presented_client_id())
+    claimed = presented_client_id()
+    client = _any_client(claimed)
     if client is None:
         # An id no client has: a stranger; the application log has it, the chain does not.
-        log.info("failed client authentication at the %s endpoint (unknown client)", endpoint)
+        # The claimed id only when it is one: a secret sent as the id must not be logged.
+        log.info("failed client authentication at the %s endpoint: %s (request %s, "
+                 "address %s)", endpoint, _claimed_for_log(claimed), g.get("request_id"),
+                 flask_request.remote_addr)
         return
     g.audit_denial = {"action": _ENDPOINT_ACTIONS[endpoint], "reason": "invalid_client",
                       "resource_type": "access_token", **_as_actor(client)}
+
+
+def _claimed_for_log(client_id: str | None) -> str:
+    if client_id is None:
+        return "no client id"
+    key = canonical_uuid(client_id)
+    return "a malformed client id" if key is None else f"unknown client {key}"
 
 
 def _any_client(client_id) -> OAuthClient | None:

@@ -5,9 +5,16 @@ default: each worker counts its own).
 One fixed window per client and budget. A counted request costs one increment (one Redis
 round trip): its answer says the limit and what is left of it; a refused one is 429
 `rate-limited` with Retry-After and X-RateLimit-Reset.
+
+The token endpoints keep two budgets of RATE_LIMIT_TOKEN's size: a client that authenticates
+counts against its own; a request that authenticates no client counts against the client id
+it claims at the address it comes from, and is refused, before its secret is checked, while
+that one is used up (one more round trip). Client ids are not secret: a stranger's wrong
+secrets must slow the stranger, not lock the client out of its tokens (RFC 6819 4.4.1.11).
 """
 
 import base64
+import contextlib
 import functools
 import math
 import re
@@ -43,36 +50,58 @@ def _limit(text: str) -> RateLimitItem:
     return items[0]
 
 
-def count(budget: str, who: str) -> None:
+def count(budget: str, *who: str) -> None:
     """Count one request of `who` against the budget named by the setting `budget`
     (`RATE_LIMIT_API`, `RATE_LIMIT_TOKEN`). Raises Problem 429 when it is used up."""
     limit = _limit(current_app.config[budget])
-    key = limit.key_for(budget, who)
+    key = limit.key_for(budget, *who)
     storage = current_app.extensions[_STORAGE]
-    try:
+    with _reachable():
         used = storage.incr(key, limit.get_expiry())
         resets_at = storage.get_expiry(key) if used > limit.amount else None
+    g.rate_limit = (limit.amount, max(0, limit.amount - used))
+    if resets_at is not None:
+        raise _rate_limited(limit, resets_at, "This client is over its rate limit")
+
+
+def _refuse_when_used_up(budget: str, *who: str) -> None:
+    """Refuse (Problem 429) when `who` has used up the budget, counting nothing."""
+    limit = _limit(current_app.config[budget])
+    key = limit.key_for(budget, *who)
+    storage = current_app.extensions[_STORAGE]
+    with _reachable():
+        used = storage.get(key)
+        resets_at = storage.get_expiry(key) if used >= limit.amount else None
+    if resets_at is not None:
+        g.rate_limit = (limit.amount, 0)
+        raise _rate_limited(limit, resets_at, "Too many requests that authenticated no "
+                            "client, for this client id from this address")
+
+
+@contextlib.contextmanager
+def _reachable():
+    try:
+        yield
     except StorageError:
         # The counters are unreachable (Redis down): refuse rather than serve unmetered.
         raise unavailable("The request could not be completed; retry shortly") from None
-    g.rate_limit = (limit.amount, max(0, limit.amount - used))
-    if resets_at is not None:
-        raise Problem(
-            "rate-limited",
-            f"This client is over its rate limit ({limit}); retry after the seconds "
-            "Retry-After gives",
-            headers={"Retry-After": str(max(1, math.ceil(resets_at - time.time()))),
-                     "X-RateLimit-Reset": str(math.ceil(resets_at))},
-        )
+
+
+def _rate_limited(limit: RateLimitItem, resets_at: float, what: str) -> Problem:
+    return Problem(
+        "rate-limited", f"{what} ({limit}); retry after the seconds Retry-After gives",
+        headers={"Retry-After": str(max(1, math.ceil(resets_at - time.time()))),
+                 "X-RateLimit-Reset": str(math.ceil(resets_at))},
+    )
 
 
 class ProcessCounters:
     """The fixed-window counters of one process, for the embedded default (no `REDIS_URL`).
 
-    The two calls `count` makes, with the meaning of the `limits` storages. Not the `limits`
-    library's MemoryStorage: its expiry timer is started without a lock, and threads of one
-    gthread worker counting at once meet "threads can only be started once" (a 500;
-    alisaifee/limits#26); it also starts a thread every 10 ms to expire keys.
+    The calls `count` and `_refuse_when_used_up` make, with the meaning of the `limits`
+    storages. Not the `limits` library's MemoryStorage: its expiry timer is started without a
+    lock, and threads of one gthread worker counting at once meet "threads can only be started
+    once" (a 500; alisaifee/limits#26); it also starts a thread every 10 ms to expire keys.
     """
 
     def __init__(self, clock=time.time):
@@ -94,6 +123,13 @@ class ProcessCounters:
                 window = self._windows[key] = [at + expiry, 0]
             window[1] += amount
             return window[1]
+
+    def get(self, key: str) -> int:
+        """The count of the key's window; 0 when it has none or it has ended."""
+        at = self._clock()
+        with self._lock:
+            window = self._windows.get(key)
+        return window[1] if window is not None and window[0] > at else 0
 
     def get_expiry(self, key: str) -> float:
         """When the key's window ends (epoch seconds); now when it has none."""
@@ -146,34 +182,49 @@ def _form_decoded(text: str) -> str | None:
 
 def presented_client_id() -> str | None:
     """The client id a request to the token endpoints claims: the HTTP Basic one whenever the
-    header names one, with a secret or not, else the form's `client_id`. Its budget counts the
-    request, and a failed authentication is recorded against it."""
+    header names one, with a secret or not, else the form's `client_id`. A failed
+    authentication is counted and recorded against it."""
     basic = basic_credentials(request.headers)
     client_id = basic.client_id if basic is not None else None
     return client_id or request.form.get("client_id") or None
 
 
-def _presented_client() -> str:
-    """The budget of the client a request to the token endpoints claims to be: one per client,
-    however its id is spelled; per address when it names none."""
+def _unauthenticated() -> tuple[str, ...]:
+    """The budget of the requests to the token endpoints that authenticate no client: the
+    client id claimed, however it is spelled, at the request's address."""
     client_id = presented_client_id()
     if client_id is None:
-        return f"address:{request.remote_addr}"
-    try:
-        # Other spellings of a UUID are unknown clients, but they count against the one
-        # client they spell: re-spelling an id must not open a fresh budget.
-        return f"client:{uuid.UUID(client_id)}"
-    except ValueError:
-        return f"client:{client_id[:64]}"
+        claimed = "no-client"
+    else:
+        try:
+            # Other spellings of a UUID are unknown clients, but they count against the one
+            # client they spell: re-spelling an id must not open a fresh budget.
+            claimed = f"client:{uuid.UUID(client_id)}"
+        except ValueError:
+            claimed = f"client:{client_id[:64]}"
+    return ("unauthenticated", claimed, f"address:{request.remote_addr}")
+
+
+def count_authenticated_client(client_id: str) -> None:
+    """Count a token endpoint request against the budget of the client it authenticated.
+    Raises Problem 429 when it is used up."""
+    g.oauth_client_counted = True
+    count("RATE_LIMIT_TOKEN", f"client:{client_id}")
 
 
 def oauth_limit(view):
-    """Decorate a token endpoint: counted per client claimed (a wrong secret counts too)."""
+    """Decorate a token endpoint: a request is counted against its client's budget once the
+    client authenticates (`count_authenticated_client`), else against the failures of the
+    client id it claims at its address, which refuse it before any secret is checked."""
 
     @functools.wraps(view)
     def counted(*args, **kwargs):
-        count("RATE_LIMIT_TOKEN", _presented_client())
-        return view(*args, **kwargs)
+        unauthenticated = _unauthenticated()
+        _refuse_when_used_up("RATE_LIMIT_TOKEN", *unauthenticated)
+        response = view(*args, **kwargs)
+        if not g.get("oauth_client_counted"):
+            count("RATE_LIMIT_TOKEN", *unauthenticated)
+        return response
 
     counted.rate_limited = True
     return counted

@@ -250,6 +250,30 @@ def test_a_basic_header_beside_form_credentials_is_invalid_request_even_unreadab
         assert "access_token" not in response.json
 
 
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_a_form_client_id_naming_another_client_than_basic_is_invalid_request(
+        client, partner, other, path):
+    """RFC 6749 2.3: one way of authenticating per request. Basic for one client and a form
+    `client_id` naming another got the Basic one a token, while the body said it was the other
+    (as an auditor or a proxy reading the body would record it)."""
+    own = partner.token(client)
+    form = {**(ENDPOINT_FORMS[path] if path == "/oauth/token" else {"token": own}),
+            "client_id": other.client_id}
+
+    response = client.post(path, data=form, headers=basic(partner.client_id, partner.secret))
+
+    assert_oauth_error(response, 400, "invalid_request")
+    assert "access_token" not in response.json and "active" not in response.json
+    assert me(client, own).status_code == 200
+
+
+def test_a_form_client_id_beside_basic_naming_the_same_client_is_accepted(client, partner):
+    response = client.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": partner.client_id},
+        headers=basic(partner.client_id, partner.secret))
+    assert response.status_code == 200, response.json
+
+
 @pytest.mark.parametrize("order", ["basic first", "basic second"])
 @pytest.mark.parametrize("second", ["wrong secret", "other client", "bearer"])
 @pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])

@@ -31,21 +31,53 @@ def test_a_client_over_its_api_budget_gets_429_with_retry_after(app, client, mak
     assert client.get("/api/v1/me", headers=bearer(other)).status_code == 200
 
 
-def test_the_token_endpoint_counts_each_claimed_client_wrong_secrets_included(
+#: A stranger guessing secrets, and the client at its own address.
+STRANGER, OWN = {"REMOTE_ADDR": "203.0.113.66"}, {"REMOTE_ADDR": "198.51.100.7"}
+FORM = {"grant_type": "client_credentials"}
+
+
+def test_the_token_endpoint_counts_a_client_once_it_authenticates_and_wrong_secrets_per_address(
         app, client, make, monkeypatch):
+    """Client ids are not secret: wrong secrets count against the id claimed at the address
+    they come from, so a stranger is slowed without locking the client out of its tokens; the
+    client's own requests count against its own budget."""
     monkeypatch.setitem(app.config, "RATE_LIMIT_TOKEN", "2 per minute")
     oauth_client, secret = make.client()
-    form = {"grant_type": "client_credentials"}
-    wrong = client.post("/oauth/token", data=form, headers=basic(oauth_client.id, "guess"))
-    assert wrong.status_code == 401
-    assert client.post("/oauth/token", data=form,
-                       headers=basic(oauth_client.id, secret)).status_code == 200
-    limited = client.post("/oauth/token", data=form, headers=basic(oauth_client.id, secret))
+
+    def token(secret_sent, address):
+        return client.post("/oauth/token", data=FORM, environ_base=address,
+                           headers=basic(oauth_client.client_id, secret_sent))
+
+    assert [token("guess", STRANGER).status_code for _ in range(2)] == [401, 401]
+    # Refused before the secret is checked: the right one from that address waits too.
+    assert_problem(token(secret, STRANGER), 429, "rate-limited")
+    assert [token(secret, OWN).status_code for _ in range(2)] == [200, 200]
+    limited = token(secret, OWN)
     assert_problem(limited, 429, "rate-limited")
     assert "Retry-After" in limited.headers
     other, other_secret = make.client()
-    assert client.post("/oauth/token", data=form,
+    assert client.post("/oauth/token", data=FORM,
                        headers=basic(other.id, other_secret)).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_a_strangers_wrong_secrets_leave_the_client_its_oauth_endpoints(
+        app, client, make, monkeypatch, path):
+    """Spending a known client id's budget with wrong secrets once kept its system from getting
+    tokens, and from revoking one it believed leaked (RFC 6819 4.4.1.11, 5.1.4.2.3: throttle
+    the guesses, not the client)."""
+    monkeypatch.setitem(app.config, "RATE_LIMIT_TOKEN", "3 per minute")
+    victim, secret = make.client()
+    token = make.token(oauth_client=victim)
+    form = FORM if path == "/oauth/token" else {"token": token}
+    for _ in range(4):
+        client.post(path, data=form, headers=basic(victim.client_id, "guess"),
+                    environ_base=STRANGER)
+
+    response = client.post(path, data=form, headers=basic(victim.client_id, secret),
+                           environ_base=OWN)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("path", ["/api/v1/me", "/healthz", "/openapi.json", "/nowhere",
@@ -119,31 +151,43 @@ def _written_otherwise(client_id: str, secret: str) -> dict[str, str]:
     itself), the scheme followed by a tab, which the server reads as Basic, and the id with an
     empty secret or none at all."""
     encoded = "".join(f"%{ord(character):02X}" for character in client_id)
-    spelled = [client_id.upper(), client_id.replace("-", ""), "{" + client_id + "}",
-               "urn%3Auuid%3A" + client_id, encoded]
-    headers = {spelling: basic(spelling, secret)["Authorization"] for spelling in spelled}
+    spelled = {"upper case": client_id.upper(), "no hyphens": client_id.replace("-", ""),
+               "braces": "{" + client_id + "}", "urn": "urn%3Auuid%3A" + client_id,
+               "percent-encoded": encoded}
+    headers = {name: basic(spelling, secret)["Authorization"]
+               for name, spelling in spelled.items()}
     headers["Basic<TAB>"] = basic(client_id, secret)["Authorization"].replace(" ", "\t ")
     headers["empty secret"] = basic(client_id, "")["Authorization"]
     headers["no colon"] = "Basic " + base64.b64encode(client_id.encode()).decode()
     return headers
 
 
-def test_the_token_budget_is_the_clients_however_its_id_is_written(app, client, make,
-                                                                   monkeypatch):
-    """One RATE_LIMIT_TOKEN budget per client: writing its id or the Basic header another way
-    opens no fresh budget."""
+#: The ways of writing _written_otherwise that authenticate the client itself.
+AUTHENTICATING = ("percent-encoded", "Basic<TAB>")
+
+
+def test_the_token_budgets_are_the_clients_however_its_id_is_written(app, client, make,
+                                                                     monkeypatch):
+    """Writing the id or the Basic header another way opens no fresh budget: neither the
+    client's own, nor the failures of its id at an address."""
     monkeypatch.setitem(app.config, "RATE_LIMIT_TOKEN", "2 per minute")
     oauth_client, secret = make.client()
-    form = {"grant_type": "client_credentials"}
     for _ in range(2):
-        assert client.post("/oauth/token", data=form,
+        assert client.post("/oauth/token", data=FORM, environ_base=OWN,
                            headers=basic(oauth_client.client_id, secret)).status_code == 200
+        assert client.post("/oauth/token", data=FORM, environ_base=STRANGER,
+                           headers=basic(oauth_client.client_id, "guess")).status_code == 401
+    written = _written_otherwise(oauth_client.client_id, secret)
 
-    answers = {written: client.post("/oauth/token", data=form,
-                                    headers={"Authorization": header}).status_code
-               for written, header in _written_otherwise(oauth_client.client_id, secret).items()}
+    authenticated = {name: client.post("/oauth/token", data=FORM, environ_base=OWN,
+                                       headers={"Authorization": written[name]}).status_code
+                     for name in AUTHENTICATING}
+    failed = {name: client.post("/oauth/token", data=FORM, environ_base=STRANGER,
+                                headers={"Authorization": header}).status_code
+              for name, header in written.items()}
 
-    assert answers == dict.fromkeys(answers, 429)
+    assert authenticated == dict.fromkeys(AUTHENTICATING, 429)
+    assert failed == dict.fromkeys(written, 429)
 
 
 def test_wrong_secrets_past_the_token_budget_add_nothing_to_the_trail(app, client, make,
