@@ -43,7 +43,13 @@ def _resource_of_request() -> tuple[str, str | None]:
             return name[:-3], str(value)
         if name == "seq":
             return "audit_event", str(value)
-    return (request.blueprint or "api").rstrip("s"), None
+    return _BLUEPRINT_RESOURCES.get(request.blueprint, "api"), None
+
+
+#: What a request to a blueprint's route without an id is about.
+_BLUEPRINT_RESOURCES = {"families": "family", "referrals": "referral", "consent": "consent",
+                        "organizations": "organization", "audit": "audit_event",
+                        "auth": "access_token"}
 
 
 def _record_refusal(response) -> None:

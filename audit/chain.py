@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
+from audit.models import GENESIS_HASH, AuditChainHead, AuditEvent, AuditListedFamily
 from core.time import rfc3339
 
 #: The hashed fields, in canonical order; `hash` covers all of them, `prev_hash` included.
@@ -149,7 +149,8 @@ def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> V
     # this runs come after both, and are neither checked nor taken for an insertion.
     head = session.execute(
         sa.select(AuditChainHead.seq, AuditChainHead.hash,
-                  sa.select(sa.func.max(AuditEvent.seq)).scalar_subquery().label("newest"))
+                  sa.select(sa.func.max(AuditEvent.seq)).scalar_subquery().label("newest"),
+                  sa.select(sa.func.min(AuditEvent.seq)).scalar_subquery().label("oldest"))
         .where(AuditChainHead.id == 1)).one()
     head_doc = {"seq": head.seq, "hash": head.hash}
     start = from_seq or 1
@@ -161,6 +162,10 @@ def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> V
 
     if start == 1:
         prev = GENESIS_HASH
+        if head.oldest is not None and head.oldest < 1:
+            # Shown by the family filter and the accounting, though no chain holds it.
+            return bad(head.oldest, f"event {head.oldest} lies before the first event "
+                                    "(seq starts at 1)", 0)
     else:
         prev = session.scalar(sa.select(AuditEvent.hash).where(AuditEvent.seq == start - 1))
         if prev is None:
@@ -188,6 +193,12 @@ def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> V
             return bad(missing, f"event {missing} is missing", missing - start)
         expected = upper + 1
     checked = expected - start
+    misfiled = _misfiled_family(session, None if start == 1 else start,
+                                None if whole_tail else end)
+    if misfiled is not None:
+        return bad(misfiled, f"the families listed for event {misfiled} "
+                             "(audit_listed_families) are not those it names in family_ids: "
+                             "the family filter and the accounting read that list", checked)
 
     if whole_tail:
         if head.seq and prev != head.hash:
@@ -197,3 +208,33 @@ def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> V
                                     .where(AuditEvent.seq > head.seq))
             return bad(beyond, f"event {beyond} lies beyond the chain head", checked)
     return Verdict(True, checked, None, None, head_doc)
+
+
+def _misfiled_family(session, lower: int | None, upper: int | None) -> int | None:
+    """The first seq in [lower, upper] (None: unbounded) whose listed families, the index the
+    family filter and the accounting of disclosures read, differ from the `family_ids` its
+    chained event names; None when they agree. Run once the chain verified: `family_ids` is
+    then as hashed."""
+    listed = AuditListedFamily.__table__
+    events = AuditEvent.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        named = sa.func.jsonb_array_elements_text(events.c.family_ids).table_valued("value")
+        family = sa.cast(listed.c.family_id, sa.Text)
+        named_family = sa.func.lower(named.c.value)
+        nonempty = sa.cast(events.c.family_ids, sa.Text) != "[]"
+    else:  # SQLite keeps a UUID as 32 hex digits (see migration 0006)
+        named = sa.func.json_each(events.c.family_ids).table_valued("value")
+        family = listed.c.family_id
+        named_family = sa.func.replace(sa.func.lower(named.c.value), "-", "")
+        nonempty = events.c.family_ids != "[]"
+    in_listed = [listed.c.seq >= lower] if lower is not None else []
+    in_events = [events.c.seq >= lower] if lower is not None else []
+    if upper is not None:
+        in_listed.append(listed.c.seq <= upper)
+        in_events.append(events.c.seq <= upper)
+    of_listed = sa.select(listed.c.seq, family.label("family")).where(*in_listed)
+    of_events = (sa.select(events.c.seq, named_family.label("family"))
+                 .select_from(events).join(named, sa.true()).where(nonempty, *in_events))
+    differ = sa.union_all(sa.except_(of_listed, of_events).subquery().select(),
+                          sa.except_(of_events, of_listed).subquery().select()).subquery()
+    return session.scalar(sa.select(sa.func.min(differ.c.seq)))

@@ -167,20 +167,31 @@ def as_kept(checkpoint: AuditCheckpoint) -> dict:
             "signature": checkpoint.signature}
 
 
-#: How many of the newest stored checkpoints `latest` looks through for one of the service's.
-LATEST_LOOKS = 100
+def _service_public_keys() -> list[str]:
+    """The public keys this service signs or signed with (base64), from its configuration."""
+    return [public_key_b64(current_app.extensions["audit_signing_key"].public_key()),
+            *current_app.extensions["audit_previous_keys"]]
 
 
 def latest_checkpoint(session) -> AuditCheckpoint | None:
-    """The newest checkpoint the service itself signed; a row that is not (someone wrote it
-    into the table) is passed over and logged, and `flask audit verify` names it."""
-    for checkpoint in session.scalars(sa.select(AuditCheckpoint)
-                                      .order_by(AuditCheckpoint.seq.desc())
-                                      .limit(LATEST_LOOKS)):
-        if is_genuine(as_kept(checkpoint)):
-            return checkpoint
-        log.warning("audit checkpoint at seq %s is not signed by this service", checkpoint.seq)
-    return None
+    """The newest checkpoint the service itself signed. Rows under another key are not read;
+    a row under one of its keys whose signature fails (someone wrote it into the table) is
+    passed over and logged, however many there are, and `flask audit verify` names it."""
+    mine = sa.select(AuditCheckpoint).where(
+        AuditCheckpoint.public_key.in_(_service_public_keys())).order_by(
+        AuditCheckpoint.seq.desc()).limit(100)
+    below = None
+    while True:
+        batch = session.scalars(mine if below is None
+                                else mine.where(AuditCheckpoint.seq < below)).all()
+        for checkpoint in batch:
+            if is_genuine(as_kept(checkpoint)):
+                return checkpoint
+            log.warning("audit checkpoint at seq %s is not signed by this service",
+                        checkpoint.seq)
+        if len(batch) < 100:
+            return None
+        below = batch[-1].seq
 
 
 def broken_checkpoint(session, from_seq: int | None = None,
@@ -252,8 +263,7 @@ def is_service_key(public_key: str) -> bool:
     """Whether this service signs or signed with that key: the configured key, or one of the
     configured retired ones. Never a key read from the database: a checkpoint exists to catch
     whoever can write there."""
-    current = public_key_b64(current_app.extensions["audit_signing_key"].public_key())
-    return public_key == current or public_key in current_app.extensions["audit_previous_keys"]
+    return public_key in _service_public_keys()
 
 
 def is_genuine(checkpoint: dict) -> bool:

@@ -12,6 +12,23 @@ from core.sqltypes import JSONDocument
 
 ACTIONS = ("create", "read", "update", "search", "transition", "revoke", "decide", "export")
 OUTCOMES = ("permit", "deny", "error")
+#: Every kind of object an event is about (`resource.type`), and what it is.
+RESOURCE_TYPES = {
+    "access_token": "An OAuth token: its issue, revocation, introspection, or a failed "
+                    "client authentication.",
+    "api": "A request about no one object (an unknown path, a replay of no known kind).",
+    "audit_event": "The trail itself: an auditor's search, read or export.",
+    "consent": "A family consent: its record, a look at it, its revocation, or the engine's "
+               "answer to a consent decision.",
+    "disclosures": "A family's accounting of disclosures, read.",
+    "family": "A family record.",
+    "oauth_client": "An OAuth client, issued or revoked by an operator.",
+    "organization": "A directory listing.",
+    "referral": "A referral.",
+    "referral_events": "A referral's timeline, read.",
+    "referral_note": "A note on a referral.",
+    "referral_notes": "A referral's notes, read.",
+}
 #: The `prev_hash` of the first event.
 GENESIS_HASH = "0" * 64
 
@@ -116,6 +133,12 @@ class AuditChainHead(db.Model):
     hash: Mapped[str] = mapped_column(String(64))
     #: When the newest checkpoint was made, for the scheduled checkpoints.
     checkpointed_at: Mapped[datetime | None]
+    #: The newest `recorded_at` chained so far.
+    newest_recorded_at: Mapped[datetime | None]
+    #: The most, in microseconds, that a chained event's `recorded_at` has fallen before that
+    #: of an event chained earlier (a long transaction, a host's clock that is off): how far
+    #: the time filters look past a time range along `seq` (audit/service.py _seq_bounds).
+    time_disorder_us: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class AuditCheckpoint(db.Model):

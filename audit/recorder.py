@@ -7,6 +7,7 @@ SQLite, whose one writer already holds the database, this module chains them at 
 """
 
 import uuid
+from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import g, has_request_context, request
@@ -14,7 +15,14 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from audit.chain import event_hash
-from audit.models import ACTIONS, OUTCOMES, AuditChainHead, AuditEvent, AuditPending
+from audit.models import (
+    ACTIONS,
+    OUTCOMES,
+    RESOURCE_TYPES,
+    AuditChainHead,
+    AuditEvent,
+    AuditPending,
+)
 from core.db import db
 from core.ids import new_id
 from core.time import now
@@ -26,7 +34,8 @@ _PENDING_EVENTS = AuditPending.__table__
 # Statements built once: they run on every audited commit.
 _INSERT_PENDING = _PENDING_EVENTS.insert()
 _INSERT_EVENTS = _EVENTS.insert()
-_LOCK_HEAD = sa.select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_LOCK_HEAD = sa.select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.newest_recorded_at,
+                       _HEAD.c.time_disorder_us).where(_HEAD.c.id == 1).with_for_update()
 
 
 def record(*, action: str, outcome: str, reason: str, resource_type: str,
@@ -41,8 +50,9 @@ def record(*, action: str, outcome: str, reason: str, resource_type: str,
     raises ValueError for one that is not a UUID.
     Never pass names, birth dates, contact details or free text: ids and codes only.
     """
-    if action not in ACTIONS or outcome not in OUTCOMES:
-        raise ValueError(f"unknown audit action or outcome: {action!r}, {outcome!r}")
+    if action not in ACTIONS or outcome not in OUTCOMES or resource_type not in RESOURCE_TYPES:
+        raise ValueError(f"unknown audit action, outcome or resource type: {action!r}, "
+                         f"{outcome!r}, {resource_type!r}")
     if actor is not None:
         organization_id = actor.organization_id
         client_id = actor.client_id
@@ -109,14 +119,25 @@ def _append_to_chain(connection, pending: list[dict]) -> None:
     """Chain events in Python: SQLite's writer already holds the database (BEGIN IMMEDIATE)."""
     head = connection.execute(_LOCK_HEAD).one()
     seq, prev_hash = head.seq, head.hash
+    newest, disorder = head.newest_recorded_at, head.time_disorder_us
     rows = []
     for values in pending:
         seq += 1
         row = {**values, "seq": seq, "prev_hash": prev_hash}
         row["hash"] = prev_hash = event_hash(row)
         rows.append(row)
+        newest, disorder = time_order(newest, disorder, row["recorded_at"])
     connection.execute(_INSERT_EVENTS, rows)
-    connection.execute(_HEAD.update().where(_HEAD.c.id == 1).values(seq=seq, hash=prev_hash))
+    connection.execute(_HEAD.update().where(_HEAD.c.id == 1).values(
+        seq=seq, hash=prev_hash, newest_recorded_at=newest, time_disorder_us=disorder))
+
+
+def time_order(newest, disorder: int, recorded_at) -> tuple:
+    """The head's time order once an event recorded at `recorded_at` is chained after events
+    whose newest time is `newest`: as the sealer keeps it (migration 0013)."""
+    if newest is not None and recorded_at < newest:
+        disorder = max(disorder, (newest - recorded_at) // timedelta(microseconds=1))
+    return (recorded_at if newest is None else max(newest, recorded_at)), disorder
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from audit.models import ACTIONS, OUTCOMES
+from audit.models import ACTIONS, OUTCOMES, RESOURCE_TYPES
 from core.pagination import PageQuery, page_schema
 from core.schemas import InputSchema, Instant, Timestamp
 
@@ -112,9 +112,10 @@ class AuditEventQuery(PageQuery, _TimeRange):
                            metadata={"description": "Events of this action."})
     outcome = fields.String(validate=validate.OneOf(OUTCOMES),
                             metadata={"description": "Events with this outcome."})
-    resource_type = fields.String(validate=validate.Length(1, 32), metadata={
-        "description": "Events on this kind of object (`resource.type`: `referral`, "
-                       "`consent`, `family`, ...)."})
+    resource_type = fields.String(validate=validate.OneOf(RESOURCE_TYPES), metadata={
+        "description": "Events on this kind of object (`resource.type`): "
+                       + " ".join(f"`{name}`: {what}" for name, what in RESOURCE_TYPES.items()),
+        "enum": list(RESOURCE_TYPES)})
     resource_id = _ResourceId(validate=validate.Length(1, 64), metadata={
         "description": "Events on the object with this id (`resource.id`); a UUID matches "
                        "in capitals too."})

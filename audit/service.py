@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from audit import checkpoints
 from audit.chain import chain_head, verify
-from audit.models import AuditEvent, AuditListedFamily
+from audit.models import AuditChainHead, AuditEvent, AuditListedFamily
 from audit.recorder import record
 from audit.schemas import AuditEventSchema
 from audit.sealer import seal_committed
@@ -83,20 +83,27 @@ def _seq_bounds(since=None, until=None) -> list:
     one probe of the `recorded_at` index each, so a time range is read along `seq` from near
     its first event, not from the start (or the end) of the whole log.
 
-    `seq` follows commit order, not `recorded_at`: an event is chained within
-    `_LONGEST_TRANSACTION` of being recorded. So an event recorded that long before `since`
-    was chained before any event recorded from `since` on, and one recorded that long after
-    `until` after any recorded before `until`."""
+    `seq` follows commit order, not `recorded_at`: no chained event's `recorded_at` falls
+    more than the head's `time_disorder_us` before that of one chained earlier (a long
+    transaction, a host's clock that is off), and `_LONGEST_TRANSACTION` is allowed for
+    besides. So an event recorded that long before `since` was chained before any event
+    recorded from `since` on, and one recorded that long after `until` after any recorded
+    before `until`."""
     bounds = []
+    if since is None and until is None:
+        return bounds
+    disorder = db.session.scalar(sa.select(AuditChainHead.time_disorder_us)
+                                 .where(AuditChainHead.id == 1)) or 0
+    margin = max(_LONGEST_TRANSACTION, timedelta(microseconds=disorder))
     if since is not None:
         before = db.session.scalar(
-            sa.select(AuditEvent.seq).where(AuditEvent.recorded_at < since - _LONGEST_TRANSACTION)
+            sa.select(AuditEvent.seq).where(AuditEvent.recorded_at < since - margin)
             .order_by(AuditEvent.recorded_at.desc()).limit(1))
         if before is not None:
             bounds.append(AuditEvent.seq > before)
     if until is not None:
         after = db.session.scalar(
-            sa.select(AuditEvent.seq).where(AuditEvent.recorded_at >= until + _LONGEST_TRANSACTION)
+            sa.select(AuditEvent.seq).where(AuditEvent.recorded_at >= until + margin)
             .order_by(AuditEvent.recorded_at).limit(1))
         if after is not None:
             bounds.append(AuditEvent.seq < after)
@@ -117,8 +124,9 @@ def search_events(actor, *, limit: int, cursor: str | None = None, since=None, u
         conditions.append(AuditEvent.recorded_at < until)
     page = _events_page(conditions, family_id=family_id, kind="audit_events", cursor=cursor,
                         limit=limit, since=since, until=until)
+    # A search of one family's trail is a look at that family's accounting: on its trail too.
     record(action="search", outcome="permit", reason="audit_read", resource_type="audit_event",
-           actor=actor)
+           family_id=family_id, actor=actor)
     return page
 
 
@@ -129,7 +137,7 @@ def get_event(actor, seq: int) -> AuditEvent:
     if event is None:
         raise Problem("not-found", f"The log has no event {seq}")
     record(action="read", outcome="permit", reason="audit_read", resource_type="audit_event",
-           resource_id=seq, actor=actor)
+           resource_id=seq, family_id=event.family_id, family_ids=event.family_ids, actor=actor)
     return event
 
 

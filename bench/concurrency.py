@@ -39,7 +39,7 @@ def append(worker: int, events: int, ready, start, errors) -> None:
                     action="create",
                     outcome="permit",
                     reason=f"bench-w{worker}-{n}",
-                    resource_type="bench",
+                    resource_type="audit_event",
                 )
                 db.session.commit()
             db.engine.dispose()

@@ -26,7 +26,7 @@ def _append(url: str, worker: int, start, errors) -> None:
                 for attempt in range(_RETRIES + 1):
                     try:
                         audit.record(action="create", outcome="permit",
-                                     reason=f"w{worker}-{n}", resource_type="test")
+                                     reason=f"w{worker}-{n}", resource_type="audit_event")
                         db.session.commit()
                         break
                     except sa.exc.OperationalError as error:

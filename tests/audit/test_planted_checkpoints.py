@@ -32,7 +32,7 @@ def _plant(seq, event_hash, key, at):
 
 
 def _an_event():
-    audit.record(action="read", outcome="permit", reason="review", resource_type="test")
+    audit.record(action="read", outcome="permit", reason="review", resource_type="audit_event")
     db.session.commit()
 
 

@@ -243,7 +243,7 @@ def test_the_database_and_python_hash_an_event_alike(app, text):
     from audit.chain import event_hash
 
     with app.app_context():
-        audit.record(action="read", outcome="deny", reason="test", resource_type="test",
+        audit.record(action="read", outcome="deny", reason="test", resource_type="audit_event",
                      resource_id=text[:64], client_id=text[:64], categories=["identity"],
                      consent_ids=[uuid.uuid4()], family_id=uuid.uuid4(),
                      family_ids=[uuid.uuid4(), uuid.uuid4()])

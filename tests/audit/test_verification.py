@@ -23,6 +23,7 @@ from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from audit.schemas import CheckpointSchema
 from core import time as clock
 from core.db import db
+from tests.audit.conftest import unlock
 from tests.conftest import bearer
 
 EVENTS = 6
@@ -40,19 +41,14 @@ def trail(app):
         first = db.session.scalar(sa.select(AuditChainHead.seq)) + 1
         for n in range(EVENTS):
             audit.record(action="search" if n == 2 else "read", outcome="permit",
-                         reason=f"event-{n}", resource_type="test",
+                         reason=f"event-{n}", resource_type="audit_event",
                          family_ids=LISTED if n == 2 else ())
             db.session.commit()
     return list(range(first, first + EVENTS))
 
 
 def _unlock():
-    """Drop the append-only guard inside the test's transaction (rolled back after the test)."""
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(sa.text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
-    else:
-        for verb in ("update", "delete"):
-            db.session.execute(sa.text(f"DROP TRIGGER audit_events_no_{verb}"))
+    unlock("audit_events")
 
 
 def _rehash_from(seq):
@@ -77,9 +73,9 @@ def _rewrite_and_rehash(seq):
 
 
 def _swap(a, b):
-    db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == a).values(seq=-1))
+    db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == a).values(seq=10**15))
     db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == b).values(seq=a))
-    db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == -1).values(seq=b))
+    db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == 10**15).values(seq=b))
 
 
 def _forge_after_head(head_seq):
@@ -292,7 +288,7 @@ def test_a_key_named_by_a_row_in_the_table_is_not_the_services(app, client, make
     token = make.token(make.organization(), ["audit:read"])
     kept = json.loads(app.test_cli_runner().invoke(args=["audit", "checkpoint"]).stdout)
     with app.app_context():
-        audit.record(action="read", outcome="permit", reason="later", resource_type="test")
+        audit.record(action="read", outcome="permit", reason="later", resource_type="audit_event")
         db.session.commit()
         head = db.session.execute(sa.select(AuditChainHead)).scalar_one()
         planted = _plant(head.seq, head.hash, forger, clock.now())
@@ -312,7 +308,7 @@ def test_the_verify_command_checks_every_checkpoints_signature(app, trail):
     runner = app.test_cli_runner()
     genuine = json.loads(runner.invoke(args=["audit", "checkpoint"]).stdout)
     with app.app_context():
-        audit.record(action="read", outcome="permit", reason="later", resource_type="test")
+        audit.record(action="read", outcome="permit", reason="later", resource_type="audit_event")
         db.session.commit()
         head = db.session.execute(sa.select(AuditChainHead)).scalar_one()
         planted = _plant(head.seq, head.hash, Ed25519PrivateKey.generate(), clock.now())

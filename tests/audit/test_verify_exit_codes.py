@@ -18,7 +18,7 @@ def _verify_while_the_head_is_held(empty_database, interrupt):
     try:
         with served.app_context():
             flask_migrate.upgrade()
-            audit.record(action="create", outcome="permit", reason="r", resource_type="test")
+            audit.record(action="create", outcome="permit", reason="r", resource_type="audit_event")
             db.session.commit()  # one event waits in audit_pending: verify will seal it
             db.session.remove()
         holder = sa.create_engine(served.config["SQLALCHEMY_DATABASE_URI"])
