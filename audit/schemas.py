@@ -7,7 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from audit.models import ACTIONS, OUTCOMES, RESOURCE_TYPES
 from core.pagination import PageQuery, page_schema
-from core.schemas import InputSchema, Instant, Timestamp
+from core.schemas import InputSchema, Instant, Pattern, Timestamp
 
 MAX_EXPORT_DAYS = 31
 
@@ -169,9 +169,9 @@ class CheckpointInputSchema(InputSchema):
     """A checkpoint as the service gave it to the auditor."""
 
     seq = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    hash = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    hash = fields.String(required=True, validate=Pattern(r"^[0-9a-f]{64}$"))
     recorded_at = Instant(required=True)
-    key_id = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{16}$"))
+    key_id = fields.String(required=True, validate=Pattern(r"^[0-9a-f]{16}$"))
     public_key = fields.String(required=True, validate=validate.Length(1, 64))
     signature = fields.String(required=True, validate=validate.Length(1, 128))
 

@@ -29,6 +29,7 @@ FAMILY_FIELDS = {
         "given_name": "identity",
         "family_name": "identity",
         "relationship": "identity",
+        "relationship_description": "identity",
         "has_legal_authority": "identity",
         "phone": "contact",
         "email": "contact",

@@ -96,7 +96,7 @@ class ConsentInputSchema(InputSchema):
 
 
 class RevocationInputSchema(InputSchema):
-    reason = text(1000, required=True)
+    reason = text(1000, multiline=True, required=True)
     requested_by = fields.String(load_default="caregiver", validate=validate.OneOf(REQUESTERS))
     caregiver_id = fields.UUID(metadata={"description": "The caregiver who asked, if known."})
 

@@ -24,7 +24,8 @@ from core.time import now
 from core.web import concerns_family, family_concerned, json_body, require_json
 
 LIFETIME = timedelta(hours=24)
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+#: Matched whole (`fullmatch`): `$` alone would let a final line break through.
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 #: Response headers replayed with the stored body.
 _REPLAYED_HEADERS = ("Location", "ETag")
 
@@ -95,7 +96,7 @@ def idempotent(view=None, *, reread=None):
         # Checked before the key is looked up: a replay must not answer a body the view
         # itself would refuse.
         require_json()
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise validation_problem({"Idempotency-Key": [
                 "1 to 255 visible ASCII characters"]}, "The Idempotency-Key is not valid")
         client_id = g.actor.client_id

@@ -53,9 +53,9 @@ def json_array_holds_tag(column, tag: str):
 
 
 def like_pattern(text: str) -> str:
-    """A LIKE pattern matching `text` casefolded anywhere, with LIKE's wildcards escaped
-    (escape '\\'): for a column holding casefolded text."""
-    return f"%{_escape_like(text.casefold())}%"
+    """A LIKE pattern matching `text` anywhere, with LIKE's wildcards escaped (escape '\\'):
+    give it keyed as the column is (a column of casefolded text, a casefolded `text`)."""
+    return f"%{_escape_like(text)}%"
 
 
 def _escape_like(text: str) -> str:

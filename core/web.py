@@ -17,14 +17,15 @@ from core.errors import Problem, problem_response, unavailable, validation_probl
 
 log = logging.getLogger(__name__)
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: Matched whole (`fullmatch`): `$` alone would let a final line break through.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 #: Deeper JSON is refused before it is parsed into Python objects.
 MAX_JSON_DEPTH = 32
 
 
 def _assign_request_id():
     given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+    g.request_id = given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
 
 
 def concerns_family(family_id) -> None:

@@ -22,8 +22,9 @@ class Family(db.Model):
 
     __tablename__ = "families"
     __table_args__ = (
-        # The custodian's list, newest first, and its duplicate check.
-        sa.Index("ix_families_custodian_created", "custodian_organization_id", "created_at", "id"),
+        # The custodian's list, most recently changed first (and its `updated_since`).
+        sa.Index("ix_families_custodian_updated", "custodian_organization_id", "updated_at", "id"),
+        # Its duplicate check.
         sa.Index("ix_families_custodian_child", "custodian_organization_id",
                  "child_birth_date"),
     )
@@ -78,6 +79,8 @@ class Caregiver(db.Model):
     given_name: Mapped[str] = mapped_column(String(100))
     family_name: Mapped[str] = mapped_column(String(100))
     relationship: Mapped[str] = mapped_column(String(32))
+    #: Who the caregiver is, in the family's own words (`godmother`), beside the code.
+    relationship_description: Mapped[str | None] = mapped_column(String(200))
     #: Parent, legal guardian, or court-appointed: may consent for the child.
     has_legal_authority: Mapped[bool] = mapped_column(default=False)
     #: E.164.

@@ -12,13 +12,13 @@ from core.idempotency import idempotent
 from core.web import load_body, load_query, respond
 from families import service
 from families.schemas import (
-    FamilyCreatedSchema,
     FamilyCreateSchema,
     FamilyListQuery,
     FamilyPageSchema,
     FamilyReadQuery,
     FamilySchema,
     FamilyUpdateSchema,
+    FamilyWithWarningsSchema,
 )
 
 bp = Blueprint("families", __name__, url_prefix="/api/v1/families")
@@ -30,14 +30,16 @@ _ETAG = {"ETag": "Version of the family record."}
 @require_scope("families:write")
 @idempotent
 @operation(summary="Record a family", tags=TAGS, body=FamilyCreateSchema,
-           responses={201: FamilyCreatedSchema}, headers={201: _ETAG})
+           responses={201: FamilyWithWarningsSchema}, headers={201: _ETAG})
 def create_family():
     """The calling organization becomes the family's custodian. `warnings` names likely
-    duplicates among the caller's own families (same child name and birth date)."""
+    duplicates among the caller's own families (same child name and birth date). Text is
+    kept in Unicode NFC; one-line fields (names, county, `best_times`) are stripped of
+    surrounding spaces and take no line break."""
     data = load_body(FamilyCreateSchema)
     family, warnings = service.create_family(current_actor(), data=data)
     document = service.family_document(family) | {"warnings": warnings}
-    return respond(FamilyCreatedSchema, document, status=201,
+    return respond(FamilyWithWarningsSchema, document, status=201,
                    headers={"ETag": etag_for(family.version),
                             "Location": f"/api/v1/families/{family.id}"})
 
@@ -47,7 +49,10 @@ def create_family():
 @operation(summary="List your own families", tags=TAGS, query=FamilyListQuery,
            responses={200: FamilyPageSchema})
 def list_families():
-    """The families the calling organization holds as custodian, newest first."""
+    """The families the calling organization holds as custodian, most recently changed first
+    (a record's creation is its first change). A walk is not a snapshot: a family changed
+    meanwhile moves to the front, ahead of the cursor; to keep a copy in step, ask again with
+    `updated_since` set to when the last walk began."""
     args = load_query(FamilyListQuery)
     return respond(FamilyPageSchema, service.list_families(current_actor(), **args))
 
@@ -81,14 +86,20 @@ def list_disclosures(family_id: uuid.UUID):
 @bp.patch("/<uuid:family_id>")
 @require_scope("families:write")
 @operation(summary="Change a family record", tags=TAGS, body=FamilyUpdateSchema,
-           errors=(403, 409, 412), responses={200: FamilySchema}, headers={200: _ETAG},
-           parameters=[IF_MATCH_OPTIONAL])
+           errors=(403, 409, 412), responses={200: FamilyWithWarningsSchema},
+           headers={200: _ETAG}, parameters=[IF_MATCH_OPTIONAL])
 def update_family(family_id: uuid.UUID):
     """Custodian only (another organization that may see the family gets 403, any other 404).
-    `caregivers`, when given, is the whole list: items with an `id` change that caregiver,
-    items without are added, caregivers left out are removed (409 if they granted a consent)."""
+    Only what is sent changes, down into `child`, `contact_preferences` and each caregiver:
+    a member left out stays as it is, `null` erases a nullable one, and nothing takes a
+    default. `caregivers`, when given, is the whole list: items with an `id` change that
+    caregiver, items without are added (as on create), caregivers left out are removed (409
+    if they granted or revoked a consent). When `child` is sent, `warnings` names the
+    caller's other families the record now likely duplicates, as on create; else it is
+    empty."""
     changes = load_body(FamilyUpdateSchema)
-    family = service.update_family(current_actor(), family_id=family_id, changes=changes,
-                                   if_match=request.headers.get("If-Match"))
-    return respond(FamilySchema, service.family_document(family),
-                   headers={"ETag": etag_for(family.version)})
+    family, warnings = service.update_family(current_actor(), family_id=family_id,
+                                             changes=changes,
+                                             if_match=request.headers.get("If-Match"))
+    document = service.family_document(family) | {"warnings": warnings}
+    return respond(FamilyWithWarningsSchema, document, headers={"ETag": etag_for(family.version)})

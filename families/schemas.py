@@ -1,19 +1,45 @@
 """Input and output schemas of family records."""
 
+from datetime import date
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from consent.categories import CATEGORIES, PURPOSES
 from core.pagination import PageQuery, page_schema
-from core.schemas import CalendarDate, InputSchema, LanguageTag, StrictBoolean, text, unique_items
+from core.schemas import (
+    CalendarDate,
+    InputSchema,
+    Instant,
+    LanguageTag,
+    Pattern,
+    StrictBoolean,
+    text,
+    unique_items,
+)
 from core.time import now
 from families.models import CONTACT_METHODS, RELATIONSHIPS
 
-E164 = validate.Regexp(r"^\+[1-9][0-9]{6,14}$", error="Not an E.164 phone number (+17345550101)")
+E164 = Pattern(r"^\+[1-9][0-9]{6,14}$", error="Not an E.164 phone number (+17345550101)")
+#: A child record: older than this, a birth date is a typing error (a caregiver's, a year
+#: typed as 1926 for 2026).
+CHILD_YEARS = 18
 
 
-def _not_in_the_future(value):
-    if value > now().date():
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February, in a year without one
+        return day.replace(year=day.year - years, day=28)
+
+
+def _a_childs_birth_date(value):
+    today = now().date()
+    if value > today:
         raise ValidationError("A birth date cannot be in the future")
+    earliest = _years_before(today, CHILD_YEARS)
+    if value < earliest:
+        raise ValidationError(f"A child's birth date is at most {CHILD_YEARS} years ago "
+                              f"(on or after {earliest.isoformat()})")
 
 
 # -- output --------------------------------------------------------------------------------
@@ -34,6 +60,7 @@ class CaregiverSchema(Schema):
     given_name = fields.String()
     family_name = fields.String()
     relationship = fields.String(metadata={"enum": list(RELATIONSHIPS)})
+    relationship_description = fields.String(allow_none=True)
     has_legal_authority = fields.Boolean()
     phone = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
@@ -73,33 +100,87 @@ class DuplicateWarningSchema(Schema):
     family_ids = fields.List(fields.UUID(), required=True)
 
 
-class FamilyCreatedSchema(FamilySchema):
+class FamilyWithWarningsSchema(FamilySchema):
+    """A family as its custodian recorded or changed it, with what it should look at."""
+
     warnings = fields.List(fields.Nested(DuplicateWarningSchema), required=True, metadata={
-        "description": "Likely duplicates among the caller's own families (same child name "
-                       "and birth date); never another organization's."})
+        "description": "Likely duplicates among the caller's own families (same child name, "
+                       "whatever its case, Unicode form or surrounding spaces, and birth "
+                       "date); never another organization's. On a change, named when it sent "
+                       "`child`."})
 
 
 FamilyPageSchema = page_schema(FamilySchema, "FamilyPage")
 
 
 # -- input ---------------------------------------------------------------------------------
+#
+# Create and update take separate schemas: a record is created whole, with defaults for what
+# is left out; a PATCH changes only the members it sends, down into `child`,
+# `contact_preferences` and each caregiver, and defaults nothing (a default there would reset
+# what the partner did not mean to touch: a mother's legal authority, a do-not-contact wish).
+
+_BIRTH_DATE = {"validate": _a_childs_birth_date, "metadata": {
+    "description": f"Not in the future, and at most {CHILD_YEARS} years ago: a child's."}}
+_DESCRIPTION = {"metadata": {
+    "description": "Who the caregiver is, in the family's own words (`godmother`, `father's "
+                   "partner`): any relationship may carry one, `other` most of all."}}
+_AUTHORITY = "A parent, legal guardian or court-appointed caregiver: may consent."
+_CONTACT_PREFERENCES = ("`do_not_contact: true` takes no `methods` (the record would "
+                        "contradict itself): 422.")
+_CULTURAL = {"metadata": {"description": "In the family's own words (line breaks kept)."}}
+
 
 class ChildInputSchema(InputSchema):
     given_name = text(100, required=True)
     family_name = text(100, required=True)
-    birth_date = CalendarDate(required=True, validate=_not_in_the_future)
+    birth_date = CalendarDate(required=True, **_BIRTH_DATE)
     county = text(100, allow_none=True)
 
 
+class ChildChangeSchema(InputSchema):
+    """The members sent change; the others stay as they are."""
+
+    given_name = text(100)
+    family_name = text(100)
+    birth_date = CalendarDate(**_BIRTH_DATE)
+    county = text(100, allow_none=True, metadata={"description": "`null` erases it."})
+
+
 class CaregiverInputSchema(InputSchema):
-    id = fields.UUID(metadata={"description": "On update: the caregiver to keep and change."})
     given_name = text(100, required=True)
     family_name = text(100, required=True)
     relationship = fields.String(required=True, validate=validate.OneOf(RELATIONSHIPS))
-    has_legal_authority = StrictBoolean(load_default=False, metadata={
-        "description": "A parent, legal guardian or court-appointed caregiver: may consent."})
+    relationship_description = text(200, allow_none=True, **_DESCRIPTION)
+    has_legal_authority = StrictBoolean(load_default=False, metadata={"description": _AUTHORITY})
     phone = fields.String(allow_none=True, validate=E164)
     email = fields.Email(allow_none=True, validate=validate.Length(max=254))
+
+
+class CaregiverChangeSchema(InputSchema):
+    """An item of a PATCH's `caregivers`. With an `id`: that caregiver, whose members sent
+    change and the others stay (`null` erases a phone, an email, a description). Without: a
+    new caregiver, as on create (`given_name`, `family_name`, `relationship` required;
+    `has_legal_authority` false unless given)."""
+
+    id = fields.UUID(metadata={"description": "The caregiver to keep and change; none for "
+                                              "a new one."})
+    given_name = text(100)
+    family_name = text(100)
+    relationship = fields.String(validate=validate.OneOf(RELATIONSHIPS))
+    relationship_description = text(200, allow_none=True, **_DESCRIPTION)
+    has_legal_authority = StrictBoolean(metadata={"description": _AUTHORITY})
+    phone = fields.String(allow_none=True, validate=E164)
+    email = fields.Email(allow_none=True, validate=validate.Length(max=254))
+
+    @validates_schema
+    def _a_new_caregiver_is_whole(self, data, **kwargs):
+        if "id" not in data:
+            missing = {name: ["Missing data for required field (a new caregiver)."]
+                       for name in ("given_name", "family_name", "relationship")
+                       if name not in data}
+            if missing:
+                raise ValidationError(missing)
 
 
 class ContactPreferencesInputSchema(InputSchema):
@@ -109,15 +190,42 @@ class ContactPreferencesInputSchema(InputSchema):
     best_times = text(500, allow_none=True)
 
 
-class FamilyInputSchema(InputSchema):
+class ContactPreferencesChangeSchema(InputSchema):
+    """The members sent change; the others stay as they are."""
+
+    do_not_contact = StrictBoolean()
+    methods = fields.List(fields.String(validate=validate.OneOf(CONTACT_METHODS)),
+                          validate=unique_items)
+    best_times = text(500, allow_none=True, metadata={"description": "`null` erases it."})
+
+
+class FamilyCreateSchema(InputSchema):
+    """A new family record; the service assigns the caregivers' ids."""
+
     child = fields.Nested(ChildInputSchema, required=True)
     caregivers = fields.List(fields.Nested(CaregiverInputSchema), required=True,
                              validate=validate.Length(1, 10))
     preferred_language = LanguageTag(allow_none=True)
     interpreter_needed = StrictBoolean(load_default=False)
-    cultural_considerations = text(2000, allow_none=True, metadata={
-        "description": "In the family's own words (line breaks kept)."})
-    contact_preferences = fields.Nested(ContactPreferencesInputSchema)
+    cultural_considerations = text(2000, multiline=True, allow_none=True, **_CULTURAL)
+    contact_preferences = fields.Nested(ContactPreferencesInputSchema, metadata={
+        "description": _CONTACT_PREFERENCES})
+
+
+class FamilyUpdateSchema(InputSchema):
+    """Every field optional; what is left out stays as it is, down into nested objects, whose
+    members sent change the stored ones. `caregivers`, when given, is the whole list: items
+    with an `id` change that caregiver, items without one are added, caregivers left out are
+    removed."""
+
+    child = fields.Nested(ChildChangeSchema)
+    caregivers = fields.List(fields.Nested(CaregiverChangeSchema),
+                             validate=validate.Length(1, 10))
+    preferred_language = LanguageTag(allow_none=True)
+    interpreter_needed = StrictBoolean()
+    cultural_considerations = text(2000, multiline=True, allow_none=True, **_CULTURAL)
+    contact_preferences = fields.Nested(ContactPreferencesChangeSchema, metadata={
+        "description": _CONTACT_PREFERENCES + " Checked on the record as changed."})
 
     @validates_schema
     def _caregiver_ids_once(self, data, **kwargs):
@@ -126,29 +234,9 @@ class FamilyInputSchema(InputSchema):
             raise ValidationError("A caregiver id appears twice", "caregivers")
 
 
-class FamilyCreateSchema(FamilyInputSchema):
-    """A new family record; caregivers take no ids, the service assigns them."""
-
-    @validates_schema
-    def _no_caregiver_ids(self, data, **kwargs):
-        if any("id" in c for c in data.get("caregivers", [])):
-            raise ValidationError("New caregivers take no id", "caregivers")
-
-
-class FamilyUpdateSchema(FamilyInputSchema):
-    """Every field optional; a nested object given is given whole. `caregivers`, when given,
-    is the whole list: items with an `id` change that caregiver, items without one are added,
-    caregivers left out are removed."""
-
-    child = fields.Nested(ChildInputSchema)
-    caregivers = fields.List(fields.Nested(CaregiverInputSchema),
-                             validate=validate.Length(1, 10))
-    # No default here: a field left out of a PATCH stays as it is.
-    interpreter_needed = StrictBoolean()
-
-
 class FamilyListQuery(PageQuery, InputSchema):
-    """`limit` and `cursor`."""
+    updated_since = Instant(metadata={
+        "description": "Only families created or changed at or after this instant."})
 
 
 class FamilyReadQuery(InputSchema):

@@ -1,6 +1,7 @@
 """Family records: created and changed by their custodian, seen by others only under consent."""
 
 import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -12,14 +13,22 @@ from consent.categories import FAMILY_CATEGORIES, FAMILY_FIELDS, redact
 from consent.models import Consent
 from core.concurrency import check_if_match
 from core.db import db
-from core.errors import Problem
+from core.errors import Problem, validation_problem
 from core.pagination import Page, newest_first
 from core.time import now
 from core.web import concerns_family
 from families.models import Caregiver, Family
 
-_CAREGIVER_FIELDS = ("given_name", "family_name", "relationship", "has_legal_authority",
-                     "phone", "email")
+_CAREGIVER_FIELDS = ("given_name", "family_name", "relationship", "relationship_description",
+                     "has_legal_authority", "phone", "email")
+#: What a new caregiver is when a member is left out (on create, and added by a PATCH).
+_NEW_CAREGIVER = {"relationship_description": None, "has_legal_authority": False,
+                  "phone": None, "email": None}
+#: The columns of `child` and `contact_preferences`, member by member.
+_CHILD_COLUMNS = {"given_name": "child_given_name", "family_name": "child_family_name",
+                  "birth_date": "child_birth_date", "county": "child_county"}
+_CONTACT_COLUMNS = {"do_not_contact": "do_not_contact", "methods": "contact_methods",
+                    "best_times": "contact_best_times"}
 _FAMILY_FIELDS = ("preferred_language", "interpreter_needed", "cultural_considerations")
 
 
@@ -101,20 +110,23 @@ def family_document(family: Family, permitted=FAMILY_CATEGORIES) -> dict:
 
 
 def _apply(family: Family, data: dict) -> None:
-    if "child" in data:
-        child = data["child"]
-        family.child_given_name = child["given_name"]
-        family.child_family_name = child["family_name"]
-        family.child_birth_date = child["birth_date"]
-        family.child_county = child.get("county")
+    """Set the members `data` names, and only those: a PATCH's nested objects merge into the
+    stored ones (a create sends them whole).
+
+    Raises Problem 422 when the record would then say not to contact the family and how to.
+    """
+    for member, value in data.get("child", {}).items():
+        setattr(family, _CHILD_COLUMNS[member], value)
     for field in _FAMILY_FIELDS:
         if field in data:
             setattr(family, field, data[field])
     if "contact_preferences" in data:
-        preferences = data["contact_preferences"]
-        family.do_not_contact = preferences["do_not_contact"]
-        family.contact_methods = preferences["methods"]
-        family.contact_best_times = preferences.get("best_times")
+        for member, value in data["contact_preferences"].items():
+            setattr(family, _CONTACT_COLUMNS[member], value)
+        if family.do_not_contact and family.contact_methods:
+            raise validation_problem({"contact_preferences.methods": [
+                "A family that asked not to be contacted has no contact methods: send "
+                "`methods: []` with `do_not_contact: true`"]})
 
 
 #: The most likely duplicates a warning names.
@@ -124,15 +136,18 @@ DUPLICATES_NAMED = 20
 def _name_key(name):
     # One fold, the database's, on both sides: its lower() and Python's disagree on a final
     # sigma or a dotted capital I, so an identically spelled name must meet the same lower()
-    # (PostgreSQL's own, or on SQLite the Unicode one core/db.py gives it). A stray space
-    # typed before or after a name does not make another child.
+    # (PostgreSQL's own, or on SQLite the Unicode one core/db.py gives it). Both sides are in
+    # NFC, which SQLite cannot compute: the API loads every name so (stripped too), and
+    # migration 0013 brought older rows to it. trim() still guards what reaches the service
+    # without the API's schemas: a stray space does not make another child.
     return sa.func.trim(sa.func.lower(name))
 
 
 def _likely_duplicates(actor, family: Family) -> list[uuid.UUID]:
-    """The caller's own families with the same child name (case and surrounding spaces aside)
-    and birth date, newest first, at most DUPLICATES_NAMED; never another organization's.
-    Compared in SQL: a custodian may hold thousands of children born the same day."""
+    """The caller's own families with the same child name (case, Unicode form and surrounding
+    spaces aside) and birth date, newest first, at most DUPLICATES_NAMED; never another
+    organization's. Compared in SQL: a custodian may hold thousands of children born the
+    same day."""
     return list(db.session.scalars(
         sa.select(Family.id).where(
             Family.custodian_organization_id == actor.organization_id,
@@ -144,33 +159,41 @@ def _likely_duplicates(actor, family: Family) -> list[uuid.UUID]:
         .order_by(Family.created_at.desc(), Family.id).limit(DUPLICATES_NAMED)))
 
 
+def _duplicate_warnings(actor, family: Family) -> list[dict]:
+    duplicates = _likely_duplicates(actor, family)
+    if not duplicates:
+        return []
+    return [{"code": "possible_duplicate", "family_ids": duplicates,
+             "detail": "Your organization already holds a family with this child's name and "
+                       "birth date"}]
+
+
 def create_family(actor, *, data: dict) -> tuple[Family, list[dict]]:
     """Record a family; the caller becomes its custodian. Returns it with duplicate warnings."""
     family = Family(id=uuid.uuid4(), custodian_organization_id=actor.organization_id)
     _apply(family, data)
-    family.caregivers = [
-        Caregiver(position=n, **{f: c.get(f) for f in _CAREGIVER_FIELDS})
-        for n, c in enumerate(data["caregivers"])
-    ]
+    family.caregivers = [Caregiver(position=n, **(_NEW_CAREGIVER | c))
+                         for n, c in enumerate(data["caregivers"])]
     db.session.add(family)
     db.session.flush()
     concerns_family(family.id)
-    warnings = []
-    duplicates = _likely_duplicates(actor, family)
-    if duplicates:
-        warnings.append({"code": "possible_duplicate", "family_ids": duplicates,
-                         "detail": "Your organization already holds a family with this child's "
-                                   "name and birth date"})
+    warnings = _duplicate_warnings(actor, family)
     audit.record(action="create", outcome="permit", reason="custodian", resource_type="family",
                  resource_id=family.id, family_id=family.id, actor=actor,
                  categories=FAMILY_CATEGORIES)
     return family, warnings
 
 
-def list_families(actor, *, limit: int, cursor: str | None = None) -> Page:
-    """The caller's own families as documents, newest first."""
+def list_families(actor, *, limit: int, cursor: str | None = None,
+                  updated_since: datetime | None = None) -> Page:
+    """The caller's own families as documents, most recently changed first (a record's
+    creation is its first change); `updated_since`: those changed at or after it."""
     stmt = sa.select(Family).where(Family.custodian_organization_id == actor.organization_id)
-    page = newest_first(stmt, kind="families", at=Family.created_at, id=Family.id,
+    if updated_since is not None:
+        stmt = stmt.where(Family.updated_at >= updated_since)
+    # Ordered by the filter's own column, as the referral list is: one index serves both,
+    # and a cursor bounds the same column the filter does.
+    page = newest_first(stmt, kind="families", at=Family.updated_at, id=Family.id,
                         cursor=cursor, limit=limit)
     audit.record(action="search", outcome="permit", reason="custodian", resource_type="family",
                  actor=actor, categories=FAMILY_CATEGORIES if page.items else ())
@@ -219,11 +242,14 @@ def list_disclosures(actor, *, family_id: uuid.UUID, limit: int,
     return page
 
 
-def update_family(actor, *, family_id: uuid.UUID, changes: dict, if_match: str | None) -> Family:
-    """Change a family record; only its custodian may.
+def update_family(actor, *, family_id: uuid.UUID, changes: dict,
+                  if_match: str | None) -> tuple[Family, list[dict]]:
+    """Change the members of a family record that `changes` names; only its custodian may.
+    Returns it with duplicate warnings when the change sent the child's identity.
 
     Raises Problem 404 (unknown, or not visible), 403 (visible under consent but not the
-    custodian's), 412 (stale If-Match), 409 (removing a caregiver who granted a consent).
+    custodian's), 412 (stale If-Match), 409 (removing a caregiver who granted a consent),
+    422 (an unknown caregiver id; do-not-contact with contact methods).
     """
     # Locked: a consent being recorded or revoked, which checks the caregivers, goes before
     # or after this change, so the consent check below sees it.
@@ -249,10 +275,12 @@ def update_family(actor, *, family_id: uuid.UUID, changes: dict, if_match: str |
         family.updated_at = now()
         orm.attributes.flag_modified(family, "updated_at")
     db.session.flush()
+    # A rename can make the duplicate a create would have been warned of.
+    warnings = _duplicate_warnings(actor, family) if "child" in changes else []
     audit.record(action="update", outcome="permit", reason="custodian", resource_type="family",
                  resource_id=family.id, family_id=family.id, actor=actor,
                  categories=_changed_categories(changes))
-    return family
+    return family, warnings
 
 
 def _changed_categories(changes: dict) -> list[str]:
@@ -284,9 +312,13 @@ def _replace_caregivers(family: Family, wanted: list[dict]) -> None:
                           audit={"family_id": family.id})
     caregivers = []
     for position, item in enumerate(wanted):
-        caregiver = existing.get(item.get("id")) or Caregiver()
+        if "id" in item:  # the stored caregiver, with the members sent changed
+            caregiver = existing[item["id"]]
+            changed = {f: v for f, v in item.items() if f != "id"}
+        else:
+            caregiver, changed = Caregiver(), _NEW_CAREGIVER | item
         caregiver.position = position
-        for field in _CAREGIVER_FIELDS:
-            setattr(caregiver, field, item.get(field))
+        for field, value in changed.items():
+            setattr(caregiver, field, value)
         caregivers.append(caregiver)
     family.caregivers = caregivers

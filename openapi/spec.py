@@ -12,7 +12,7 @@ from marshmallow import Schema, fields
 from auth.scopes import SCOPES
 from consent.categories import CATEGORIES
 from core.errors import PROBLEMS
-from core.schemas import NOT_BLANK, no_control_characters, unique_items
+from core.schemas import no_control_characters, one_line, unique_items, visible
 
 COMMITTED = Path(__file__).with_name("openapi.yaml")
 API_VERSION = "1.0.0"
@@ -80,22 +80,26 @@ class ProblemSchema(Schema):
 
 #: A character `no_control_characters` lets through.
 _NOT_CONTROL = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+#: ... and `one_line` too.
+_NOT_CONTROL_NOR_BREAK = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f\r\n\x85\u2028\u2029]"
 
 
 def _shared_validators(self, field, ret=None, **kwargs) -> dict:
     """What apispec cannot read from the shared validators of core.schemas: unique items, and
-    text without control characters (with `text()`'s NOT_BLANK: something visible too)."""
+    text without control characters (one line, for `text()` but its multi-line kind), and with
+    something visible (`visible`; approximated as a non-space: the document's patterns
+    cannot name Unicode categories)."""
     validators = getattr(field, "validators", ())
     keywords = {}
     if unique_items in validators:
         keywords["uniqueItems"] = True
-    if no_control_characters in validators:
-        pattern = (ret or {}).get("pattern")
-        if pattern is None:
-            keywords["pattern"] = f"^{_NOT_CONTROL}*$"
-        elif pattern == NOT_BLANK:
-            visible = _NOT_CONTROL.replace("[^", r"[^\s", 1)
-            keywords["pattern"] = f"^{_NOT_CONTROL}*{visible}{_NOT_CONTROL}*$"
+    if no_control_characters in validators and (ret or {}).get("pattern") is None:
+        allowed = _NOT_CONTROL_NOR_BREAK if one_line in validators else _NOT_CONTROL
+        if visible in validators:
+            shown = _NOT_CONTROL.replace("[^", r"[^\s", 1)
+            keywords["pattern"] = f"^{allowed}*{shown}{allowed}*$"
+        else:
+            keywords["pattern"] = f"^{allowed}*$"
     return keywords
 
 

@@ -2,13 +2,14 @@
 
 import click
 import sqlalchemy as sa
+from marshmallow import ValidationError
 
 import audit
 from core.cli import OperatorGroup, echo_json
 from core.db import db, transaction
 from organizations import service
 from organizations.models import ORGANIZATION_TYPES, Organization, name_key
-from organizations.schemas import OrganizationSchema, OrganizationUpdateSchema
+from organizations.schemas import OrganizationCreateSchema, OrganizationSchema
 
 org_cli = OperatorGroup("org", help="Manage the directory's organizations.")
 
@@ -21,15 +22,20 @@ org_cli = OperatorGroup("org", help="Manage the directory's organizations.")
 @click.option("--accepting", is_flag=True, help="Accepts referrals from the start.")
 def create_org(name, type_, counties, languages, accepting):
     """Add an organization; prints it as JSON."""
-    name = name.strip()
+    try:
+        # The API's own rules for text: NFC, one line, stripped; tags in canonical case.
+        given = OrganizationCreateSchema().load(
+            {"name": name, "counties": list(counties), "languages": list(languages)})
+    except ValidationError as error:
+        if "name" in error.messages:
+            raise click.BadParameter("must be 1 to 200 visible characters, on one line",
+                                     param_hint="--name") from None
+        raise click.UsageError(f"invalid options: {error.messages}") from None
+    name, counties, languages = given["name"], given["counties"], given["languages"]
     # The directory's key is the name casefolded, which may grow (ß is ss): both must fit.
-    if not name or max(len(name), len(name_key(name))) > 200:
+    if len(name_key(name)) > 200:
         raise click.BadParameter("must be 1 to 200 characters, case-folded too",
                                  param_hint="--name")
-    errors = OrganizationUpdateSchema().validate(
-        {"counties": list(counties), "languages": list(languages)})
-    if errors:
-        raise click.UsageError(f"invalid options: {errors}")
     with transaction():
         twin = db.session.scalar(sa.select(Organization.id).where(
             Organization.name_key == name_key(name), Organization.type == type_))

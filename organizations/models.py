@@ -1,5 +1,6 @@
 """A partner agency in the network's directory."""
 
+import unicodedata
 import uuid
 from datetime import datetime
 
@@ -31,8 +32,10 @@ NAME_KEY = String(200).with_variant(String(200, collation="C"), "postgresql")
 
 
 def name_key(name: str) -> str:
-    """The directory's key of a name: it casefolded (its order, its search, its duplicates)."""
-    return name.casefold()
+    """The directory's key of a name: it casefolded in Unicode NFC (its order, its search, its
+    duplicates), so that "Clínica" typed composed or decomposed is one key. Normalized before
+    folding and after: folding can undo a composition (ǰ folds to j and a combining caron)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
 
 
 class Organization(db.Model):
@@ -48,13 +51,15 @@ class Organization(db.Model):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
-    #: The name case-folded: the directory's order, the same whatever the database's collation.
+    #: The name case-folded (`name_key`): the directory's order, the same whatever the
+    #: database's collation, and what `q` searches.
     #: Compared by code point: PostgreSQL's "C" collation, SQLite's own BINARY.
     name_key: Mapped[str] = mapped_column(NAME_KEY)
     type: Mapped[str] = mapped_column(String(40))
-    #: Counties served, as the organization names them.
+    #: Counties served, as the organization names them (stripped, NFC).
     counties: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
-    #: Languages services are offered in, as BCP 47 tags (`en`, `es`, `zh-Hant`).
+    #: Languages services are offered in, as BCP 47 tags in canonical case (`en`, `es-MX`,
+    #: `zh-Hant`).
     languages: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
     #: A new organization does not accept referrals until it says so.
     accepting_referrals: Mapped[bool] = mapped_column(default=False)

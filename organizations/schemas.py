@@ -16,11 +16,14 @@ from organizations.models import CAPACITY_STATUSES, ORGANIZATION_TYPES, WAITLIST
 
 _counties = dict(
     validate=[validate.Length(max=100), unique_items],
-    metadata={"description": "Counties served.", "example": ["Washtenaw"]},
+    metadata={"description": "Counties served, each one line, stripped of surrounding "
+                             "spaces; the same county twice (case and spaces aside) is 422.",
+              "example": ["Washtenaw"]},
 )
 _languages = dict(
     validate=[validate.Length(max=50), unique_items],
-    metadata={"description": "Languages services are offered in (BCP 47).",
+    metadata={"description": "Languages services are offered in (BCP 47, RFC 5646), kept "
+                             "in canonical case (`ES-mx` is `es-MX`).",
               "example": ["en", "es"]},
 )
 
@@ -65,6 +68,14 @@ class CapacityInputSchema(InputSchema):
             raise ValidationError("Only a waitlist has a waitlist length", "waitlist")
 
 
+class OrganizationCreateSchema(InputSchema):
+    """What an operator gives for a new organization (`flask org create`)."""
+
+    name = text(200, required=True)
+    counties = fields.List(text(100), load_default=list, **_counties)
+    languages = fields.List(LanguageTag(), load_default=list, **_languages)
+
+
 class OrganizationUpdateSchema(InputSchema):
     """What an organization may change in its own listing."""
 
@@ -77,7 +88,8 @@ class OrganizationUpdateSchema(InputSchema):
 class OrganizationListQuery(PageQuery, InputSchema):
     type = fields.String(validate=validate.OneOf(ORGANIZATION_TYPES),
                          metadata={"description": "Of this type."})
-    county = text(100, metadata={"description": "Serves this county (case-insensitive)."})
+    county = text(100, metadata={
+        "description": "Serves this county (case-insensitive, surrounding spaces aside)."})
     language = LanguageTag(metadata={
         "description": "Offers this language (BCP 47, case-insensitive), in any of its "
                        "variants: `es` finds `es`, `es-MX` and `es-419`; `es-MX` finds "
@@ -86,4 +98,7 @@ class OrganizationListQuery(PageQuery, InputSchema):
     accepting_referrals = QueryBoolean(metadata={
         "description": "`true`: only organizations accepting referrals now; `false`: only "
                        "those that are not."})
-    q = text(100, metadata={"description": "Part of the name (case-insensitive)."})
+    q = text(100, metadata={
+        "description": "Part of the name (case-insensitive, whatever its Unicode form: "
+                       "composed or decomposed accents find the same names; accents are not "
+                       "ignored, `clinica` does not find `Clínica`)."})

@@ -154,7 +154,7 @@ class ReferralInputSchema(InputSchema):
     to_organization_id = fields.UUID(required=True)
     reasons = fields.List(fields.String(validate=validate.OneOf(REASON_CODES)), required=True,
                           validate=[validate.Length(1, len(REASON_CODES)), unique_items])
-    reason_detail = text(4000, allow_none=True)
+    reason_detail = text(4000, multiline=True, allow_none=True)
     urgency = fields.String(load_default="routine", validate=validate.OneOf(URGENCIES))
     shared_categories = fields.List(
         fields.String(validate=validate.OneOf(SHAREABLE_CATEGORIES)), required=True,
@@ -186,14 +186,14 @@ class TransitionInputSchema(InputSchema):
                        + _TRANSITION_FIELDS["reason"] + ")."})
     outcome = fields.String(validate=validate.OneOf(OUTCOMES), metadata={
         "description": "Required with `completed`."})
-    note = text(4000, metadata={
+    note = text(4000, multiline=True, metadata={
         "description": "Kept as a `coordination_notes` note of the side that acts. Required "
                        "for a hold that pauses the Part C clock (`family_circumstances`, "
                        "`awaiting_consent`): the pause must be documented."})
 
 
 class NoteInputSchema(InputSchema):
-    body = text(4000, required=True)
+    body = text(4000, multiline=True, required=True)
     category = fields.String(load_default="coordination_notes",
                              validate=validate.OneOf(NOTE_CATEGORIES))
 

@@ -1,6 +1,7 @@
 """Operator commands print JSON, fail with a message and a non-zero exit, and change data."""
 
 import json
+import unicodedata
 from datetime import timedelta
 
 import pytest
@@ -35,9 +36,23 @@ def test_org_create_prints_the_organization(run):
     assert organization["accepting_referrals"] is False
 
 
+def test_org_create_keeps_text_and_tags_as_the_api_does(run):
+    """NFC, stripped, tags in canonical case: the same listing the API would keep."""
+    result = run("org", "create", "--name", unicodedata.normalize("NFD", " Clínica Familiar "),
+                 "--type", "imh_provider", "--county", " Wayne ", "--language", "ES-mx")
+    assert result.exit_code == 0, result.output
+    organization = json.loads(result.stdout)
+    assert organization["name"] == unicodedata.normalize("NFC", "Clínica Familiar")
+    assert organization["counties"] == ["Wayne"]
+    assert organization["languages"] == ["es-MX"]
+
+
 @pytest.mark.parametrize("args", [
     ["--name", "X", "--type", "school"],
     ["--name", "   ", "--type", "hospital"],
+    ["--name", "Two\nLines", "--type", "hospital"],
+    ["--name", "\u200b", "--type", "hospital"],
+    ["--name", "X", "--type", "hospital", "--county", "Wayne", "--county", "Wayne "],
     ["--name", "X", "--type", "hospital", "--language", "not a tag"],
     ["--type", "hospital"],
     ["--name", "x" * 201, "--type", "hospital"],

@@ -1,6 +1,7 @@
 """The schema comes from the migrations alone, and they agree with the models; an upgrade
 carries what an older revision of the service wrote."""
 
+import unicodedata
 from datetime import date, timedelta
 
 import flask_migrate
@@ -177,3 +178,77 @@ def test_the_upgrade_to_0011_counts_parties_and_carries_no_pause_it_cannot_repla
     assert {c.id: c.party_count for c in consents} == named
     assert set(named.values()) == {2}
     assert sum(c.revoked_at is not None for c in consents) == 1
+
+
+_organizations = sa.table("organizations", sa.column("id", sa.Uuid()),
+                          sa.column("name", sa.String()), sa.column("name_key", sa.String()),
+                          sa.column("counties", sa.JSON()), sa.column("languages", sa.JSON()),
+                          sa.column("version", sa.Integer()))
+_families = sa.table("families", sa.column("id", sa.Uuid()),
+                     sa.column("child_given_name", sa.String()),
+                     sa.column("preferred_language", sa.String()),
+                     sa.column("version", sa.Integer()))
+_caregivers = sa.table("caregivers", sa.column("id", sa.Uuid()),
+                       sa.column("family_id", sa.Uuid()), sa.column("given_name", sa.String()))
+
+
+@pytest.mark.no_db
+def test_the_upgrade_to_0014_keeps_text_and_tags_as_the_service_now_loads_them(
+        empty_database):
+    """Names an older service stored decomposed or with stray spaces, counties with a space,
+    tags in any case: after the upgrade, `q` and `county` find them as sent today, the
+    duplicate check meets the stored name, and each changed row has a new version."""
+    application = _app_of_older_data(empty_database)
+    decomposed = unicodedata.normalize("NFD", "Clínica Familiar")
+    try:
+        with application.app_context():
+            flask_migrate.upgrade(revision="0010")  # the newest revision populate writes
+            with db.engine.connect() as connection:
+                seeded = populate(connection, "0010")
+            flask_migrate.upgrade(revision="0013")
+            with db.engine.connect() as connection:
+                provider = seeded.organizations[PROVIDER]
+                family = seeded.families[0]
+                connection.execute(_organizations.update()
+                                   .where(_organizations.c.id == provider)
+                                   .values(name=decomposed, name_key=decomposed.casefold(),
+                                           counties=["Washtenaw", "Wayne ", "wayne"],
+                                           languages=["EN", "ES-mx"]))
+                connection.execute(_families.update().where(_families.c.id == family["id"])
+                                   .values(child_given_name=unicodedata.normalize(
+                                       "NFD", " José "), preferred_language="ES-mx"))
+                connection.execute(_caregivers.update()
+                                   .where(_caregivers.c.id == family["caregivers"][0])
+                                   .values(given_name="Ngozi  "))
+                versions = {r.id: r.version for r in connection.execute(sa.select(_families))}
+                connection.commit()
+            flask_migrate.upgrade()
+            db.session.remove()
+        web = application.test_client()
+        headers = bearer(seeded.tokens[PROVIDER])
+        clinic = bearer(seeded.tokens["eagle Pediatrics"])
+        found = web.get("/api/v1/organizations", headers=headers,
+                        query_string={"q": "clínica", "county": "Wayne"})
+        record = web.get(f"/api/v1/families/{family['id']}", headers=clinic)
+        twin = web.post("/api/v1/families", headers=clinic, json={
+            "child": {"given_name": "José", "family_name": record.json["child"]["family_name"],
+                      "birth_date": record.json["child"]["birth_date"]},
+            "caregivers": [{"given_name": "Ngozi", "family_name": "Okafor",
+                            "relationship": "mother"}]})
+        with application.app_context(), db.engine.connect() as connection:
+            after = {r.id: r.version for r in connection.execute(sa.select(_families))}
+    finally:
+        with application.app_context():
+            db.engine.dispose()
+    assert found.status_code == 200, found.json
+    [entry] = found.json["items"]
+    assert (entry["name"], entry["counties"], entry["languages"]) == \
+        ("Clínica Familiar", ["Washtenaw", "Wayne"], ["en", "es-MX"])
+    assert record.json["child"]["given_name"] == "José"
+    assert record.json["preferred_language"] == "es-MX"
+    assert record.json["caregivers"][0]["given_name"] == "Ngozi"
+    assert record.json["caregivers"][0]["relationship_description"] is None
+    assert twin.status_code == 201, twin.json
+    assert [w["family_ids"] for w in twin.json["warnings"]] == [[str(family["id"])]]
+    assert {k: after[k] - v for k, v in versions.items()} == \
+        {k: int(k == family["id"]) for k in versions}

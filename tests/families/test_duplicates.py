@@ -1,5 +1,7 @@
-"""What the duplicate warning costs a family's creation."""
+"""The duplicate warning: what it finds (the same child whatever the Unicode form of the name,
+on a create and on a change that makes one), and what it costs."""
 
+import unicodedata
 from datetime import date
 
 import pytest
@@ -7,7 +9,7 @@ from sqlalchemy import event
 
 from core.db import db
 from families.service import DUPLICATES_NAMED, create_family
-from tests.conftest import _ActorOf
+from tests.conftest import _ActorOf, bearer
 
 BORN = date(2026, 1, 15)
 
@@ -47,3 +49,54 @@ def test_the_duplicate_check_reads_at_most_the_duplicates_it_names(app, make):
     assert warnings == []
     assert fetched, "the duplicate check ran no query"
     assert max(fetched) <= DUPLICATES_NAMED + 1, fetched
+
+
+FAMILIES = "/api/v1/families"
+
+
+def _body(given_name="Amara", family_name="Okafor") -> dict:
+    return {"child": {"given_name": given_name, "family_name": family_name,
+                      "birth_date": "2026-03-02", "county": "Washtenaw"},
+            "caregivers": [{"given_name": "Ngozi", "family_name": "Okafor",
+                            "relationship": "mother", "has_legal_authority": True}]}
+
+
+@pytest.fixture
+def headers(make):
+    organization = make.organization(name="Riverbend Infant Mental Health")
+    return bearer(make.token(organization, ["families:read", "families:write"]))
+
+
+def _created(client, headers, body) -> dict:
+    response = client.post(FAMILIES, json=body, headers=headers)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return response.json
+
+
+def test_the_same_accented_name_in_another_unicode_form_is_a_duplicate(client, headers):
+    """"José" typed on a Mac (decomposed, NFD) and on Windows (composed, NFC) is one name."""
+    first = _created(client, headers, _body(unicodedata.normalize("NFC", "José"), "Núñez"))
+
+    second = _created(client, headers, _body(unicodedata.normalize("NFD", " José"),
+                                             unicodedata.normalize("NFD", "NÚÑEZ")))
+
+    assert [w["family_ids"] for w in second["warnings"]] == [[first["id"]]]
+
+
+def test_renaming_a_child_into_one_already_held_warns_of_the_duplicate(client, headers):
+    """A PATCH correcting "Amarah" to "Amara" (same birth date) makes the duplicate as surely
+    as a POST would, and answers the same warning."""
+    first = _created(client, headers, _body())
+    second = _created(client, headers, _body(given_name="Amarah"))
+
+    renamed = client.patch(f"{FAMILIES}/{second['id']}", headers=headers,
+                           json={"child": {"given_name": "Amara"}})
+    other = client.patch(f"{FAMILIES}/{second['id']}", headers=headers,
+                         json={"interpreter_needed": True})
+
+    assert renamed.status_code == 200, renamed.get_data(as_text=True)
+    assert renamed.json["warnings"] == first["warnings"] + [{
+        "code": "possible_duplicate", "family_ids": [first["id"]],
+        "detail": "Your organization already holds a family with this child's name and "
+                  "birth date"}]
+    assert other.json["warnings"] == []  # `child` not sent: nothing asked about the child
