@@ -51,8 +51,11 @@ REFERRAL_FIELDS = {
     "outcome": "service_status",
 }
 
-#: Fields of a consent record that tell something about the family beyond the consent itself.
+#: Fields of a consent record that tell something about the family beyond the consent itself:
+#: who holds legal authority over the child, and how (a court's appointment tells of a court),
+#: as the family record's `has_legal_authority` does; the language it was explained in.
 CONSENT_FIELDS = {
+    "grantor": {"legal_authority": "identity"},
     "explained_in_language": "contact",
     "interpreter_used": "contact",
 }
@@ -67,6 +70,7 @@ def categories_in(fields: dict) -> set[str]:
 
 
 FAMILY_CATEGORIES = frozenset(categories_in(FAMILY_FIELDS))
+CONSENT_CATEGORIES = frozenset(categories_in(CONSENT_FIELDS))
 #: What a referral can show of the categories it shares: a category it shares but holds
 #: nothing of (`health`, say) is agreed at the send, and never shown nor accounted as seen.
 REFERRAL_SHOWN_CATEGORIES = FAMILY_CATEGORIES | categories_in(REFERRAL_FIELDS)
@@ -79,9 +83,10 @@ def redact(document: dict, fields: dict, permitted) -> dict:
         category = fields.get(name)
         if category is None:
             kept[name] = value
+        elif isinstance(category, dict) and isinstance(value, dict):
+            kept[name] = redact(value, category, permitted)
         elif isinstance(category, dict):
-            items = [redact(item, category, permitted) for item in value]
-            kept[name] = items
+            kept[name] = [redact(item, category, permitted) for item in value]
         elif category in permitted:
             kept[name] = value
     return kept

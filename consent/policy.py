@@ -13,7 +13,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from consent.categories import FAMILY_CATEGORIES, PURPOSES
+from consent.categories import CONSENT_CATEGORIES, FAMILY_CATEGORIES, PURPOSES
 from consent.models import Consent, ConsentParty
 from core.db import UTCDateTime, db
 
@@ -212,31 +212,42 @@ def may_see_family(*, actor_organization_id: uuid.UUID, family, at: datetime,
 class ConsentView:
     """What of a consent record an organization may see."""
 
-    #: Categories of the family's information the record may show (see CONSENT_FIELDS).
-    permitted: frozenset[str]
-    #: Consents the shown family facts rest on (none for the custodian).
-    consent_ids: tuple[uuid.UUID, ...]
     #: The free-text revocation reason: for the custodian and whoever recorded it.
     shows_revocation_reason: bool
     #: `custodian`, `author` (the consent's recorder), `consent` or `party`.
     reason: str
-    #: The purpose the shown family facts were permitted for (`consent` only).
-    purpose: str | None = None
+    #: Categories of the family's information the record shows (see CONSENT_FIELDS) when no
+    #: consent is needed for them (the recorder's own).
+    own: frozenset[str] = frozenset()
+    #: The family facts shown under consent: one decision for each purpose they were
+    #: permitted for, each with its categories and consents (a disclosure to account for).
+    disclosures: tuple[Decision, ...] = ()
+
+    @property
+    def permitted(self) -> frozenset[str]:
+        return self.own.union(*(d.permitted for d in self.disclosures))
 
     @property
     def discloses(self) -> bool:
-        """Whether the record shows family facts under consent: a disclosure to account for."""
-        return self.reason == "consent"
+        return bool(self.disclosures)
 
 
-def consent_facts_decision(viewer: "Viewer", *, recorder_organization_id: uuid.UUID) -> Decision:
-    """Whether the family facts a consent record holds (`contact`: the language it was
-    explained in, an interpreter), which its recorder wrote, may be shown to the viewer now,
-    for any purpose."""
-    decisions = [viewer.decide(purpose=purpose, categories=["contact"],
-                               author_organization_id=recorder_organization_id)
-                 for purpose in PURPOSES]
-    return next((d for d in decisions if d.permitted), decisions[0])
+def consent_facts_decisions(viewer: "Viewer", *,
+                            recorder_organization_id: uuid.UUID) -> tuple[Decision, ...]:
+    """The family facts a consent record holds (CONSENT_FIELDS: the grantor's legal
+    authority, the language it was explained in), which its recorder wrote, that may be
+    shown to the viewer now: the decisions of the purposes that permit them, the one that
+    permits the most first, then any that permits more (every disclosure names its purpose);
+    none when nothing is permitted."""
+    decisions = sorted((viewer.decide(purpose=purpose, categories=CONSENT_CATEGORIES,
+                                      author_organization_id=recorder_organization_id)
+                        for purpose in PURPOSES), key=lambda d: -len(d.permitted))
+    chosen, shown = [], frozenset()
+    for decision in decisions:
+        if decision.permitted - shown:
+            chosen.append(decision)
+            shown |= decision.permitted
+    return tuple(chosen)
 
 
 def view_of_consent(viewer: "Viewer", consent) -> ConsentView | None:
@@ -253,15 +264,13 @@ def view_of_consent(viewer: "Viewer", consent) -> ConsentView | None:
         return None
     shows_reason = custodian or consent.revoked_by_organization_id == actor
     if actor == consent.recorded_by_organization_id:
-        return ConsentView(frozenset({"contact"}), (), shows_reason,
-                           "custodian" if custodian else "author")
-    facts = consent_facts_decision(viewer,
-                                   recorder_organization_id=consent.recorded_by_organization_id)
-    return ConsentView(
-        permitted=facts.permitted, consent_ids=facts.consent_ids,
-        shows_revocation_reason=shows_reason,
-        reason="consent" if facts.permitted else "custodian" if custodian else "party",
-        purpose=facts.purpose if facts.permitted else None)
+        return ConsentView(shows_reason, "custodian" if custodian else "author",
+                           own=CONSENT_CATEGORIES)
+    disclosures = consent_facts_decisions(
+        viewer, recorder_organization_id=consent.recorded_by_organization_id)
+    return ConsentView(shows_reason,
+                       "consent" if disclosures else "custodian" if custodian else "party",
+                       disclosures=disclosures)
 
 
 def linked_to_family(*, actor_organization_id: uuid.UUID, family) -> bool:

@@ -25,13 +25,19 @@ _purposes = fields.List(fields.String(validate=validate.OneOf(list(PURPOSES))),
 
 class GrantorSchema(Schema):
     caregiver_id = fields.UUID(required=True)
-    legal_authority = fields.String(required=True, metadata={"enum": list(LEGAL_AUTHORITIES)})
+    legal_authority = fields.String(metadata={
+        "enum": list(LEGAL_AUTHORITIES),
+        "description": "`identity` information the consent's recorder wrote (a court's "
+                       "appointment tells of a court): absent, and `identity` named in "
+                       "`redacted`, for an organization no consent lets see it."})
 
 
 class ConsentSchema(Schema):
     """A recorded consent; `status` is derived from the time of the request. Every member is
-    always there but `explained_in_language` and `interpreter_used` (`contact` information:
-    withheld, and named in `redacted`, from an organization no consent lets see it) and
+    always there but the family facts its recorder wrote, `grantor.legal_authority`
+    (`identity`), `explained_in_language` and `interpreter_used` (`contact`): shown to the
+    recorder, and to anyone else, the custodian included, only under a consent in force naming
+    it and the recorder, else absent and their category named in `redacted`; and
     `revocation_reason` (free text, for the family's custodian and the revoker alone)."""
 
     id = fields.UUID(required=True)
@@ -68,7 +74,12 @@ ConsentPageSchema = page_schema(ConsentSchema, "ConsentPage")
 class GrantorInputSchema(InputSchema):
     caregiver_id = fields.UUID(required=True, metadata={
         "description": "A caregiver of this family with legal authority."})
-    legal_authority = fields.String(required=True, validate=validate.OneOf(LEGAL_AUTHORITIES))
+    legal_authority = fields.String(required=True, validate=validate.OneOf(LEGAL_AUTHORITIES),
+                                    metadata={"description": "`parent` only for a caregiver "
+                                              "recorded as `mother`, `father` or `other`: a "
+                                              "grandparent, foster parent, kinship caregiver or "
+                                              "legal guardian holds authority as a guardian or "
+                                              "by a court."})
 
 
 class ConsentInputSchema(InputSchema):
@@ -85,7 +96,8 @@ class ConsentInputSchema(InputSchema):
         "description": "Default: now (or `signed_at`, when that is a moment ahead of the "
                        "service's clock)."})
     expires_at = Instant(required=True, metadata={
-        "description": "After effective_at, and at most CONSENT_MAX_DAYS (366) later."})
+        "description": "After effective_at, and at most CONSENT_MAX_DAYS (366) after "
+                       "signed_at: one signature authorizes sharing that long at most."})
     method = fields.String(required=True, validate=validate.OneOf(METHODS))
     signed_at = Instant(required=True)
     explained_in_language = LanguageTag(required=True)
@@ -98,7 +110,10 @@ class ConsentInputSchema(InputSchema):
 class RevocationInputSchema(InputSchema):
     reason = text(1000, multiline=True, required=True)
     requested_by = fields.String(load_default="caregiver", validate=validate.OneOf(REQUESTERS))
-    caregiver_id = fields.UUID(metadata={"description": "The caregiver who asked, if known."})
+    caregiver_id = fields.UUID(metadata={
+        "description": "The caregiver who asked, if known: one of this family's, and with "
+                       "`requested_by: caregiver` one with legal authority for the child "
+                       "(anyone else's wish is the organization's request)."})
 
 
 class ConsentListQuery(PageQuery, InputSchema):

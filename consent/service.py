@@ -16,7 +16,7 @@ from core.errors import Problem, validation_problem
 from core.pagination import Page, newest_first
 from core.time import now
 from core.web import concerns_family
-from families.models import Caregiver, Family
+from families.models import NOT_PARENTS, Caregiver, Family
 from families.service import get_family, lock_family
 from organizations.models import Organization
 
@@ -62,7 +62,11 @@ def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, in
     _check_may_record(actor, family, family_id, at)
     errors = _consent_errors(actor, family, data, at)
     if errors:
-        raise validation_problem(errors, "The consent cannot be recorded")
+        # On the trail too: a refused grantor tells the recorder an identity fact.
+        refusal = validation_problem(errors, "The consent cannot be recorded")
+        refusal.audit = {"action": "create", "resource_type": "consent",
+                         "family_id": family.id, "reason": "invalid_consent"}
+        raise refusal
     consent = Consent(
         family_id=family.id,
         grantor_caregiver_id=data["grantor"]["caregiver_id"],
@@ -112,6 +116,13 @@ def _consent_errors(actor, family: Family, data: dict, at: datetime) -> dict:
     elif not caregiver.has_legal_authority:
         errors["grantor.caregiver_id"] = [
             "This caregiver has no legal authority to consent for the child"]
+    elif (data["grantor"]["legal_authority"] == "parent"
+          and caregiver.relationship in NOT_PARENTS):
+        # A foster parent, grandparent or guardian with authority holds it as a guardian or
+        # by a court, never as the child's parent (DOMAIN.md: who may grant).
+        errors["grantor.legal_authority"] = [
+            f"A caregiver recorded as {caregiver.relationship} does not hold legal authority "
+            "as a parent: legal_guardian or court_appointed"]
 
     parties = data["organization_ids"]
     party_errors = []
@@ -133,8 +144,10 @@ def _consent_errors(actor, family: Family, data: dict, at: datetime) -> dict:
     longest = timedelta(days=current_app.config["CONSENT_MAX_DAYS"])
     if expires_at <= effective_at:
         errors["expires_at"] = ["Must be after effective_at"]
-    elif expires_at - effective_at > longest:
-        errors["expires_at"] = [f"At most {longest.days} days after effective_at"]
+    elif expires_at - signed_at > longest:
+        # From the signature, which is never after the start: a form signed years ago, or a
+        # start mistyped years ahead, must not let one signature authorize sharing longer.
+        errors["expires_at"] = [f"At most {longest.days} days after signed_at"]
     return errors
 
 
@@ -162,13 +175,17 @@ def consent_document(consent: Consent, view: policy.ConsentView) -> dict:
 
 
 def _record_view(actor, consent: Consent, family: Family, view) -> None:
-    """Audit a look at a consent record: a disclosure when it showed family facts."""
-    audit.record(action="read", outcome="permit", reason=view.reason,
-                 resource_type="consent",
-                 resource_id=consent.id, family_id=family.id, actor=actor,
-                 purpose=view.purpose,
-                 categories=view.permitted if view.discloses else (),
-                 consent_ids=view.consent_ids if view.discloses else [consent.id])
+    """Audit a look at a consent record: a disclosure for each purpose the family facts it
+    showed were permitted for, or one look that showed none."""
+    for disclosed in view.disclosures:
+        audit.record(action="read", outcome="permit", reason=disclosed.reason,
+                     resource_type="consent", resource_id=consent.id, family_id=family.id,
+                     actor=actor, purpose=disclosed.purpose, categories=disclosed.permitted,
+                     consent_ids=disclosed.consent_ids)
+    if not view.disclosures:
+        audit.record(action="read", outcome="permit", reason=view.reason,
+                     resource_type="consent", resource_id=consent.id, family_id=family.id,
+                     actor=actor, consent_ids=[consent.id])
 
 
 def _view(actor, consent: Consent, family: Family) -> policy.ConsentView | None:
@@ -223,15 +240,16 @@ def list_consents(actor, *, family_id: uuid.UUID, limit: int,
     views = [policy.view_of_consent(viewer, c) for c in page.items]
     # One event for each purpose the page's family facts were shown for, or one that showed
     # none: each disclosure in the accounting names its purpose.
-    by_purpose: dict[str, list[policy.ConsentView]] = {}
+    by_purpose: dict[str, list[policy.Decision]] = {}
     for view in views:
-        if view.discloses:
-            by_purpose.setdefault(view.purpose, []).append(view)
+        for disclosed in view.disclosures:
+            by_purpose.setdefault(disclosed.purpose, []).append(disclosed)
     for purpose, shown in by_purpose.items():
+        disclosed = policy.combine(*shown)
         audit.record(action="search", outcome="permit", reason="consent",
                      resource_type="consent", family_id=family.id, actor=actor,
-                     purpose=purpose, categories=set().union(*(v.permitted for v in shown)),
-                     consent_ids=dict.fromkeys(c for v in shown for c in v.consent_ids))
+                     purpose=purpose, categories=disclosed.permitted,
+                     consent_ids=disclosed.consent_ids)
     if not by_purpose:
         audit.record(action="search", outcome="permit",
                      reason=views[0].reason if views else "party",
@@ -250,8 +268,14 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     # so does a change of the family's caregivers, which the check below reads as they are now.
     lock_family(family.id)
     caregiver_id = data.get("caregiver_id")
-    if caregiver_id is not None and _caregiver(family, caregiver_id) is None:
-        raise validation_problem({"caregiver_id": ["Not a caregiver of this family"]})
+    problem = _revocation_caregiver_error(family, caregiver_id, data["requested_by"])
+    if problem:
+        refusal = validation_problem({"caregiver_id": [problem]}, "The revocation cannot be "
+                                                                  "recorded")
+        refusal.audit = {"action": "revoke", "resource_type": "consent",
+                         "resource_id": consent.id, "family_id": family.id,
+                         "consent_ids": [consent.id], "reason": "invalid_revocation"}
+        raise refusal
     db.session.refresh(consent)
     reason = "already_revoked"
     if consent.revoked_at is None:
@@ -272,6 +296,21 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     if view.discloses:
         _record_view(actor, consent, family, view)
     return consent_document(consent, view), consent.version
+
+
+def _revocation_caregiver_error(family: Family, caregiver_id, requested_by: str) -> str | None:
+    """Why the caregiver named on a revocation cannot be recorded as asking for it, or None.
+    Who asks as the family holds legal authority for the child, as who grants does; anyone
+    else's wish is recorded as the organization's request (`requested_by: organization`)."""
+    if caregiver_id is None:
+        return None
+    caregiver = _caregiver(family, caregiver_id)
+    if caregiver is None:
+        return "Not a caregiver of this family"
+    if requested_by == "caregiver" and not caregiver.has_legal_authority:
+        return ("This caregiver has no legal authority for the child: record the revocation "
+                "as requested by the organization")
+    return None
 
 
 def decide_for(actor, *, family_id: uuid.UUID, purpose: str, categories: list[str]) -> dict:

@@ -183,10 +183,14 @@ class LanguageTag(fields.String):
 
 # -- text --------------------------------------------------------------------------------------
 
-#: Control characters other than tab, line feed and carriage return.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Control characters (C0, DEL and C1: terminal escapes such as CSI, U+009B, too) other than
+#: tab, line feed, carriage return and NEL, which free text keeps as line breaks. A regex
+#: character class's contents, for the OpenAPI document's patterns too.
+CONTROL_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 #: What ends a line: CR, LF, NEL and Unicode's line and paragraph separators.
-_LINE_BREAK = re.compile(r"[\r\n\x85\u2028\u2029]")
+LINE_BREAKS = r"\r\n\x85\u2028\u2029"
+_LINE_BREAK = re.compile(f"[{LINE_BREAKS}]")
 #: Characters that show nothing though their category is neither Z nor C: the braille blank,
 #: the Hangul fillers and the combining grapheme joiner.
 _BLANK_GLYPHS = frozenset("\u2800\u115f\u1160\u3164\uffa0\u034f")

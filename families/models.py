@@ -14,6 +14,9 @@ from core.time import now
 
 RELATIONSHIPS = ("mother", "father", "grandparent", "foster_parent", "legal_guardian",
                  "kinship_caregiver", "other")
+#: Caregivers who may hold legal authority for the child, but never as its parent: as a
+#: guardian, or by a court. (`other` may be a parent in the family's own words.)
+NOT_PARENTS = ("grandparent", "foster_parent", "legal_guardian", "kinship_caregiver")
 CONTACT_METHODS = ("phone", "text", "email", "mail", "in_person")
 
 

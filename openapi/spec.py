@@ -12,7 +12,14 @@ from marshmallow import Schema, fields
 from auth.scopes import SCOPES
 from consent.categories import CATEGORIES
 from core.errors import PROBLEMS
-from core.schemas import no_control_characters, one_line, unique_items, visible
+from core.schemas import (
+    CONTROL_CHARACTERS,
+    LINE_BREAKS,
+    no_control_characters,
+    one_line,
+    unique_items,
+    visible,
+)
 
 COMMITTED = Path(__file__).with_name("openapi.yaml")
 API_VERSION = "1.0.0"
@@ -79,9 +86,9 @@ class ProblemSchema(Schema):
 
 
 #: A character `no_control_characters` lets through.
-_NOT_CONTROL = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+_NOT_CONTROL = f"[^{CONTROL_CHARACTERS}]"
 #: ... and `one_line` too.
-_NOT_CONTROL_NOR_BREAK = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f\r\n\x85\u2028\u2029]"
+_NOT_CONTROL_NOR_BREAK = f"[^{CONTROL_CHARACTERS}{LINE_BREAKS}]"
 
 
 def _shared_validators(self, field, ret=None, **kwargs) -> dict:

@@ -139,6 +139,8 @@ NF4 = NF, NF, NF, NF
 REFERRAL = frozenset({"referral"})
 CHECKPOINT = frozenset({"checkpoint"})
 CONTACT = ["contact"]
+#: A consent record's family facts, both withheld (the grantor's authority, the language).
+CONSENT_FACTS = ["contact", "identity"]
 NOTHING_SHARED = ["contact", "identity", "referral_reason"]
 
 
@@ -274,14 +276,15 @@ ROUTES = [
     Route("GET", "/api/v1/families/<uuid:family_id>/consents", ("consent:read",),
           _get("/api/v1/families/{w.family_id}/consents"),
           stranger=NF, custodian=ALL4, provider=ALL4,
-          shows=Shows(_items_redacted, seen("provider", [[]], [CONTACT], [CONTACT],
+          shows=Shows(_items_redacted, seen("provider", [[]], [CONSENT_FACTS], [CONSENT_FACTS],
                                             [CONTACT, CONTACT])),
           subject=("family_id",)),
     Route("GET", "/api/v1/consents/<uuid:consent_id>", ("consent:read",),
           _get("/api/v1/consents/{w.consent_id}"),
           stranger=NF, custodian=ALL4, provider=ALL4,
           shows=Shows(_redacted, {**seen("clinic", [], [], [], []),
-                                  **seen("provider", [], CONTACT, CONTACT, CONTACT)}),
+                                  **seen("provider", [], CONSENT_FACTS, CONSENT_FACTS,
+                                         CONTACT)}),
           subject=("consent_id",)),
     Route("POST", "/api/v1/consents/<uuid:consent_id>/revoke", ("consent:write",),
           lambda w, a: Req(f"/api/v1/consents/{w.consent_id}/revoke",

@@ -542,7 +542,11 @@ def test_a_consent_read_showing_family_facts_is_accounted_for_with_its_purpose(
                             headers=custodian.headers).json["items"]
     seen = sorted((i["action"], i["purpose"], i["categories"], i["consent_ids"])
                   for i in accounting if i["resource"]["type"] == "consent")
-    assert seen == [("read", "treatment", ["contact"], [str(treatment.id)]),
+    # The grantor's legal authority (`identity`) passes under the consent read itself, for
+    # `referral`; the language (`contact`) under the other, for `treatment`: one each.
+    assert seen == [("read", "referral", ["identity"], [str(consent.id)]),
+                    ("read", "treatment", ["contact"], [str(treatment.id)]),
+                    ("search", "referral", ["identity"], [str(consent.id)]),
                     ("search", "treatment", ["contact"], [str(treatment.id)])]
 
 
@@ -649,13 +653,14 @@ def test_revoking_answers_200_revoked_with_revoked_at(
     # the partner's only consent is gone, so the family facts in it no longer pass.
     again = client.get(consent_url(consent.id), headers=who.headers)
     assert again.json == response.json
-    assert response.json["redacted"] == ([] if by == "custodian" else ["contact"])
+    assert response.json["redacted"] == ([] if by == "custodian" else ["contact", "identity"])
     # The partner still learns the consent was revoked, but no longer the family's facts in
     # it (its only consent is gone), and the reason only if it wrote it.
     seen = client.get(consent_url(consent.id), headers=partner.headers).json
     assert (seen["status"], seen["revoked_at"]) == ("revoked", response.json["revoked_at"])
-    assert seen["redacted"] == ["contact"]
+    assert seen["redacted"] == ["contact", "identity"]
     assert "explained_in_language" not in seen and "interpreter_used" not in seen
+    assert "legal_authority" not in seen["grantor"]
     assert ("revocation_reason" in seen) is (by == "partner")
 
 
@@ -675,19 +680,19 @@ def test_a_revocation_shows_and_records_the_facts_another_consent_still_lets_pas
             ("requested_by_caregiver", [], [str(revoked.id)])
         [shown] = audit_events(action="read", resource_type="consent")
         assert (shown.reason, shown.purpose, shown.categories, shown.consent_ids) == \
-            ("consent", "treatment", ["contact"], [str(still.id)])
+            ("consent", "treatment", ["contact", "identity"], [str(still.id)])
     accounting = client.get(f"/api/v1/families/{family.id}/disclosures",
                             headers=custodian.headers)
     assert accounting.status_code == 200, accounting.get_data(as_text=True)
     seen = [(item["organization_id"], item["purpose"], item["categories"], item["consent_ids"])
             for item in accounting.json["items"]]
-    assert seen == [(str(partner.org.id), "treatment", ["contact"], [str(still.id)])]
+    assert seen == [(str(partner.org.id), "treatment", ["contact", "identity"], [str(still.id)])]
 
 
 def test_a_revocation_whose_answer_shows_no_family_facts_is_no_disclosure(
         app, client, make, custodian, partner, family):
     consent = make.consent(family, [custodian.org, partner.org])
-    assert revoke(client, partner, consent.id).json["redacted"] == ["contact"]
+    assert revoke(client, partner, consent.id).json["redacted"] == ["contact", "identity"]
     with app.app_context():
         assert [e.action for e in audit_events(resource_type="consent")] == ["revoke"]
 
@@ -1048,7 +1053,7 @@ def test_a_revoked_party_no_longer_reads_the_familys_facts_in_the_consent(
         assert answer["status"] == "revoked"
         assert reason not in str(answer)
         assert "explained_in_language" not in answer and "interpreter_used" not in answer
-        assert answer["redacted"] == ["contact"]
+        assert answer["redacted"] == ["contact", "identity"]
 
 
 @pytest.mark.parametrize("field,value", [

@@ -1,0 +1,233 @@
+"""Consents as staff record them under time pressure, and as an adversary would: who may
+grant as a parent, how long one signature lasts, control characters in free text, who may ask
+for a revocation, refusals on the trail, and the grantor's legal authority as a family fact
+(from a providers' review, session 10)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core import time as clock
+from tests.conftest import assert_validation_error, audit_events, bearer
+
+T0 = datetime(2026, 9, 1, 14, 5, 9, tzinfo=UTC)
+ALL = ["families:read", "families:write", "consent:read", "consent:write"]
+DAY = timedelta(days=1)
+
+
+def z(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Net:
+    """A clinic holding a family, and a provider: each with a token."""
+
+    def __init__(self, make):
+        self.clinic = make.organization(name="Lakeshore Pediatrics", type="pediatric_primary_care")
+        self.provider = make.organization(name="Riverbend Infant Mental Health")
+        self.family = make.family(self.clinic, caregivers=[
+            {"given_name": "Ngozi", "family_name": "Okafor", "relationship": "mother",
+             "has_legal_authority": True},
+            {"given_name": "Ada", "family_name": "Okafor", "relationship": "grandparent",
+             "has_legal_authority": False},
+            {"given_name": "Fola", "family_name": "Bello", "relationship": "foster_parent",
+             "has_legal_authority": True},
+            {"given_name": "Bisi", "family_name": "Okafor", "relationship": "grandparent",
+             "has_legal_authority": True},
+        ])
+        self.mother, self.grandmother, self.foster, self.guardian_grandmother = \
+            self.family.caregivers
+        self.clinic_h = bearer(make.token(self.clinic, ALL, lifetime=10**8))
+        self.provider_h = bearer(make.token(self.provider, ALL, lifetime=10**8))
+        self.make = make
+
+    @property
+    def consents_url(self):
+        return f"/api/v1/families/{self.family.id}/consents"
+
+    def body(self, **overrides):
+        body = {"grantor": {"caregiver_id": str(self.mother.id), "legal_authority": "parent"},
+                "organization_ids": [str(self.clinic.id), str(self.provider.id)],
+                "purposes": ["referral"], "categories": ["identity"],
+                "expires_at": z(T0 + 30 * DAY), "method": "written",
+                "signed_at": z(T0 - timedelta(hours=1)), "explained_in_language": "en",
+                "interpreter_used": False, "revocation_rights_explained": True}
+        body.update(overrides)
+        return body
+
+    def stored(self, client):
+        answer = client.get(self.consents_url, headers=self.clinic_h)
+        assert answer.status_code == 200
+        return answer.json["items"]
+
+
+@pytest.fixture
+def net(make):
+    clock.freeze(T0)
+    return Net(make)
+
+
+# -- who may grant --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["foster", "guardian_grandmother"])
+def test_a_caregiver_who_is_not_a_parent_cannot_grant_as_parent(client, net, who):
+    """DOMAIN.md, "Consent, precisely": only a parent, a legal guardian, or someone a court
+    gave that authority may grant, and "a foster parent often lacks it; the placing agency or
+    the court holds it". A foster parent (or a grandparent) who does hold legal authority holds
+    it as a guardian or by a court's order, never as the child's parent: a consent recording
+    `legal_authority: parent` for them states a falsehood about the basis of the consent (the
+    one thing an auditor checks first). The caregiver's `relationship` is on the family
+    record; the grantor's `legal_authority` must agree with it. The service stores it (201)."""
+    caregiver = getattr(net, who)
+    answer = client.post(net.consents_url, headers=net.clinic_h, json=net.body(
+        grantor={"caregiver_id": str(caregiver.id), "legal_authority": "parent"}))
+
+    assert answer.status_code == 422, answer.json
+    assert set(answer.json["errors"]) & {"grantor.legal_authority", "grantor.caregiver_id"}
+    assert net.stored(client) == []
+
+
+# -- how long a signature authorizes sharing -------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["signed three years ago, taking effect now",
+                                  "signed now, taking effect in five years"])
+def test_a_signature_authorizes_sharing_for_at_most_consent_max_days(client, net, case):
+    """The issue: "expiry ... beyond the maximum (CONSENT_MAX_DAYS, default 366 days)" is
+    refused; README: "The longest a consent may run". The limit is measured from
+    `effective_at` only, and `effective_at` is bounded neither above nor (but by `signed_at`,
+    itself unbounded below) below, so one signature authorizes sharing for years: a form the
+    mother signed in 2023 recorded today as starting now, or a form signed today whose start
+    was typed as 2031 (a wrong year under time pressure), runs until 2027 / 2032. What the
+    family agreed to is bounded from when it signed: expires_at - signed_at must be at most
+    CONSENT_MAX_DAYS too. The service stores both (201)."""
+    if case.startswith("signed three"):
+        body = net.body(signed_at=z(T0 - 1100 * DAY), effective_at=z(T0),
+                        expires_at=z(T0 + 300 * DAY))
+    else:
+        body = net.body(signed_at=z(T0 - timedelta(hours=1)), effective_at=z(T0 + 1800 * DAY),
+                        expires_at=z(T0 + 1830 * DAY))
+
+    answer = client.post(net.consents_url, headers=net.clinic_h, json=body)
+
+    assert answer.status_code == 422, answer.json
+    assert net.stored(client) == []
+
+
+# -- revocation -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reason", ["Mother asked.\x9b31m", "Mother asked.\x80",
+                                    "Mother asked.\x9d0;title\x9c"])
+def test_a_revocation_reason_with_c1_control_characters_is_422(client, net, make, reason):
+    """README, Conventions: free text (a revocation's `reason` among it) keeps its line breaks;
+    the field's own check says "Must not contain control characters". U+0080 to U+009F are
+    control characters (Unicode category Cc; U+009B is the 8-bit CSI a terminal reading an
+    export or a log obeys), yet only C0 controls and DEL are refused: the reason is stored and
+    shown to the custodian. Expected 422 naming `reason`, the consent left active."""
+    consent = make.consent(net.family, [net.clinic, net.provider])
+
+    answer = client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.clinic_h,
+                         json={"reason": reason})
+
+    assert_validation_error(answer, "reason")
+    assert client.get(f"/api/v1/consents/{consent.id}",
+                      headers=net.clinic_h).json["status"] == "active"
+
+
+def test_a_revocation_requested_by_a_caregiver_without_legal_authority_is_422(
+        client, net, make):
+    """DOMAIN.md: only a caregiver with legal authority can grant a consent for the child;
+    the issue lists "`caregiver_id` on revocation ... without legal authority" among the bad
+    input. A grandmother without legal authority cannot withdraw the mother's consent on the
+    child's behalf; recording `requested_by: caregiver` with her id makes the record say the
+    family revoked it. (The organization may still revoke on its own account,
+    `requested_by: organization`, which stays possible.) The service records it as the
+    caregiver's request (200)."""
+    consent = make.consent(net.family, [net.clinic, net.provider])
+
+    answer = client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.clinic_h,
+                         json={"reason": "The grandmother asked to stop sharing.",
+                               "requested_by": "caregiver",
+                               "caregiver_id": str(net.grandmother.id)})
+
+    assert_validation_error(answer, "caregiver_id")
+    assert client.get(f"/api/v1/consents/{consent.id}",
+                      headers=net.clinic_h).json["status"] == "active"
+
+
+# -- refusals on the trail ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["custodian", "provider"])
+def test_a_consent_refused_for_its_grantor_is_a_deny_event_naming_the_family(
+        app, client, net, make, who):
+    """README, "The audit trail": "every refusal of an authenticated organization is an audit
+    event"; the brief: deny events for refusals. A consent refused because its grantor has no
+    legal authority is a refusal of the recorder's action about this family, and for a
+    provider recording under consent the 422 tells it an identity fact (this caregiver has no
+    legal authority: tests/consent/test_recording_races.py calls it "the identity fact the
+    check guards"). Nothing is written: no event at all names the attempt."""
+    headers = net.clinic_h
+    if who == "provider":
+        make.consent(net.family, [net.clinic, net.provider], categories=("identity",))
+        headers = net.provider_h
+    answer = client.post(net.consents_url, headers=headers, json=net.body(
+        grantor={"caregiver_id": str(net.grandmother.id), "legal_authority": "legal_guardian"}))
+    assert_validation_error(answer, "grantor.caregiver_id")
+
+    with app.app_context():
+        refused = [e for e in audit_events(outcome="deny") if e.family_id == net.family.id]
+    assert refused, "no deny event names the refused consent"
+    assert refused[-1].action == "create"
+
+
+def test_a_revocation_refused_for_its_caregiver_is_a_deny_event(app, client, net, make):
+    """As above, for POST /consents/{id}/revoke: a revocation refused (422, a caregiver of
+    another family) leaves no trace on the trail, though the consent and the family are
+    known."""
+    consent = make.consent(net.family, [net.clinic, net.provider])
+    elsewhere = make.family(net.clinic, given_name="Bola")
+
+    answer = client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.clinic_h,
+                         json={"reason": "Asked.",
+                               "caregiver_id": str(elsewhere.caregivers[0].id)})
+    assert_validation_error(answer, "caregiver_id")
+
+    with app.app_context():
+        refused = [e for e in audit_events(outcome="deny") if e.family_id == net.family.id]
+    assert refused, "no deny event names the refused revocation"
+    assert refused[-1].action == "revoke"
+
+
+# -- what a consent record discloses ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", ["contact only", "revoked"])
+def test_a_court_appointed_grantor_is_not_shown_to_a_party_without_consent_for_it(
+        client, net, make, state):
+    """API.md: `identity` covers caregivers' names...; the family record's
+    `has_legal_authority` is `identity` (consent/categories.py), and `child_welfare` covers
+    "child protective services involvement, foster care, court". A consent's
+    `grantor.legal_authority` says who holds legal authority over the child and, when it is
+    `court_appointed`, that a court placed the child: family facts the recorder wrote, as
+    `explained_in_language` is. The service withholds the language (`contact`) from a party
+    without consent for it, yet shows `court_appointed` to every named party, even one whose
+    only consent lets it see `contact` alone, or whose consent was revoked, and says nothing
+    of it in `redacted`. Expected: withheld (absent) and named in `redacted`."""
+    recorded = client.post(net.consents_url, headers=net.clinic_h, json=net.body(
+        grantor={"caregiver_id": str(net.foster.id), "legal_authority": "court_appointed"},
+        categories=["contact"]))
+    assert recorded.status_code == 201, recorded.json
+    consent_id = recorded.json["id"]
+    if state == "revoked":
+        assert client.post(f"/api/v1/consents/{consent_id}/revoke", headers=net.clinic_h,
+                           json={"reason": "Asked."}).status_code == 200
+
+    seen = client.get(f"/api/v1/consents/{consent_id}", headers=net.provider_h)
+
+    assert seen.status_code == 200
+    shown = seen.json
+    assert shown["grantor"].get("legal_authority") != "court_appointed", shown
+    assert {"identity", "child_welfare"} & set(shown["redacted"]), shown["redacted"]
