@@ -40,6 +40,8 @@ IF_MATCH_OPTIONAL = {
 
 IF_MATCH_REQUIRED = {
     "in": "header", "name": "If-Match", "required": True,
-    "description": "The ETag last read: 428 without it, 412 when the object has changed.",
+    "description": "The ETag last read: 428 without it, 412 when the object has changed. "
+                   "`*` (RFC 9110: any version) is accepted and gives that protection up: "
+                   "send it only to move the referral whatever happened since.",
     "schema": {"type": "string"},
 }

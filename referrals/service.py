@@ -489,6 +489,12 @@ def send_referral(actor, *, data: dict) -> tuple[dict, int]:
         raise validation_problem({"to_organization_id": [
             "A referral goes to another organization"]})
     identified_on = (data.get("part_c") or {}).get("identified_on")
+    if identified_on and identified_on < family.child_birth_date and policy.may_see_family(
+            actor_organization_id=actor.organization_id, family=family, at=at,
+            categories=["identity"]):
+        # A mistyped year: a concern about this child cannot predate its birth. Said only to
+        # whoever may see the birth date (identity).
+        raise validation_problem({"part_c.identified_on": ["Before the child's birth date"]})
     referral = Referral(
         id=uuid.uuid4(), family_id=family.id, from_organization_id=actor.organization_id,
         to_organization_id=receiver.id, status="draft", reasons=data["reasons"],
@@ -761,26 +767,17 @@ def transition_referral(actor, *, referral_id: uuid.UUID, data: dict,
     document = _document(access, seen)
     if to == "requested":
         _record_send(actor, referral, "transition")
-        # As a send's answer: what it showed under consent (a relaying sender's look at the
-        # family record) is a disclosure of its own.
-        _record_read(access, seen, "referral", "referral", always=False)
-    elif disclosures := seen.disclosures():
-        # The move and what its answer shows the caller: when a consent let family
-        # information reach it, the event is a disclosure too (the accounting counts it), with
-        # the categories and consents; one for each purpose they passed for.
-        for purpose, disclosed in disclosures.items():
-            audit.record(action="transition", outcome="permit", reason=disclosed.reason,
-                         resource_type="referral", resource_id=referral.id,
-                         family_id=family.id, purpose=purpose, categories=disclosed.permitted,
-                         consent_ids=disclosed.consent_ids, actor=actor)
     else:
-        # Otherwise one event naming what the move wrote.
+        # The move: one event naming what it wrote (the side's own information, no consent).
         written = {"service_status"} if {"business_status", "reason", "outcome"} & set(data) \
             else set()
         audit.record(action="transition", outcome="permit", reason=access.side,
                      resource_type="referral", resource_id=referral.id, family_id=family.id,
                      categories=written | ({"coordination_notes"} if note else set()),
                      actor=actor)
+    # What its answer showed the caller under consent (a relaying sender's look at the family
+    # record, the other side's feedback): a disclosure of its own, as a send's answer is.
+    _record_read(access, seen, "referral", "referral", always=False)
     return document, referral.version
 
 
@@ -791,7 +788,9 @@ def list_events(actor, *, referral_id: uuid.UUID, limit: int, cursor: str | None
     access = _access(actor, referral_id, "read")
     _hold_if_unsupported(access)
     stmt = sa.select(ReferralEvent).where(ReferralEvent.referral_id == referral_id)
-    page = keyset_page(stmt, kind="referral-events", order=[ReferralEvent.referral_version],
+    # A cursor is this referral's alone: another's would only position this one's timeline.
+    page = keyset_page(stmt, kind=f"referral-events:{referral_id}",
+                       order=[ReferralEvent.referral_version],
                        cursor=cursor, limit=limit, descending=True,
                        encode=lambda e: [e.referral_version], decode=lambda v: [int(v[0])])
     note_ids = [e.note_id for e in page.items if e.note_id]
@@ -826,7 +825,7 @@ def list_notes(actor, *, referral_id: uuid.UUID, limit: int, cursor: str | None 
     access = _access(actor, referral_id, "read")
     _hold_if_unsupported(access)
     stmt = sa.select(ReferralNote).where(ReferralNote.referral_id == referral_id)
-    page = newest_first(stmt, kind="referral-notes", at=ReferralNote.created_at,
+    page = newest_first(stmt, kind=f"referral-notes:{referral_id}", at=ReferralNote.created_at,
                         id=ReferralNote.id, cursor=cursor, limit=limit)
     seen = _Seen()
     page.items = [_note_document(access, note, seen) for note in page.items]

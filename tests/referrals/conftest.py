@@ -16,6 +16,13 @@ def net(make):
     return network(make)
 
 
+@pytest.fixture
+def consented(make, net):
+    """The network, with a consent between the clinic and the provider covering FULL."""
+    net.consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    return net
+
+
 def network(make) -> SimpleNamespace:
     """The clinic holding a family, the provider and a stranger, with their tokens."""
     clinic = make.organization(name="Washtenaw Pediatrics", type="pediatric_primary_care")

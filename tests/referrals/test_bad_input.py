@@ -11,12 +11,6 @@ from tests.conftest import assert_problem, assert_validation_error, audit_events
 from tests.referrals.conftest import FULL, move, send
 
 
-@pytest.fixture
-def consented(make, net):
-    net.consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
-    return net
-
-
 def _stored(app) -> tuple[int, int, int]:
     with app.app_context():
         return count(Referral), count(ReferralEvent), count(ReferralNote)

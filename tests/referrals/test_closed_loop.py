@@ -93,14 +93,16 @@ def test_a_referral_from_clinic_to_provider_and_back_to_closure(app, client, mak
         assert steps[0] == ("create", "permit", "sent")
         assert ("read", "deny", "not_found") in steps  # the third organization
         assert ("transition", "permit", "consent_ended") in steps
-        # Each move is one event; the provider's answers showed the family under consent.
+        # Each move is one event naming what it wrote; its answer, showing the family under
+        # consent, a read of its own.
         moves = [e for e in trail if e.action == "transition" and e.outcome == "permit"
                  and e.organization_id == net.provider.id]
         assert len(moves) == 5
-        assert all(e.consent_ids and e.purpose == "referral" for e in moves)
-        assert [e.reason for e in moves[:3]] == ["consent"] * 3
+        assert all(not e.consent_ids and e.reason == "receiver" for e in moves)
+        assert "service_status" in moves[-1].categories  # the completion's outcome
         reads = [e for e in trail if e.action == "read" and e.outcome == "permit"
                  and e.organization_id == net.provider.id]
+        assert sum(e.purpose == "referral" and bool(e.consent_ids) for e in reads) >= 5
         assert reads[0].categories == ["contact", "identity", "referral_reason"]
         assert reads[0].consent_ids == [str(consent.id)]
         assert reads[0].purpose == "referral"

@@ -13,12 +13,6 @@ from tests.conftest import assert_problem, audit_events, bearer, statements_sent
 from tests.referrals.conftest import FULL, LONG, accepted, move, network, send
 
 
-@pytest.fixture
-def consented(make, net):
-    net.consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
-    return net
-
-
 def test_a_draft_cancelled_before_it_was_sent_stays_the_senders_alone(client, consented):
     draft = send(client, consented, status="draft",
                  reasons=["domestic_violence_exposure"])
@@ -101,9 +95,9 @@ def test_a_relaying_senders_move_names_each_purpose_its_answer_disclosed_for(
     assert cancelled.json["part_c"]["timeline_due_by"] is not None
     with app.app_context():
         events = audit_events(request_id=cancelled.headers["X-Request-ID"])
-    assert sorted((e.action, e.purpose) for e in events) == [
-        ("transition", "care_coordination"), ("transition", "referral")]
-    by_purpose = {e.purpose: e for e in events}
+    assert sorted((e.action, e.purpose or "") for e in events) == [
+        ("read", "care_coordination"), ("read", "referral"), ("transition", "")]
+    by_purpose = {e.purpose: e for e in events if e.action == "read"}
     assert by_purpose["care_coordination"].categories == ["service_status"]
     assert by_purpose["care_coordination"].consent_ids == [str(feedback.id)]
     assert {"identity", "contact"} <= set(by_purpose["referral"].categories)
@@ -456,21 +450,25 @@ def test_a_list_page_without_direction_names_the_purpose_of_its_disclosures(clie
     assert [(s["categories"], s["purpose"]) for s in searches] == [(["identity"], "referral")]
 
 
-def test_a_move_is_one_event_and_its_answer_counts_in_the_accounting(app, client, consented):
+def test_a_move_is_one_event_and_its_answer_a_read_in_the_accounting(app, client, consented):
+    """The move names what it wrote (a rejection's reason and note: the receiver's own
+    `service_status` and `coordination_notes`, under no consent); its answer, showing the
+    family under consent, is a read the accounting counts, naming only what it showed."""
     sent = send(client, consented)
     rid = sent.json["id"]
-    moved = move(client, rid, consented.as_provider, sent.headers["ETag"], status="accepted")
+    moved = move(client, rid, consented.as_provider, sent.headers["ETag"], status="rejected",
+                 reason="at_capacity", note="Full until March.")
     assert moved.status_code == 200
     with app.app_context():
         events = audit_events(request_id=moved.headers["X-Request-ID"])
-    assert [(e.action, e.reason, e.purpose) for e in events] == [
-        ("transition", "consent", "referral")]
-    assert events[0].categories == ["contact", "identity", "referral_reason"]
+    assert [(e.action, e.reason, e.purpose, e.categories, e.consent_ids) for e in events] == [
+        ("transition", "receiver", None, ["coordination_notes", "service_status"], []),
+        ("read", "consent", "referral", ["contact", "identity", "referral_reason"],
+         [str(c) for c in sent.json["consent_ids"]])]
     disclosures = client.get(f"/api/v1/families/{consented.family.id}/disclosures",
                              headers=consented.as_clinic).json["items"]
-    assert any(d.get("action", "transition") == "transition"
-               and d["organization_id"] == str(consented.provider.id) for d in disclosures)
-    assert len(disclosures) == 1
+    assert [(d["action"], d["organization_id"]) for d in disclosures] == [
+        ("read", str(consented.provider.id))]
 
 
 def test_a_hold_after_a_resumption_names_the_consent_that_ended(app, client, make, net):

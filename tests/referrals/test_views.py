@@ -15,12 +15,6 @@ from tests.conftest import assert_problem, audit_events
 from tests.referrals.conftest import FULL, accepted, move, send
 
 
-@pytest.fixture
-def consented(make, net):
-    net.consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
-    return net
-
-
 def test_a_draft_is_the_senders_alone_until_it_is_sent(client, consented):
     draft = send(client, consented, status="draft")
     assert draft.status_code == 201
