@@ -202,20 +202,34 @@ def broken_checkpoint(session, from_seq: int | None = None,
     Run after the chain verified over the same range: each event's stored hash is then the
     recomputed one, so comparing it with the checkpoint's is enough.
     """
-    stmt = (sa.select(AuditCheckpoint, AuditEvent.hash)
-            .outerjoin(AuditEvent, AuditEvent.seq == AuditCheckpoint.seq)
-            .order_by(AuditCheckpoint.seq))
+    table = AuditCheckpoint.__table__
+    # The time as stored (SQLite keeps whatever is written into a column): one that is no
+    # time is a checkpoint someone wrote, reported at its seq rather than raised.
+    stmt = (sa.select(*(sa.type_coerce(c, sa.types.NullType()) if c.key == "recorded_at"
+                        else c for c in table.c), AuditEvent.hash.label("stored"))
+            .outerjoin(AuditEvent, AuditEvent.seq == table.c.seq)
+            .order_by(table.c.seq))
     if from_seq is not None:
-        stmt = stmt.where(AuditCheckpoint.seq >= from_seq)
+        stmt = stmt.where(table.c.seq >= from_seq)
     if to_seq is not None:
-        stmt = stmt.where(AuditCheckpoint.seq <= to_seq)
-    for checkpoint, stored in session.execute(stmt):
-        if not is_genuine(as_kept(checkpoint)):
-            return checkpoint.seq, (f"the checkpoint at event {checkpoint.seq} is not signed "
-                                    "by this service: someone wrote it into the table")
-        broken = _hash_broken(checkpoint.seq, stored, checkpoint.hash)
+        stmt = stmt.where(table.c.seq <= to_seq)
+    read_time = AuditCheckpoint.recorded_at.type.dialect_impl(
+        session.get_bind().dialect).result_processor(session.get_bind().dialect, None)
+    for row in session.execute(stmt):
+        kept = {name: row._mapping[name] for name in
+                ("seq", "hash", "recorded_at", "key_id", "public_key", "signature")}
+        try:
+            kept["recorded_at"] = read_time(kept["recorded_at"]) if read_time \
+                else kept["recorded_at"]
+            genuine = is_genuine(kept)
+        except (ValueError, TypeError, AttributeError, OverflowError):
+            genuine = False
+        if not genuine:
+            return row.seq, (f"the checkpoint at event {row.seq} is not signed by this "
+                             "service: someone wrote it into the table")
+        broken = _hash_broken(row.seq, row.stored, row.hash)
         if broken:
-            return checkpoint.seq, broken
+            return row.seq, broken
     return None
 
 

@@ -23,7 +23,14 @@ log = logging.getLogger(__name__)
 #: Events per batch: about 0.1 ms each, so a batch holds the head for a few hundred ms at most.
 SEAL_BATCH = 2000
 _SEAL = sa.text("SELECT audit_seal_pending(:batch, :wait)")
-_WAITING = sa.select(sa.func.count()).select_from(AuditPending.__table__)
+#: How many committed events wait to be sealed; -1 when the database refuses writes (a hot
+#: standby, a read-only database, role or transaction): nothing can be sealed there, and
+#: readers read the chain as sealed where it accepts writes. Asked in the one query that
+#: counts, so a reader's seal costs no round trip more.
+_WAITING = sa.select(sa.case(
+    (sa.or_(sa.func.current_setting("transaction_read_only") == "on",
+            sa.func.pg_is_in_recovery()), -1),
+    else_=sa.select(sa.func.count()).select_from(AuditPending.__table__).scalar_subquery()))
 
 
 def _seal_batch(connection, wait: bool) -> int:
@@ -65,7 +72,8 @@ def seal_batches(engine: sa.Engine, *, wait: bool = True, most: int | None = Non
 
 
 def seal_committed(session=None, *, in_transaction: bool = False) -> int:
-    """Seal what waits, before reading the trail or checkpointing it; how many.
+    """Seal what waits, before reading the trail or checkpointing it; how many (none on a
+    database that refuses writes).
 
     By default outside the caller's transaction, a batch at a time: the head is not held
     through the caller's request (an export may stream for minutes, a verification run for
@@ -85,11 +93,11 @@ def seal_committed(session=None, *, in_transaction: bool = False) -> int:
         connection = session.connection()
         waiting = connection.scalar(_WAITING)
         if waiting <= SEAL_BATCH:
-            return _seal_batch(connection, wait=True) if waiting else 0
+            return _seal_batch(connection, wait=True) if waiting > 0 else 0
     else:
         with bind.connect() as connection:
             waiting = connection.scalar(_WAITING)
-    return seal_batches(bind, most=waiting) if waiting else 0
+    return seal_batches(bind, most=waiting) if waiting > 0 else 0
 
 
 class _Background:

@@ -1,12 +1,14 @@
 """`flask client ...`: operators register, list and retire partner agencies' clients."""
 
 import click
+from marshmallow import ValidationError
 
 import audit
 from auth import service
 from auth.models import OAuthClient
 from core.cli import UUID, OperatorGroup, echo_json
 from core.db import db, transaction
+from core.schemas import text
 from core.time import rfc3339
 from organizations.models import Organization
 
@@ -34,8 +36,14 @@ def client_document(client, secret: str | None = None) -> dict:
 @click.option("--name", default=None, help="What the client is (defaults to the organization).")
 def create_client(organization_id, scopes, name):
     """Register a client; prints its id and secret (the secret is shown only here)."""
-    if name is not None and not 1 <= len(name.strip()) <= 200:
-        raise click.BadParameter("must be 1 to 200 characters", param_hint="--name")
+    if name is not None:
+        try:
+            # The API's own rule for a name: NFC, one line, stripped, no control characters.
+            name = text(200, required=True).deserialize(name)
+        except ValidationError:
+            raise click.BadParameter("must be 1 to 200 visible characters, on one line, "
+                                     "without control characters",
+                                     param_hint="--name") from None
     with transaction():
         organization = _organization(organization_id)
         try:

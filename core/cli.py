@@ -1,16 +1,20 @@
 """Helpers for operator commands: JSON on standard output, one transaction per command, and a
-message instead of a traceback when the database is unreachable or has no schema yet."""
+one-line message, exit 3, instead of a traceback when the database is unreachable, not at the
+newest migration, refuses writes or stays busy."""
 
+import functools
 import json
 import uuid
 
 import click
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
+from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 from flask_migrate.cli import db as migration_commands
 
 from core.db import db
+from core.health import schema_at_head
 
 
 def echo_json(value) -> None:
@@ -35,10 +39,13 @@ UUID = UUIDParam()
 
 #: How each database says a table does not exist (SQLite; PostgreSQL's UndefinedTable).
 _NO_TABLE = ("no such table", "does not exist")
+#: The one line that tells an operator what to do about a schema behind the code.
+UPGRADE_FIRST = "run `flask --app app db upgrade`"
 
 
 class DatabaseNotReady(click.ClickException):
-    """The command did not run: its database cannot be reached, or has no schema yet.
+    """The command did not run: its database cannot be reached, is not migrated to the newest
+    revision, refuses writes, or stayed busy with others' work.
 
     Its own exit status, 3, so that no status a command gives a meaning (`audit verify`'s 1:
     the chain or a checkpoint failed) ever stands for an outage.
@@ -48,31 +55,77 @@ class DatabaseNotReady(click.ClickException):
 
 
 class OperatorGroup(AppGroup):
-    """A command group whose commands, run against a database that cannot be reached or is
-    not migrated yet, say so and exit 3, rather than print the driver's traceback."""
+    """A command group whose commands run only on a database at the newest migration, and
+    that, against a database that cannot be reached, refuses writes or stays busy, say so in
+    one line and exit 3, rather than print the driver's traceback."""
 
-    #: Whether a missing table means the schema is not there yet (not for `db` itself, whose
-    #: own migrations may fail on a missing object for another reason).
+    #: Whether a missing table means the schema is not there yet, and the commands refuse a
+    #: schema behind the code (not for `db` itself: it brings the schema there, and its own
+    #: migrations may fail on a missing object for another reason).
     explains_missing_schema = True
+
+    def command(self, *args, **kwargs):
+        """AppGroup's `command`, whose callback first checks the schema's revision."""
+        register = super().command(*args, **kwargs)
+
+        def decorator(callback):
+            @functools.wraps(callback)
+            def at_head(*call_args, **call_kwargs):
+                if self.explains_missing_schema:
+                    require_schema_at_head()
+                return callback(*call_args, **call_kwargs)
+
+            return register(at_head)
+
+        return decorator
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as error:
-            # No statement: the failure was the connection's, not a query's. A connection lost
-            # or a query cancelled midway (SQLSTATE classes 08, 57) or a transaction rolled back
-            # (40) is an outage too: never exit 1, `audit verify`'s tamper alarm.
-            sqlstate = getattr(error.orig, "sqlstate", None) or ""
-            if isinstance(error, sa.exc.OperationalError) and (
-                    error.statement is None or error.connection_invalidated
-                    or sqlstate[:2] in ("08", "57", "40")):
-                raise DatabaseNotReady(
-                    f"The database is unreachable: {_short_reason(error)}") from None
-            if not self.explains_missing_schema \
-                    or not any(words in str(error.orig) for words in _NO_TABLE):
+        except sa.exc.DBAPIError as error:
+            reason = self._not_ready(error)
+            if reason is None:
                 raise
-            raise DatabaseNotReady(
-                "The database has no schema yet: run `flask db upgrade` first") from None
+            raise DatabaseNotReady(reason) from None
+
+    def _not_ready(self, error: sa.exc.DBAPIError) -> str | None:
+        """Why the database could not do the command's work (one line), or None when the
+        error is the command's own."""
+        sqlstate = getattr(error.orig, "sqlstate", None) or ""
+        sqlite_error = getattr(error.orig, "sqlite_errorname", None) or ""
+        if sqlstate in ("25006", "42501") or sqlite_error.startswith("SQLITE_READONLY"):
+            # A hot standby, a read-only database or role, a file the account may not write.
+            return ("The database refuses this command's writes (read-only, or not this "
+                    "account's to change)")
+        if sqlstate[:2] == "40" or sqlstate == "55P03" \
+                or sqlite_error.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return ("The database is busy: others' work held what this command needed past "
+                    "the wait; nothing was done, retry it")
+        # No statement: the failure was the connection's, not a query's. A connection lost or
+        # a query cancelled midway (SQLSTATE classes 08, 57) is an outage too: never exit 1,
+        # `audit verify`'s tamper alarm.
+        if isinstance(error, sa.exc.OperationalError) and (
+                error.statement is None or error.connection_invalidated
+                or sqlstate[:2] in ("08", "57")):
+            return f"The database is unreachable: {_short_reason(error)}"
+        if self.explains_missing_schema and isinstance(
+                error, (sa.exc.OperationalError, sa.exc.ProgrammingError)) \
+                and any(words in str(error.orig) for words in _NO_TABLE):
+            return f"The database has no schema yet: {UPGRADE_FIRST}"
+        return None
+
+
+def require_schema_at_head() -> None:
+    """Raise DatabaseNotReady unless the database's schema is at the newest migration, as
+    the service answers 503 until it is. Read in a transaction of its own that only reads
+    (on SQLite it takes no write lock, and `audit verify` then begins its own as a reader)."""
+    session = db.session()
+    options = {} if session.in_transaction() else {"execution_options": {"read_only": True}}
+    at_head = schema_at_head(session.connection(**options))
+    session.rollback()
+    if not at_head:
+        raise DatabaseNotReady(f"The database schema is not at the newest migration: "
+                               f"{UPGRADE_FIRST}")
 
 
 def _short_reason(error: sa.exc.DBAPIError) -> str:
@@ -101,6 +154,24 @@ def _printing_revisions(upgrade: click.Command) -> click.Command:
                          help=upgrade.help, short_help=upgrade.short_help)
 
 
+@click.command("current")
+@with_appcontext
+def _print_current_revision():
+    """Print the database's revision, and whether it is the newest, as JSON."""
+    with db.engine.connect() as connection:
+        connection = connection.execution_options(read_only=True)
+        revision = MigrationContext.configure(connection).get_current_revision()
+        at_head = schema_at_head(connection)
+    echo_json({"revision": revision, "head": at_head})
+
+
+@click.command("heads")
+@with_appcontext
+def _print_heads():
+    """Print the newest revisions the code knows, as JSON."""
+    echo_json({"heads": sorted(current_app.extensions["migration_heads"])})
+
+
 #: The Flask-Migrate commands operators get: those that move the schema forward or read it,
 #: and those that write revision files for developers. Left out: `downgrade`, whose revisions
 #: drop the audit trail, the consents and the families (retention is years, and there is no
@@ -119,4 +190,7 @@ db_cli = OperatorGroup(
     commands={name: command for name, command in migration_commands.commands.items()
               if name in OFFERED_MIGRATION_COMMANDS})
 db_cli.add_command(_printing_revisions(migration_commands.commands["upgrade"]))
+# JSON, like every operator command, in place of Alembic's text ("0015 (head)").
+db_cli.add_command(_print_current_revision)
+db_cli.add_command(_print_heads)
 db_cli.explains_missing_schema = False

@@ -145,10 +145,11 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "AUDIT_SEAL_INTERVAL_MS": _int(environ, "AUDIT_SEAL_INTERVAL_MS", 200, minimum=0,
                                        maximum=_DAY * 1000),
         #: Per client: every API call, and the OAuth endpoints (issue, introspect, revoke).
-        "RATE_LIMIT_API": environ.get("RATE_LIMIT_API", "1200 per minute"),
+        #: Empty is the default, as for every other setting.
+        "RATE_LIMIT_API": environ.get("RATE_LIMIT_API") or "1200 per minute",
         # API.md names it RATE_LIMIT_TOKEN; RATE_LIMIT_OAUTH is its name before 2026-12-06.
         "RATE_LIMIT_TOKEN": environ.get("RATE_LIMIT_TOKEN")
-        or environ.get("RATE_LIMIT_OAUTH", "120 per minute"),
+        or environ.get("RATE_LIMIT_OAUTH") or "120 per minute",
     }
 
 
@@ -167,17 +168,37 @@ _DATABASES = {("sqlite", ""), ("sqlite", "pysqlite"), ("postgresql", "psycopg")}
 
 
 def _database_url(raw: str) -> str:
-    """DATABASE_URL, normalized. Raises ConfigError, without the value (it may hold a
-    password), for a URL SQLAlchemy cannot read or a database or driver not served here."""
+    """DATABASE_URL, normalized; a relative SQLite path made absolute from the working
+    directory. Raises ConfigError, without the value (it may hold a password), for a URL
+    SQLAlchemy cannot read, a database or driver not served here, or an SQLite database in
+    memory."""
     url = normalize_database_url(raw)
     try:
-        backend, _, driver = sa.engine.make_url(url).drivername.partition("+")
+        parsed = sa.engine.make_url(url)
+        backend, _, driver = parsed.drivername.partition("+")
     except (sa.exc.ArgumentError, ValueError):  # not a URL; a port that is not a number
         backend = driver = None
     if (backend, driver) not in _DATABASES:
         raise ConfigError("DATABASE_URL must be sqlite:///PATH or "
                           "postgresql://USER@HOST:PORT/DATABASE (served through psycopg 3)")
-    return url
+    return _sqlite_file(url, parsed) if backend == "sqlite" else url
+
+
+def _sqlite_file(raw: str, url: sa.engine.URL) -> str:
+    """An SQLite URL naming a file by its absolute path. Raises ConfigError for a database in
+    memory: it vanishes with its connection, so `db upgrade` would migrate nothing that
+    lasts, and every connection of the service would open a new, empty one."""
+    path = url.database or ""
+    uri = str(url.query.get("uri", "")).lower() in ("true", "1")
+    if path in ("", ":memory:") or (uri and (path.startswith("file::memory:")
+                                             or url.query.get("mode") == "memory")):
+        raise ConfigError("DATABASE_URL must name an SQLite file (sqlite:///PATH), not a "
+                          "database in memory")
+    if uri or os.path.isabs(path):
+        return raw
+    # As any tool reads a relative path: from the working directory, not (Flask-SQLAlchemy's
+    # own rule) from the application's instance folder.
+    return url.set(database=os.path.abspath(path)).render_as_string(hide_password=False)
 
 
 #: The `limits` storages that are Redis: any other (`memory://`, a per-process counter the

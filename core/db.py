@@ -2,6 +2,7 @@
 
 import os
 import sqlite3
+import stat
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -79,11 +80,13 @@ def _configure_sqlite(dbapi_connection, connection_record):
 def _owner_only(path: str) -> None:
     """The database file holds every family's record: readable by the service's account
     alone (SQLite creates it, and its -wal and -shm, with the process's umask, often 0644),
-    before anything is written to it."""
+    before anything is written to it. Only group's and others' bits are taken away: a file
+    the owner made read-only (a snapshot handed to an auditor) stays read-only."""
     for each in (path, f"{path}-wal", f"{path}-shm"):
         try:
-            if os.stat(each).st_mode & 0o077:
-                os.chmod(each, 0o600)
+            mode = os.stat(each).st_mode
+            if mode & 0o077:
+                os.chmod(each, stat.S_IMODE(mode) & 0o700)
         except FileNotFoundError:
             continue
 

@@ -186,6 +186,14 @@ def register_error_handlers(app: Flask) -> None:
                       "upgrade`", type(error.orig).__name__)
             return problem_response(unavailable(
                 "The database schema is not at the newest migration; retry shortly"))
+        # A database that accepts no writes (a hot standby, a read-only database, role or
+        # file), met by a request that must write (its audit event, at least): nothing was
+        # done, and it answers again once the service is pointed at the primary.
+        if sqlstate == "25006" or getattr(error.orig, "sqlite_errorname", "").startswith(
+                "SQLITE_READONLY"):
+            log.error("database refuses writes: %s", type(error.orig).__name__)
+            return problem_response(unavailable("The database accepts no writes now; retry "
+                                                "shortly"))
         if error.connection_invalidated or isinstance(error, OperationalError):
             log.error("database unavailable: %s", type(error.orig).__name__)
             return problem_response(unavailable("The database is unreachable; retry shortly"))

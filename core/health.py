@@ -24,6 +24,13 @@ def migration_heads(migrations_dir: Path) -> set[str]:
     return set(ScriptDirectory.from_config(config).get_heads())
 
 
+def schema_at_head(connection) -> bool:
+    """Whether the database's schema is at the newest migration the code knows: the service
+    answers 503 otherwise, and the operator commands refuse to run."""
+    current = set(MigrationContext.configure(connection).get_current_heads())
+    return current == current_app.extensions["migration_heads"]
+
+
 @bp.get("/healthz")
 def healthz():
     """The process is alive."""
@@ -34,12 +41,10 @@ def healthz():
 def readyz():
     """The database answers and its schema is at the newest migration; else 503."""
     try:
-        connection = db.session.connection()
-        current = set(MigrationContext.configure(connection).get_current_heads())
+        at_head = schema_at_head(db.session.connection())
     except SQLAlchemyError as error:
         log.warning("readiness: database unreachable (%s)", type(error).__name__)
         raise unavailable("The database is unreachable") from None
-    expected = current_app.extensions["migration_heads"]
-    if current != expected:
+    if not at_head:
         raise unavailable("The database schema is not at the newest migration", retry_after=30)
     return jsonify(status="ready", database="ok", migrations="head")

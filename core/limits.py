@@ -256,7 +256,20 @@ def _redis(url: str):
     """The `limits` storage of a Redis URL (connected at its first use). Raises ConfigError,
     without the URL (it may hold a password), when the library refuses it."""
     try:
-        return storage_from_string(url, wrap_exceptions=True)
+        storage = storage_from_string(url, wrap_exceptions=True)
+        pool = getattr(getattr(storage, "storage", None), "connection_pool", None)
+        # redis-py hands the URL's options to each connection it makes, at a request's first
+        # count: one it does not take (`timeout` for `socket_timeout`) is a TypeError then,
+        # and every counted request a 500. Made once here (no connection is opened), it stops
+        # the start instead.
+        if pool is not None:
+            pool.connection_class(**pool.connection_kwargs)
+    except TypeError as error:
+        option = re.search(r"argument '(\w+)'", str(error))
+        raise ConfigError(
+            "REDIS_URL holds an option the Redis client does not take"
+            + (f" ({option.group(1)})" if option else "")) from None
     except (LimitsConfigurationError, ValueError) as error:
         raise ConfigError(
             f"REDIS_URL cannot be used for the rate limits ({type(error).__name__})") from None
+    return storage

@@ -36,19 +36,31 @@ def create_org(name, type_, counties, languages, accepting):
     if len(name_key(name)) > 200:
         raise click.BadParameter("must be 1 to 200 characters, case-folded too",
                                  param_hint="--name")
-    with transaction():
-        twin = db.session.scalar(sa.select(Organization.id).where(
-            Organization.name_key == name_key(name), Organization.type == type_))
-        if twin is not None:
-            # A retried command, most often; two entries alike would leave partners unable to
-            # tell which one to refer to.
-            raise click.ClickException(
-                f"the directory already lists a {type_} of that name: {twin}; give this one "
-                "a name that tells them apart")
-        organization = service.create_organization(
-            name=name, type=type_, counties=counties, languages=languages,
-            accepting_referrals=accepting,
-        )
-        audit.record_operator("create", "organization", organization.id)
+    try:
+        with transaction():
+            twin = _twin(name, type_)
+            if twin is None:
+                organization = service.create_organization(
+                    name=name, type=type_, counties=counties, languages=languages,
+                    accepting_referrals=accepting,
+                )
+                audit.record_operator("create", "organization", organization.id)
+    except sa.exc.IntegrityError:
+        # Another run added it after this one looked: the unique index (migration 0015) held.
+        twin = _twin(name, type_)
+        db.session.rollback()
+        if twin is None:
+            raise
+    if twin is not None:
+        # A retried command, most often; two entries alike would leave partners unable to
+        # tell which one to refer to.
+        raise click.ClickException(
+            f"the directory already lists a {type_} of that name: {twin}; give this one "
+            "a name that tells them apart")
     echo_json(OrganizationSchema().dump(organization))
 
+
+def _twin(name: str, type_: str):
+    """The id of the organization of this name (by its key) and type, or None."""
+    return db.session.scalar(sa.select(Organization.id).where(
+        Organization.name_key == name_key(name), Organization.type == type_))

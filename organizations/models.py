@@ -47,6 +47,9 @@ class Organization(db.Model):
         one_of("capacity_status", CAPACITY_STATUSES),
         one_of("capacity_waitlist", WAITLISTS),
         sa.Index("ix_organizations_name_key_id", "name_key", "id"),
+        # One entry per name and type: what `org create`'s duplicate check compares, held
+        # by the database against two runs at once (migration 0015).
+        sa.Index("uq_organizations_name_key_type", "name_key", "type", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -144,15 +144,31 @@ def ctx(app):
         db.session.commit()
 
 
+def _unused_name(name: str, type: str) -> str:
+    """`name`, or `name 2`, `name 3`, ...: the first no organization of `type` has."""
+    from organizations.models import Organization, name_key
+
+    taken = set(db.session.scalars(sa.select(Organization.name_key).where(
+        Organization.type == type, Organization.name_key.startswith(name_key(name)))))
+    number = 1
+    while name_key(candidate := name if number == 1 else f"{name} {number}") in taken:
+        number += 1
+    return candidate
+
+
 class Factory:
     """Builds organizations, clients and tokens, committed into the test's transaction."""
 
     def __init__(self, app):
         self.app = app
 
-    def organization(self, name="Riverbend Infant Mental Health", type="imh_provider",
+    def organization(self, name=None, type="imh_provider",
                      counties=("Washtenaw",), languages=("en",), accepting_referrals=False):
         with self.app.app_context():
+            if name is None:
+                # The directory lists one organization per name and type: a test's second
+                # organization made without a name is another agency.
+                name = _unused_name("Riverbend Infant Mental Health", type)
             organization = create_organization(
                 name=name, type=type, counties=counties, languages=languages,
                 accepting_referrals=accepting_referrals)

@@ -182,7 +182,7 @@ def test_a_command_on_a_database_without_its_schema_says_to_migrate(tmp_path):
     empty = make_app(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
     result = empty.test_cli_runner().invoke(args=["client", "list"])
     assert result.exit_code == 3
-    assert "flask db upgrade" in result.output
+    assert "run `flask --app app db upgrade`" in result.output
     assert "Traceback" not in result.output
 
 
@@ -452,3 +452,62 @@ README_DB_COMMANDS = {"upgrade", "current", "history", "heads", "show", "branche
 
 def test_the_db_group_offers_the_commands_the_readme_lists():
     assert set(db_cli.commands) == README_DB_COMMANDS, set(db_cli.commands) ^ README_DB_COMMANDS
+
+
+@pytest.mark.parametrize("name", ["Kent Clinic\x1b[2J\x1b[H", "Kent Clinic\x07"])
+def test_org_create_refuses_control_characters_in_the_name(run, name):
+    """The directory shows the name to every partner: an escape sequence or a bell is
+    refused, as the API refuses them in every text it takes."""
+    result = run("org", "create", "--name", name, "--type", "hospital")
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+
+
+def test_client_create_refuses_control_characters_in_the_name(run):
+    """`client list` shows the name to operators: loaded as the API loads a name."""
+    organization = json.loads(run("org", "create", "--name", "Kent Clinic",
+                                  "--type", "hospital").stdout)
+    result = run("client", "create", "--organization", organization["id"],
+                 "--scopes", "directory:read", "--name", "system\x1b[31m")
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    kept = run("client", "create", "--organization", organization["id"],
+               "--scopes", "directory:read", "--name", unicodedata.normalize("NFD", " Café "))
+    assert json.loads(kept.stdout)["name"] == unicodedata.normalize("NFC", "Café")
+
+
+def test_org_create_refuses_a_name_that_differs_only_in_its_unicode_form(run):
+    """"Café" typed with a composed é and pasted with e and a combining accent look the same
+    everywhere: one entry."""
+    composed = unicodedata.normalize("NFC", "Café Enfance Clinic")
+    first = run("org", "create", "--name", composed, "--type", "hospital")
+    again = run("org", "create", "--name", unicodedata.normalize("NFD", composed),
+                "--type", "hospital")
+    assert again.exit_code == 1, again.output
+    assert again.stdout == ""
+    assert json.loads(first.stdout)["id"] in again.stderr
+
+
+def test_the_db_commands_that_read_the_schema_print_json(app, run):
+    """`db current` and `db heads` print JSON like every operator command, not Alembic's
+    text ("0015 (head)")."""
+    [head] = app.extensions["migration_heads"]
+    current, heads = run("db", "current"), run("db", "heads")
+    assert (current.exit_code, heads.exit_code) == (0, 0), current.output + heads.output
+    assert json.loads(current.stdout) == {"revision": head, "head": True}
+    assert json.loads(heads.stdout) == {"heads": [head]}
+
+
+@pytest.mark.no_db
+def test_db_current_says_a_database_behind_the_code_is_not_at_the_head(tmp_path):
+    from tests.conftest import make_app
+
+    older = make_app(f"sqlite:///{tmp_path / 'older.sqlite3'}")
+    runner = older.test_cli_runner()
+    assert runner.invoke(args=["db", "upgrade", "0006"]).exit_code == 0
+    result = runner.invoke(args=["db", "current"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"revision": "0006", "head": False}
+    refused = runner.invoke(args=["client", "list"])
+    assert refused.exit_code == 3
+    assert "run `flask --app app db upgrade`" in refused.stderr

@@ -2,6 +2,7 @@
 carries what an older revision of the service wrote."""
 
 import unicodedata
+import uuid
 from datetime import date, timedelta
 
 import flask_migrate
@@ -252,3 +253,51 @@ def test_the_upgrade_to_0014_keeps_text_and_tags_as_the_service_now_loads_them(
     assert [w["family_ids"] for w in twin.json["warnings"]] == [[str(family["id"])]]
     assert {k: after[k] - v for k, v in versions.items()} == \
         {k: int(k == family["id"]) for k in versions}
+
+
+@pytest.mark.no_db
+def test_the_upgrade_to_0015_refuses_organizations_listed_twice_naming_them(empty_database):
+    """Organizations an older service listed twice under one name (whatever its case) and
+    type stop the upgrade before it changes anything, named, so that operators choose which
+    entry partners keep; once they differ, the upgrade makes the names unique."""
+    application = make_app(empty_database)
+    twins = [uuid.uuid4(), uuid.uuid4()]
+    rows = [{"id": twins[0], "name": "Kent Clinic", "name_key": "kent clinic"},
+            {"id": twins[1], "name": "KENT CLINIC", "name_key": "kent clinic"},
+            {"id": uuid.uuid4(), "name": "Kent Clinic", "name_key": "kent clinic",
+             "type": "imh_provider"}]
+    table = sa.table("organizations", sa.column("id", sa.Uuid()), sa.column("name"),
+                     sa.column("name_key"), sa.column("type"), sa.column("counties", sa.JSON()),
+                     sa.column("languages", sa.JSON()), sa.column("accepting_referrals"),
+                     sa.column("created_at", sa.DateTime(timezone=True)),
+                     sa.column("updated_at", sa.DateTime(timezone=True)), sa.column("version"))
+    try:
+        with application.app_context():
+            flask_migrate.upgrade(revision="0014")
+            with db.engine.begin() as connection:
+                at = clock.now()
+                connection.execute(table.insert(), [
+                    {"type": "hospital", **row, "counties": [], "languages": [],
+                     "accepting_referrals": False, "created_at": at, "updated_at": at,
+                     "version": 1} for row in rows])
+            with pytest.raises(RuntimeError) as refused:
+                flask_migrate.upgrade.__wrapped__()  # the error itself, not its exit
+            with db.engine.connect() as connection:
+                revision = MigrationContext.configure(connection).get_current_revision()
+            with db.engine.begin() as connection:
+                connection.execute(table.update().where(table.c.id == twins[1])
+                                   .values(name="Kent Clinic North",
+                                           name_key="kent clinic north"))
+            flask_migrate.upgrade()
+            with db.engine.connect() as connection:
+                upgraded = MigrationContext.configure(connection).get_current_revision()
+                with pytest.raises(sa.exc.IntegrityError):
+                    connection.execute(table.update().where(table.c.id == twins[1])
+                                       .values(name_key="kent clinic"))
+    finally:
+        with application.app_context():
+            db.engine.dispose()
+    assert revision == "0014"
+    assert all(str(twin) in str(refused.value) for twin in twins)
+    assert "Kent Clinic" in str(refused.value) and "hospital" in str(refused.value)
+    assert upgraded == "0015"

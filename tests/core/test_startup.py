@@ -85,7 +85,8 @@ def test_a_malformed_setting_is_a_configuration_error_naming_it(tmp_path, name, 
 @pytest.mark.parametrize(("name", "value", "expected"), [
     ("LOG_LEVEL", "warning", "WARNING"),
     ("LOG_LEVEL", "", "INFO"),
-    ("DATABASE_URL", "sqlite:///imh.sqlite3", "sqlite:///imh.sqlite3"),
+    # A relative path, as any tool reads it: from the working directory.
+    ("DATABASE_URL", "sqlite:///imh.sqlite3", f"sqlite:///{os.path.abspath('imh.sqlite3')}"),
     ("DATABASE_URL", "postgres://user@host:5432/imh", "postgresql+psycopg://user@host:5432/imh"),
     ("REDIS_URL", "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
     ("REDIS_URL", "rediss://:pw@redis.example.org:6380/1", "rediss://:pw@redis.example.org:6380/1"),

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from core import time as clock
 from core.db import db
+from organizations.models import ORGANIZATION_TYPES
 from organizations.service import create_organization
 from tests.conftest import Factory, assert_problem, assert_validation_error, bearer, make_app
 
@@ -83,7 +84,9 @@ def test_list_shows_every_entry_in_name_order(client, directory):
 
 
 def test_equal_names_are_ordered_by_id(client, make):
-    same = [make.organization(name="Same Name Services") for _ in range(4)]
+    # One name, four types: the directory lists one organization per name and type.
+    same = [make.organization(name="Same Name Services", type=type_)
+            for type_ in ORGANIZATION_TYPES[:4]]
     token = make.token(same[0], ["directory:read"])
 
     response = client.get("/api/v1/organizations", headers=bearer(token))
@@ -282,9 +285,10 @@ def test_a_language_finds_the_organizations_offering_it_in_any_variant(client, m
 
 @pytest.mark.parametrize("count", [5, 6])
 def test_walking_every_page(client, make, count):
-    created = [make.organization(name=name) for name in (
-        "Delta Clinic", "Alpha Clinic", "Charlie Clinic", "Bravo Clinic", "Bravo Clinic",
-        "Echo Clinic")[:count]]
+    created = [make.organization(name=name, type=type_) for name, type_ in (
+        ("Delta Clinic", "imh_provider"), ("Alpha Clinic", "imh_provider"),
+        ("Charlie Clinic", "imh_provider"), ("Bravo Clinic", "imh_provider"),
+        ("Bravo Clinic", "hospital"), ("Echo Clinic", "imh_provider"))[:count]]
     token = make.token(created[0], ["directory:read"])
     expected = [str(org.id) for org in sorted(created, key=lambda o: (o.name, str(o.id)))]
 
