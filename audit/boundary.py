@@ -17,8 +17,9 @@ from core.web import family_concerned, on_commit, on_rollback
 _METHOD_ACTIONS = {"GET": "read", "HEAD": "read", "POST": "create", "PATCH": "update",
                    "PUT": "update", "DELETE": "revoke"}
 #: Statuses that refuse an authenticated actor's access or action: recorded as `deny` (so is
-#: any refusal whose Problem says what to record). Anonymous 401s are not recorded
-#: (strangers could grow the chain); the application log has them.
+#: any refusal whose Problem says what to record, and a 422 about a family the service had
+#: found: an action on its record refused). Anonymous 401s are not recorded (strangers could
+#: grow the chain); the application log has them.
 _REFUSALS = (403, 404, 409, 412, 428)
 
 
@@ -57,8 +58,10 @@ def _record_refusal(response) -> None:
     if denial is None:
         actor = g.get("actor")
         problem = g.get("problem")
-        if actor is None or (response.status_code not in _REFUSALS
-                             and not (problem and problem.audit)):
+        if actor is None or not (response.status_code in _REFUSALS
+                                 or (problem and problem.audit)
+                                 or (response.status_code == 422
+                                     and family_concerned() is not None)):
             return
         resource_type, resource_id = _resource_of_request()
         denial = {

@@ -278,3 +278,37 @@ def test_refused_moves_and_sends_are_on_the_trail(app, client, make, consented, 
         ("create", "not_accepting_referrals")]
     assert all(e.resource_id == rid for e in refusals[:4])
     assert refusals[4].family_id == consented.family.id
+
+
+def test_a_move_or_send_refused_as_invalid_is_a_deny_event_naming_the_family(
+        app, client, consented, sent):
+    """README, "The audit trail": every refusal of an authenticated organization is an event.
+    A rejection without its reason, and a Part C concern dated before the child's birth, are
+    refusals of an action on this family's referral: each is a deny event naming the family
+    and the referral, and nothing else is written."""
+    rid, etag = sent
+    received = move(client, rid, consented.as_provider, etag, status="received")
+    before = _stored(app)
+    assert_validation_error(move(client, rid, consented.as_provider, received.headers["ETag"],
+                                 status="rejected"), "reason")
+    birth = consented.family.child_birth_date
+    assert_validation_error(send(client, consented, part_c={
+        "identified_on": (birth - timedelta(days=1)).isoformat()}), "part_c.identified_on")
+    assert _stored(app) == before
+    with app.app_context():
+        refusals = [(e.action, e.reason, e.resource_type, e.resource_id, e.family_id)
+                    for e in audit_events(outcome="deny")]
+    assert refusals == [
+        ("transition", "validation_error", "referral", rid, consented.family.id),
+        ("create", "validation_error", "referral", None, consented.family.id)]
+
+
+def test_a_body_refused_before_the_family_is_found_is_not_on_the_trail(app, client,
+                                                                      consented, sent):
+    """A malformed body is refused before any family is looked at: there is nothing about a
+    family to record, and a client cannot grow the trail with garbage."""
+    rid, etag = sent
+    assert_validation_error(move(client, rid, consented.as_provider, etag, status="lost"),
+                            "status")
+    with app.app_context():
+        assert audit_events(outcome="deny") == []
