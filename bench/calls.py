@@ -8,6 +8,9 @@ fraction of them (1.00: as few as a bare insert or select). Use it to see whethe
 makes a request do less work; use bench/run to see what that is worth in requests per second.
 
     .venv/bin/python bench/calls.py [--only me,family_read_consented] [--requests 100] [--dump DIR]
+                                    [--sql]
+
+With --sql, the SQL statements of one more request of each scenario are printed after it.
 """
 
 import argparse
@@ -36,7 +39,7 @@ from scenarios import SCENARIOS  # noqa: E402
 
 
 def calls_per_request(app, scenario: dict, context: dict, requests: int,
-                      dump: Path | None = None) -> float:
+                      dump: Path | None = None, sql: bool = False) -> float:
     """Warm the scenario's request up, then count the calls of `requests` more.
 
     With `dump`, the profile is also written to `dump/<scenario>.prof` (read it with pstats).
@@ -62,7 +65,28 @@ def calls_per_request(app, scenario: dict, context: dict, requests: int,
     if dump:
         dump.mkdir(parents=True, exist_ok=True)
         profile.dump_stats(dump / f"{scenario['name']}.prof")
+    if sql:
+        print_statements(app, scenario["name"], lambda: one(requests))
     return pstats.Stats(profile).total_calls / requests
+
+
+def print_statements(app, name: str, request) -> None:
+    """Print the statements `request()` sends through the app's engine (or engines)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    sent = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        sent.append(" ".join(statement.split())[:160])
+
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        with app.app_context():
+            request()
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
+    print(f"-- {name}: {len(sent)} statements", *sent, sep="\n   ")
 
 
 def main(argv: list[str]) -> int:
@@ -71,6 +95,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--requests", type=int, default=100, help="counted per scenario")
     parser.add_argument("--dump", type=Path,
                         help="write each scenario's profile to DUMP/<name>.prof")
+    parser.add_argument("--sql", action="store_true",
+                        help="print the statements of one request of each scenario")
     args = parser.parse_args(argv)
     scenarios = [s for s in SCENARIOS if not s.get("mix")]
     if args.only:
@@ -104,7 +130,7 @@ def main(argv: list[str]) -> int:
 
         apps = {"service": create_app(), "floor": floor.app}
         counted = {s["name"]: calls_per_request(apps[s["target"]], s, context, args.requests,
-                                                     args.dump)
+                                                     args.dump, args.sql)
                    for s in scenarios}
     finally:
         psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
