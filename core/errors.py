@@ -130,7 +130,10 @@ def _from_http_exception(error: HTTPException) -> Problem:
     slug = _SLUG_BY_STATUS.get(status, "internal-error" if status >= 500 else "malformed-request")
     headers = {}
     if status == 405 and getattr(error, "valid_methods", None):
-        headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        # The API answers no HEAD (core/web.py, _refuse_head): not offered.
+        offered = set(error.valid_methods) - ({"HEAD"} if request.path.startswith("/api/")
+                                              else set())
+        headers["Allow"] = ", ".join(sorted(offered))
     detail = {
         404: "No such resource",
         405: f"{request.method} is not allowed here",

@@ -16,6 +16,9 @@ from core.errors import validation_problem
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+#: Room for the longest keyset a cursor carries: the directory's is an organization's name
+#: key (200 characters, case-folded, escaped and signed: about 1,600 characters at most).
+MAX_CURSOR = 4096
 
 
 class PageQuery(Schema):
@@ -27,7 +30,7 @@ class PageQuery(Schema):
         metadata={"description": f"Page size, 1 to {MAX_LIMIT}."},
     )
     cursor = fields.String(
-        validate=validate.Length(1, 512),
+        validate=validate.Length(1, MAX_CURSOR),
         metadata={"description": "Opaque cursor from a previous page's `next_cursor`."},
     )
 

@@ -294,6 +294,8 @@ def test_method_not_allowed_is_405_with_allow(client, own, unchanged, method):
     allowed = {m.strip() for m in response.headers["Allow"].split(",")}
     assert {"GET", "PATCH"} <= allowed
     assert method not in allowed
+    # The API answers HEAD with 405 (it would run the GET whole): not offered either.
+    assert "HEAD" not in allowed
     assert unchanged()
 
 

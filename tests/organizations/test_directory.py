@@ -714,3 +714,25 @@ def test_unstorable_text_in_a_filter_is_refused_not_a_wildcard(client, directory
         assert names(response) == []
     else:
         assert_validation_error(response, param)
+
+
+def test_a_cursor_after_the_longest_names_is_taken_back(client, make):
+    """A cursor carries the last name key: after two names of the most the operator's schema
+    takes (200 characters, here of four bytes each), the next page still opens (a 512 bound
+    refused the directory's own cursor with 422)."""
+    from organizations.schemas import OrganizationCreateSchema
+
+    for first in ("\U00020000", "\U00020001"):
+        name = first + "".join(chr(0x20100 + (7919 * i) % 0xA000) for i in range(199))
+        make.organization(name=OrganizationCreateSchema().load({"name": name})["name"])
+    headers = bearer(make.token(make.organization(name="Viewer"), ["directory:read"]))
+
+    first = client.get("/api/v1/organizations", query_string={"limit": 2}, headers=headers)
+    assert [name[0] for name in names(first)] == ["V", "\U00020000"]
+    cursor = first.json["next_cursor"]
+    assert len(cursor) > 512
+    following = client.get("/api/v1/organizations", query_string={"limit": 2, "cursor": cursor},
+                           headers=headers)
+
+    assert following.status_code == 200, following.json
+    assert [name[0] for name in names(following)] == ["\U00020001"]
