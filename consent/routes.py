@@ -56,7 +56,7 @@ def list_consents(family_id: uuid.UUID):
 @bp.get("/consents/<uuid:consent_id>")
 @require_scope("consent:read")
 @operation(summary="Read a consent", tags=TAGS, responses={200: ConsentSchema},
-           headers={200: {"ETag": "1 as recorded, 2 once revoked."}})
+           headers={200: {"ETag": '`"v1"` as recorded, `"v2"` once revoked.'}})
 def get_consent(consent_id: uuid.UUID):
     """For the organizations it names and the family's custodian; 404 for anyone else. A named
     organization sees the language the consent was explained in and the interpreter only while

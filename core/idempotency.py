@@ -134,6 +134,7 @@ def idempotent(view=None, *, reread=None):
         return response
 
     wrapped.idempotent = True
+    wrapped.rereads = reread is not None
     return wrapped
 
 

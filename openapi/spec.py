@@ -38,14 +38,26 @@ Authenticate with OAuth 2 client credentials at `/oauth/token` and send
 `type` of `/problems/<slug>`; 422 answers name each invalid field in `errors`.
 Problem types: """ + ", ".join(f"`{slug}`" for slug in PROBLEMS) + "."
 
+_KEY_RULES = ("the same key with another body is 422 `idempotency-key-reused`; a retry "
+              "while the first request is still under way may be 409 `conflict` (retry it "
+              "again). Keys of different clients never collide.")
 IDEMPOTENCY_KEY = {
     "in": "header", "name": "Idempotency-Key", "required": False,
     "description": "Retrying with the same key and body within 24 hours returns the first "
-                   "answer (with `Idempotent-Replayed: true`); the same key with another body "
-                   "is 422 `idempotency-key-reused`. Keys of different clients never collide.",
+                   "answer (with `Idempotent-Replayed: true`); " + _KEY_RULES,
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
 }
+#: The key of an operation whose replay renders the object as a read does now.
+IDEMPOTENCY_KEY_REREAD = {
+    **IDEMPOTENCY_KEY,
+    "description": "Retrying with the same key and body within 24 hours answers the first "
+                   "answer's status with the object created then, as a read shows it now "
+                   "(with `Idempotent-Replayed: true`; family information is never replayed "
+                   "from storage); " + _KEY_RULES,
+}
 
+_KEY_UNDER_WAY = ("`conflict`: another request with this Idempotency-Key was under way "
+                  "and did not finish; retry it.")
 _ERROR_DESCRIPTIONS = {
     400: "The body could not be read (malformed JSON, too deeply nested).",
     401: "Missing, malformed, expired or revoked access token.",
@@ -184,7 +196,8 @@ def _header(description: str, schema: dict | None = None, *, required: bool = Tr
 
 #: Headers described once, under components/headers, and referred to by the answers.
 HEADERS = {
-    "RequestId": _header("Echoes the request's X-Request-ID, or a generated one."),
+    "RequestId": _header("Echoes the request's X-Request-ID when it is 1 to 128 letters, "
+                         "digits or `._:-`; otherwise, and without one, a generated UUID."),
     "WwwAuthenticate": _header("The authentication scheme the operation expects "
                                "(RFC 9110 11.6.1); `error` says what was wrong."),
     "WwwAuthenticateClient": _header("When the client's own authentication failed "
@@ -272,6 +285,8 @@ def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: b
         statuses.add(404)
     if rate_limited:
         statuses.add(429)
+    if getattr(view, "idempotent", False):
+        statuses.add(409)  # the key's first request still under way (core/idempotency.py)
 
     responses = {}
     for status, schema in sorted(meta["responses"].items()):
@@ -287,7 +302,11 @@ def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: b
         responses[str(status)] = response
     for status in sorted(statuses):
         if str(status) not in responses:
-            responses[str(status)] = {"description": _ERROR_DESCRIPTIONS[status],
+            description = _ERROR_DESCRIPTIONS[status]
+            if status == 409 and getattr(view, "idempotent", False):
+                description = _KEY_UNDER_WAY if 409 not in meta["errors"] \
+                    else f"{description} Or: {_KEY_UNDER_WAY}"
+            responses[str(status)] = {"description": description,
                                       **_content(_PROBLEM, ProblemSchema)}
     for status, response in responses.items():
         # What the operation declares first, then what the status says, then the limits.
@@ -312,7 +331,8 @@ def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: b
     if meta["query"] is not None:
         operation["parameters"].append({"in": "query", "schema": meta["query"]})
     if getattr(view, "idempotent", False):
-        operation["parameters"].append(IDEMPOTENCY_KEY)
+        operation["parameters"].append(
+            IDEMPOTENCY_KEY_REREAD if getattr(view, "rereads", False) else IDEMPOTENCY_KEY)
     if meta["body"] is not None:
         operation["requestBody"] = {"required": True, **_content(_JSON, meta["body"])}
     if meta["form"] is not None:

@@ -115,8 +115,10 @@ NotePageSchema = page_schema(NoteSchema, "NotePage")
 
 class ReferralEventSchema(Schema):
     """One step of the timeline. `business_status`, `reason` and `outcome` are
-    `service_status` information of the side that acted; `organization_id` null: the
-    service acted (a consent ended)."""
+    `service_status` information of the side that acted: the three are there (null where not
+    set) when the step recorded any of them and the caller may see it, absent when it recorded
+    none or when `redacted` names `service_status`; `note` likewise. `organization_id` null:
+    the service acted (a consent ended)."""
 
     id = fields.UUID(required=True)
     referral_id = fields.UUID(required=True)
@@ -159,7 +161,11 @@ class ReferralInputSchema(InputSchema):
     shared_categories = fields.List(
         fields.String(validate=validate.OneOf(SHAREABLE_CATEGORIES)), required=True,
         validate=[validate.Length(1, len(SHAREABLE_CATEGORIES)), unique_items,
-                  _identity_shared])
+                  _identity_shared],
+        metadata={"description": "What the referral shares with the receiver: `identity` "
+                                 "always, and each category a consent in force lets pass "
+                                 "from the sender to the receiver for purpose `referral` "
+                                 "(else 403 `consent-required`)."})
     status = fields.String(load_default="requested",
                            validate=validate.OneOf(["requested", "draft"]), metadata={
                                "description": "`requested` sends it; `draft` keeps it with "

@@ -198,3 +198,59 @@ def test_a_consent_requires_every_member_but_what_may_be_withheld(client, make, 
     assert set(whole.json["grantor"]) - set(grantor["required"]) == {"legal_authority"}
     for answer in (whole, partial):
         assert answer_errors(document, "GET", "/api/v1/consents/{consent_id}", answer) == []
+
+
+# -- what the document says of headers and races -------------------------------------------------
+
+
+def test_a_key_whose_first_request_is_under_way_answers_a_documented_409(
+        client, make, app, document, monkeypatch):
+    """The claim of a key collides with another request's and that request's answer is not
+    there (core/idempotency.py): 409 `conflict`, which every idempotent POST documents. Staged:
+    the other claim committed, this request's look-up not seeing it, as under a race."""
+    from core import idempotency
+    from core.db import db
+
+    organization = make.organization(name="Clinic", type="pediatric_primary_care")
+    oauth_client, _ = make.client(organization)
+    with app.app_context():
+        db.session.add(idempotency.IdempotencyKey(
+            id=str(uuid.uuid4()), client_id=str(oauth_client.id), key="k", request_hash="0" * 64,
+            status=0, body="", headers={}, created_at=clock.now()))
+        db.session.commit()
+    monkeypatch.setattr(idempotency, "_stored", lambda client_id, key: None)
+    family = {"child": {"given_name": "Zoe", "family_name": "Ng", "birth_date": "2025-05-01"},
+              "caregivers": [{"given_name": "Lin", "family_name": "Ng",
+                              "relationship": "mother"}]}
+
+    answer = client.post("/api/v1/families", json=family, headers={
+        **bearer(make.token(oauth_client=oauth_client)), "Idempotency-Key": "k"})
+
+    assert answer.status_code == 409
+    assert answer.json["type"] == "/problems/conflict"
+    assert answer_errors(document, "POST", "/api/v1/families", answer) == []
+    for path, operation in document["paths"].items():
+        if any(p.get("name") == "Idempotency-Key" for p in operation.get("post", {}).get(
+                "parameters", [])):
+            assert "Idempotency-Key" in operation["post"]["responses"]["409"]["description"], \
+                path
+
+
+def test_the_etags_and_replays_are_described_as_answered(client, net, make, document):
+    """A consent's ETag is `"v1"` as recorded (the description said "1"); a replayed send
+    renders the referral as it reads now, which its key's description says (not "the first
+    answer")."""
+    consent = make.consent(net.family, [net.clinic, net.provider],
+                           categories=("identity", "contact", "referral_reason"))
+    read = client.get(f"/api/v1/consents/{consent.id}", headers=net.as_clinic)
+    described = document["paths"]["/api/v1/consents/{consent_id}"]["get"]["responses"]["200"][
+        "headers"]["ETag"]["description"]
+    assert f"`{read.headers['ETag']}`" in described
+
+    key = next(p for p in document["paths"]["/api/v1/referrals"]["post"]["parameters"]
+               if p.get("name") == "Idempotency-Key")
+    assert "as a read shows it now" in key["description"]
+    sent = send(client, net, headers={**net.as_clinic, "Idempotency-Key": "send-1"})
+    move(client, sent.json["id"], net.as_provider, sent.headers["ETag"], status="received")
+    again = send(client, net, headers={**net.as_clinic, "Idempotency-Key": "send-1"})
+    assert (again.status_code, again.json["status"]) == (201, "received")
