@@ -169,4 +169,4 @@ def seed():
             seeded[name] = organization
         family = _demo_family(seeded[DEMO_NETWORK[0][0]], seeded[DEMO_NETWORK[3][0]])
     echo_json({"organizations": documents, "clients": issued, "family": family})
-    click.echo("Demo network ready; the secrets above are shown only once.", err=True)
+    click.echo("Demo network ready; its client secrets are printed only this once.", err=True)

@@ -5,7 +5,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
@@ -83,6 +83,23 @@ def event_hash(values: dict) -> str:
     hashed before the field existed and older chains still verify.
     """
     return hashlib.sha256(_encode(_canonical_values(values)).encode()).hexdigest()
+
+
+def exported_event_hash(document: dict) -> str:
+    """The `hash` an event as the auditors' API shows it (a line of `/api/v1/audit/export`, an
+    item of `/api/v1/audit/events`) must carry: its nested `actor`, `resource` and `request`
+    put back as the columns they are, then `event_hash`. Each line's `prev_hash` is the
+    `hash` of the line of `seq` one lower."""
+    actor, resource, request = document["actor"], document["resource"], document["request"]
+    return event_hash({
+        **document,
+        "organization_id": actor["organization_id"], "client_id": actor["client_id"],
+        "token_id": actor["token_id"],
+        "resource_type": resource["type"], "resource_id": resource["id"],
+        "request_id": request["id"], "request_method": request["method"],
+        "request_path": request["path"], "request_ip": request["ip"],
+        "recorded_at": datetime.fromisoformat(document["recorded_at"]),
+    })
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The auditors' queries: filters, keyset pages newest first, one event, NDJSON export."""
 
+import itertools
 import json
 import uuid
 from datetime import timedelta
@@ -7,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 import audit
+from audit.chain import exported_event_hash
 from core import time as clock
 from core.db import db
 from tests.conftest import audit_events, bearer
@@ -180,6 +182,14 @@ def test_export_streams_ndjson_oldest_first(app, client, auditor, seeded):
     assert [e["seq"] for e in lines] == sorted(e["seq"] for e in lines)
     with app.app_context():
         assert [e.action for e in audit_events(resource_type="audit_event")] == ["export"]
+    # Verified away from the service, as the README shows: each line hashes to its `hash`,
+    # and links to the line before it.
+    assert [exported_event_hash(e) for e in lines] == [e["hash"] for e in lines]
+    assert all(later["prev_hash"] == earlier["hash"]
+               for earlier, later in itertools.pairwise(lines)
+               if later["seq"] == earlier["seq"] + 1)
+    tampered = {**lines[0], "request": {**lines[0]["request"], "ip": "10.9.9.9"}}
+    assert exported_event_hash(tampered) != lines[0]["hash"]
 
 
 @pytest.mark.parametrize("query", [
