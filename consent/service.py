@@ -144,6 +144,10 @@ def _consent_errors(actor, family: Family, data: dict, at: datetime) -> dict:
     longest = timedelta(days=current_app.config["CONSENT_MAX_DAYS"])
     if expires_at <= effective_at:
         errors["expires_at"] = ["Must be after effective_at"]
+    elif expires_at <= at:
+        # Recorded, it would permit nothing: most likely a mistyped year, found only when a
+        # referral is refused for want of consent.
+        errors["expires_at"] = ["Already past: a consent that has ended permits nothing"]
     elif expires_at - signed_at > longest:
         # From the signature, which is never after the start: a form signed years ago, or a
         # start mistyped years ahead, must not let one signature authorize sharing longer.

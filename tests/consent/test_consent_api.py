@@ -323,6 +323,12 @@ REFUSALS = [
      lambda c: {"expires_at": rfc(c["start"] + 366 * DAY + timedelta(seconds=1))},
      "expires_at"),
     ("expires_at missing", lambda c: {"expires_at": None}, "expires_at"),
+    # Signed and started a year ago, ended a minute ago: recorded, it would permit nothing.
+    ("expires_at already past",
+     lambda c: {"signed_at": rfc(c["now"] - 300 * DAY), "effective_at": rfc(c["now"] - 300 * DAY),
+                "expires_at": rfc(c["now"] - timedelta(minutes=1))}, "expires_at"),
+    ("expires_at the instant of recording",
+     lambda c: {"expires_at": rfc(c["now"])}, "expires_at"),
     ("effective_at before signed_at",
      lambda c: {"effective_at": rfc(c["start"] - timedelta(minutes=1))}, "effective_at"),
     ("signed_at in the future",
