@@ -55,7 +55,8 @@ class Timestamp(fields.DateTime):
 #: forms (basic, week dates, hours only, an offset without minutes) are not the contract's,
 #: though Python's parser takes them.
 _DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-                        r"([Zz]|[+-][0-9]{2}:[0-9]{2})")
+                        # An offset's minutes run 00-59 (Python reads +05:99 as +06:39).
+                        r"([Zz]|[+-][0-9]{2}:[0-5][0-9])")
 #: RFC 3339 `full-date`, the contract's YYYY-MM-DD.
 _FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 

@@ -61,3 +61,22 @@ def test_a_signing_time_within_the_tolerated_skew_with_effective_at_left_to_defa
     answer = _record(client, parties, signed_at=_z(T0 + timedelta(minutes=1)))
 
     assert answer.status_code == 201, answer.json.get("errors")
+
+
+@pytest.mark.parametrize("written", ["2026-10-01T09:30:00+05:99", "2026-10-01T09:30:00+00:60"])
+def test_an_offset_whose_minutes_pass_59_is_not_an_instant(client, parties, written):
+    """RFC 3339 `time-minute` runs 00-59; Python's parser read +05:99 as +06:39, so a typo
+    moved the instant silently (here a consent's end; as much an auditor's range)."""
+    clock.freeze(T0)
+
+    answer = _record(client, parties, expires_at=written)
+
+    assert answer.status_code == 422
+    assert "expires_at" in answer.json["errors"]
+
+
+def test_an_offset_at_59_minutes_is_one(client, parties):
+    clock.freeze(T0)
+    answer = _record(client, parties, expires_at="2026-10-01T09:30:00+05:59")
+    assert answer.status_code == 201, answer.json
+    assert answer.json["expires_at"] == "2026-10-01T03:31:00.000000Z"
