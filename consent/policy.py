@@ -222,6 +222,8 @@ class ConsentView:
     #: The family facts shown under consent: one decision for each purpose they were
     #: permitted for, each with its categories and consents (a disclosure to account for).
     disclosures: tuple[Decision, ...] = ()
+    #: The instant it was decided at: the record's `status` is the one at that instant too.
+    at: datetime | None = None
 
     @property
     def permitted(self) -> frozenset[str]:
@@ -265,12 +267,12 @@ def view_of_consent(viewer: "Viewer", consent) -> ConsentView | None:
     shows_reason = custodian or consent.revoked_by_organization_id == actor
     if actor == consent.recorded_by_organization_id:
         return ConsentView(shows_reason, "custodian" if custodian else "author",
-                           own=CONSENT_CATEGORIES)
+                           own=CONSENT_CATEGORIES, at=viewer.at)
     disclosures = consent_facts_decisions(
         viewer, recorder_organization_id=consent.recorded_by_organization_id)
     return ConsentView(shows_reason,
                        "consent" if disclosures else "custodian" if custodian else "party",
-                       disclosures=disclosures)
+                       disclosures=disclosures, at=viewer.at)
 
 
 def linked_to_family(*, actor_organization_id: uuid.UUID, family) -> bool:
