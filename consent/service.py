@@ -275,7 +275,7 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     # so does a change of the family's caregivers, which the check below reads as they are now.
     lock_family(family.id)
     caregiver_id = data.get("caregiver_id")
-    problem = _revocation_caregiver_error(family, caregiver_id, data["requested_by"])
+    problem = _revocation_caregiver_error(actor, family, caregiver_id, data["requested_by"])
     if problem:
         refusal = validation_problem({"caregiver_id": [problem]}, "The revocation cannot be "
                                                                   "recorded")
@@ -305,12 +305,20 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     return consent_document(consent, view), consent.version
 
 
-def _revocation_caregiver_error(family: Family, caregiver_id, requested_by: str) -> str | None:
+def _revocation_caregiver_error(actor, family: Family, caregiver_id,
+                                requested_by: str) -> str | None:
     """Why the caregiver named on a revocation cannot be recorded as asking for it, or None.
     Who asks as the family holds legal authority for the child, as who grants does; anyone
-    else's wish is recorded as the organization's request (`requested_by: organization`)."""
+    else's wish is recorded as the organization's request (`requested_by: organization`).
+    Only an organization that may see the family's `identity` names a caregiver: checking
+    one for anyone else would tell it who belongs to the family and who holds authority."""
     if caregiver_id is None:
         return None
+    if not policy.may_see_family(actor_organization_id=actor.organization_id, family=family,
+                                 at=now(), categories=["identity"]):
+        return ("Only an organization that may see the family's identity names the caregiver "
+                "who asked: leave caregiver_id out (the request is recorded as the "
+                "caregiver's, unnamed)")
     caregiver = _caregiver(family, caregiver_id)
     if caregiver is None:
         return "Not a caregiver of this family"

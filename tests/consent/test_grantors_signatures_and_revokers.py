@@ -231,3 +231,32 @@ def test_a_court_appointed_grantor_is_not_shown_to_a_party_without_consent_for_i
     shown = seen.json
     assert shown["grantor"].get("legal_authority") != "court_appointed", shown
     assert {"identity", "child_welfare"} & set(shown["redacted"]), shown["redacted"]
+
+
+@pytest.mark.parametrize("categories", [("contact",), None])
+def test_a_party_without_identity_cannot_probe_caregivers_by_revoking(client, net, categories):
+    """A party whose consents let it see none of the family's `identity` (only `contact`, or a
+    consent already revoked) revoked again naming one caregiver after another: 200 for one
+    with legal authority, 422 "no legal authority" for one without, 422 "not a caregiver" for
+    any other id, so it learned who belongs to the family and who holds authority. It names
+    no caregiver now, whichever it is, and revokes as before without one."""
+    consent = net.make.consent(net.family, [net.clinic, net.provider],
+                               categories=categories or ("identity",), revoked=not categories)
+    answers = set()
+    for caregiver in (net.mother.id, net.grandmother.id, net.family.id):
+        answer = client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.provider_h,
+                             json={"reason": "Asked.", "caregiver_id": str(caregiver)})
+        answers.add((answer.status_code, str(answer.json.get("errors"))))
+    assert len(answers) == 1 and answers.pop()[0] == 422
+
+    unnamed = client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.provider_h,
+                          json={"reason": "Asked."})
+    assert unnamed.status_code == 200
+    assert unnamed.json["status"] == "revoked"
+
+
+def test_a_party_that_sees_the_identity_names_the_caregiver_who_asked(client, net):
+    consent = net.make.consent(net.family, [net.clinic, net.provider], categories=("identity",))
+    answer = client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.provider_h,
+                         json={"reason": "Asked.", "caregiver_id": str(net.mother.id)})
+    assert answer.status_code == 200, answer.json
