@@ -55,9 +55,10 @@ def _consents(custodian: str, provider: str, others: list[str]) -> list[dict]:
         ([custodian, provider, others[i]], ["treatment"], ["screening", "health"], 0, 180)
         for i in range(6)
     ]
-    # Earlier referral consents that have expired.
+    # Earlier referral consents, since ended (revoked once recorded: the service records no
+    # consent already past its end, and the engine passes over both alike).
     plan += [
-        ([custodian, provider], ["referral"], ["identity", "contact", "referral_reason"], 300, 150)
+        ([custodian, provider], ["referral"], ["identity", "contact", "referral_reason"], 300, 310)
         for _ in range(5)
     ]
     # Consents with other organizations, not naming the provider.
@@ -107,7 +108,8 @@ def seed_consented_family(
         for doc in _consents(custodian_org, provider_org, others)
     ]
     revocation = {"reason": "Family asked to stop treatment sharing", "requested_by": "caregiver"}
-    api(port, "POST", f"/api/v1/consents/{consent_ids[1]}/revoke", custodian_token, revocation)
+    for ended in (consent_ids[1], *consent_ids[7:12]):
+        api(port, "POST", f"/api/v1/consents/{ended}/revoke", custodian_token, revocation)
     log(f"seeded family {family['id']} with {len(consent_ids)} consents through the API")
     return {"family_id": family["id"], "consent_ids": consent_ids}
 
