@@ -252,6 +252,24 @@ def consent_facts_decisions(viewer: "Viewer", *,
     return tuple(chosen)
 
 
+def consents_known_to(viewer: "Viewer", consent_ids: Iterable, *,
+                      relied_on: Iterable = ()) -> list:
+    """Those of `consent_ids` the viewer may know exist, in their order (view_of_consent's
+    rule: the custodian knows its family's every consent, anyone else those naming it).
+    `relied_on`: ids of consents its own decisions rested on (naming it), spared the look."""
+    consent_ids = list(consent_ids)
+    if viewer.actor_organization_id == viewer.family.custodian_organization_id:
+        return consent_ids
+    known = {str(c) for c in relied_on}
+    unknown = [c for c in consent_ids if str(c) not in known]
+    if unknown:
+        known.update(str(c) for c in db.session.scalars(
+            sa.select(ConsentParty.consent_id).where(
+                ConsentParty.organization_id == viewer.actor_organization_id,
+                ConsentParty.consent_id.in_([uuid.UUID(str(c)) for c in unknown]))))
+    return [c for c in consent_ids if str(c) in known]
+
+
 def view_of_consent(viewer: "Viewer", consent) -> ConsentView | None:
     """What the viewer may see of a consent record, or None when it may not know it exists.
 

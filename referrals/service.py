@@ -172,7 +172,11 @@ def _document(access: _Access, seen: _Seen) -> dict:
     return document | {
         "urgency": referral.urgency,
         "shared_categories": referral.shared_categories,
-        "consent_ids": referral.consent_ids,
+        # Those the viewer may know exist: a forwarded referral rests on a consent between
+        # the custodian and the other side too, which names this side not.
+        "consent_ids": policy.consents_known_to(
+            access.viewer, referral.consent_ids,
+            relied_on=[c for d in seen.decisions for c in d.consent_ids]),
         "family": family_view,
         "part_c": _part_c(referral, timeline_seen),
         "sent_at": referral.sent_at,
