@@ -191,6 +191,15 @@ def is_party_to_any(*, family_id: uuid.UUID, organization_id: uuid.UUID) -> bool
             ConsentParty.organization_id == organization_id))) is True
 
 
+def family_link_clause(model, actor_organization_id):
+    """The families the actor is linked to (see `linked_to_family`), as one clause on `model`:
+    a look or a change holds a family's row only for an organization that may learn the
+    family exists, so no one else waits on it (a wait, or its timeout, would tell)."""
+    return sa.or_(model.custodian_organization_id == actor_organization_id,
+                  sa.exists().where(ConsentParty.family_id == model.id,
+                                    ConsentParty.organization_id == actor_organization_id))
+
+
 def may_see_family(*, actor_organization_id: uuid.UUID, family, at: datetime,
                    categories: Iterable[str] = FAMILY_CATEGORIES) -> bool:
     """Whether the actor holds the family, or may now see any of `categories` of its record

@@ -113,7 +113,9 @@ class RevocationInputSchema(InputSchema):
     caregiver_id = fields.UUID(metadata={
         "description": "The caregiver who asked, if known: one of this family's, and with "
                        "`requested_by: caregiver` one with legal authority for the child "
-                       "(anyone else's wish is the organization's request)."})
+                       "(anyone else's wish is the organization's request). Named only by an "
+                       "organization that may see the family's `identity`; for anyone else "
+                       "it is 422 whatever it names (leave it out)."})
 
 
 class ConsentListQuery(PageQuery, InputSchema):

@@ -44,20 +44,34 @@ _FAMILY = (sa.select(Family).options(orm.joinedload(Family.caregivers))
 # Read once the lock is held, into objects this session may have loaded before: what another
 # transaction committed meanwhile is what the caller sees.
 _FAMILY_AGAIN = _FAMILY.execution_options(populate_existing=True)
-_SHARE_FAMILY = (sa.select(Family.id).where(Family.id == sa.bindparam("family_id", type_=sa.Uuid()))
-                 .with_for_update(read=True, key_share=True))
+_LINKED = (sa.select(Family.id)
+           .where(Family.id == sa.bindparam("family_id", type_=sa.Uuid()),
+                  policy.family_link_clause(Family, sa.bindparam("organization_id",
+                                                                 type_=sa.Uuid()))))
+#: The family's row held (FOR UPDATE) or shared (FOR KEY SHARE), if the organization is linked
+#: to it: the rows are filtered before they are locked, so anyone else never waits.
+_HOLD_LINKED = {True: _LINKED.with_for_update(of=Family),
+                False: _LINKED.with_for_update(read=True, key_share=True, of=Family)}
 
 
-def get_family(family_id: uuid.UUID, *, lock=False, share=False) -> Family | None:
+def get_family(family_id: uuid.UUID, *, lock=False, share=False,
+               linked_to: uuid.UUID | None = None) -> Family | None:
     """The family with its caregivers, in one query; `lock` or `share`: first its row held
     (see `lock_family`) or shared (see `share_families`) until the transaction ends, then
-    read as it is now (two queries)."""
+    read as it is now (two queries). With `lock` or `share`, None unless `linked_to` (the
+    caller's organization) is linked to the family (see `policy.family_link_clause`): an
+    organization that may not learn a family exists neither holds its row nor waits on it,
+    and is answered as for an unknown id (the family still named for the auditors)."""
     # Locked first, read after: a locking read that waited returns the family row as it is
     # now, but the caregivers joined to it as they were before the wait (PostgreSQL).
-    if lock:
-        lock_family(family_id)
-    elif share:
-        db.session.execute(_SHARE_FAMILY, {"family_id": family_id})
+    if lock or share:
+        held = db.session.execute(_HOLD_LINKED[lock], {"family_id": family_id,
+                                                       "organization_id": linked_to}).first()
+        if held is None:
+            known = db.session.scalar(sa.select(Family.id).where(Family.id == family_id))
+            if known is not None:
+                concerns_family(known)
+            return None
     statement = _FAMILY_AGAIN if lock or share else _FAMILY
     family = db.session.execute(statement, {"family_id": family_id}).unique().scalar_one_or_none()
     if family is not None:
@@ -206,7 +220,7 @@ def read_family(actor, *, family_id: uuid.UUID, purpose: str) -> tuple[dict, int
 
     Raises Problem 404 when the family does not exist or no category is permitted.
     """
-    family = get_family(family_id, share=True)
+    family = get_family(family_id, share=True, linked_to=actor.organization_id)
     if family is None:
         raise _not_found(family_id, reason="not_found", purpose=purpose)
     decision = policy.decide(actor_organization_id=actor.organization_id, family=family,
@@ -253,7 +267,7 @@ def update_family(actor, *, family_id: uuid.UUID, changes: dict,
     """
     # Locked: a consent being recorded or revoked, which checks the caregivers, goes before
     # or after this change, so the consent check below sees it.
-    family = get_family(family_id, lock=True)
+    family = get_family(family_id, lock=True, linked_to=actor.organization_id)
     if family is None:
         raise _not_found(family_id, reason="not_found", action="update")
     if family.custodian_organization_id != actor.organization_id:

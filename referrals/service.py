@@ -478,13 +478,14 @@ def send_referral(actor, *, data: dict) -> tuple[dict, int]:
     # Held to send, shared for a draft (its answer may show the family under consent): a
     # revocation of a consent this rests on goes before or after it; decided once held.
     sending = data["status"] == "requested"
-    family = get_family(data["family_id"], lock=sending, share=not sending)
+    family = get_family(data["family_id"], lock=sending, share=not sending,
+                        linked_to=actor.organization_id)
     at = now()
     if family is None or not policy.may_see_family(
             actor_organization_id=actor.organization_id, family=family, at=at):
+        # The family, if there is one, named for the auditors (get_family names it).
         raise Problem("not-found", "No family with this id is visible to this organization",
                       audit={"action": "create", "resource_type": "referral",
-                             "family_id": family.id if family else None,
                              "reason": "not_found" if family is None else "no_consent"})
     receiver = db.session.get(Organization, data["to_organization_id"])
     if receiver is None:

@@ -9,7 +9,8 @@ from families.service import get_family
 
 
 def test_a_locked_load_reads_the_row_again_into_an_object_already_loaded(app, make):
-    family = make.family(make.organization())
+    custodian = make.organization()
+    family = make.family(custodian)
     with app.app_context():
         loaded = get_family(family.id)
         assert [c.given_name for c in loaded.caregivers] == ["Ngozi", "Ada"]
@@ -18,7 +19,7 @@ def test_a_locked_load_reads_the_row_again_into_an_object_already_loaded(app, ma
                            .values(preferred_language="fr", version=Family.version + 1)
                            .execution_options(synchronize_session=False))
         assert get_family(family.id).preferred_language == "es"  # the object as loaded
-        locked = get_family(family.id, lock=True)
+        locked = get_family(family.id, lock=True, linked_to=custodian.id)
         assert locked is loaded
         assert (locked.preferred_language, locked.version) == ("fr", family.version + 1)
         db.session.rollback()
@@ -29,7 +30,7 @@ def test_an_unknown_family_is_none(app):
 
     with app.app_context():
         assert get_family(uuid.uuid4()) is None
-        assert get_family(uuid.uuid4(), lock=True) is None
+        assert get_family(uuid.uuid4(), lock=True, linked_to=uuid.uuid4()) is None
 
 
 @pytest.mark.no_db
@@ -45,7 +46,8 @@ def test_a_locked_load_that_waited_reads_the_caregivers_as_they_are_now(served):
 
     if served.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         pytest.skip("SQLite has one writer: the load never waits")
-    family = Factory(served).family(Factory(served).organization())
+    custodian = Factory(served).organization()
+    family = Factory(served).family(custodian)
     mother, grandmother = family.caregivers
     holding = threading.Event()
 
@@ -65,7 +67,51 @@ def test_a_locked_load_that_waited_reads_the_caregivers_as_they_are_now(served):
     thread.start()
     assert holding.wait(10)
     with served.app_context():
-        locked = get_family(family.id, lock=True)
+        locked = get_family(family.id, lock=True, linked_to=custodian.id)
         thread.join(30)
         assert [(c.id, c.has_legal_authority) for c in locked.caregivers] == [(mother.id, False)]
         db.session.rollback()
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize("hold", ["lock", "share"])
+def test_an_organization_not_linked_to_the_family_never_waits_on_its_row(served, hold):
+    """A stranger's look or change was answered 404 only once the custodian's work on the
+    family let go of its row (or 503 at the statement timeout), while an unknown id was 404 at
+    once: the wait told that the family exists. Now it holds nothing, waits for nothing, and
+    gets None as for an unknown id; the family is still named for the auditors."""
+    import threading
+    import time
+
+    from core.web import family_concerned
+    from families.service import lock_family
+    from tests.conftest import Factory
+
+    if served.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite has one writer: a read never waits on a row")
+    make = Factory(served)
+    family, stranger = make.family(make.organization()), make.organization()
+    holding, done = threading.Event(), threading.Event()
+
+    def custodian_at_work():
+        with served.app_context():
+            lock_family(family.id)
+            holding.set()
+            done.wait(10)
+            db.session.rollback()
+
+    thread = threading.Thread(target=custodian_at_work)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        with served.test_request_context(), served.app_context():
+            started = time.monotonic()
+            found = get_family(family.id, linked_to=stranger.id, **{hold: True})
+            waited = time.monotonic() - started
+            assert found is None
+            assert family_concerned() == family.id
+            db.session.rollback()
+        assert waited < 2
+    finally:
+        done.set()
+        thread.join(30)
