@@ -551,7 +551,8 @@ def read_referral(actor, *, referral_id: uuid.UUID) -> tuple[dict, int]:
 def _overdue(organization_id: uuid.UUID, today: date):
     """Past a Part C clock the caller keeps: the sender's 7 days to send a draft, the
     receiver's 45 days (unpaused) from receipt, and the receiver's 45 days from delivery for
-    a referral it never acknowledged (else one left unanswered would be on nobody's list)."""
+    a referral it never acknowledged, held since or not (else one left unanswered would be
+    on nobody's list)."""
     delivered_before = datetime.combine(today - TIMELINE_DAYS, time.min, tzinfo=UTC)
     return sa.or_(
         sa.and_(Referral.from_organization_id == organization_id, Referral.status == "draft",
@@ -559,7 +560,10 @@ def _overdue(organization_id: uuid.UUID, today: date):
         sa.and_(Referral.to_organization_id == organization_id,
                 Referral.status.in_(_TIMELINE_STATUSES), Referral.timeline_paused_since.is_(None),
                 Referral.timeline_due_by < today),
-        sa.and_(Referral.to_organization_id == organization_id, Referral.status == "requested",
+        # Unacknowledged: still `requested`, or held by the service since (its consent
+        # ended) before the receiver ever moved it: a hold for consent_ended pauses nothing.
+        sa.and_(Referral.to_organization_id == organization_id,
+                Referral.status.in_(("requested", "on_hold")), Referral.received_at.is_(None),
                 Referral.part_c_identified_on.is_not(None),
                 Referral.sent_at < delivered_before))
 

@@ -51,3 +51,32 @@ def test_short_pauses_within_one_day_push_the_45_days_back_by_one_day_not_one_ea
     resumed = move(client, rid, consented.as_provider, held.headers["ETag"],
                    status="in_progress", business_status="engaged")
     assert resumed.json["part_c"]["timeline_due_by"] == (due + timedelta(days=2)).isoformat()
+
+
+def test_an_unacknowledged_part_c_referral_held_as_its_consent_ended_stays_overdue(
+        client, make):
+    """45 days after delivery, a Part C referral never acknowledged is on the receiver's
+    overdue list. Its consent ending meanwhile put it on hold (`consent_ended`, which pauses
+    nothing): the look that held it listed it, the next one did not, and no list ever did
+    again, while a received referral held the same way stayed listed."""
+    from datetime import UTC, datetime, timedelta
+
+    from core import time as clock
+    from tests.referrals.conftest import FULL, move, network, send
+
+    start = datetime(2026, 6, 1, 16, 0, tzinfo=UTC)
+    clock.freeze(start)
+    net = network(make)
+    make.consent(net.family, [net.clinic, net.provider], categories=FULL,
+                 effective_at=start - timedelta(days=1), expires_in_days=11)
+    unacknowledged = send(client, net, part_c={"identified_on": "2026-05-30"}).json["id"]
+    received = send(client, net, part_c={"identified_on": "2026-05-30"})
+    move(client, received.json["id"], net.as_provider, received.headers["ETag"],
+         status="received")
+    clock.freeze(start + timedelta(days=60))
+
+    for _ in range(2):
+        listed = client.get("/api/v1/referrals?overdue=true", headers=net.as_provider)
+        assert {r["id"] for r in listed.json["items"]} == {unacknowledged,
+                                                           received.json["id"]}
+        assert {r["status"] for r in listed.json["items"]} == {"on_hold"}
