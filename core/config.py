@@ -5,6 +5,7 @@ import os
 import secrets
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
@@ -135,6 +136,9 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "AUDIT_SIGNING_KEY": environ.get("AUDIT_SIGNING_KEY") or None,
         #: Public keys the service signed checkpoints with before AUDIT_SIGNING_KEY changed.
         "AUDIT_PREVIOUS_PUBLIC_KEYS": environ.get("AUDIT_PREVIOUS_PUBLIC_KEYS") or None,
+        #: The IANA time zone the service counts days in: Part C's 7 and 45 days, which day
+        #: a referral was received, whether a date is in the future.
+        "TIME_ZONE": _time_zone(environ.get("TIME_ZONE") or "America/Detroit"),
         #: The longest a consent may run, in days.
         "CONSENT_MAX_DAYS": _int(environ, "CONSENT_MAX_DAYS", 366, maximum=3660),
         #: Seconds between scheduled checkpoints, made by the first audited commit after it.
@@ -216,6 +220,17 @@ def _redis_url(raw: str | None) -> str | None:
         raise ConfigError("REDIS_URL must be a redis://HOST:PORT/DB, rediss://HOST:PORT/DB or "
                           "redis+unix:///PATH URL")
     return raw
+
+
+def _time_zone(raw: str) -> str:
+    """TIME_ZONE as an IANA time zone name the zone database knows. Raises ConfigError for
+    another."""
+    try:
+        ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"TIME_ZONE must be an IANA time zone such as America/Detroit or "
+                          f"UTC, got {raw!r}") from None
+    return raw.strip()
 
 
 def _log_level(raw: str) -> str:

@@ -1,6 +1,10 @@
-"""The clock. Everything asks `now()`, so tests can move time without sleeping."""
+"""The clock. Everything asks `now()`, so tests can move time without sleeping; days (a
+Part C deadline, "not in the future" for a date) are counted in the service's TIME_ZONE."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
+
+from flask import current_app, has_app_context
 
 _frozen: datetime | None = None
 
@@ -23,3 +27,25 @@ def rfc3339(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def zone():
+    """The service's time zone (TIME_ZONE): the one its days are counted in. UTC outside an
+    application (a bare script)."""
+    return ZoneInfo(current_app.config["TIME_ZONE"]) if has_app_context() else UTC
+
+
+def local_date(instant: datetime) -> date:
+    """The calendar day `instant` falls on in the service's time zone: a referral received at
+    22:30 in Michigan was received that day, not the next (as in UTC)."""
+    return instant.astimezone(zone()).date()
+
+
+def today() -> date:
+    """The service's calendar day now."""
+    return local_date(now())
+
+
+def start_of(day: date) -> datetime:
+    """The first instant of a calendar day in the service's time zone."""
+    return datetime.combine(day, time.min, tzinfo=zone())

@@ -16,7 +16,7 @@ from core.schemas import (
     text,
     unique_items,
 )
-from core.time import now
+from core.time import today as clock_today
 from families.models import CONTACT_METHODS, RELATIONSHIPS
 
 E164 = Pattern(r"^\+[1-9][0-9]{6,14}$", error="Not an E.164 phone number (+17345550101)")
@@ -33,7 +33,7 @@ def _years_before(day: date, years: int) -> date:
 
 
 def _a_childs_birth_date(value):
-    today = now().date()
+    today = clock_today()
     if value > today:
         raise ValidationError("A birth date cannot be in the future")
     earliest = _years_before(today, CHILD_YEARS)

@@ -13,7 +13,7 @@ from core.schemas import (
     text,
     unique_items,
 )
-from core.time import now
+from core.time import today
 from families.schemas import FamilySchema
 from referrals.models import (
     BUSINESS_STATUSES,
@@ -33,7 +33,7 @@ _CATEGORY_LIST = fields.List(fields.String(metadata={"enum": list(CATEGORIES)}))
 
 
 def _not_in_the_future(value):
-    if value > now().date():
+    if value > today():
         raise ValidationError("Cannot be in the future")
 
 

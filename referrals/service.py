@@ -4,7 +4,7 @@ Who may see what of a referral is decided by `consent.policy`; this module appli
 """
 
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from math import ceil
 
 import sqlalchemy as sa
@@ -18,7 +18,7 @@ from core.concurrency import check_if_match
 from core.db import db
 from core.errors import Problem, validation_problem
 from core.pagination import Page, keyset_page, newest_first
-from core.time import now
+from core.time import local_date, now, start_of
 from core.web import concerns_family
 from families.models import Family
 from families.service import family_document, get_family, share_families
@@ -124,7 +124,8 @@ def _part_c(referral: Referral, timeline_seen: bool) -> dict | None:
         return None
     part_c = {"identified_on": referral.part_c_identified_on,
               "referral_due_by": referral.referral_due_by,
-              "received_on": referral.received_at.date() if referral.received_at else None}
+              "received_on": local_date(referral.received_at) if referral.received_at
+              else None}
     if timeline_seen:  # else absent: its pauses tell of the receiver's work with the family
         part_c |= {"timeline_due_by": referral.timeline_due_by,
                    "timeline_paused_since": referral.timeline_paused_since}
@@ -553,7 +554,7 @@ def _overdue(organization_id: uuid.UUID, today: date):
     receiver's 45 days (unpaused) from receipt, and the receiver's 45 days from delivery for
     a referral it never acknowledged, held since or not (else one left unanswered would be
     on nobody's list)."""
-    delivered_before = datetime.combine(today - TIMELINE_DAYS, time.min, tzinfo=UTC)
+    delivered_before = start_of(today - TIMELINE_DAYS)
     return sa.or_(
         sa.and_(Referral.from_organization_id == organization_id, Referral.status == "draft",
                 Referral.referral_due_by < today),
@@ -582,7 +583,7 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
         filters.append(Referral.updated_at >= updated_since)
     at = now()
     if overdue:
-        filters.append(_overdue(me, at.date()))
+        filters.append(_overdue(me, local_date(at)))
     # Each side read apart, newest first along its own index, and the two merged: one OR of
     # both would read and sort every referral the caller ever sent or received.
     sides = [sa.select(Referral).where(side, *filters)
@@ -662,7 +663,7 @@ def _move_part_c_clock(referral: Referral, to: str, at: datetime, reason: str | 
     if referral.part_c_identified_on is None:
         return
     if referral.received_at is not None and referral.timeline_due_by is None:
-        referral.timeline_due_by = referral.received_at.date() + TIMELINE_DAYS
+        referral.timeline_due_by = local_date(referral.received_at) + TIMELINE_DAYS
     pausing = to == "on_hold" and reason in PAUSING_HOLD_REASONS
     paused = referral.timeline_paused_since
     if paused is not None and not pausing:
@@ -672,7 +673,7 @@ def _move_part_c_clock(referral: Referral, to: str, at: datetime, reason: str | 
             days=_whole_days(referral.timeline_paused_seconds) - before)
         referral.timeline_paused_since = None
     elif paused is None and pausing and referral.timeline_due_by is not None \
-            and referral.timeline_due_by >= at.date():
+            and referral.timeline_due_by >= local_date(at):
         referral.timeline_paused_since = at
 
 

@@ -31,6 +31,7 @@ def test_production_defaults(tmp_path):
     assert config["TOKEN_LIFETIME"] == 3600
     assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'imh.sqlite3'}"
     assert config["OAUTH_ISSUER"] is None
+    assert config["TIME_ZONE"] == "America/Detroit"
 
 
 def test_development_generates_and_keeps_a_secret(tmp_path):
@@ -42,7 +43,8 @@ def test_development_generates_and_keeps_a_secret(tmp_path):
 
 @pytest.mark.parametrize("name,value", [
     ("TOKEN_LIFETIME", "soon"), ("TOKEN_LIFETIME", "0"), ("MAX_CONTENT_LENGTH", "-1"),
-    ("APP_ENV", "staging"),
+    ("APP_ENV", "staging"), ("TIME_ZONE", "Michigan"), ("TIME_ZONE", "../../etc/passwd"),
+    ("TIME_ZONE", "EST5EDT/x"),
 ])
 def test_malformed_values_are_refused(tmp_path, name, value):
     with pytest.raises(ConfigError):
@@ -175,3 +177,9 @@ def test_a_set_secret_key_that_does_not_look_random_is_used_with_a_warning(tmp_p
 def test_log_level_takes_only_the_five_levels_the_readme_lists(tmp_path, value):
     with pytest.raises(ConfigError, match="LOG_LEVEL"):
         load_config(tmp_path, {"SECRET_KEY": STRONG, "LOG_LEVEL": value})
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/Chicago", " Pacific/Honolulu "])
+def test_a_time_zone_the_zone_database_knows_is_taken(tmp_path, zone):
+    config = load_config(tmp_path, {"SECRET_KEY": STRONG, "TIME_ZONE": zone})
+    assert config["TIME_ZONE"] == zone.strip()

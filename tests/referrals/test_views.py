@@ -1,6 +1,7 @@
 """Each side's view: lists, timeline, notes, drafts, Part C clocks and consent ending."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -175,7 +176,7 @@ def test_accepted_straight_from_requested_starts_the_45_days_at_acceptance(clien
     assert part_c["timeline_due_by"] == (start + timedelta(days=47)).date().isoformat()
 
 
-def test_pauses_add_up_and_the_due_day_itself_is_not_overdue(client, consented):
+def test_pauses_add_up_and_the_due_day_itself_is_not_overdue(app, client, consented):
     """Each documented pause pushes the 45 days back by the days it lasted (a started day
     counts); a pause begun while paused keeps the first start; a waitlist does not pause."""
     start = clock.now().replace(hour=12, minute=0, second=0, microsecond=0)
@@ -202,14 +203,17 @@ def test_pauses_add_up_and_the_due_day_itself_is_not_overdue(client, consented):
     assert at(8, status="in_progress")["timeline_due_by"] == \
         (start + timedelta(days=50)).date().isoformat()
     url = "/api/v1/referrals?overdue=true"
-    clock.freeze(start.replace(hour=23, minute=59, second=59) + timedelta(days=50))
+    # Days end at midnight in the service's time zone (TIME_ZONE), not in UTC.
+    day_after = datetime.combine((start + timedelta(days=51)).date(), datetime.min.time(),
+                                 tzinfo=ZoneInfo(app.config["TIME_ZONE"]))
+    clock.freeze(day_after - timedelta(microseconds=1))
     assert _ids(client, url, provider) == []
-    clock.freeze(start.replace(hour=0) + timedelta(days=51))
+    clock.freeze(day_after)
     assert _ids(client, url, provider) == [rid]
 
 
 def test_a_referral_never_acknowledged_is_overdue_45_days_after_its_delivery(
-        client, consented):
+        app, client, consented):
     """The receiver's 45 days start at its first move; one that never moves is still on its
     overdue list from the day after the 45th since delivery, and never on the referrer's."""
     start = clock.now().replace(hour=12, minute=0, second=0, microsecond=0)
@@ -220,9 +224,11 @@ def test_a_referral_never_acknowledged_is_overdue_45_days_after_its_delivery(
     assert client.get(f"/api/v1/referrals/{rid}", headers=consented.as_provider) \
         .json["status"] == "requested"
     url = "/api/v1/referrals?overdue=true"
-    clock.freeze(start.replace(hour=23, minute=59, second=59) + timedelta(days=45))
+    day_46 = datetime.combine((start + timedelta(days=46)).date(), datetime.min.time(),
+                              tzinfo=ZoneInfo(app.config["TIME_ZONE"]))
+    clock.freeze(day_46 - timedelta(microseconds=1))
     assert _ids(client, url, consented.as_provider) == []
-    clock.freeze(start.replace(hour=0) + timedelta(days=46))
+    clock.freeze(day_46)
     assert _ids(client, url, consented.as_provider) == [rid]
     assert unclocked not in _ids(client, url, consented.as_provider)
     assert _ids(client, url, consented.as_clinic) == []
