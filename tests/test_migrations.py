@@ -4,7 +4,7 @@ carries what an older revision of the service wrote."""
 import logging
 import unicodedata
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import flask_migrate
 import pytest
@@ -305,4 +305,49 @@ def test_the_upgrade_to_0015_refuses_organizations_listed_twice_naming_them(empt
     assert revision == "0014"
     assert all(str(twin) in str(refused.value) for twin in twins)
     assert "Kent Clinic" in str(refused.value) and "hospital" in str(refused.value)
-    assert upgraded == "0015"
+    assert upgraded == next(iter(application.extensions["migration_heads"]))
+
+
+@pytest.mark.no_db
+def test_the_upgrade_to_0016_counts_part_c_days_in_the_service_time_zone(empty_database):
+    """Each running 45-day clock is recounted from the day its referral was received in
+    TIME_ZONE: one received at 22:30 in Michigan (02:30 UTC the next day) was a day long and
+    loses it, its pauses kept; the rows that change take a new version, the others keep
+    theirs."""
+    application = _app_of_older_data(empty_database)
+    table = sa.table("referrals", sa.column("id", sa.Uuid()),
+                     sa.column("received_at", sa.DateTime(timezone=True)),
+                     sa.column("timeline_due_by", sa.Date()),
+                     sa.column("timeline_paused_seconds", sa.Integer()),
+                     sa.column("version", sa.Integer()))
+    evening = datetime(2026, 6, 11, 2, 30, tzinfo=UTC)  # 22:30 EDT, 10 June
+    try:
+        with application.app_context():
+            flask_migrate.upgrade(revision="0010")
+            with db.engine.connect() as connection:
+                populate(connection, "0010")
+            flask_migrate.upgrade(revision="0015")
+            with db.engine.begin() as connection:
+                clocked = connection.execute(sa.select(table).where(
+                    table.c.timeline_due_by.is_not(None))).all()
+                assert len(clocked) >= 2
+                late, kept = clocked[0], clocked[1]
+                # As 0015 counted it: from the UTC date, 11 June, with a day paused.
+                connection.execute(table.update().where(table.c.id == late.id).values(
+                    received_at=evening, timeline_paused_seconds=300,
+                    timeline_due_by=date(2026, 7, 27)))
+                noon = datetime(2026, 6, 10, 16, 0, tzinfo=UTC)
+                connection.execute(table.update().where(table.c.id == kept.id).values(
+                    received_at=noon, timeline_paused_seconds=0,
+                    timeline_due_by=date(2026, 7, 25)))
+            flask_migrate.upgrade()
+            with db.engine.connect() as connection:
+                after = {r.id: r for r in connection.execute(sa.select(table).where(
+                    table.c.id.in_([late.id, kept.id])))}
+    finally:
+        with application.app_context():
+            db.engine.dispose()
+    assert after[late.id].timeline_due_by == date(2026, 7, 26)  # 10 June + 45 + 1 paused
+    assert after[late.id].version == late.version + 1
+    assert (after[kept.id].timeline_due_by, after[kept.id].version) == \
+        (date(2026, 7, 25), kept.version)
