@@ -35,7 +35,7 @@ def operation(*, summary: str, tags: list[str], description: str | None = None,
 IF_MATCH_OPTIONAL = {
     "in": "header", "name": "If-Match", "required": False,
     "description": "The ETag last read; when given and stale, the change is refused with 412.",
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "maxLength": 1024},
 }
 
 IF_MATCH_REQUIRED = {
@@ -43,5 +43,5 @@ IF_MATCH_REQUIRED = {
     "description": "The ETag last read: 428 without it, 412 when the object has changed. "
                    "`*` (RFC 9110: any version) is accepted and gives that protection up: "
                    "send it only to move the referral whatever happened since.",
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "maxLength": 1024},
 }

@@ -30,8 +30,11 @@ class PageQuery(Schema):
         metadata={"description": f"Page size, 1 to {MAX_LIMIT}."},
     )
     cursor = fields.String(
-        validate=validate.Length(1, MAX_CURSOR),
-        metadata={"description": "Opaque cursor from a previous page's `next_cursor`."},
+        # What the service issues: URL-safe base64 and dots, so a cursor always fits the
+        # request line (a non-ASCII one takes up to 12 bytes a character there).
+        validate=[validate.Length(1, MAX_CURSOR), validate.Regexp(r"\A[A-Za-z0-9_.\-]+\Z")],
+        metadata={"description": "Opaque cursor from a previous page's `next_cursor`.",
+                  "pattern": "^[A-Za-z0-9_.\\-]+$"},
     )
 
 

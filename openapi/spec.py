@@ -58,6 +58,16 @@ IDEMPOTENCY_KEY_REREAD = {
 
 _KEY_UNDER_WAY = ("`conflict`: another request with this Idempotency-Key was under way "
                   "and did not finish; retry it.")
+#: What gunicorn answers itself, in its own HTML, to a request it will not pass on: limits
+#: (gunicorn.conf.py) that no cursor or ETag the service issues comes near.
+_SERVER_REFUSALS = {
+    "414": {"description": "The request line (path and query string) is over 8,190 bytes. "
+                           "Answered by the HTTP server before the service, as an HTML page.",
+            "content": {"text/html": {"schema": {"type": "string"}}}},
+    "431": {"description": "A header field is over 8,190 bytes, or there are over 100. "
+                           "Answered by the HTTP server before the service, as an HTML page.",
+            "content": {"text/html": {"schema": {"type": "string"}}}},
+}
 _ERROR_DESCRIPTIONS = {
     400: "The body could not be read (malformed JSON, too deeply nested).",
     401: "Missing, malformed, expired or revoked access token.",
@@ -308,6 +318,8 @@ def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: b
                     else f"{description} Or: {_KEY_UNDER_WAY}"
             responses[str(status)] = {"description": description,
                                       **_content(_PROBLEM, ProblemSchema)}
+    # The HTTP server's own refusals, before the service sees the request (gunicorn.conf.py).
+    responses.update(_SERVER_REFUSALS)
     for status, response in responses.items():
         # What the operation declares first, then what the status says, then the limits.
         headers = response.setdefault("headers", {})

@@ -192,3 +192,22 @@ def test_the_oauth_endpoints_require_the_clients_authentication(document, path):
     # Their metadata, which tells a client how to authenticate, needs nothing.
     assert document["paths"]["/.well-known/oauth-authorization-server"]["get"]["security"] \
         == []
+
+
+def test_the_http_servers_own_refusals_are_documented_and_no_valid_cursor_meets_them(
+        document):
+    """gunicorn refuses a request line or a header field over 8,190 bytes itself, 414 or 431
+    in HTML, before the service: each operation says so. A cursor the document admits is
+    ASCII of at most 4,096 characters, so it always fits (a 1,400-character cursor of "é",
+    which the document admitted, was 16 KB on the request line: 414)."""
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status in ("414", "431"):
+                assert "text/html" in operation["responses"][status]["content"], (method, path)
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if parameter.get("name") == "cursor":
+                    assert schema["pattern"] == "^[A-Za-z0-9_.\\-]+$"
+                    assert schema["maxLength"] + len(path) + 200 < 8190
+                if parameter.get("name") == "If-Match":
+                    assert schema["maxLength"] <= 1024

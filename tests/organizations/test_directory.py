@@ -736,3 +736,10 @@ def test_a_cursor_after_the_longest_names_is_taken_back(client, make):
 
     assert following.status_code == 200, following.json
     assert [name[0] for name in names(following)] == ["\U00020001"]
+
+
+def test_a_cursor_of_other_characters_than_the_service_issues_is_422(client, make):
+    headers = bearer(make.token(make.organization(name="Viewer"), ["directory:read"]))
+    answer = client.get("/api/v1/organizations", query_string={"cursor": "é" * 1400},
+                        headers=headers)
+    assert_validation_error(answer, "cursor")
