@@ -132,6 +132,8 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "TOKEN_LIFETIME": _int(environ, "TOKEN_LIFETIME", 3600, maximum=_YEAR),
         "OAUTH_ISSUER": _issuer(environ.get("OAUTH_ISSUER", ""), env),
         "REDIS_URL": _redis_url(environ.get("REDIS_URL") or None),
+        #: Reverse proxies in front whose X-Forwarded-For/-Proto are believed (core/web.py).
+        "TRUSTED_PROXIES": _int(environ, "TRUSTED_PROXIES", 0, minimum=0, maximum=10),
         "LOG_LEVEL": _log_level(environ.get("LOG_LEVEL") or "INFO"),
         "AUDIT_SIGNING_KEY": environ.get("AUDIT_SIGNING_KEY") or None,
         #: Public keys the service signed checkpoints with before AUDIT_SIGNING_KEY changed.

@@ -11,6 +11,7 @@ from flask import Flask, current_app, g, has_request_context, request
 from flask.sessions import SessionInterface
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MIMEAccept
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.db import begin_read_only, db
 from core.errors import Problem, problem_response, unavailable, validation_problem
@@ -219,6 +220,17 @@ def init_app(app: Flask) -> None:
     app.before_request(_bound_streamed_body)
     app.before_request(_begin_read_only_view)
     app.after_request(_finish)
+    behind_proxies(app)
+
+
+def behind_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES reverse proxies, take the client's address (and scheme) from the
+    X-Forwarded-For (and -Proto) they add, counting that many hops from the right: the audit
+    trail's `request_ip` and the per-address token budgets are the caller's, not the proxy's.
+    With none (the default), those headers are ignored: anyone could write them."""
+    hops = app.config.get("TRUSTED_PROXIES", 0)
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 def require_json() -> None:

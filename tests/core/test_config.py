@@ -44,7 +44,8 @@ def test_development_generates_and_keeps_a_secret(tmp_path):
 @pytest.mark.parametrize("name,value", [
     ("TOKEN_LIFETIME", "soon"), ("TOKEN_LIFETIME", "0"), ("MAX_CONTENT_LENGTH", "-1"),
     ("APP_ENV", "staging"), ("TIME_ZONE", "Michigan"), ("TIME_ZONE", "../../etc/passwd"),
-    ("TIME_ZONE", "EST5EDT/x"),
+    ("TIME_ZONE", "EST5EDT/x"), ("TRUSTED_PROXIES", "-1"), ("TRUSTED_PROXIES", "11"),
+    ("TRUSTED_PROXIES", "one"),
 ])
 def test_malformed_values_are_refused(tmp_path, name, value):
     with pytest.raises(ConfigError):

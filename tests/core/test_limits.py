@@ -324,3 +324,27 @@ def test_the_process_counters_count_every_request_of_threads_counting_at_once():
         seen = [n for counts in pool.map(count_many, range(16)) for n in counts]
     # Each increment saw its own total: none lost, none counted twice, no error.
     assert sorted(seen) == list(range(1, 16 * 2000 + 1))
+
+
+def test_behind_trusted_proxies_the_callers_address_is_the_forwarded_one(
+        app, client, make, monkeypatch):
+    """Behind a reverse proxy every request comes from the proxy: its address, not the
+    caller's, went into each audit event's `request_ip` and named the per-address token
+    budget. With TRUSTED_PROXIES=1 the address the proxy forwards is the caller's; without
+    (the default) X-Forwarded-For is anyone's to write and is ignored."""
+    from core.web import behind_proxies
+
+    token = make.token(make.organization(), ["directory:read"])
+    forwarded = {**bearer(token), "X-Forwarded-For": "198.51.100.23, 203.0.113.7"}
+
+    def address_on_the_trail() -> str:
+        assert client.get(f"/api/v1/organizations/{uuid.uuid4()}", headers=forwarded) \
+            .status_code == 404
+        with app.app_context():
+            return audit_events(outcome="deny")[-1].request_ip
+
+    assert address_on_the_trail() == "127.0.0.1"
+    monkeypatch.setattr(app, "wsgi_app", app.wsgi_app)  # restored after the test
+    monkeypatch.setitem(app.config, "TRUSTED_PROXIES", 1)
+    behind_proxies(app)
+    assert address_on_the_trail() == "203.0.113.7"  # the one the trusted proxy added
