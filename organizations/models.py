@@ -38,6 +38,15 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
 
 
+def search_key(name: str) -> str:
+    """What `q` searches: the name case-folded with its accents and other combining marks
+    left out, so that "Clinica" and "clinica" find "Clínica", and "Pena" finds "Peña" (a
+    search typed on a keyboard without them is a search still)."""
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", name).casefold())
+    return unicodedata.normalize(
+        "NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
 class Organization(db.Model):
     """A partner agency: who it is, where it serves, in which languages, and its capacity."""
 
@@ -55,9 +64,11 @@ class Organization(db.Model):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     #: The name case-folded (`name_key`): the directory's order, the same whatever the
-    #: database's collation, and what `q` searches.
+    #: database's collation.
     #: Compared by code point: PostgreSQL's "C" collation, SQLite's own BINARY.
     name_key: Mapped[str] = mapped_column(NAME_KEY)
+    #: The name as `q` searches it (`search_key`): folded, accents left out.
+    search_key: Mapped[str] = mapped_column(sa.Text, server_default="")
     type: Mapped[str] = mapped_column(String(40))
     #: Counties served, as the organization names them (stripped, NFC).
     counties: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
@@ -80,6 +91,7 @@ class Organization(db.Model):
     @orm.validates("name")
     def _set_name_key(self, key, name):
         self.name_key = name_key(name)
+        self.search_key = search_key(name)
         return name
 
     @property

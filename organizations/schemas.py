@@ -99,6 +99,5 @@ class OrganizationListQuery(PageQuery, InputSchema):
         "description": "`true`: only organizations accepting referrals now; `false`: only "
                        "those that are not."})
     q = text(100, metadata={
-        "description": "Part of the name (case-insensitive, whatever its Unicode form: "
-                       "composed or decomposed accents find the same names; accents are not "
-                       "ignored, `clinica` does not find `Clínica`)."})
+        "description": "Part of the name, case and accents aside (`clinica` and `CLÍNICA` "
+                       "find `Clínica`, `pena` finds `Peña`), whatever its Unicode form."})

@@ -11,7 +11,7 @@ from core.errors import Problem
 from core.pagination import Page, keyset_page
 from core.sqltypes import json_array_contains_ci, json_array_holds_tag, like_pattern
 from core.time import now
-from organizations.models import Organization, name_key
+from organizations.models import Organization, search_key
 
 
 def list_organizations(*, limit: int, cursor: str | None = None, type: str | None = None,
@@ -30,7 +30,8 @@ def list_organizations(*, limit: int, cursor: str | None = None, type: str | Non
     if q is not None:
         # Keyed by Python as the names are: the two databases' own lower() fold İ and a final
         # Σ each their own way, and know nothing of Unicode normalization.
-        stmt = stmt.where(Organization.name_key.like(like_pattern(name_key(q)), escape="\\"))
+        stmt = stmt.where(Organization.search_key.like(like_pattern(search_key(q)),
+                                                       escape="\\"))
     return keyset_page(
         stmt,
         kind="organizations",

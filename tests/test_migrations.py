@@ -351,3 +351,40 @@ def test_the_upgrade_to_0016_counts_part_c_days_in_the_service_time_zone(empty_d
     assert after[late.id].version == late.version + 1
     assert (after[kept.id].timeline_due_by, after[kept.id].version) == \
         (date(2026, 7, 25), kept.version)
+
+
+@pytest.mark.no_db
+def test_the_upgrade_to_0017_keys_the_names_listed_before_it_for_q(empty_database):
+    """The organizations listed before 0017 are found by `q` as new ones are: their
+    search_key filled from their names, accents and case left out."""
+    application = make_app(empty_database)
+    table = sa.table("organizations", sa.column("id", sa.Uuid()), sa.column("name"),
+                     sa.column("name_key"), sa.column("type"), sa.column("counties", sa.JSON()),
+                     sa.column("languages", sa.JSON()), sa.column("accepting_referrals"),
+                     sa.column("created_at", sa.DateTime(timezone=True)),
+                     sa.column("updated_at", sa.DateTime(timezone=True)), sa.column("version"))
+    listed = uuid.uuid4()
+    try:
+        with application.app_context():
+            flask_migrate.upgrade(revision="0016")
+            with db.engine.begin() as connection:
+                at = clock.now()
+                connection.execute(table.insert(), [{
+                    "id": listed, "name": "Clínica Familiar del Niño",
+                    "name_key": "clínica familiar del niño", "type": "imh_provider",
+                    "counties": [], "languages": [], "accepting_referrals": True,
+                    "created_at": at, "updated_at": at, "version": 1}])
+            flask_migrate.upgrade()
+            with db.engine.connect() as connection:
+                keyed = connection.execute(sa.text(
+                    "SELECT search_key FROM organizations WHERE name = :name"),
+                    {"name": "Clínica Familiar del Niño"}).scalar_one()
+            from organizations.service import list_organizations
+            found = [o.id for o in list_organizations(q="CLINICA familiar del nino",
+                                                      limit=10).items]
+            db.session.rollback()
+    finally:
+        with application.app_context():
+            db.engine.dispose()
+    assert keyed == "clinica familiar del nino"
+    assert found == [listed]
