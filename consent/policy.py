@@ -261,21 +261,31 @@ def consent_facts_decisions(viewer: "Viewer", *,
     return tuple(chosen)
 
 
-def consents_known_to(viewer: "Viewer", consent_ids: Iterable, *,
-                      relied_on: Iterable = ()) -> list:
+def consents_naming(organization_id: uuid.UUID, consent_ids: Iterable) -> set[str]:
+    """Those of `consent_ids` that name the organization, in one look."""
+    wanted = {uuid.UUID(str(c)) for c in consent_ids}
+    if not wanted:
+        return set()
+    return {str(c) for c in db.session.scalars(
+        sa.select(ConsentParty.consent_id).where(ConsentParty.organization_id == organization_id,
+                                                 ConsentParty.consent_id.in_(wanted)))}
+
+
+def consents_known_to(viewer: "Viewer", consent_ids: Iterable, *, relied_on: Iterable = (),
+                      naming: set[str] | None = None) -> list:
     """Those of `consent_ids` the viewer may know exist, in their order (view_of_consent's
     rule: the custodian knows its family's every consent, anyone else those naming it).
-    `relied_on`: ids of consents its own decisions rested on (naming it), spared the look."""
+    `relied_on`: ids of consents its own decisions rested on (naming it), spared the look;
+    `naming`: every one of them naming it, looked up already (a page's, at once)."""
     consent_ids = list(consent_ids)
     if viewer.actor_organization_id == viewer.family.custodian_organization_id:
         return consent_ids
     known = {str(c) for c in relied_on}
-    unknown = [c for c in consent_ids if str(c) not in known]
-    if unknown:
-        known.update(str(c) for c in db.session.scalars(
-            sa.select(ConsentParty.consent_id).where(
-                ConsentParty.organization_id == viewer.actor_organization_id,
-                ConsentParty.consent_id.in_([uuid.UUID(str(c)) for c in unknown]))))
+    if naming is not None:
+        known |= naming
+    else:
+        unknown = [c for c in consent_ids if str(c) not in known]
+        known |= consents_naming(viewer.actor_organization_id, unknown)
     return [c for c in consent_ids if str(c) in known]
 
 
@@ -361,12 +371,25 @@ class Viewers:
         self._terms: dict[uuid.UUID, FamilyTerms] | None = None
         self._viewers: dict[tuple[uuid.UUID, uuid.UUID], Viewer] = {}
 
+    def _loaded(self) -> dict[uuid.UUID, FamilyTerms]:
+        if self._terms is None:
+            self._terms = families_consents_in_force(self.families, at=self.at)
+        return self._terms
+
+    def consents_naming(self, organization_id: uuid.UUID, consent_ids: Iterable) -> set[str]:
+        """Those of `consent_ids` that name the organization: known from the consents in force
+        loaded already, and the rest (ended since) looked up at once, if any."""
+        in_force = {str(terms.id) for family in self._loaded().values()
+                    for terms, parties in family if organization_id in parties}
+        rest = {str(c) for c in consent_ids} - {str(t.id) for family in self._loaded().values()
+                                                for t, _ in family}
+        return in_force | consents_naming(organization_id, rest)
+
     def of(self, organization_id: uuid.UUID, family_id: uuid.UUID) -> Viewer:
         """The organization's viewer of one of the families."""
         key = (family_id, organization_id)
         if key not in self._viewers:
-            if self._terms is None:
-                self._terms = families_consents_in_force(self.families, at=self.at)
+            self._loaded()
             self._viewers[key] = Viewer(actor_organization_id=organization_id,
                                         family=self.families[family_id], at=self.at,
                                         terms=self._terms[family_id])

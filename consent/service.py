@@ -15,7 +15,7 @@ from core.db import db
 from core.errors import Problem, validation_problem
 from core.pagination import Page, newest_first
 from core.time import now
-from core.web import concerns_family
+from core.web import concerns_family, family_concerned
 from families.models import NOT_PARENTS, Caregiver, Family
 from families.service import get_family, lock_family
 from organizations.models import Organization
@@ -99,7 +99,7 @@ def _check_may_record(actor, family: Family | None, family_id: uuid.UUID, at=Non
             actor_organization_id=actor.organization_id, family=family, at=at or now(),
             categories=["identity"]):
         raise _refuse("create", "family", family_id,
-                      family_id=family.id if family else None)
+                      family_id=family_concerned())
 
 
 def _caregiver(family: Family, caregiver_id: uuid.UUID) -> Caregiver | None:
@@ -236,7 +236,7 @@ def list_consents(actor, *, family_id: uuid.UUID, limit: int,
     family = _family(family_id, share=True, actor=actor)
     if family is None or not policy.linked_to_family(
             actor_organization_id=actor.organization_id, family=family):
-        raise _refuse("search", "family", family_id, family_id=family.id if family else None)
+        raise _refuse("search", "family", family_id, family_id=family_concerned())
     stmt = sa.select(Consent).where(Consent.family_id == family.id)
     if family.custodian_organization_id != actor.organization_id:
         stmt = stmt.where(Consent.id.in_(sa.select(ConsentParty.consent_id).where(
@@ -338,7 +338,7 @@ def decide_for(actor, *, family_id: uuid.UUID, purpose: str, categories: list[st
     family = _family(family_id, share=True, actor=actor)
     if family is None or not policy.linked_to_family(
             actor_organization_id=actor.organization_id, family=family):
-        raise _refuse("decide", "family", family_id, family_id=family.id if family else None,
+        raise _refuse("decide", "family", family_id, family_id=family_concerned(),
                       purpose=purpose, categories=sorted(categories))
     decision = policy.decide(actor_organization_id=actor.organization_id, family=family,
                              purpose=purpose, categories=categories, at=now())

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
+from core.time import DEFAULT_TIME_ZONE
+
 log = logging.getLogger(__name__)
 
 #: The secret shipped in examples; a production start refuses it.
@@ -140,7 +142,7 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "AUDIT_PREVIOUS_PUBLIC_KEYS": environ.get("AUDIT_PREVIOUS_PUBLIC_KEYS") or None,
         #: The IANA time zone the service counts days in: Part C's 7 and 45 days, which day
         #: a referral was received, whether a date is in the future.
-        "TIME_ZONE": _time_zone(environ.get("TIME_ZONE") or "America/Detroit"),
+        "TIME_ZONE": _time_zone(environ.get("TIME_ZONE") or DEFAULT_TIME_ZONE),
         #: The longest a consent may run, in days.
         "CONSENT_MAX_DAYS": _int(environ, "CONSENT_MAX_DAYS", 366, maximum=3660),
         #: Seconds between scheduled checkpoints, made by the first audited commit after it.

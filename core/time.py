@@ -1,10 +1,14 @@
 """The clock. Everything asks `now()`, so tests can move time without sleeping; days (a
 Part C deadline, "not in the future" for a date) are counted in the service's TIME_ZONE."""
 
+import os
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
+
+#: TIME_ZONE's default: the network's counties are Michigan's.
+DEFAULT_TIME_ZONE = "America/Detroit"
 
 _frozen: datetime | None = None
 
@@ -30,9 +34,11 @@ def rfc3339(value: datetime | None) -> str | None:
 
 
 def zone():
-    """The service's time zone (TIME_ZONE): the one its days are counted in. UTC outside an
-    application (a bare script)."""
-    return ZoneInfo(current_app.config["TIME_ZONE"]) if has_app_context() else UTC
+    """The service's time zone (TIME_ZONE): the one its days are counted in; outside an
+    application (a bare script), the environment's, or the default, as configuration has it."""
+    if has_app_context():
+        return ZoneInfo(current_app.config["TIME_ZONE"])
+    return ZoneInfo(os.environ.get("TIME_ZONE", "").strip() or DEFAULT_TIME_ZONE)
 
 
 def local_date(instant: datetime) -> date:

@@ -1,5 +1,6 @@
 """Build the OpenAPI document from the app's routes, their scopes and their schemas."""
 
+import copy
 import re
 from pathlib import Path
 
@@ -318,8 +319,6 @@ def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: b
                     else f"{description} Or: {_KEY_UNDER_WAY}"
             responses[str(status)] = {"description": description,
                                       **_content(_PROBLEM, ProblemSchema)}
-    # The HTTP server's own refusals, before the service sees the request (gunicorn.conf.py).
-    responses.update(_SERVER_REFUSALS)
     for status, response in responses.items():
         # What the operation declares first, then what the status says, then the limits.
         headers = response.setdefault("headers", {})
@@ -330,6 +329,9 @@ def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: b
                              *(_RATE_LIMIT_HEADERS.items() if counted else ())):
             headers.setdefault(name, header)
         headers["X-Request-ID"] = _ref("RequestId")
+    # The HTTP server's own refusals, before the service sees the request (gunicorn.conf.py):
+    # none of the service's headers, which it never adds to them.
+    responses.update(copy.deepcopy(_SERVER_REFUSALS))
 
     operation = {
         "operationId": view.__name__,

@@ -132,8 +132,10 @@ def _part_c(referral: Referral, timeline_seen: bool) -> dict | None:
     return part_c
 
 
-def _document(access: _Access, seen: _Seen) -> dict:
-    """The referral as this party may see it now; each decision lands in `seen`."""
+def _document(access: _Access, seen: _Seen, consents_naming: set[str] | None = None) -> dict:
+    """The referral as this party may see it now; each decision lands in `seen`.
+    `consents_naming`: the consents naming the caller among the referral's, looked up already
+    (a list page's, at once)."""
     referral, family = access.referral, access.family
     of_family, of_sender = (seen.add(d) for d in policy.referral_shared_decisions(
         access.viewer, sender_organization_id=referral.from_organization_id,
@@ -177,7 +179,8 @@ def _document(access: _Access, seen: _Seen) -> dict:
         # the custodian and the other side too, which names this side not.
         "consent_ids": policy.consents_known_to(
             access.viewer, referral.consent_ids,
-            relied_on=[c for d in seen.decisions for c in d.consent_ids]),
+            relied_on=[c for d in seen.decisions for c in d.consent_ids],
+            naming=consents_naming),
         "family": family_view,
         "part_c": _part_c(referral, timeline_seen),
         "sent_at": referral.sent_at,
@@ -599,6 +602,8 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
     # The page's families' consents load at once, for every organization's view of them.
     viewers = policy.Viewers(families.values(), at=at)
     documents, seen_by_family = [], {}
+    # Which of the page's consents name the caller, in one look (see _document).
+    naming = viewers.consents_naming(me, {c for r in page.items for c in r.consent_ids})
     for referral in page.items:
         side = policy.referral_side(actor_organization_id=me, referral=referral)
         access = _Access(actor, referral, families[referral.family_id], side, at,
@@ -607,7 +612,7 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
         if status is not None and referral.status != status:
             continue  # it was put on hold just now
         seen = _Seen()  # the item's own `redacted`, as a single read of it would say
-        documents.append(_document(access, seen))
+        documents.append(_document(access, seen, naming))
         seen_by_family.setdefault(referral.family_id, _Seen()).decisions += seen.decisions
     # One event per family the page disclosed and purpose it was disclosed for, with that
     # family's categories and consents only: each family's accounting of disclosures must say

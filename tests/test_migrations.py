@@ -319,7 +319,8 @@ def test_the_upgrade_to_0016_counts_part_c_days_in_the_service_time_zone(empty_d
                      sa.column("received_at", sa.DateTime(timezone=True)),
                      sa.column("timeline_due_by", sa.Date()),
                      sa.column("timeline_paused_seconds", sa.Integer()),
-                     sa.column("version", sa.Integer()))
+                     sa.column("version", sa.Integer()), sa.column("status", sa.String()),
+                     sa.column("updated_at", sa.DateTime(timezone=True)))
     evening = datetime(2026, 6, 11, 2, 30, tzinfo=UTC)  # 22:30 EDT, 10 June
     try:
         with application.app_context():
@@ -330,8 +331,13 @@ def test_the_upgrade_to_0016_counts_part_c_days_in_the_service_time_zone(empty_d
             with db.engine.begin() as connection:
                 clocked = connection.execute(sa.select(table).where(
                     table.c.timeline_due_by.is_not(None))).all()
-                assert len(clocked) >= 2
-                late, kept = clocked[0], clocked[1]
+                assert len(clocked) >= 3
+                late, kept, closed = clocked[0], clocked[1], clocked[2]
+                connection.execute(table.update().where(table.c.id.in_([late.id, kept.id]))
+                                   .values(status="in_progress"))
+                # A closed referral's clock no longer runs: left as it was.
+                connection.execute(table.update().where(table.c.id == closed.id).values(
+                    status="completed", received_at=evening, timeline_due_by=date(2026, 7, 26)))
                 # As 0015 counted it: from the UTC date, 11 June, with a day paused.
                 connection.execute(table.update().where(table.c.id == late.id).values(
                     received_at=evening, timeline_paused_seconds=300,
@@ -343,14 +349,22 @@ def test_the_upgrade_to_0016_counts_part_c_days_in_the_service_time_zone(empty_d
             flask_migrate.upgrade()
             with db.engine.connect() as connection:
                 after = {r.id: r for r in connection.execute(sa.select(table).where(
-                    table.c.id.in_([late.id, kept.id])))}
+                    table.c.id.in_([late.id, kept.id, closed.id])))}
     finally:
         with application.app_context():
             db.engine.dispose()
     assert after[late.id].timeline_due_by == date(2026, 7, 26)  # 10 June + 45 + 1 paused
     assert after[late.id].version == late.version + 1
+    # Changed now: a partner polling updated_since learns of it.
+    def aware(at):
+        return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+    assert aware(after[late.id].updated_at) > aware(late.updated_at)
+    assert aware(after[kept.id].updated_at) == aware(kept.updated_at)
     assert (after[kept.id].timeline_due_by, after[kept.id].version) == \
         (date(2026, 7, 25), kept.version)
+    assert (after[closed.id].timeline_due_by, after[closed.id].version) == \
+        (date(2026, 7, 26), closed.version)
 
 
 @pytest.mark.no_db

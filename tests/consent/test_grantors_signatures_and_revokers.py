@@ -260,3 +260,22 @@ def test_a_party_that_sees_the_identity_names_the_caregiver_who_asked(client, ne
     answer = client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.provider_h,
                          json={"reason": "Asked.", "caregiver_id": str(net.mother.id)})
     assert answer.status_code == 200, answer.json
+
+
+def test_a_strangers_consent_list_and_decision_name_the_family_for_the_auditors(
+        app, client, make):
+    """A stranger's look at a family's consents, or question about it, is 404 at once and a
+    deny event; the event names the family (an explicit None had overridden the family the
+    service had found), so the auditors' family filter finds it."""
+    custodian, stranger = make.organization(), make.organization()
+    family = make.family(custodian)
+    headers = bearer(make.token(stranger))
+    assert client.get(f"/api/v1/families/{family.id}/consents",
+                      headers=headers).status_code == 404
+    assert client.post("/api/v1/consent-decisions", headers=headers, json={
+        "family_id": str(family.id), "purpose": "referral",
+        "categories": ["identity"]}).status_code == 404
+    with app.app_context():
+        refused = [(e.action, e.family_id) for e in audit_events(outcome="deny")
+                   if e.organization_id == stranger.id]
+    assert refused == [("search", family.id), ("decide", family.id)]
