@@ -162,7 +162,7 @@ def _checked_rows(session, lower: int, upper: int):
     for row in rows:
         try:
             recomputed = _sqlite_hash(row)
-        except _UNREADABLE:
+        except UNREADABLE:
             recomputed = Unreadable(row[_SEQ], _unreadable_column(row))
         yield row[_SEQ], previous_seq, row[_PREV], previous_hash, row[-1], recomputed
         previous_seq, previous_hash = row[_SEQ], row[-1]
@@ -171,8 +171,8 @@ def _checked_rows(session, lower: int, upper: int):
 #: An event's hashed fields and its hash, as SQLite stores them, in HASHED_FIELDS order.
 _SQLITE_EVENTS = (f"SELECT {', '.join(HASHED_FIELDS)}, hash FROM audit_events "  # noqa: S608
                   "WHERE seq BETWEEN ? AND ? ORDER BY seq")
-#: What converting a stored value of another type raises.
-_UNREADABLE = (ValueError, TypeError, AttributeError, OverflowError)
+#: What converting a stored value of another type raises (a checkpoint's too).
+UNREADABLE = (ValueError, TypeError, AttributeError, OverflowError)
 _HEX = "0123456789abcdef"
 _scan_json = json.JSONDecoder().scan_once  # the C scanner, without decode()'s regex
 
@@ -232,7 +232,7 @@ def _sqlite_strings(value) -> list:
 
 
 def _sqlite_hash(row) -> str:
-    """`event_hash` of a raw SQLite row of _SQLITE_EVENTS. Raises one of _UNREADABLE for a
+    """`event_hash` of a raw SQLite row of _SQLITE_EVENTS. Raises one of UNREADABLE for a
     value that is not of its column's type."""
     (action, categories, client_id, consent_ids, family_id, id_, organization_id, outcome,
      prev_hash, purpose, reason, recorded_at, request_id, request_ip, request_method,
@@ -262,7 +262,7 @@ def _unreadable_column(row) -> str:
     for name, value in zip(HASHED_FIELDS, row, strict=False):
         try:
             _encode([_SQLITE_READERS.get(name, _as_is)(value)])
-        except _UNREADABLE:
+        except UNREADABLE:
             return name
     return "value"
 

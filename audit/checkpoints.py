@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from flask import current_app
 
-from audit.chain import verify
+from audit.chain import UNREADABLE, verify
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from audit.sealer import seal_committed
 from core.config import ConfigError
@@ -222,7 +222,7 @@ def broken_checkpoint(session, from_seq: int | None = None,
             kept["recorded_at"] = read_time(kept["recorded_at"]) if read_time \
                 else kept["recorded_at"]
             genuine = is_genuine(kept)
-        except (ValueError, TypeError, AttributeError, OverflowError):
+        except UNREADABLE:
             genuine = False
         if not genuine:
             return row.seq, (f"the checkpoint at event {row.seq} is not signed by this "

@@ -39,7 +39,8 @@ def database_url(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
 
 
-def make_app(url: str):
+def make_app(url: str, **overrides):
+    """The service as the suite builds it, on `url`; `overrides`: settings of a test's own."""
     return create_app({
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": url,
@@ -52,6 +53,7 @@ def make_app(url: str):
         # One app serves the whole session: tests of the limits build their own.
         "RATE_LIMIT_API": "1000000 per minute",
         "RATE_LIMIT_TOKEN": "1000000 per minute",
+        **overrides,
     })
 
 

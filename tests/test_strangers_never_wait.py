@@ -39,19 +39,12 @@ def short_timeouts(empty_database):
 
     if empty_database.startswith("sqlite"):
         pytest.skip("PostgreSQL only: SQLite has no row locks")
-    from app import create_app
-    from tests.conftest import TEST_SECRET_KEY
+    from tests.conftest import make_app
 
-    served = create_app({
-        "TESTING": True, "SQLALCHEMY_DATABASE_URI": empty_database,
-        "SECRET_KEY": TEST_SECRET_KEY, "LOG_LEVEL": "WARNING",
-        "AUDIT_CHECKPOINT_INTERVAL": 0, "AUDIT_SEAL_INTERVAL_MS": 0,
-        "RATE_LIMIT_API": "1000000 per minute", "RATE_LIMIT_TOKEN": "1000000 per minute",
-        "SQLALCHEMY_ENGINE_OPTIONS": {
-            "pool_pre_ping": True, "hide_parameters": True,
-            "isolation_level": "READ COMMITTED",
-            "connect_args": {"options": "-c statement_timeout=1000 "
-                                        "-c idle_in_transaction_session_timeout=20000"}}})
+    served = make_app(empty_database, SQLALCHEMY_ENGINE_OPTIONS={
+        "pool_pre_ping": True, "hide_parameters": True, "isolation_level": "READ COMMITTED",
+        "connect_args": {"options": "-c statement_timeout=1000 "
+                                    "-c idle_in_transaction_session_timeout=20000"}})
     with served.app_context():
         flask_migrate.upgrade()
         try:
