@@ -3,7 +3,9 @@
 import functools
 import hashlib
 import json
+import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -119,14 +121,14 @@ def chain_head(session) -> AuditChainHead:
     return session.scalars(sa.select(AuditChainHead).where(AuditChainHead.id == 1)).one()
 
 
-def _checked_rows(session, lower: int, upper: int):
+def _checked_rows(connection, lower: int, upper: int):
     """Rows of events lower..upper to check, in seq order, as (seq, previous seq, prev_hash,
     previous hash, stored hash, recomputed hash); the previous ones are None on the first row.
 
     On PostgreSQL the database recomputes with the same function its trigger chained with, and
     returns only the rows that need a look: the first, the last, and any that do not chain.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql":
         # The hash computed beneath the window functions, in a subquery they cannot flatten
         # (OFFSET 0): the window then carries four narrow columns per row, not all twenty-two.
         hashed = sa.select(
@@ -148,7 +150,7 @@ def _checked_rows(session, lower: int, upper: int):
                             rows.c.seq != rows.c.previous_seq + 1,
                             rows.c.prev_hash != rows.c.previous_hash,
                             rows.c.hash != rows.c.recomputed)
-        yield from session.execute(
+        yield from connection.execute(
             sa.select(rows.c.seq, rows.c.previous_seq, rows.c.prev_hash, rows.c.previous_hash,
                       rows.c.hash, rows.c.recomputed).where(suspicious).order_by(rows.c.seq))
         return
@@ -157,7 +159,7 @@ def _checked_rows(session, lower: int, upper: int):
     # categories that are not JSON), and a value of another type is tampering to report at
     # its seq, not an exception. Converted here, which is also faster than the column types.
     # The driver's own cursor: iterated in C, a row costs a third of what a Result's does.
-    rows = session.connection().connection.driver_connection.execute(
+    rows = connection.connection.driver_connection.execute(
         _SQLITE_EVENTS, (lower, upper))
     for row in rows:
         try:
@@ -274,7 +276,9 @@ def _as_is(value):
 def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> Verdict:
     """Recompute the chain over [from_seq, to_seq] (default: the whole log) and compare.
 
-    A range that starts after 1 trusts the stored hash of the event just before it.
+    A range that starts after 1 trusts the stored hash of the event just before it. The range
+    is checked in batches of VERIFY_BATCH events; on PostgreSQL a range of several batches is
+    checked on as many connections at once as the machine has cores (see _check_batches).
     """
     # The head and the newest stored seq from one snapshot: events that writers commit while
     # this runs come after both, and are neither checked nor taken for an insertion.
@@ -288,69 +292,147 @@ def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> V
     end = head.seq if to_seq is None else min(to_seq, head.seq)
     whole_tail = to_seq is None or to_seq >= head.seq
 
-    def bad(seq, reason, checked):
-        return Verdict(False, checked, seq, reason, head_doc)
+    def bad(seq, reason):
+        return Verdict(False, max(seq - start, 0), seq, reason, head_doc)
 
     if start == 1:
         prev = GENESIS_HASH
         if head.oldest is not None and head.oldest < 1:
             # Shown by the family filter and the accounting, though no chain holds it.
             return bad(head.oldest, f"event {head.oldest} lies before the first event "
-                                    "(seq starts at 1)", 0)
+                                    "(seq starts at 1)")
     else:
         prev = session.scalar(sa.select(AuditEvent.hash).where(AuditEvent.seq == start - 1))
         if prev is None:
-            return bad(start - 1, f"event {start - 1} is missing", 0)
+            return bad(start - 1, f"event {start - 1} is missing")
 
-    expected = start  # the next seq to find
-    while expected <= end:
-        upper = min(expected + VERIFY_BATCH - 1, end)
-        batch_start, last_seq = expected, None
-        for seq, previous_seq, prev_hash, previous_hash, stored, recomputed in \
-                _checked_rows(session, expected, upper):
-            if previous_seq is None:  # the batch's first event: chain it to what came before
-                previous_seq, previous_hash = batch_start - 1, prev
-            if seq != previous_seq + 1:
-                return bad(previous_seq + 1, f"event {previous_seq + 1} is missing",
-                           previous_seq + 1 - start)
-            if prev_hash != previous_hash:
-                return bad(seq, f"prev_hash of event {seq} is not the hash of event {seq - 1}",
-                           seq - start)
-            if recomputed != stored:
-                return bad(seq, recomputed if isinstance(recomputed, Unreadable)
-                           else f"event {seq} does not hash to its stored hash", seq - start)
-            last_seq, prev = seq, stored
-        if last_seq != upper:
-            missing = batch_start if last_seq is None else last_seq + 1
-            return bad(missing, f"event {missing} is missing", missing - start)
-        expected = upper + 1
-    checked = expected - start
-    misfiled = _misfiled_family(session, None if start == 1 else start,
-                                None if whole_tail else end)
-    if misfiled is not None:
-        return bad(misfiled, f"the families listed for event {misfiled} "
-                             "(audit_listed_families) are not those it names in family_ids: "
-                             "the family filter and the accounting read that list", checked)
-
+    # The families listed beside each event are checked over the same batches; the first's
+    # also reach below the chain, and the last's beyond the head, when the range is the log's.
+    bounds = [(lo, min(lo + VERIFY_BATCH - 1, end))
+              for lo in range(start, end + 1, VERIFY_BATCH)] or [(start, end)]
+    batches = [Batch(lo, hi, None if index == 0 and start == 1 else lo,
+                     None if index == len(bounds) - 1 and whole_tail else hi)
+               for index, (lo, hi) in enumerate(bounds)]
+    problem, last_hash = _check_batches(session, batches, prev)
+    if problem is not None:
+        return bad(*problem)
     if whole_tail:
-        if head.seq and prev != head.hash:
-            return bad(head.seq, "the newest event does not match the chain head", checked)
+        if head.seq and last_hash != head.hash:
+            return bad(head.seq, "the newest event does not match the chain head")
         if head.newest is not None and head.newest > head.seq:
             beyond = session.scalar(sa.select(sa.func.min(AuditEvent.seq))
                                     .where(AuditEvent.seq > head.seq))
-            return bad(beyond, f"event {beyond} lies beyond the chain head", checked)
-    return Verdict(True, checked, None, None, head_doc)
+            return bad(beyond, f"event {beyond} lies beyond the chain head")
+    return Verdict(True, max(end - start + 1, 0), None, None, head_doc)
 
 
-def _misfiled_family(session, lower: int | None, upper: int | None) -> int | None:
+@dataclass
+class Batch:
+    """Events lo..hi to check, and the seqs whose listed families to check beside them
+    (listed_from..listed_to, None: unbounded on that side)."""
+    lo: int
+    hi: int
+    listed_from: int | None
+    listed_to: int | None
+
+
+#: Connections a verification of several batches uses at once on PostgreSQL: each batch's
+#: check is one backend's CPU, and the machine's cores are what makes two faster than one.
+VERIFY_CONNECTIONS = max(2, min(4, os.cpu_count() or 1))
+
+
+def _check_batches(session, batches: list[Batch], prev: str):
+    """The first problem over the batches in order, as (seq, reason), or None; and the last
+    batch's last hash.
+
+    On PostgreSQL, several batches are checked at once, each on a connection of its own:
+    events up to the head are committed and never change, so any snapshot taken after the head
+    was read holds them as the session's does. (A test's uncommitted events are seen by its
+    session only: it keeps under one batch.)
+    """
+    connection = session.connection()
+    if len(batches) == 1 or connection.dialect.name != "postgresql":
+        for batch in batches:
+            problem, prev = _check_batch(connection, batch, prev)
+            if problem is not None:
+                return problem, None
+        return None, prev
+    engine = connection.engine
+
+    def check(index: int):
+        with engine.connect() as own:
+            return _check_batch(own, batches[index], prev if index == 0 else None)
+
+    with ThreadPoolExecutor(max_workers=min(len(batches), VERIFY_CONNECTIONS)) as pool:
+        futures = [pool.submit(check, index) for index in range(len(batches))]
+        try:
+            for future in futures:
+                problem, last_hash = future.result()
+                if problem is not None:
+                    return problem, None
+        finally:
+            for future in futures:  # those not started yet: the answer is known
+                future.cancel()
+    return None, last_hash
+
+
+def _check_batch(connection, batch: Batch, prev: str | None):
+    """The first problem in one batch, as (seq, reason), or None; and its last event's hash.
+
+    `prev` is the hash its first event must chain to; None reads the one stored before it.
+    """
+    if prev is None:
+        prev = connection.scalar(sa.select(AuditEvent.hash).where(AuditEvent.seq == batch.lo - 1))
+        if prev is None:
+            return (batch.lo - 1, f"event {batch.lo - 1} is missing"), None
+    problem, prev = _chain_break(connection, batch, prev)
+    misfiled = _misfiled_family(connection, batch.listed_from, batch.listed_to)
+    if misfiled is not None and (problem is None or misfiled < problem[0]):
+        problem = (misfiled, f"the families listed for event {misfiled} "
+                             "(audit_listed_families) are not those it names in family_ids: "
+                             "the family filter and the accounting read that list")
+    return problem, prev
+
+
+def _chain_break(connection, batch: Batch, prev: str):
+    """The first event of the batch that is missing, does not chain to the one before it, or
+    does not hash to its stored hash, as (seq, reason), or None when all do; and the hash of
+    the last event that does."""
+    last_seq = None
+    for seq, previous_seq, prev_hash, previous_hash, stored, recomputed in \
+            _checked_rows(connection, batch.lo, batch.hi):
+        if previous_seq is None:  # the batch's first event: chain it to what came before
+            previous_seq, previous_hash = batch.lo - 1, prev
+        if seq != previous_seq + 1:
+            return (previous_seq + 1, f"event {previous_seq + 1} is missing"), prev
+        if prev_hash != previous_hash:
+            return (seq, f"prev_hash of event {seq} is not the hash of event {seq - 1}"), prev
+        if recomputed != stored:
+            return (seq, recomputed if isinstance(recomputed, Unreadable)
+                    else f"event {seq} does not hash to its stored hash"), prev
+        last_seq, prev = seq, stored
+    if batch.hi >= batch.lo and last_seq != batch.hi:
+        missing = batch.lo if last_seq is None else last_seq + 1
+        return (missing, f"event {missing} is missing"), prev
+    return None, prev
+
+
+def _misfiled_family(connection, lower: int | None, upper: int | None) -> int | None:
     """The first seq in [lower, upper] (None: unbounded) whose listed families, the index the
     family filter and the accounting of disclosures read, differ from the `family_ids` its
     chained event names; None when they agree. Run once the chain verified: `family_ids` is
-    then as hashed."""
+    then as hashed.
+
+    On PostgreSQL, each event's listed families are gathered into the JSON array the recorder
+    writes (its ids' strings, sorted: uuid order is their text's order) side by side with the
+    `family_ids` it names, one group per event (where two EXCEPTs each sorted both sides, on
+    disk: a million events took 6.6 s). Anything else in `family_ids` (another order, case or
+    type) is reported, not a crash: the recorder writes none."""
     listed = AuditListedFamily.__table__
     events = AuditEvent.__table__
-    if session.get_bind().dialect.name == "postgresql":
-        return _misfiled_family_postgresql(session, lower, upper)
+    if connection.dialect.name == "postgresql":
+        return connection.scalar(_misfiled_postgresql(lower is not None, upper is not None),
+                                 {"lower": lower, "upper": upper})
     # SQLite keeps a UUID as 32 hex digits (see migration 0006)
     named = sa.func.json_each(events.c.family_ids).table_valued("value")
     family = listed.c.family_id
@@ -366,27 +448,23 @@ def _misfiled_family(session, lower: int | None, upper: int | None) -> int | Non
                  .select_from(events).join(named, sa.true()).where(nonempty, *in_events))
     differ = sa.union_all(sa.except_(of_listed, of_events).subquery().select(),
                           sa.except_(of_events, of_listed).subquery().select()).subquery()
-    return session.scalar(sa.select(sa.func.min(differ.c.seq)))
+    return connection.scalar(sa.select(sa.func.min(differ.c.seq)))
 
 
-def _misfiled_family_postgresql(session, lower: int | None, upper: int | None) -> int | None:
-    """`_misfiled_family` on PostgreSQL: each event's listed families, gathered into the JSON
-    array the recorder writes (its ids' strings, sorted: uuid order is their text's order),
-    side by side with the `family_ids` it names, one group per event (where two EXCEPTs each
-    sorted both sides, on disk: a million events took 6.6 s). Anything else in `family_ids`
-    (another order, case or type) is reported, not a crash: the recorder writes none."""
-    return session.scalar(_MISFILED_POSTGRESQL, {"lower": lower, "upper": upper})
-
-
-_IN_RANGE = ("(CAST(:lower AS bigint) IS NULL OR seq >= :lower) "
-             "AND (CAST(:upper AS bigint) IS NULL OR seq <= :upper)")
-_MISFILED_POSTGRESQL = sa.text(f"""
-    WITH listed AS (
-        SELECT seq, jsonb_agg(family_id::text ORDER BY family_id) AS families
-        FROM audit_listed_families WHERE {_IN_RANGE} GROUP BY seq),
-    named AS (
-        SELECT seq, family_ids AS families FROM audit_events
-        WHERE family_ids <> '[]'::jsonb AND {_IN_RANGE})
-    SELECT min(coalesce(listed.seq, named.seq))
-    FROM listed FULL JOIN named ON listed.seq = named.seq
-    WHERE listed.families IS DISTINCT FROM named.families""")  # noqa: S608 (constants only)
+@functools.cache
+def _misfiled_postgresql(bounded_below: bool, bounded_above: bool) -> sa.TextClause:
+    """The PostgreSQL query of `_misfiled_family`, with only the bounds it is given: a bound
+    tested for NULL in the statement would leave a generic plan scanning the whole log."""
+    in_range = " AND ".join(test for test, given in (("seq >= :lower", bounded_below),
+                                                     ("seq <= :upper", bounded_above))
+                            if given) or "true"
+    return sa.text(f"""
+        WITH listed AS (
+            SELECT seq, jsonb_agg(family_id::text ORDER BY family_id) AS families
+            FROM audit_listed_families WHERE {in_range} GROUP BY seq),
+        named AS (
+            SELECT seq, family_ids AS families FROM audit_events
+            WHERE family_ids <> '[]'::jsonb AND {in_range})
+        SELECT min(coalesce(listed.seq, named.seq))
+        FROM listed FULL JOIN named ON listed.seq = named.seq
+        WHERE listed.families IS DISTINCT FROM named.families""")  # noqa: S608 (constants)
