@@ -65,6 +65,8 @@ def get_family(family_id: uuid.UUID, *, lock=False, share=False,
     # Locked first, read after: a locking read that waited returns the family row as it is
     # now, but the caregivers joined to it as they were before the wait (PostgreSQL).
     if lock or share:
+        if linked_to is None:  # the link clause would match no family: a silent 404
+            raise TypeError("get_family(lock=/share=) needs linked_to")
         held = db.session.execute(_HOLD_LINKED[lock], {"family_id": family_id,
                                                        "organization_id": linked_to}).first()
         if held is None:

@@ -33,6 +33,14 @@ def test_an_unknown_family_is_none(app):
         assert get_family(uuid.uuid4(), lock=True, linked_to=uuid.uuid4()) is None
 
 
+@pytest.mark.parametrize("hold", ["lock", "share"])
+def test_holding_a_family_without_naming_who_asks_is_a_programming_error(app, make, hold):
+    """Not a silent None, which a caller would answer as 404 for a family that exists."""
+    family = make.family(make.organization())
+    with app.app_context(), pytest.raises(TypeError, match="linked_to"):
+        get_family(family.id, **{hold: True})
+
+
 @pytest.mark.no_db
 def test_a_locked_load_that_waited_reads_the_caregivers_as_they_are_now(served):
     """A load that waited for another transaction's lock sees what it committed, caregivers
