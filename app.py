@@ -62,15 +62,20 @@ def _register_domains(app: Flask) -> None:
     from auth import server as oauth
     from auth.cli import client_cli
     from auth.routes import bp as auth_bp
+    from consent.models import Consent
     from consent.routes import bp as consent_bp
     from demo import demo_cli
+    from families.models import Family
     from families.routes import bp as families_bp
     from organizations.cli import org_cli
     from organizations.routes import bp as organizations_bp
     from referrals.cli import referrals_cli
+    from referrals.models import Referral
     from referrals.routes import bp as referrals_bp
 
-    audit_boundary.init_app(app)
+    audit_boundary.init_app(app, families_named_by={
+        "family_id": Family.id, "referral_id": Referral.family_id,
+        "consent_id": Consent.family_id})
     oauth.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(auth_bp)

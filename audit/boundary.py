@@ -2,10 +2,13 @@
 schedule."""
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from flask import Flask, current_app, g, request
+from werkzeug.exceptions import HTTPException
 
 from audit import sealer
 from audit.checkpoints import checkpoint_if_due, load_previous_public_keys, load_signing_key
@@ -53,6 +56,34 @@ _BLUEPRINT_RESOURCES = {"families": "family", "referrals": "referral", "consent"
                         "auth": "access_token"}
 
 
+def _family_of_request():
+    """The family a refused request concerns: the one the service found (`concerns_family`),
+    or, for a request refused before any look (a missing scope), the one its path names, or
+    the `family_id` of its JSON body, when it exists. For the auditors' family filter: the
+    caller learns nothing from it."""
+    found = family_concerned()
+    if found is not None:
+        return found
+    named_by = current_app.extensions["audit_families_named_by"]
+    for name, value in (request.view_args or {}).items():
+        if name in named_by:
+            return _family_named(named_by[name], value)
+    try:
+        body = request.get_json(silent=True) if request.is_json else None
+    except HTTPException:  # a body over the size limit: not read, and no family named
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("family_id"), str):
+        try:
+            return _family_named(named_by["family_id"], uuid.UUID(body["family_id"]))
+        except ValueError:
+            return None
+    return None
+
+
+def _family_named(column, value: uuid.UUID):
+    return db.session.scalar(sa.select(column).where(column.table.c.id == value))
+
+
 def _record_refusal(response) -> None:
     denial = g.pop("audit_denial", None)
     if denial is None:
@@ -70,7 +101,7 @@ def _record_refusal(response) -> None:
             "resource_type": resource_type,
             "resource_id": resource_id,
             "actor": actor,
-            "family_id": family_concerned(),
+            "family_id": _family_of_request(),
             **(problem.audit if problem else {}),
         }
     record(outcome="deny", **denial)
@@ -111,9 +142,13 @@ def _record_replay(location: str | None, body: str) -> None:
            family_id=family_concerned(), actor=g.get("actor"))
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, *, families_named_by: dict) -> None:
     """Load the checkpoint signing key, record refusals after their rollback, checkpoint on
-    the schedule after commits, and seal in the background (PostgreSQL)."""
+    the schedule after commits, and seal in the background (PostgreSQL).
+
+    `families_named_by`: for each id a path may hold (`family_id`, `referral_id`, ...), the
+    column of its table that holds its family's id (see `_family_of_request`)."""
+    app.extensions["audit_families_named_by"] = families_named_by
     app.extensions["audit_signing_key"] = load_signing_key(
         app.config.get("AUDIT_SIGNING_KEY"), Path(app.instance_path))
     app.extensions["audit_previous_keys"] = load_previous_public_keys(

@@ -3,6 +3,7 @@
 from flask import Blueprint, current_app, stream_with_context
 
 from audit import service
+from audit.boundary import audited_as
 from audit.schemas import (
     AuditEventPageSchema,
     AuditEventQuery,
@@ -24,6 +25,7 @@ TAGS = ["Audit"]
 
 @bp.get("/events")
 @require_scope("audit:read")
+@audited_as("search")
 @operation(summary="Search the audit trail", tags=TAGS, query=AuditEventQuery,
            responses={200: AuditEventPageSchema})
 def list_events():
@@ -80,6 +82,7 @@ def verify_checkpoint():
 
 @bp.get("/export")
 @require_scope("audit:read")
+@audited_as("export")
 @operation(summary="Export events as NDJSON", tags=TAGS, query=ExportQuery,
            responses={200: ("application/x-ndjson", {"type": "string"})})
 def export():

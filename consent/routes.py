@@ -4,6 +4,7 @@ import uuid
 
 from flask import Blueprint
 
+from audit.boundary import audited_as
 from auth.protect import current_actor, require_scope
 from consent import service
 from consent.schemas import (
@@ -44,6 +45,7 @@ def record_consent(family_id: uuid.UUID):
 
 @bp.get("/families/<uuid:family_id>/consents")
 @require_scope("consent:read")
+@audited_as("search")
 @operation(summary="List a family's consents", tags=TAGS, query=ConsentListQuery,
            responses={200: ConsentPageSchema})
 def list_consents(family_id: uuid.UUID):
@@ -69,6 +71,7 @@ def get_consent(consent_id: uuid.UUID):
 
 @bp.post("/consents/<uuid:consent_id>/revoke")
 @require_scope("consent:write")
+@audited_as("revoke")
 @operation(summary="Revoke a consent", tags=TAGS, body=RevocationInputSchema,
            responses={200: ConsentSchema})
 def revoke_consent(consent_id: uuid.UUID):
@@ -81,6 +84,7 @@ def revoke_consent(consent_id: uuid.UUID):
 
 @bp.post("/consent-decisions")
 @require_scope("consent:read")
+@audited_as("decide")
 @operation(summary="Ask the consent engine", tags=TAGS, body=DecisionInputSchema,
            responses={200: DecisionSchema})
 def decide():

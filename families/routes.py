@@ -4,6 +4,7 @@ import uuid
 
 from flask import Blueprint, request
 
+from audit.boundary import audited_as
 from audit.schemas import DisclosurePageSchema, DisclosureQuery
 from auth.protect import current_actor, require_scope
 from core.concurrency import etag_for
@@ -46,6 +47,7 @@ def create_family():
 
 @bp.get("")
 @require_scope("families:read")
+@audited_as("search")
 @operation(summary="List your own families", tags=TAGS, query=FamilyListQuery,
            responses={200: FamilyPageSchema})
 def list_families():

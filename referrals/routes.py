@@ -58,6 +58,7 @@ def send_referral():
 
 @bp.get("")
 @require_scope("referrals:read")
+@audited_as("search")
 @operation(summary="List the referrals you sent or received", tags=TAGS,
            query=ReferralListQuery, responses={200: ReferralPageSchema})
 def list_referrals():

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from auth.scopes import SCOPES
 from tests.conftest import PROBLEM_KEYS, assert_problem, basic
@@ -514,3 +515,33 @@ def test_a_token_in_the_query_string_lends_no_rights_to_the_header(app, client, 
     missing = client.get(f"/api/v1/consents/{uuid.uuid4()}", headers=headers,
                          query_string=query)
     assert _shape(response) == _shape(missing)
+
+
+# -- the refusals on the trail ---------------------------------------------------------------
+
+#: Rows refusing the stranger with 404: requests about the world's family or what hangs on it.
+ABOUT_THE_FAMILY = [route for route in ROUTES if route.stranger == NF]
+
+
+@pytest.mark.parametrize("route", ABOUT_THE_FAMILY, ids=lambda route: route.label)
+def test_a_token_without_the_scope_is_recorded_as_the_strangers_404_is(app, client, make,
+                                                                        route):
+    """An auditor filtering the trail by family or by action finds a request refused for its
+    token's scope, before the service looked anything up, as it finds a stranger's: the
+    same action, and the family named."""
+    from audit.models import AuditEvent
+    from core.db import db
+
+    world = World(app, client, make, needs=route.needs)
+    recorded = []
+    for situation in (TOKEN_SITUATIONS["token without the scope"][0], STRANGER):
+        headers, query = world.credentials(situation, route.scopes)
+        request = route.build(world, world.organization(situation.actor))
+        assert send(client, route.method, request, headers, query).status_code in (403, 404)
+        with app.app_context():
+            event = db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.seq.desc())
+                                       .limit(1)).one()
+        recorded.append((event.outcome, event.action, event.family_id))
+    scope_refusal, strangers = recorded
+    assert scope_refusal == strangers
+    assert scope_refusal[2] == world.family_id
