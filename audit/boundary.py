@@ -22,7 +22,8 @@ _METHOD_ACTIONS = {"GET": "read", "HEAD": "read", "POST": "create", "PATCH": "up
 #: Statuses that refuse an authenticated actor's access or action: recorded as `deny` (so is
 #: any refusal whose Problem says what to record, and a 422 about a family the service had
 #: found: an action on its record refused). Anonymous 401s are not recorded (strangers could
-#: grow the chain); the application log has them.
+#: grow the chain); the application log has them. A Problem's `audit` may name in `told` the
+#: consent decision under which its answer tells a fact of the family: recorded as a read.
 _REFUSALS = (403, 404, 409, 412, 428)
 
 
@@ -104,7 +105,15 @@ def _record_refusal(response) -> None:
             "family_id": _family_of_request(),
             **(problem.audit if problem else {}),
         }
+    told = denial.pop("told", None)
     record(outcome="deny", **denial)
+    if told is not None and told.consent_ids:
+        # The refusal itself told the caller something of the family under consent (a
+        # grantor without authority, a date before the birth): a disclosure to account for.
+        record(action="read", outcome="permit", reason=told.reason, resource_type="family",
+               resource_id=denial["family_id"], family_id=denial["family_id"],
+               purpose=told.purpose, categories=told.permitted, consent_ids=told.consent_ids,
+               actor=denial["actor"])
     db.session.commit()
 
 

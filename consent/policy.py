@@ -204,17 +204,28 @@ def may_see_family(*, actor_organization_id: uuid.UUID, family, at: datetime,
                    categories: Iterable[str] = FAMILY_CATEGORIES) -> bool:
     """Whether the actor holds the family, or may now see any of `categories` of its record
     (by default: any of it) for any purpose."""
-    if actor_organization_id == family.custodian_organization_id:
-        return True
+    return sight(actor_organization_id=actor_organization_id, family=family, at=at,
+                 categories=categories) is not None
+
+
+def sight(*, actor_organization_id: uuid.UUID, family, at: datetime,
+          categories: Iterable[str] = FAMILY_CATEGORIES) -> Decision | None:
+    """The decision by which the actor now sees any of `categories` of the family's record:
+    the custodian's own, or the first purpose's (in PURPOSES order) that permits one; None
+    when none does. What an answer tells of those categories is a disclosure under it."""
+    custodian = family.custodian_organization_id
+    if actor_organization_id == custodian:
+        return Decision(frozenset(categories), frozenset(categories), (), "custodian")
     consents = consents_in_force(family_id=family.id, actor_organization_id=actor_organization_id,
-                                 author_organization_id=family.custodian_organization_id, at=at)
-    return any(
-        not decide_over(actor_organization_id=actor_organization_id,
-                        custodian_organization_id=family.custodian_organization_id,
-                        author_organization_id=family.custodian_organization_id,
-                        purpose=purpose, categories=categories, consents=consents,
-                        at=at).nothing_permitted
-        for purpose in PURPOSES)
+                                 author_organization_id=custodian, at=at)
+    for purpose in PURPOSES:
+        decision = decide_over(actor_organization_id=actor_organization_id,
+                               custodian_organization_id=custodian,
+                               author_organization_id=custodian, purpose=purpose,
+                               categories=categories, consents=consents, at=at)
+        if not decision.nothing_permitted:
+            return decision
+    return None
 
 
 @dataclass(frozen=True)

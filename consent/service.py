@@ -63,10 +63,13 @@ def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, in
     _check_may_record(actor, family, family_id, at)
     errors = _consent_errors(actor, family, data, at)
     if errors:
-        # On the trail too: a refused grantor tells the recorder an identity fact.
+        # On the trail too: a refused grantor tells the recorder an identity fact, under the
+        # consent by which it sees the family's identity.
         refusal = validation_problem(errors, "The consent cannot be recorded")
         refusal.audit = {"action": "create", "resource_type": "consent",
                          "family_id": family.id, "reason": "invalid_consent"}
+        if "grantor.caregiver_id" in errors or "grantor.legal_authority" in errors:
+            refusal.audit["told"] = _identity_sight(actor, family, at)
         raise refusal
     consent = Consent(
         family_id=family.id,
@@ -95,11 +98,15 @@ def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, in
 def _check_may_record(actor, family: Family | None, family_id: uuid.UUID, at=None) -> None:
     """Raises Problem 404 unless the family exists and the actor may see its `identity`
     (who may grant a consent is an identity fact)."""
-    if family is None or not policy.may_see_family(
-            actor_organization_id=actor.organization_id, family=family, at=at or now(),
-            categories=["identity"]):
+    if family is None or _identity_sight(actor, family, at or now()) is None:
         raise _refuse("create", "family", family_id,
                       family_id=family_concerned())
+
+
+def _identity_sight(actor, family: Family, at: datetime) -> policy.Decision | None:
+    """The decision by which the actor now sees the family's `identity`, if it does."""
+    return policy.sight(actor_organization_id=actor.organization_id, family=family, at=at,
+                        categories=["identity"])
 
 
 def _caregiver(family: Family, caregiver_id: uuid.UUID) -> Caregiver | None:
@@ -276,13 +283,15 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     # so does a change of the family's caregivers, which the check below reads as they are now.
     lock_family(family.id)
     caregiver_id = data.get("caregiver_id")
-    problem = _revocation_caregiver_error(actor, family, caregiver_id, data["requested_by"])
+    problem, told = _revocation_caregiver_error(actor, family, caregiver_id,
+                                                data["requested_by"])
     if problem:
         refusal = validation_problem({"caregiver_id": [problem]}, "The revocation cannot be "
                                                                   "recorded")
         refusal.audit = {"action": "revoke", "resource_type": "consent",
                          "resource_id": consent.id, "family_id": family.id,
-                         "consent_ids": [consent.id], "reason": "invalid_revocation"}
+                         "consent_ids": [consent.id], "reason": "invalid_revocation",
+                         "told": told}
         raise refusal
     db.session.refresh(consent)
     reason = "already_revoked"
@@ -306,27 +315,28 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     return consent_document(consent, view), consent.version
 
 
-def _revocation_caregiver_error(actor, family: Family, caregiver_id,
-                                requested_by: str) -> str | None:
-    """Why the caregiver named on a revocation cannot be recorded as asking for it, or None.
+def _revocation_caregiver_error(actor, family: Family, caregiver_id, requested_by: str
+                                ) -> tuple[str | None, policy.Decision | None]:
+    """Why the caregiver named on a revocation cannot be recorded as asking for it, or None;
+    and the decision under which that answer tells the caller an identity fact, if it does.
     Who asks as the family holds legal authority for the child, as who grants does; anyone
     else's wish is recorded as the organization's request (`requested_by: organization`).
     Only an organization that may see the family's `identity` names a caregiver: checking
     one for anyone else would tell it who belongs to the family and who holds authority."""
     if caregiver_id is None:
-        return None
-    if not policy.may_see_family(actor_organization_id=actor.organization_id, family=family,
-                                 at=now(), categories=["identity"]):
+        return None, None
+    sight = _identity_sight(actor, family, now())
+    if sight is None:
         return ("Only an organization that may see the family's identity names the caregiver "
                 "who asked: leave caregiver_id out (the request is recorded as the "
-                "caregiver's, unnamed)")
+                "caregiver's, unnamed)"), None
     caregiver = _caregiver(family, caregiver_id)
     if caregiver is None:
-        return "Not a caregiver of this family"
+        return "Not a caregiver of this family", sight
     if requested_by == "caregiver" and not caregiver.has_legal_authority:
         return ("This caregiver has no legal authority for the child: record the revocation "
-                "as requested by the organization")
-    return None
+                "as requested by the organization"), sight
+    return None, None
 
 
 def decide_for(actor, *, family_id: uuid.UUID, purpose: str, categories: list[str]) -> dict:

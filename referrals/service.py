@@ -498,12 +498,16 @@ def send_referral(actor, *, data: dict) -> tuple[dict, int]:
         raise validation_problem({"to_organization_id": [
             "A referral goes to another organization"]})
     identified_on = (data.get("part_c") or {}).get("identified_on")
-    if identified_on and identified_on < family.child_birth_date and policy.may_see_family(
-            actor_organization_id=actor.organization_id, family=family, at=at,
-            categories=["identity"]):
+    if identified_on and identified_on < family.child_birth_date:
         # A mistyped year: a concern about this child cannot predate its birth. Said only to
-        # whoever may see the birth date (identity).
-        raise validation_problem({"part_c.identified_on": ["Before the child's birth date"]})
+        # whoever may see the birth date (identity) for the referral, and accounted as such.
+        sight = policy.decide(actor_organization_id=actor.organization_id, family=family,
+                              purpose="referral", categories=["identity"], at=at)
+        if not sight.nothing_permitted:
+            refusal = validation_problem({"part_c.identified_on": [
+                "Before the child's birth date"]})
+            refusal.audit = {"told": sight}
+            raise refusal
     referral = Referral(
         id=uuid.uuid4(), family_id=family.id, from_organization_id=actor.organization_id,
         to_organization_id=receiver.id, status="draft", reasons=data["reasons"],

@@ -266,3 +266,82 @@ def test_a_consent_expiring_between_two_pages_stops_the_disclosures_at_once(
     assert second.json["items"][0]["redacted"] == ["coordination_notes"]
     assert "body" not in second.json["items"][0]
     assert _permits(app, second) == []
+
+
+# -- a refusal that tells a fact of the family is a disclosure -------------------------------
+
+def _told(app, response, net, consent, purpose):
+    """The refusal's two events: its deny, and the read of identity it told under consent,
+    which the family's accounting lists."""
+    events = _events_of(app, response)
+    assert sorted(e.outcome for e in events) == ["deny", "permit"]
+    [told] = [e for e in events if e.outcome == "permit"]
+    assert (told.action, told.organization_id, told.family_id) == (
+        "read", net.provider.id, net.family.id)
+    assert (told.purpose, told.categories, told.consent_ids) == (
+        purpose, ["identity"], [str(consent.id)])
+    return told
+
+
+def test_a_grantor_refused_for_authority_is_accounted_to_the_recorder(app, client, make):
+    """The provider, which sees the family's identity for care coordination, records a consent
+    the grandmother gives: 422, she has no legal authority. That answer told the provider an
+    identity fact of the family: it is a disclosure, in the accounting."""
+    net = network(make)
+    consent = make.consent(net.family, [net.clinic, net.provider],
+                           purposes=("care_coordination",), categories=("identity",))
+    grandmother = next(c for c in net.family.caregivers if not c.has_legal_authority)
+    body = {"grantor": {"caregiver_id": str(grandmother.id), "legal_authority": "parent"},
+            "organization_ids": [str(net.clinic.id), str(net.provider.id)],
+            "purposes": ["referral"], "categories": ["identity"],
+            "expires_at": (clock.now() + timedelta(days=30)).isoformat(), "method": "written",
+            "signed_at": clock.now().isoformat(), "explained_in_language": "en",
+            "interpreter_used": False, "revocation_rights_explained": True}
+
+    refused = client.post(f"/api/v1/families/{net.family.id}/consents", json=body,
+                          headers=net.as_provider)
+
+    assert refused.status_code == 422
+    assert "grantor.caregiver_id" in refused.json["errors"]
+    told = _told(app, refused, net, consent, "care_coordination")
+    assert [(i["organization_id"], i["categories"], i["purpose"]) for i in _accounting(client, net)
+            if i["seq"] == told.seq] == [(str(net.provider.id), ["identity"], "care_coordination")]
+
+
+def test_a_revocation_naming_a_caregiver_without_authority_is_accounted(app, client, make):
+    net = network(make)
+    consent = make.consent(net.family, [net.clinic, net.provider],
+                           purposes=("care_coordination",), categories=("identity",))
+    grandmother = next(c for c in net.family.caregivers if not c.has_legal_authority)
+
+    refused = client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.as_provider,
+                          json={"requested_by": "caregiver", "caregiver_id": str(grandmother.id),
+                                "reason": "Wants to stop sharing."})
+
+    assert refused.status_code == 422
+    _told(app, refused, net, consent, "care_coordination")
+
+
+def test_a_part_c_date_before_the_birth_is_checked_under_the_referrals_purpose(
+        app, client, make):
+    """Whether a Part C date lies before the birth is told only to a sender that sees the
+    birth date for the referral, and accounted; one that sees it for another purpose only
+    keeps the draft as sent (the route's purpose is `referral`: API.md)."""
+    net = network(make)
+    before_birth = (net.family.child_birth_date - timedelta(days=1)).isoformat()
+    other_purpose = make.consent(net.family, [net.clinic, net.provider],
+                                 purposes=("care_coordination",), categories=("identity",))
+    draft = dict(status="draft", to_organization_id=str(net.stranger.id),
+                 shared_categories=["identity"], part_c={"identified_on": before_birth})
+
+    kept = send(client, net, headers=net.as_provider, **draft)
+    assert kept.status_code == 201, kept.json
+    assert kept.json["part_c"]["identified_on"] == before_birth
+
+    for_referral = make.consent(net.family, [net.clinic, net.provider],
+                                purposes=("referral",), categories=("identity",))
+    refused = send(client, net, headers=net.as_provider, **draft)
+    assert refused.status_code == 422
+    assert set(refused.json["errors"]) == {"part_c.identified_on"}
+    _told(app, refused, net, for_referral, "referral")
+    assert other_purpose.id != for_referral.id
