@@ -2,7 +2,7 @@
 
 import re
 import unicodedata
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -65,9 +65,20 @@ class Instant(fields.AwareDateTime):
     """An RFC 3339 instant with its offset, between the years 1900 and 9000 (UTC)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, str) or not _DATE_TIME.fullmatch(value):
+        match = _DATE_TIME.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
             raise ValidationError("Not an RFC 3339 date-time (e.g. 2026-03-02T09:30:00Z)")
+        # Times are kept to the microsecond: a finer instant is read as the next microsecond
+        # (Python's parser would cut it down), so that, as every stored time is a whole
+        # microsecond, a bound lets in exactly the times its exact value does (`since`
+        # inclusive, `until` exclusive).
+        fraction = match.group(1) or ""
+        finer = fraction[7:]
+        if finer:
+            value = value[:match.start(1)] + fraction[:7] + value[match.end(1):]
         instant = super()._deserialize(value.upper(), attr, data, **kwargs)
+        if finer.strip("0"):
+            instant += timedelta(microseconds=1)
         try:
             year = instant.astimezone(UTC).year
         except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first UTC instant

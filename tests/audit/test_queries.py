@@ -212,3 +212,35 @@ def test_export_needs_a_range_of_at_most_31_days(client, auditor, query):
 def test_seq_beyond_the_log_or_a_bigint_is_a_clear_4xx(client, auditor, seeded, path, status):
     answer = client.get(path, headers=bearer(auditor))
     assert answer.status_code == status, answer.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("finer,since_lets_in,until_lets_in", [
+    ("000", True, False),  # the very microsecond, written with nanoseconds: as without them
+    ("001", False, True),  # a nanosecond after the event: since passes it by, until holds it
+    ("999", False, True),
+])
+def test_a_bound_finer_than_a_microsecond_lets_in_what_its_exact_value_does(
+        client, auditor, seeded, finer, since_lets_in, until_lets_in):
+    """Times are kept to the microsecond; RFC 3339 allows any fraction. A bound a nanosecond
+    past an event's time must not be cut down onto it (`since` inclusive, `until`
+    exclusive), in the list and in the export."""
+    _, _, start = seeded
+    at = start + timedelta(hours=6)  # the second event's time
+    with_nanos = at.strftime("%Y-%m-%dT%H:%M:%S.%f") + finer + "Z"
+    wide_before = (at - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    wide_after = (at + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+
+    def times(path, since, until):
+        answer = client.get(f"/api/v1/audit/{path}?since={since}&until={until}",
+                            headers=bearer(auditor))
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        if path == "export":
+            found = [json.loads(line) for line in answer.get_data(as_text=True).splitlines()]
+        else:
+            found = answer.json["items"]
+        return [e["recorded_at"] for e in found if e["reason"] == "test"]
+
+    event_time = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for path in ("events", "export"):
+        assert (event_time in times(path, with_nanos, wide_after)) is since_lets_in
+        assert (event_time in times(path, wide_before, with_nanos)) is until_lets_in
