@@ -208,7 +208,9 @@ def _header(description: str, schema: dict | None = None, *, required: bool = Tr
 #: Headers described once, under components/headers, and referred to by the answers.
 HEADERS = {
     "RequestId": _header("Echoes the request's X-Request-ID when it is 1 to 128 letters, "
-                         "digits or `._:-`; otherwise, and without one, a generated UUID."),
+                         "digits or `._:-`; otherwise, and without one, a generated UUID. "
+                         "Written into the request's audit events, which are never changed: "
+                         "send an opaque id, never anything about a family."),
     "WwwAuthenticate": _header("The authentication scheme the operation expects "
                                "(RFC 9110 11.6.1); `error` says what was wrong."),
     "WwwAuthenticateClient": _header("When the client's own authentication failed "
