@@ -140,6 +140,30 @@ def time_order(newest, disorder: int, recorded_at) -> tuple:
     return (recorded_at if newest is None else max(newest, recorded_at)), disorder
 
 
+_SAVEPOINTS = "audit_pending_at_savepoints"
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction) -> None:
+    """How many events waited when a savepoint began: its rollback forgets only those after."""
+    if transaction.nested:
+        session.info.setdefault(_SAVEPOINTS, {})[transaction] = len(
+            session.info.get(_PENDING, ()))
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_pending(session: Session, previous_transaction) -> None:
-    session.info.pop(_PENDING, None)
+    """The events of what was rolled back go with it: those recorded since a savepoint began
+    when it rolls back (what came before still commits, with the changes it describes), all
+    of them when the transaction does."""
+    if previous_transaction.nested:
+        mark = session.info.get(_SAVEPOINTS, {}).pop(previous_transaction, 0)
+        del session.info.get(_PENDING, [])[mark:]
+    else:
+        session.info.pop(_PENDING, None)
+        session.info.pop(_SAVEPOINTS, None)
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_savepoints(session: Session) -> None:
+    session.info.pop(_SAVEPOINTS, None)

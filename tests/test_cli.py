@@ -390,7 +390,8 @@ def _token(client, issued):
     return bearer(answer.json["access_token"])
 
 
-def test_demo_seed_rerun_after_riverbend_stopped_accepting_and_closed_the_referral(run, client):
+def test_demo_seed_rerun_after_riverbend_stopped_accepting_and_closed_the_referral(
+        app, run, client):
     """Riverbend says it is not taking referrals (its own listing, README first calls) and
     rejects the demo referral. The next `demo seed` (every ./scripts/serve) still prints the
     network and fresh secrets, and says in one line why no new referral was sent."""
@@ -414,8 +415,14 @@ def test_demo_seed_rerun_after_riverbend_stopped_accepting_and_closed_the_referr
 
     assert "Traceback" not in again.output
     assert again.exit_code == 0, again.output
-    assert json.loads(again.stdout)["clients"]
+    reissued = json.loads(again.stdout)["clients"]
+    assert reissued
     assert "demo seed: the demo referral was not sent again" in again.stderr
+    # The refused send rolled back its savepoint only: every secret the run reissued is on
+    # the trail.
+    with app.app_context():
+        rotated = audit_events(action="update", resource_type="oauth_client")
+    assert sorted(e.resource_id for e in rotated) == sorted(c["client_id"] for c in reissued)
 
 
 def test_demo_seed_rerun_after_the_mother_lost_legal_authority_and_consent_ended(run, client):

@@ -130,6 +130,43 @@ def test_a_change_and_its_event_commit_together(app, client, make):
                                                                     str(org.id))
 
 
+def _record(reason):
+    audit.recorder.record(action="read", outcome="permit", reason=reason,
+                          resource_type="audit_event")
+
+
+def test_a_savepoint_rolled_back_takes_its_own_events_only(app):
+    """What was recorded before a savepoint commits with the changes it describes, whatever
+    the savepoint did; what was recorded inside one that rolled back goes with it."""
+    with app.app_context():
+        _record("before")
+        try:
+            with db.session.begin_nested():
+                _record("inside, rolled back")
+                raise LookupError
+        except LookupError:
+            pass
+        with db.session.begin_nested():
+            _record("inside, released")
+            with pytest.raises(LookupError), db.session.begin_nested():
+                _record("nested deeper, rolled back")
+                raise LookupError
+        _record("after")
+        db.session.commit()
+        assert [e.reason for e in audit_events(resource_type="audit_event")] == [
+            "before", "inside, released", "after"]
+
+
+def test_a_rollback_forgets_every_event_and_savepoint_mark(app):
+    with app.app_context():
+        with db.session.begin_nested():
+            _record("rolled back with the transaction")
+        db.session.rollback()
+        _record("committed")
+        db.session.commit()
+        assert [e.reason for e in audit_events(resource_type="audit_event")] == ["committed"]
+
+
 def test_when_the_event_cannot_be_written_nothing_is_disclosed_or_changed(
         app, client, make, monkeypatch):
     org = make.organization()
