@@ -140,9 +140,8 @@ def seed():
     documents, issued, seeded = [], [], {}
     with transaction():
         for name, type_, counties, languages, accepting, capacity, scopes in DEMO_NETWORK:
-            organization = db.session.scalar(
-                sa.select(Organization).where(Organization.name == name,
-                                              Organization.type == type_))
+            # As the directory knows it: an operator may have listed it in another case.
+            organization = directory.listed_as(name, type_)
             if organization is None:
                 organization = directory.create_organization(
                     name=name, type=type_, counties=counties, languages=languages,

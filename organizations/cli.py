@@ -8,7 +8,7 @@ import audit
 from core.cli import OperatorGroup, echo_json
 from core.db import db, transaction
 from organizations import service
-from organizations.models import ORGANIZATION_TYPES, Organization, name_key
+from organizations.models import ORGANIZATION_TYPES, name_key
 from organizations.schemas import OrganizationCreateSchema, OrganizationSchema
 
 org_cli = OperatorGroup("org", help="Manage the directory's organizations.")
@@ -62,5 +62,5 @@ def create_org(name, type_, counties, languages, accepting):
 
 def _twin(name: str, type_: str):
     """The id of the organization of this name (by its key) and type, or None."""
-    return db.session.scalar(sa.select(Organization.id).where(
-        Organization.name_key == name_key(name), Organization.type == type_))
+    twin = service.listed_as(name, type_)
+    return None if twin is None else twin.id

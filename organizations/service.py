@@ -11,7 +11,7 @@ from core.errors import Problem
 from core.pagination import Page, keyset_page
 from core.sqltypes import json_array_contains_ci, json_array_holds_tag, like_pattern
 from core.time import now
-from organizations.models import Organization, search_key
+from organizations.models import Organization, name_key, search_key
 
 
 def list_organizations(*, limit: int, cursor: str | None = None, type: str | None = None,
@@ -49,6 +49,13 @@ def get_organization(organization_id: uuid.UUID) -> Organization:
     if organization is None:
         raise Problem("not-found", "No organization has this id")
     return organization
+
+
+def listed_as(name: str, type: str) -> Organization | None:
+    """The organization the directory lists under this name (by its key: case and Unicode
+    form aside) and type: there is one at most (migration 0015)."""
+    return db.session.scalar(sa.select(Organization).where(
+        Organization.name_key == name_key(name), Organization.type == type))
 
 
 def create_organization(*, name: str, type: str, counties=(), languages=(),

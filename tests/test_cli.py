@@ -518,3 +518,18 @@ def test_db_current_says_a_database_behind_the_code_is_not_at_the_head(tmp_path)
     refused = runner.invoke(args=["client", "list"])
     assert refused.exit_code == 3
     assert "run `flask --app app db upgrade`" in refused.stderr
+
+
+def test_demo_seed_takes_a_demo_organization_an_operator_listed_in_another_case(run):
+    """The directory lists one organization per name (case and Unicode form aside) and type:
+    the demo seeds the one it finds, where it crashed on the unique index."""
+    listed = run("org", "create", "--name", "early on washtenaw", "--type",
+                 "early_intervention", "--county", "Washtenaw", "--language", "en")
+    assert listed.exit_code == 0, listed.output
+
+    seeded = run("demo", "seed")
+
+    assert "Traceback" not in seeded.output
+    assert seeded.exit_code == 0, seeded.output
+    organizations = json.loads(seeded.stdout)["organizations"]
+    assert json.loads(listed.stdout)["id"] in {o["id"] for o in organizations}
