@@ -200,16 +200,16 @@ def register_error_handlers(app: Flask) -> None:
         if error.connection_invalidated or isinstance(error, OperationalError):
             log.error("database unavailable: %s", type(error.orig).__name__)
             return problem_response(unavailable("The database is unreachable; retry shortly"))
-        _log_without_message("database error", error)
+        log_without_message("database error", error)
         return problem_response(Problem("internal-error", "An internal error occurred"))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
-        _log_without_message("unhandled error", error)
+        log_without_message("unhandled error", error)
         return problem_response(Problem("internal-error", "An internal error occurred"))
 
 
-def _log_without_message(what: str, error: BaseException) -> None:
+def log_without_message(what: str, error: BaseException) -> None:
     """Log where an error happened, never its message: messages can carry family data."""
     # File, line and function only: a source line or a message could hold a value.
     where = "\n".join(f"  {frame.filename}:{frame.lineno} in {frame.name}"

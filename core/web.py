@@ -14,7 +14,13 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.db import begin_read_only, db
-from core.errors import Problem, problem_response, unavailable, validation_problem
+from core.errors import (
+    Problem,
+    log_without_message,
+    problem_response,
+    unavailable,
+    validation_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +132,9 @@ def _after_commit() -> None:
     for hook in current_app.extensions.get("after_commit", ()):
         try:
             hook()
-        except Exception:
+        except Exception as error:
             db.session.rollback()
-            log.exception("after-commit hook failed")
+            log_without_message("after-commit hook failed", error)
 
 
 def on_commit(app: Flask, hook) -> None:

@@ -63,6 +63,18 @@ def test_a_receiver_not_accepting_referrals_unknown_or_the_sender_itself_is_422(
                             "to_organization_id")
 
 
+@pytest.mark.parametrize("status", ["requested", "draft"])
+def test_an_organization_accepting_referrals_cannot_refer_to_itself(app, client, consented,
+                                                                    status):
+    """The provider accepts referrals and sees the family under consent: a referral to
+    itself is still 422 naming the receiver (the database's two-sides check would be a 500)."""
+    response = send(client, consented, consented.as_provider, status=status,
+                    to_organization_id=str(consented.provider.id))
+    body = assert_validation_error(response, "to_organization_id")
+    assert body["errors"]["to_organization_id"] == ["A referral goes to another organization"]
+    assert _stored(app) == (0, 0, 0)
+
+
 def test_shared_categories_no_consent_covers_are_403_naming_them(app, client, make, net):
     make.consent(net.family, [net.clinic, net.provider], categories=("identity",))
     response = send(client, net)
@@ -222,20 +234,19 @@ def test_a_reused_idempotency_key_with_another_body_is_422(app, client, consente
     assert _stored(app)[0] == 1
 
 
-@pytest.mark.parametrize("path", ["/api/v1/referrals/not-a-uuid",
-                                  "/api/v1/referrals/not-a-uuid/events",
-                                  "/api/v1/referrals?cursor=forged",
-                                  "/api/v1/referrals?limit=0",
-                                  "/api/v1/referrals?limit=201",
-                                  "/api/v1/referrals?direction=up",
-                                  "/api/v1/referrals?status=lost",
-                                  "/api/v1/referrals?overdue=yes",
-                                  "/api/v1/referrals?updated_since=yesterday"])
-def test_bad_ids_cursors_and_filters(client, consented, path):
+@pytest.mark.parametrize(("path", "status"), [
+    ("/api/v1/referrals/not-a-uuid", 404),  # no such address: the id is not one
+    ("/api/v1/referrals/not-a-uuid/events", 404),
+    ("/api/v1/referrals?cursor=forged", 422),
+    ("/api/v1/referrals?limit=0", 422),
+    ("/api/v1/referrals?limit=201", 422),
+    ("/api/v1/referrals?direction=up", 422),
+    ("/api/v1/referrals?status=lost", 422),
+    ("/api/v1/referrals?overdue=yes", 422),
+    ("/api/v1/referrals?updated_since=yesterday", 422)])
+def test_bad_ids_cursors_and_filters(client, consented, path, status):
     response = client.get(path, headers=consented.as_clinic)
-    assert response.status_code in (404, 422)
-    assert_problem(response, response.status_code,
-                   "not-found" if response.status_code == 404 else "validation-error")
+    assert_problem(response, status, "not-found" if status == 404 else "validation-error")
 
 
 @pytest.mark.parametrize("instant, status", [
