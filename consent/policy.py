@@ -183,18 +183,12 @@ def decide(*, actor_organization_id: uuid.UUID, family, purpose: str,
                        consents=consents, at=at)
 
 
-def is_party_to_any(*, family_id: uuid.UUID, organization_id: uuid.UUID) -> bool:
-    """Whether any consent of the family, past or present, names the organization."""
-    return db.session.scalar(
-        sa.select(sa.literal(True)).where(sa.exists().where(
-            ConsentParty.family_id == family_id,
-            ConsentParty.organization_id == organization_id))) is True
-
-
 def family_link_clause(model, actor_organization_id):
-    """The families the actor is linked to (see `linked_to_family`), as one clause on `model`:
-    a look or a change holds a family's row only for an organization that may learn the
-    family exists, so no one else waits on it (a wait, or its timeout, would tell)."""
+    """The families the actor is linked to, as one clause on `model`: its custodian, and the
+    organizations a consent of the family ever named, which may list the family's consents
+    and ask the engine about it. A look or a change holds a family's row only for an
+    organization that may learn the family exists, so no one else waits on it (a wait, or
+    its timeout, would tell)."""
     return sa.or_(model.custodian_organization_id == actor_organization_id,
                   sa.exists().where(ConsentParty.family_id == model.id,
                                     ConsentParty.organization_id == actor_organization_id))
@@ -321,13 +315,6 @@ def view_of_consent(viewer: "Viewer", consent) -> ConsentView | None:
     return ConsentView(shows_reason,
                        "consent" if disclosures else "custodian" if custodian else "party",
                        disclosures=disclosures, at=viewer.at)
-
-
-def linked_to_family(*, actor_organization_id: uuid.UUID, family) -> bool:
-    """The custodian, or an organization a consent of the family ever named: may list the
-    family's consents and ask the engine about it; anyone else learns nothing of it."""
-    return (actor_organization_id == family.custodian_organization_id
-            or is_party_to_any(family_id=family.id, organization_id=actor_organization_id))
 
 
 def may_read_disclosures(*, actor_organization_id: uuid.UUID, scopes, family) -> bool:

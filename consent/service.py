@@ -35,11 +35,8 @@ def _refuse(action: str, resource_type: str, resource_id, **context) -> Problem:
                           "resource_id": resource_id, "reason": "not_found", **context})
 
 
-def _family(family_id: uuid.UUID, *, share=False, actor=None) -> Family | None:
-    """The family; `share`: its row shared for a look under consent (see share_families),
-    None unless the actor is linked to it (see get_family)."""
-    if share:
-        return get_family(family_id, share=True, linked_to=actor.organization_id)
+def _family(family_id: uuid.UUID) -> Family | None:
+    """The family, unheld (a look under consent holds it: `get_family`)."""
     family = db.session.get(Family, family_id)
     if family is not None:
         concerns_family(family.id)
@@ -215,7 +212,10 @@ def _visible_consent(actor, consent_id: uuid.UUID, action: str):
     consent = db.session.get(Consent, consent_id)
     # A revocation holds the family next (see revoke_consent); a look shares it, then reads
     # the consent again: one revoked while it waited is shown revoked.
-    family = _family(consent.family_id, share=action == "read", actor=actor) if consent else None
+    family = None
+    if consent is not None:
+        family = (get_family(consent.family_id, share=True, linked_to=actor.organization_id)
+                  if action == "read" else _family(consent.family_id))
     if family is not None and action == "read":
         db.session.refresh(consent)
     view = _view(actor, consent, family) if family is not None else None
@@ -240,9 +240,10 @@ def list_consents(actor, *, family_id: uuid.UUID, limit: int,
 
     Raises Problem 404 when the family does not exist or no consent links it to the caller.
     """
-    family = _family(family_id, share=True, actor=actor)
-    if family is None or not policy.linked_to_family(
-            actor_organization_id=actor.organization_id, family=family):
+    # Held only by, and found only for, an organization linked to it (the custodian, or one a
+    # consent of the family ever named): anyone else learns nothing of it.
+    family = get_family(family_id, share=True, linked_to=actor.organization_id)
+    if family is None:
         raise _refuse("search", "family", family_id, family_id=family_concerned())
     stmt = sa.select(Consent).where(Consent.family_id == family.id)
     if family.custodian_organization_id != actor.organization_id:
@@ -345,9 +346,8 @@ def decide_for(actor, *, family_id: uuid.UUID, purpose: str, categories: list[st
     Raises Problem 404 when the family does not exist or no consent, past or present, links
     it to the caller.
     """
-    family = _family(family_id, share=True, actor=actor)
-    if family is None or not policy.linked_to_family(
-            actor_organization_id=actor.organization_id, family=family):
+    family = get_family(family_id, share=True, linked_to=actor.organization_id)
+    if family is None:  # unknown, or not linked to the caller (see list_consents)
         raise _refuse("decide", "family", family_id, family_id=family_concerned(),
                       purpose=purpose, categories=sorted(categories))
     decision = policy.decide(actor_organization_id=actor.organization_id, family=family,
