@@ -50,9 +50,11 @@ def get_event(seq: int):
            responses={200: VerdictSchema})
 @read_only
 def verify():
-    """Recompute every hash over the whole log, or `from_seq` to `to_seq`; name the first
-    broken event and why. A range starting after 1 trusts the event just before it; a range
-    reaching past the newest event is 422 (the log does not hold it)."""
+    """Recompute every hash over the whole log, or `from_seq` to `to_seq`, and check every
+    checkpoint the service stored in that range (its signature, and the log still hashing to
+    it: a rewrite that re-hashed everything after it is caught there); name the first broken
+    event and why. A range starting after 1 trusts the event just before it; a range reaching
+    past the newest event is 422 (the log does not hold it)."""
     args = load_query(VerifyQuery)
     return respond(VerdictSchema, service.verify_log(**args))
 

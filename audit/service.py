@@ -176,7 +176,8 @@ def export_events(actor, *, since, until):
 
 
 def verify_log(*, from_seq: int | None = None, to_seq: int | None = None) -> dict:
-    """Recompute the chain over the log or a range of it.
+    """Recompute the chain over the log or a range of it, and check every checkpoint stored
+    in the range (the service's signature, and the log still hashing to it).
 
     Raises Problem 422 when `from_seq` or `to_seq` lies past the newest event: a range that
     names events the log does not hold is not reported valid (its tail may have been cut).
@@ -189,7 +190,14 @@ def verify_log(*, from_seq: int | None = None, to_seq: int | None = None) -> dic
                     if seq is not None and seq > least}
     if past_the_end:
         raise validation_problem(past_the_end, "The log does not reach that far")
-    return verify(db.session, from_seq, to_seq).as_dict()
+    verdict = verify(db.session, from_seq, to_seq).as_dict()
+    if verdict["valid"]:
+        # A careful forger re-hashes everything after what it rewrote: the chain holds, a
+        # checkpoint signed before does not.
+        broken = checkpoints.broken_checkpoint(db.session, from_seq, to_seq)
+        if broken is not None:
+            verdict.update(valid=False, first_bad_seq=broken[0], reason=broken[1])
+    return verdict
 
 
 def latest_checkpoint():

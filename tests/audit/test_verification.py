@@ -191,6 +191,24 @@ def test_the_verify_command_fails_when_the_log_no_longer_extends_the_checkpoint(
     assert "history was rewritten" in json.loads(result.stdout)["reason"]
 
 
+def test_the_verify_api_fails_when_the_log_no_longer_extends_a_stored_checkpoint(
+        app, client, make, trail):
+    """As the command does: an auditor who asks the service to verify, keeping no checkpoint
+    of its own, still learns of a rewrite the service checkpointed."""
+    token = make.token(make.organization(), ["audit:read"])
+    assert app.test_cli_runner().invoke(args=["audit", "checkpoint"]).exit_code == 0
+    with app.app_context():
+        _rewrite_and_rehash(trail[1])
+        db.session.commit()
+    answer = client.get("/api/v1/audit/verify", headers=bearer(token))
+    assert answer.status_code == 200
+    assert answer.json["valid"] is False
+    assert answer.json["first_bad_seq"] == trail[-1]
+    assert "history was rewritten" in answer.json["reason"]
+    before = client.get(f"/api/v1/audit/verify?to_seq={trail[0]}", headers=bearer(token))
+    assert before.json["valid"] is True  # no checkpoint in that range
+
+
 def test_checkpoints_on_demand_signed_and_verifiable(app, client, make, trail):
     token = make.token(make.organization(), ["audit:read"])
     assert client.get("/api/v1/audit/checkpoints/latest",
