@@ -76,7 +76,9 @@ def test_a_kept_checkpoint_beyond_a_cut_and_rewound_head_is_reported_invalid(app
         last = db.session.get(AuditEvent, kept["seq"] - 2)
         db.session.execute(sa.update(AuditChainHead).values(seq=last.seq, hash=last.hash))
         db.session.commit()
-    assert client.get("/api/v1/audit/verify", headers=bearer(auditor)).json["valid"] is True
+    # The chain alone holds (cut and rewound); the checkpoint the service stored does not.
+    verdict = client.get("/api/v1/audit/verify", headers=bearer(auditor)).json
+    assert (verdict["valid"], verdict["first_bad_seq"]) == (False, kept["seq"]), verdict
     answer = client.post("/api/v1/audit/checkpoints/verify", json=kept, headers=bearer(auditor))
     assert answer.status_code == 200
     assert answer.json == {"valid": False,
