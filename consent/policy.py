@@ -495,7 +495,7 @@ def referral_send_decision(*, family, sender_organization_id: uuid.UUID,
     return Decision(receiver.asked, permitted, consent_ids, reason, "referral")
 
 
-def may_see_authored(viewer: Viewer, *, purpose: str, category: str,
+def decide_authored(viewer: Viewer, *, purpose: str, category: str,
                      author_organization_id: uuid.UUID | None) -> Decision:
     """What the viewer may see of one piece of referral information (status feedback, a note)
     of `category` written by `author_organization_id` (None: by the service itself, which

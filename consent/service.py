@@ -62,12 +62,11 @@ def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, in
     if errors:
         # On the trail too: a refused grantor tells the recorder an identity fact, under the
         # consent by which it sees the family's identity.
-        refusal = validation_problem(errors, "The consent cannot be recorded")
-        refusal.audit = {"action": "create", "resource_type": "consent",
-                         "family_id": family.id, "reason": "invalid_consent"}
-        if "grantor.caregiver_id" in errors or "grantor.legal_authority" in errors:
-            refusal.audit["told"] = _identity_sight(actor, family, at)
-        raise refusal
+        told_grantor = "grantor.caregiver_id" in errors or "grantor.legal_authority" in errors
+        raise validation_problem(errors, "The consent cannot be recorded", audit={
+            "action": "create", "resource_type": "consent", "family_id": family.id,
+            "reason": "invalid_consent",
+            "told": _identity_sight(actor, family, at) if told_grantor else None})
     consent = Consent(
         family_id=family.id,
         grantor_caregiver_id=data["grantor"]["caregiver_id"],
@@ -284,16 +283,14 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     # so does a change of the family's caregivers, which the check below reads as they are now.
     lock_family(family.id)
     caregiver_id = data.get("caregiver_id")
-    problem, told = _revocation_caregiver_error(actor, family, caregiver_id,
+    problem, told = _check_revocation_caregiver(actor, family, caregiver_id,
                                                 data["requested_by"])
     if problem:
-        refusal = validation_problem({"caregiver_id": [problem]}, "The revocation cannot be "
-                                                                  "recorded")
-        refusal.audit = {"action": "revoke", "resource_type": "consent",
-                         "resource_id": consent.id, "family_id": family.id,
-                         "consent_ids": [consent.id], "reason": "invalid_revocation",
-                         "told": told}
-        raise refusal
+        raise validation_problem({"caregiver_id": [problem]}, "The revocation cannot be recorded",
+                                 audit={"action": "revoke", "resource_type": "consent",
+                                        "resource_id": consent.id, "family_id": family.id,
+                                        "consent_ids": [consent.id],
+                                        "reason": "invalid_revocation", "told": told})
     db.session.refresh(consent)
     reason = "already_revoked"
     if consent.revoked_at is None:
@@ -316,7 +313,7 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     return consent_document(consent, view), consent.version
 
 
-def _revocation_caregiver_error(actor, family: Family, caregiver_id, requested_by: str
+def _check_revocation_caregiver(actor, family: Family, caregiver_id, requested_by: str
                                 ) -> tuple[str | None, policy.Decision | None]:
     """Why the caregiver named on a revocation cannot be recorded as asking for it, or None;
     and the decision under which that answer tells the caller an identity fact, if it does.

@@ -95,9 +95,10 @@ def flatten_messages(messages, prefix="") -> dict[str, list[str]]:
     return flat
 
 
-def validation_problem(messages, detail="The request has invalid fields") -> Problem:
-    """A 422 naming every invalid field."""
-    return Problem("validation-error", detail, errors=flatten_messages(messages))
+def validation_problem(messages, detail="The request has invalid fields", *,
+                       audit=None) -> Problem:
+    """A 422 naming every invalid field; `audit`: what the trail says of it (see Problem)."""
+    return Problem("validation-error", detail, errors=flatten_messages(messages), audit=audit)
 
 
 def problem_response(problem: Problem):

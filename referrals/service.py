@@ -88,7 +88,7 @@ class _Access:
                                               family=family, at=at)
 
     def authored(self, category: str, author_organization_id, purpose="care_coordination"):
-        return policy.may_see_authored(self.viewer, purpose=purpose, category=category,
+        return policy.decide_authored(self.viewer, purpose=purpose, category=category,
                                        author_organization_id=author_organization_id)
 
 
@@ -431,17 +431,16 @@ def hold_unsupported(*, after: uuid.UUID | None = None,
 
 # -- send -----------------------------------------------------------------------------------
 
-def _check_sendable(actor, referral: Referral, family: Family, receiver: Organization,
+def _mark_sent_if_allowed(actor, referral: Referral, family: Family, receiver: Organization,
                     at: datetime, action: str) -> None:
     """Raises 422 when the receiver does not accept referrals, 403 `consent-required`
     naming the shared categories no consent in force covers; else marks it sent."""
     if not receiver.accepting_referrals:
-        refusal = validation_problem({"to_organization_id": [
-            "This organization does not accept referrals now (see its directory listing)"]})
-        refusal.audit = {"action": action, "resource_type": "referral",
-                         "resource_id": referral.id if action == "transition" else None,
-                         "family_id": family.id, "reason": "not_accepting_referrals"}
-        raise refusal
+        raise validation_problem({"to_organization_id": [
+            "This organization does not accept referrals now (see its directory listing)"]},
+            audit={"action": action, "resource_type": "referral",
+                   "resource_id": referral.id if action == "transition" else None,
+                   "family_id": family.id, "reason": "not_accepting_referrals"})
     # Decided now, the family held (a send took it with the family, a move with the referral):
     # a revocation this waited for counts, as it committed before.
     decision = policy.referral_send_decision(
@@ -504,10 +503,8 @@ def send_referral(actor, *, data: dict) -> tuple[dict, int]:
         sight = policy.decide(actor_organization_id=actor.organization_id, family=family,
                               purpose="referral", categories=["identity"], at=at)
         if not sight.nothing_permitted:
-            refusal = validation_problem({"part_c.identified_on": [
-                "Before the child's birth date"]})
-            refusal.audit = {"told": sight}
-            raise refusal
+            raise validation_problem({"part_c.identified_on": ["Before the child's birth date"]},
+                                     audit={"told": sight})
     referral = Referral(
         id=uuid.uuid4(), family_id=family.id, from_organization_id=actor.organization_id,
         to_organization_id=receiver.id, status="draft", reasons=data["reasons"],
@@ -517,7 +514,7 @@ def send_referral(actor, *, data: dict) -> tuple[dict, int]:
         referral_due_by=identified_on + REFERRAL_DAYS if identified_on else None,
         created_at=at, updated_at=at)
     if data["status"] == "requested":
-        _check_sendable(actor, referral, family, receiver, at, "create")
+        _mark_sent_if_allowed(actor, referral, family, receiver, at, "create")
     db.session.add(referral)
     db.session.flush()
     db.session.add(ReferralEvent(referral_id=referral.id, referral_version=referral.version,
@@ -752,7 +749,7 @@ def transition_referral(actor, *, referral_id: uuid.UUID, data: dict,
     _check_fields(to, data, referral)
     previous = referral.status
     if to == "requested":
-        _check_sendable(actor, referral, family,
+        _mark_sent_if_allowed(actor, referral, family,
                         db.session.get(Organization, referral.to_organization_id), at,
                         "transition")
     if previous == "on_hold" and to in ("in_progress", "accepted"):
