@@ -83,10 +83,6 @@ class Consent(db.Model):
         return "active"  # the same instants as consent.policy.in_force
 
     @property
-    def status(self) -> str:
-        return self.status_at(now())
-
-    @property
     def version(self) -> int:
         """1 as recorded, 2 once revoked: the only change a consent ever makes."""
         return 1 if self.revoked_at is None else 2

@@ -230,14 +230,14 @@ class ConsentView:
     shows_revocation_reason: bool
     #: `custodian`, `author` (the consent's recorder), `consent` or `party`.
     reason: str
+    #: The instant it was decided at: the record's `status` is the one at that instant too.
+    at: datetime
     #: Categories of the family's information the record shows (see CONSENT_FIELDS) when no
     #: consent is needed for them (the recorder's own).
     own: frozenset[str] = frozenset()
     #: The family facts shown under consent: one decision for each purpose they were
     #: permitted for, each with its categories and consents (a disclosure to account for).
     disclosures: tuple[Decision, ...] = ()
-    #: The instant it was decided at: the record's `status` is the one at that instant too.
-    at: datetime | None = None
 
     @property
     def permitted(self) -> frozenset[str]:

@@ -177,7 +177,7 @@ def consent_document(consent: Consent, view: policy.ConsentView) -> dict:
     fields = {field: getattr(consent, field) for field in _RECORD_FIELDS if field != "status"}
     # At the instant the view was decided: a status read a moment later could say `expired`
     # beside facts shown under that very consent.
-    fields["status"] = consent.status_at(view.at) if view.at else consent.status
+    fields["status"] = consent.status_at(view.at)
     document = redact(fields, CONSENT_FIELDS, view.permitted)
     if not view.shows_revocation_reason and document["revocation_reason"] is not None:
         del document["revocation_reason"]  # free text of the custodian's and the revoker's

@@ -303,14 +303,14 @@ def _instance(schema_class: type[Schema]) -> Schema:
     return schema_class()
 
 
-def load_body(schema: type[Schema], *, partial=False) -> dict:
+def load_body(schema: type[Schema]) -> dict:
     """Parse and validate the JSON body; unknown fields are errors (422)."""
     schema = _instance(schema)
     data = json_body()
     if not isinstance(data, dict):
         raise validation_problem({"_schema": ["The body must be a JSON object"]})
     try:
-        return schema.load(data, partial=partial)
+        return schema.load(data)
     except ValidationError as error:
         raise validation_problem(error.messages) from None
 
