@@ -67,6 +67,8 @@ def get_family(family_id: uuid.UUID, *, lock=False, share=False,
     if lock or share:
         if linked_to is None:  # the link clause would match no family: a silent 404
             raise TypeError("get_family(lock=/share=) needs linked_to")
+        if lock and share:  # one would silently win
+            raise TypeError("get_family: lock or share, not both")
         held = db.session.execute(_HOLD_LINKED[lock], {"family_id": family_id,
                                                        "organization_id": linked_to}).first()
         if held is None:

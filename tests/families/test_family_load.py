@@ -41,6 +41,14 @@ def test_holding_a_family_without_naming_who_asks_is_a_programming_error(app, ma
         get_family(family.id, **{hold: True})
 
 
+
+def test_holding_a_family_both_ways_at_once_is_a_programming_error(app, make):
+    custodian = make.organization()
+    family = make.family(custodian)
+    with app.app_context(), pytest.raises(TypeError, match="not both"):
+        get_family(family.id, lock=True, share=True, linked_to=custodian.id)
+
+
 @pytest.mark.no_db
 def test_a_locked_load_that_waited_reads_the_caregivers_as_they_are_now(served):
     """A load that waited for another transaction's lock sees what it committed, caregivers
