@@ -276,6 +276,17 @@ def consents_naming(organization_id: uuid.UUID, consent_ids: Iterable) -> set[st
                                                  ConsentParty.consent_id.in_(wanted)))}
 
 
+def consents_known_clause(actor_organization_id: uuid.UUID, family):
+    """The family's consents the actor may know exist, as a clause on Consent (the rule of
+    `consents_known_to` and `view_of_consent`): every one for the custodian, those naming it
+    for anyone else."""
+    if actor_organization_id == family.custodian_organization_id:
+        return sa.true()
+    return Consent.id.in_(sa.select(ConsentParty.consent_id).where(
+        ConsentParty.organization_id == actor_organization_id,
+        ConsentParty.family_id == family.id))
+
+
 def consents_known_to(viewer: "Viewer", consent_ids: Iterable, *, relied_on: Iterable = (),
                       naming: set[str] | None = None) -> list:
     """Those of `consent_ids` the viewer may know exist, in their order (view_of_consent's

@@ -244,11 +244,8 @@ def list_consents(actor, *, family_id: uuid.UUID, limit: int,
     family = get_family(family_id, share=True, linked_to=actor.organization_id)
     if family is None:
         raise _refuse("search", "family", family_id, family_id=family_concerned())
-    stmt = sa.select(Consent).where(Consent.family_id == family.id)
-    if family.custodian_organization_id != actor.organization_id:
-        stmt = stmt.where(Consent.id.in_(sa.select(ConsentParty.consent_id).where(
-            ConsentParty.organization_id == actor.organization_id,
-            ConsentParty.family_id == family.id)))
+    stmt = sa.select(Consent).where(Consent.family_id == family.id,
+                                    policy.consents_known_clause(actor.organization_id, family))
     page = newest_first(stmt, kind="consents", at=Consent.recorded_at, id=Consent.id,
                         cursor=cursor, limit=limit)
     viewer = _viewer(actor, family)
