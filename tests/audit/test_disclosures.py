@@ -143,3 +143,18 @@ def test_every_kind_of_look_by_the_receiver_is_counted_and_nothing_else(client, 
     assert sum(i["resource"]["id"] == rid for i in items) == 2  # the move's answer, the read
     assert all(i["purpose"] for i in items)
     assert str(other.id) not in {i["resource"]["id"] for i in items}
+
+
+def test_reading_the_accounting_is_recorded_with_who_read_it(app, client, make, disclosed):
+    """The custodian's read and an auditor's are told apart on the trail (`reason`)."""
+    from tests.conftest import audit_events
+
+    clinic, _, family, _, own = disclosed
+    auditor = make.organization(name="Privacy Office", type="community_other")
+    for token in (own, make.token(auditor, ["audit:read"])):
+        answer = client.get(f"/api/v1/families/{family.id}/disclosures", headers=bearer(token))
+        assert answer.status_code == 200
+    with app.app_context():
+        reads = audit_events(resource_type="disclosures")
+    assert [(e.organization_id, e.reason, e.family_id) for e in reads] == [
+        (clinic.id, "custodian", family.id), (auditor.id, "auditor", family.id)]

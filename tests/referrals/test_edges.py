@@ -534,3 +534,20 @@ def test_a_list_item_does_not_name_another_referrals_withheld_categories(app, cl
     assert [item["id"] for item in page["items"]] == [first.json["id"], second.json["id"]]
     assert items[first.json["id"]]["redacted"] == ["referral_reason"]
     assert items[second.json["id"]]["redacted"] == single["redacted"]
+
+
+def test_a_status_page_leaves_out_what_its_own_look_put_on_hold(app, client, consented):
+    """Asked for `requested` referrals after their consent expired, the look puts them on
+    hold (consent_ended): they no longer match, so the page leaves them out, and a
+    later page for `on_hold` finds them (the list route's promise)."""
+    rid = send(client, consented).json["id"]
+    assert [i["id"] for i in client.get("/api/v1/referrals?status=requested",
+                                        headers=consented.as_clinic).json["items"]] == [rid]
+    clock.freeze(consented.consent.expires_at + timedelta(minutes=1))
+
+    page = client.get("/api/v1/referrals?status=requested", headers=consented.as_clinic)
+
+    assert page.status_code == 200
+    assert page.json["items"] == []
+    held = client.get("/api/v1/referrals?status=on_hold", headers=consented.as_clinic).json
+    assert [(i["id"], i["status"]) for i in held["items"]] == [(rid, "on_hold")]
