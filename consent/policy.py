@@ -1,9 +1,10 @@
 """The decision engine: may organization X see category C of family F for purpose P, now?
 
-The one place in the service that decides disclosure. `decide` is a pure function over the
-family's custodian, the author of the information and the consents in force, which
-`consents_in_force` loads with one indexed query (`families_consents_in_force`, for a page of
-several families at once).
+The one place in the service that decides disclosure. `decide_over` is a pure function over
+the family's custodian, the author of the information and the consents in force; `decide`
+(and a `Viewer`, which asks several questions of one family) loads those consents with one
+indexed query (`consents_in_force`; `families_consents_in_force`, for a page of several
+families at once, see `Viewers`) and decides over them.
 """
 
 import uuid
@@ -68,6 +69,12 @@ def in_force(consent, at: datetime) -> bool:
 _consents = Consent.__table__
 _ACTOR, _AUTHOR = (ConsentParty.__table__.alias("actor_party"),
                    ConsentParty.__table__.alias("author_party"))
+#: `in_force` in SQL, at the statement's `at`.
+_IN_FORCE = sa.and_(
+    _consents.c.effective_at <= sa.bindparam("at", type_=UTCDateTime()),
+    _consents.c.expires_at > sa.bindparam("at", type_=UTCDateTime()),
+    sa.or_(_consents.c.revoked_at.is_(None),
+           _consents.c.revoked_at > sa.bindparam("at", type_=UTCDateTime())))
 _TERMS = (
     sa.select(_consents.c.id, _consents.c.purposes, _consents.c.categories,
               _consents.c.effective_at, _consents.c.expires_at, _consents.c.revoked_at)
@@ -77,10 +84,7 @@ _TERMS = (
     .where(_ACTOR.c.organization_id == sa.bindparam("actor", type_=sa.Uuid()),
            _ACTOR.c.family_id == sa.bindparam("family", type_=sa.Uuid()),
            _AUTHOR.c.organization_id == sa.bindparam("author", type_=sa.Uuid()),
-           _consents.c.effective_at <= sa.bindparam("at", type_=UTCDateTime()),
-           _consents.c.expires_at > sa.bindparam("at", type_=UTCDateTime()),
-           sa.or_(_consents.c.revoked_at.is_(None),
-                  _consents.c.revoked_at > sa.bindparam("at", type_=UTCDateTime())))
+           _IN_FORCE)
     .order_by(_consents.c.recorded_at, _consents.c.id)
 )
 
@@ -104,10 +108,7 @@ _FAMILIES_TERMS = (
     .join(_PARTY, _PARTY.c.consent_id == _consents.c.id)
     .where(_consents.c.family_id.in_(sa.bindparam("families", expanding=True,
                                                   type_=sa.Uuid())),
-           _consents.c.effective_at <= sa.bindparam("at", type_=UTCDateTime()),
-           _consents.c.expires_at > sa.bindparam("at", type_=UTCDateTime()),
-           sa.or_(_consents.c.revoked_at.is_(None),
-                  _consents.c.revoked_at > sa.bindparam("at", type_=UTCDateTime())))
+           _IN_FORCE)
     .order_by(_consents.c.family_id, _consents.c.recorded_at, _consents.c.id)
 )
 
@@ -171,16 +172,8 @@ def decide(*, actor_organization_id: uuid.UUID, family, purpose: str,
     consent in force at `at` names the actor, the author, the purpose and the category.
     Several consents combine. Everything else is denied.
     """
-    author = author_organization_id or family.custodian_organization_id
-    consents = ()
-    if actor_organization_id != author:
-        consents = consents_in_force(family_id=family.id,
-                                     actor_organization_id=actor_organization_id,
-                                     author_organization_id=author, at=at)
-    return decide_over(actor_organization_id=actor_organization_id,
-                       custodian_organization_id=family.custodian_organization_id,
-                       author_organization_id=author, purpose=purpose, categories=categories,
-                       consents=consents, at=at)
+    return Viewer(actor_organization_id=actor_organization_id, family=family, at=at).decide(
+        purpose=purpose, categories=categories, author_organization_id=author_organization_id)
 
 
 def family_link_clause(model, actor_organization_id):
@@ -207,19 +200,10 @@ def sight(*, actor_organization_id: uuid.UUID, family, at: datetime,
     """The decision by which the actor now sees any of `categories` of the family's record:
     the custodian's own, or the first purpose's (in PURPOSES order) that permits one; None
     when none does. What an answer tells of those categories is a disclosure under it."""
-    custodian = family.custodian_organization_id
-    if actor_organization_id == custodian:
-        return Decision(frozenset(categories), frozenset(categories), (), "custodian")
-    consents = consents_in_force(family_id=family.id, actor_organization_id=actor_organization_id,
-                                 author_organization_id=custodian, at=at)
-    for purpose in PURPOSES:
-        decision = decide_over(actor_organization_id=actor_organization_id,
-                               custodian_organization_id=custodian,
-                               author_organization_id=custodian, purpose=purpose,
-                               categories=categories, consents=consents, at=at)
-        if not decision.nothing_permitted:
-            return decision
-    return None
+    viewer = Viewer(actor_organization_id=actor_organization_id, family=family, at=at)
+    return next((decision for purpose in PURPOSES
+                 if (decision := viewer.decide(purpose=purpose, categories=categories))
+                 .permitted), None)
 
 
 @dataclass(frozen=True)
