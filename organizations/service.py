@@ -80,6 +80,12 @@ def update_listing(actor, *, organization_id: uuid.UUID, changes: dict,
     organization = get_organization(organization_id)
     if organization.id != actor.organization_id:
         raise Problem("forbidden", "An organization changes only its own listing")
+    # Held, and read again as it is now: two changes at once take turns, each judged (If-Match
+    # included) on what the one before left, where the second's UPDATE found the version
+    # moved under it and answered 412 to a request that set no precondition.
+    organization = db.session.scalars(
+        sa.select(Organization).where(Organization.id == organization.id).with_for_update()
+        .execution_options(populate_existing=True)).one()
     check_if_match(if_match, organization.version, required=False)
     for field in ("accepting_referrals", "counties", "languages"):
         if field in changes and changes[field] != getattr(organization, field):
