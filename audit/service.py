@@ -154,23 +154,29 @@ def export_events(actor, *, since, until):
     def lines():
         from flask import json
 
-        # The request's transaction ended with the export's event; this one only reads, for
-        # as long as the client takes to read the stream.
+        # The request's transaction ended with the export's event. Each batch is read in a
+        # short transaction of its own, ended before its lines are sent: a client may take
+        # minutes to read the stream, and a transaction left idle that long is ended by the
+        # database (idle_in_transaction_session_timeout), cutting the export short. Events
+        # never change, so batches read apart are the log as one read would see it.
         begin_read_only()
         bounds = _seq_bounds(since, until)
+        db.session.rollback()
         after = 0
         while True:
-            batch = db.session.scalars(
+            begin_read_only()
+            batch = [schema.dump(event) for event in db.session.scalars(
                 sa.select(AuditEvent)
                 .where(AuditEvent.recorded_at >= since, AuditEvent.recorded_at < until,
                        AuditEvent.seq > after, *bounds)
-                .order_by(AuditEvent.seq).limit(EXPORT_BATCH)).all()
-            for event in batch:
-                yield json.dumps(schema.dump(event)) + "\n"
+                .order_by(AuditEvent.seq).limit(EXPORT_BATCH))]
+            db.session.rollback()
+            db.session.expunge_all()
+            for document in batch:
+                yield json.dumps(document) + "\n"
             if len(batch) < EXPORT_BATCH:
                 return
-            after = batch[-1].seq
-            db.session.expunge_all()
+            after = batch[-1]["seq"]
 
     return lines()
 

@@ -1,0 +1,66 @@
+"""An auditor's client may read an export slowly: the service holds no transaction open while
+the client reads, so the database's idle-in-transaction timeout never cuts the stream short
+(PostgreSQL ends such a session; found by a race review: 6,990 of 27,802 events, then a
+line cut mid-way)."""
+
+import json
+import time
+from datetime import timedelta
+
+import flask_migrate
+import pytest
+
+import audit
+from audit import service as audit_service
+from core import time as clock
+from core.db import db
+from tests.conftest import Factory, bearer, make_app
+
+IDLE_MS = 300
+
+
+@pytest.fixture
+def short_idle(empty_database):
+    """The service on a fresh database with a short idle-in-transaction timeout (the
+    production setting follows DATABASE_STATEMENT_TIMEOUT_MS, lowered to run quickly)."""
+    served = make_app(empty_database, SQLALCHEMY_ENGINE_OPTIONS={
+        "pool_pre_ping": True, "hide_parameters": True,
+        **({"connect_args": {"options": f"-c idle_in_transaction_session_timeout={IDLE_MS}"}}
+           if empty_database.startswith("postgresql") else {})})
+    with served.app_context():
+        flask_migrate.upgrade()
+        try:
+            yield served
+            db.session.rollback()
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.mark.no_db
+def test_an_export_read_slowly_arrives_whole(short_idle, monkeypatch):
+    monkeypatch.setattr(audit_service, "EXPORT_BATCH", 2)
+    make = Factory(short_idle)
+    token = make.token(make.organization(name="Privacy Office", type="community_other"),
+                       ["audit:read"])
+    with short_idle.app_context():
+        for n in range(5):
+            audit.record(action="read", outcome="permit", reason=f"event-{n}",
+                         resource_type="audit_event")
+            db.session.commit()
+    since = (clock.now() - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    until = (clock.now() + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+
+    answer = short_idle.test_client().get(f"/api/v1/audit/export?since={since}&until={until}",
+                                          headers=bearer(token), buffered=False)
+    assert answer.status_code == 200
+    lines = []
+    for chunk in answer.response:
+        lines.append(chunk)
+        time.sleep(2 * IDLE_MS / 1000)  # a reader slower than the timeout, between lines
+    answer.close()
+
+    exported = [json.loads(line) for line in b"".join(
+        c if isinstance(c, bytes) else c.encode() for c in lines).splitlines()]
+    assert [e["reason"] for e in exported if e["reason"].startswith("event-")] == [
+        f"event-{n}" for n in range(5)]
