@@ -5,7 +5,6 @@ from marshmallow import ValidationError
 
 import audit
 from auth import service
-from auth.models import OAuthClient
 from core.cli import UUID, OperatorGroup, echo_json
 from core.db import db, transaction
 from core.schemas import text
@@ -71,12 +70,9 @@ def list_clients(organization_id):
 def revoke_client(client_id):
     """Retire a client and every token it holds."""
     with transaction():
-        client = db.session.get(OAuthClient, client_id)
+        client = service.revoke_client(client_id)
         if client is None:
             raise click.ClickException(f"no client {client_id}")
-        if client.revoked_at is None:  # revoking a revoked client again changes nothing
-            service.revoke_client(client_id)
-            audit.record_operator("revoke", "oauth_client", client.client_id)
     echo_json(client_document(client))
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+import audit
 from auth.models import OAuthClient
 from auth.scopes import unknown_scopes
 from core.db import db
@@ -60,9 +61,16 @@ def list_clients(*, organization_id: uuid.UUID | None = None) -> list[OAuthClien
 
 
 def revoke_client(client_id: uuid.UUID) -> OAuthClient | None:
-    """Retire a client: it can no longer get tokens, and its live tokens stop working."""
-    client = db.session.get(OAuthClient, client_id)
+    """Retire a client (an operator's command, on the trail): it can no longer get tokens,
+    and its live tokens stop working. Revoking a revoked client changes nothing. None when
+    there is no such client."""
+    # Held, and read again as it is now: two revocations at once take turns, and the second
+    # finds the first's (it rewrote revoked_at, and recorded a second revocation).
+    client = db.session.scalars(
+        sa.select(OAuthClient).where(OAuthClient.id == client_id).with_for_update()
+        .execution_options(populate_existing=True)).one_or_none()
     if client is not None and client.revoked_at is None:
         client.revoked_at = now()
         db.session.flush()
+        audit.record_operator("revoke", "oauth_client", client.client_id)
     return client
