@@ -100,3 +100,48 @@ def test_renaming_a_child_into_one_already_held_warns_of_the_duplicate(client, h
         "detail": "Your organization already holds a family with this child's name and "
                   "birth date"}]
     assert other.json["warnings"] == []  # `child` not sent: nothing asked about the child
+
+
+@pytest.mark.no_db
+def test_of_two_intakes_of_one_child_at_once_the_second_warns(served):
+    """Two staff record the same child at the same moment (PostgreSQL, real connections):
+    the second intake waits for the first to commit, sees it and warns, where each looked
+    only at what was committed and neither warned (found by a race review: 12 of 20)."""
+    import threading
+
+    from tests.conftest import Factory
+    from tests.race_support import run_until_done_or_blocked, skip_on_sqlite
+
+    skip_on_sqlite(served)
+    make = Factory(served)
+    clinic = make.organization(name="Clinic", type="pediatric_primary_care")
+    token = make.token(clinic, ["families:write"])
+    recorded, release = threading.Event(), threading.Event()
+    first = {}
+
+    def first_intake():
+        with served.app_context():
+            family, warnings = create_family(_ActorOf(clinic), data=_data("Amara"))
+            first.update(id=family.id, warnings=warnings)
+            recorded.set()
+            release.wait(15)
+            db.session.commit()
+
+    first_thread = threading.Thread(target=first_intake)
+    first_thread.start()
+    assert recorded.wait(15)
+    body = _data("Amara") | {"child": _data("Amara")["child"] | {"birth_date": BORN.isoformat()}}
+    second, answers = run_until_done_or_blocked(
+        served, lambda: served.test_client().post("/api/v1/families", json=body,
+                                                  headers=bearer(token)),
+        blocked_backends=1)
+    assert "value" not in answers  # it waits for the first intake
+    release.set()
+    first_thread.join(15)
+    second.join(15)
+
+    assert first["warnings"] == []
+    answer = answers["value"]
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    assert [(w["code"], w["family_ids"]) for w in answer.json["warnings"]] == [
+        ("possible_duplicate", [str(first["id"])])]
