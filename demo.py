@@ -6,7 +6,6 @@ from types import SimpleNamespace
 import click
 import sqlalchemy as sa
 
-import audit
 from auth import service as clients
 from auth.cli import client_document
 from auth.models import OAuthClient
@@ -149,7 +148,6 @@ def seed():
                 if capacity is not None:
                     organization.capacity_status, organization.capacity_waitlist = capacity
                     organization.capacity_updated_at = organization.created_at
-                audit.record_operator("create", "organization", organization.id)
             client = db.session.scalar(
                 sa.select(OAuthClient).where(
                     OAuthClient.organization_id == organization.id,
@@ -158,10 +156,8 @@ def seed():
             if client is None:
                 result = clients.create_client(organization_id=organization.id, scopes=scopes,
                                                name=_demo_client_name(organization))
-                audit.record_operator("create", "oauth_client", result.client.client_id)
             else:
                 result = clients.rotate_secret(client)  # a new secret: a change of the client
-                audit.record_operator("update", "oauth_client", result.client.client_id)
             db.session.flush()
             documents.append(OrganizationSchema().dump(organization))
             issued.append(client_document(result.client, result.client_secret))

@@ -3,7 +3,6 @@
 import click
 from marshmallow import ValidationError
 
-import audit
 from auth import service
 from core.cli import UUID, OperatorGroup, echo_json
 from core.db import db, transaction
@@ -52,7 +51,6 @@ def create_client(organization_id, scopes, name):
             )
         except service.ClientError as error:
             raise click.BadParameter(str(error), param_hint="--scopes") from None
-        audit.record_operator("create", "oauth_client", issued.client.client_id)
     echo_json(client_document(issued.client, issued.client_secret))
 
 

@@ -25,7 +25,8 @@ class IssuedClient:
 
 
 def create_client(*, organization_id: uuid.UUID, scopes: list[str], name: str) -> IssuedClient:
-    """Register a client for an organization with its allowed scopes and a new secret.
+    """Register a client for an organization with its allowed scopes and a new secret (an
+    operator's command, on the trail).
 
     Raises ClientError for unknown scopes or an empty scope list.
     """
@@ -41,14 +42,17 @@ def create_client(*, organization_id: uuid.UUID, scopes: list[str], name: str) -
     )
     db.session.add(client)
     db.session.flush()
+    audit.record_operator("create", "oauth_client", client.client_id)
     return IssuedClient(client=client, client_secret=secret)
 
 
 def rotate_secret(client: OAuthClient) -> IssuedClient:
-    """Give a client a new secret; the old one stops working at once."""
+    """Give a client a new secret (an operator's command, on the trail); the old one stops
+    working at once."""
     secret = new_secret(32)
     client.secret_hash = secret_digest(secret)
     db.session.flush()
+    audit.record_operator("update", "oauth_client", client.client_id)
     return IssuedClient(client=client, client_secret=secret)
 
 

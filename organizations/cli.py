@@ -4,7 +4,6 @@ import click
 import sqlalchemy as sa
 from marshmallow import ValidationError
 
-import audit
 from core.cli import OperatorGroup, echo_json
 from core.db import db, transaction
 from organizations import service
@@ -44,7 +43,6 @@ def create_org(name, type_, counties, languages, accepting):
                     name=name, type=type_, counties=counties, languages=languages,
                     accepting_referrals=accepting,
                 )
-                audit.record_operator("create", "organization", organization.id)
     except sa.exc.IntegrityError:
         # Another run added it after this one looked: the unique index (migration 0015) held.
         twin = _twin(name, type_)

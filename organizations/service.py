@@ -60,13 +60,14 @@ def listed_as(name: str, type: str) -> Organization | None:
 
 def create_organization(*, name: str, type: str, counties=(), languages=(),
                         accepting_referrals: bool = False) -> Organization:
-    """Add an organization to the directory (operators only)."""
+    """Add an organization to the directory (an operator's command, on the trail)."""
     organization = Organization(
         name=name, type=type, counties=list(counties), languages=list(languages),
         accepting_referrals=accepting_referrals,
     )
     db.session.add(organization)
     db.session.flush()
+    audit.record_operator("create", "organization", organization.id)
     return organization
 
 

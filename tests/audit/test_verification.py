@@ -134,10 +134,9 @@ def test_a_rehashed_suffix_passes_the_chain_but_not_the_checkpoint(app, trail):
                                                      "checkpoint's hash: history was rewritten"}
 
 
-def test_verify_a_range(app, client, make, trail):
-    token = make.token(make.organization(), ["audit:read"])
+def test_verify_a_range(app, client, auditor, trail):
     answer = client.get(f"/api/v1/audit/verify?from_seq={trail[1]}&to_seq={trail[3]}",
-                        headers=bearer(token))
+                        headers=bearer(auditor))
     assert answer.status_code == 200
     assert answer.json == {"valid": True, "checked": 3, "first_bad_seq": None, "reason": None,
                            "head": answer.json["head"]}
@@ -192,10 +191,10 @@ def test_the_verify_command_fails_when_the_log_no_longer_extends_the_checkpoint(
 
 
 def test_the_verify_api_fails_when_the_log_no_longer_extends_a_stored_checkpoint(
-        app, client, make, trail):
+        app, client, auditor, trail):
     """As the command does: an auditor who asks the service to verify, keeping no checkpoint
     of its own, still learns of a rewrite the service checkpointed."""
-    token = make.token(make.organization(), ["audit:read"])
+    token = auditor
     assert app.test_cli_runner().invoke(args=["audit", "checkpoint"]).exit_code == 0
     with app.app_context():
         _rewrite_and_rehash(trail[1])
