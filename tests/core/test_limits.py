@@ -348,3 +348,41 @@ def test_behind_trusted_proxies_the_callers_address_is_the_forwarded_one(
     monkeypatch.setitem(app.config, "TRUSTED_PROXIES", 1)
     behind_proxies(app)
     assert address_on_the_trail() == "203.0.113.7"  # the one the trusted proxy added
+
+
+def test_wrong_secrets_in_flight_at_once_each_take_a_place_in_the_budget(
+        app, client, make, monkeypatch):
+    """A request that authenticates no client is counted before its secret is checked: one
+    still in flight (here: its secret being checked) holds its place, so another with the
+    same claimed id from the same address cannot slip past the budget meanwhile (found by a
+    race review: 40 wrong secrets at once, 8 to 11 checked against a budget of 5). A request
+    that authenticates gives its place back."""
+    from auth import server
+
+    monkeypatch.setitem(app.config, "RATE_LIMIT_TOKEN", "1 per minute")
+    oauth_client, secret = make.client()
+    checked, answers = [], []
+    authenticate = server.AuditedAuthorizationServer.authenticate_client
+
+    def authenticate_while_another_arrives(self, request, *args, **kwargs):
+        checked.append(request)
+        if len(checked) == 1:  # the first is being checked: a second arrives
+            answers.append(client.post("/oauth/token", data=FORM, environ_base=STRANGER,
+                                       headers=basic(oauth_client.client_id, "guess 2")))
+        return authenticate(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(server.AuditedAuthorizationServer, "authenticate_client",
+                        authenticate_while_another_arrives)
+    first = client.post("/oauth/token", data=FORM, environ_base=STRANGER,
+                        headers=basic(oauth_client.client_id, "guess 1"))
+
+    assert first.status_code == 401
+    assert_problem(answers[0], 429, "rate-limited")
+    assert len(checked) == 1  # the second's secret was never checked
+    # A request that authenticates gives its place back: from its address, a wrong secret
+    # after it is still checked (401, not 429).
+    monkeypatch.setattr(server.AuditedAuthorizationServer, "authenticate_client", authenticate)
+    assert client.post("/oauth/token", data=FORM, environ_base=OWN,
+                       headers=basic(oauth_client.client_id, secret)).status_code == 200
+    assert client.post("/oauth/token", data=FORM, environ_base=OWN,
+                       headers=basic(oauth_client.client_id, "typo")).status_code == 401
