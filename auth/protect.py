@@ -10,7 +10,7 @@ from authlib.oauth2.rfc6749 import ResourceProtector
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from flask import g, request
 
-from auth.scopes import SCOPES
+from auth.scopes import unknown_scopes
 from auth.server import find_bearer
 from core import limits
 from core.errors import Problem
@@ -105,7 +105,7 @@ def authenticate(any_of: tuple[str, ...]) -> Actor:
 
 def require_scope(*any_of: str):
     """Decorate a view: a valid token with any one of these scopes (none given: any token)."""
-    unknown = [scope for scope in any_of if scope not in SCOPES]
+    unknown = unknown_scopes(any_of)
     if unknown:
         raise ValueError(f"unknown scopes {unknown}")
 

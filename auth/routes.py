@@ -2,6 +2,7 @@
 
 from flask import Blueprint, current_app, request
 
+from auth.limits import oauth_limit
 from auth.models import TOKEN_AUTH_METHODS
 from auth.protect import current_actor, require_scope
 from auth.schemas import (
@@ -17,7 +18,6 @@ from auth.schemas import (
 from auth.scopes import SCOPES
 from auth.server import authorization_server
 from core.docs import operation
-from core.limits import oauth_limit
 from core.web import respond
 
 bp = Blueprint("auth", __name__)

@@ -21,12 +21,12 @@ from flask import current_app, g
 from flask import request as flask_request
 
 import audit
+from auth.limits import basic_credentials, count_authenticated_client, presented_client_id
 from auth.models import TOKEN_AUTH_METHODS, AccessToken, ClientPolicy, ClientRecord, OAuthClient
 from auth.scopes import SCOPES
 from core.db import db
 from core.errors import REALM
 from core.ids import canonical_uuid, new_id, new_secret, secret_digest
-from core.limits import basic_credentials, count_authenticated_client, presented_client_id
 from core.time import now
 from organizations.models import ENTRY_COLUMNS, Organization, directory_entry
 
@@ -305,7 +305,7 @@ def _repeated_parameter() -> InvalidRequestError | None:
     # credentials hold: which of them would authenticate the client is anyone's guess.
     if "," in flask_request.headers.get("Authorization", ""):
         return InvalidRequestError("Send one Authorization header, with one credential")
-    # Basic as the server reads it (core.limits.basic_credentials), well formed or not.
+    # Basic as the server reads it (auth.limits.basic_credentials), well formed or not.
     basic = basic_credentials(flask_request.headers)
     if basic is None:
         return None

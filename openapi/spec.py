@@ -400,7 +400,7 @@ def build_spec(app: Flask) -> dict:
         spec.components.header(name, header)
     paths: dict[str, dict] = {}
     objects = _readable_objects(app)
-    # Views whose calls count against the client's budget (core/limits.py marks them).
+    # Views whose calls count against a budget (auth/protect.py and auth/limits.py mark them).
     limited = {endpoint for endpoint, view in app.view_functions.items()
                if getattr(view, "rate_limited", False)}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
