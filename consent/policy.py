@@ -389,6 +389,17 @@ class Viewers:
         return self._viewers[key]
 
 
+def by_purpose(decisions: Iterable[Decision]) -> dict[str, Decision]:
+    """The disclosures among `decisions` (those resting on a consent), combined by purpose:
+    the accounting of disclosures names one purpose for each, with its categories and
+    consents."""
+    grouped: dict[str, list[Decision]] = {}
+    for decision in decisions:
+        if decision.consent_ids:
+            grouped.setdefault(decision.purpose, []).append(decision)
+    return {purpose: combine(*shown) for purpose, shown in grouped.items()}
+
+
 def combine(*decisions: Decision) -> Decision:
     """Several decisions (other authors, other purposes) as one: what was asked and permitted
     in all, the consents relied on, and the reason of the whole."""

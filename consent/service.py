@@ -252,12 +252,8 @@ def list_consents(actor, *, family_id: uuid.UUID, limit: int,
     views = [policy.view_of_consent(viewer, c) for c in page.items]
     # One event for each purpose the page's family facts were shown for, or one that showed
     # none: each disclosure in the accounting names its purpose.
-    by_purpose: dict[str, list[policy.Decision]] = {}
-    for view in views:
-        for disclosed in view.disclosures:
-            by_purpose.setdefault(disclosed.purpose, []).append(disclosed)
-    for purpose, shown in by_purpose.items():
-        disclosed = policy.combine(*shown)
+    by_purpose = policy.by_purpose(d for view in views for d in view.disclosures)
+    for purpose, disclosed in by_purpose.items():
         audit.record(action="search", outcome="permit", reason="consent",
                      resource_type="consent", family_id=family.id, actor=actor,
                      purpose=purpose, categories=disclosed.permitted,

@@ -112,11 +112,7 @@ class _Seen:
     def disclosures(self) -> dict[str, policy.Decision]:
         """The disclosures, combined by purpose: each purpose's categories and consents (the
         accounting of disclosures names one purpose for each)."""
-        by_purpose: dict[str, list[policy.Decision]] = {}
-        for decision in self.decisions:
-            if decision.consent_ids:
-                by_purpose.setdefault(decision.purpose, []).append(decision)
-        return {purpose: policy.combine(*decisions) for purpose, decisions in by_purpose.items()}
+        return policy.by_purpose(self.decisions)
 
 
 def _part_c(referral: Referral, timeline_seen: bool) -> dict | None:
