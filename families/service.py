@@ -123,6 +123,9 @@ def family_document(family: Family, permitted=FAMILY_CATEGORIES) -> dict:
         "contact_preferences": family.contact_preferences,
     }
     document = redact(document, FAMILY_FIELDS, permitted)
+    # A caregiver of whom nothing is shown is not listed: ids alone would still tell how many
+    # caregivers the family has, a fact of its household.
+    document["caregivers"] = [c for c in document["caregivers"] if c.keys() != {"id"}]
     document["redacted"] = sorted(FAMILY_CATEGORIES - set(permitted))
     return document
 
