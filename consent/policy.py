@@ -176,13 +176,25 @@ def decide(*, actor_organization_id: uuid.UUID, family, purpose: str,
         purpose=purpose, categories=categories, author_organization_id=author_organization_id)
 
 
+def holds(actor_organization_id: uuid.UUID, family) -> bool:
+    """Whether the actor is the family's custodian: it holds the record, sees all of it
+    without a consent, and alone changes it."""
+    return actor_organization_id == family.custodian_organization_id
+
+
+def held_by_clause(model, actor_organization_id):
+    """The families the actor holds (`holds`), as a clause on `model`: its own list, and the
+    families a new record may duplicate."""
+    return model.custodian_organization_id == actor_organization_id
+
+
 def family_link_clause(model, actor_organization_id):
     """The families the actor is linked to, as one clause on `model`: its custodian, and the
     organizations a consent of the family ever named, which may list the family's consents
     and ask the engine about it. A look or a change holds a family's row only for an
     organization that may learn the family exists, so no one else waits on it (a wait, or
     its timeout, would tell)."""
-    return sa.or_(model.custodian_organization_id == actor_organization_id,
+    return sa.or_(held_by_clause(model, actor_organization_id),
                   sa.exists().where(ConsentParty.family_id == model.id,
                                     ConsentParty.organization_id == actor_organization_id))
 
@@ -264,7 +276,7 @@ def consents_known_clause(actor_organization_id: uuid.UUID, family):
     """The family's consents the actor may know exist, as a clause on Consent (the rule of
     `consents_known_to` and `view_of_consent`): every one for the custodian, those naming it
     for anyone else."""
-    if actor_organization_id == family.custodian_organization_id:
+    if holds(actor_organization_id, family):
         return sa.true()
     return Consent.id.in_(sa.select(ConsentParty.consent_id).where(
         ConsentParty.organization_id == actor_organization_id,
@@ -278,7 +290,7 @@ def consents_known_to(viewer: "Viewer", consent_ids: Iterable, *, relied_on: Ite
     `relied_on`: ids of consents its own decisions rested on (naming it), spared the look;
     `naming`: every one of them naming it, looked up already (a page's, at once)."""
     consent_ids = list(consent_ids)
-    if viewer.actor_organization_id == viewer.family.custodian_organization_id:
+    if holds(viewer.actor_organization_id, viewer.family):
         return consent_ids
     known = {str(c) for c in relied_on}
     if naming is not None:
@@ -315,7 +327,7 @@ def view_of_consent(viewer: "Viewer", consent) -> ConsentView | None:
 def may_read_disclosures(*, actor_organization_id: uuid.UUID, scopes, family) -> bool:
     """The accounting of a family's disclosures: for auditors, and for its custodian."""
     return "audit:read" in scopes or (
-        "families:read" in scopes and actor_organization_id == family.custodian_organization_id)
+        "families:read" in scopes and holds(actor_organization_id, family))
 
 
 class Viewer:

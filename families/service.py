@@ -171,7 +171,7 @@ def _likely_duplicates(actor, family: Family) -> list[uuid.UUID]:
     same day."""
     return list(db.session.scalars(
         sa.select(Family.id).where(
-            Family.custodian_organization_id == actor.organization_id,
+            policy.held_by_clause(Family, actor.organization_id),
             Family.child_birth_date == family.child_birth_date,
             _name_key(Family.child_given_name) == _name_key(sa.literal(family.child_given_name)),
             _name_key(Family.child_family_name)
@@ -215,7 +215,7 @@ def list_families(actor, *, limit: int, cursor: str | None = None,
                   updated_since: datetime | None = None) -> Page:
     """The caller's own families as documents, most recently changed first (a record's
     creation is its first change); `updated_since`: those changed at or after it."""
-    stmt = sa.select(Family).where(Family.custodian_organization_id == actor.organization_id)
+    stmt = sa.select(Family).where(policy.held_by_clause(Family, actor.organization_id))
     if updated_since is not None:
         stmt = stmt.where(Family.updated_at >= updated_since)
     # Ordered by the filter's own column, as the referral list is: one index serves both,
@@ -283,7 +283,7 @@ def update_family(actor, *, family_id: uuid.UUID, changes: dict,
     family = get_family(family_id, lock=True, linked_to=actor.organization_id)
     if family is None:
         raise _not_found(family_id, reason="not_found", action="update")
-    if family.custodian_organization_id != actor.organization_id:
+    if not policy.holds(actor.organization_id, family):
         if not policy.may_see_family(actor_organization_id=actor.organization_id,
                                      family=family, at=now()):
             raise _not_found(family_id, reason="no_consent", action="update",
