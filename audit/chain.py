@@ -292,8 +292,13 @@ def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> V
     end = head.seq if to_seq is None else min(to_seq, head.seq)
     whole_tail = to_seq is None or to_seq >= head.seq
 
-    def bad(seq, reason):
-        return Verdict(False, max(seq - start, 0), seq, reason, head_doc)
+    in_range = max(end - start + 1, 0)
+
+    def bad(seq, reason, checked=None):
+        # The events before the first bad one, at most those in the range (a listed family
+        # found beyond the head is past them all).
+        return Verdict(False, min(max(seq - start, 0), in_range) if checked is None else checked,
+                       seq, reason, head_doc)
 
     if start == 1:
         prev = GENESIS_HASH
@@ -318,12 +323,12 @@ def verify(session, from_seq: int | None = None, to_seq: int | None = None) -> V
         return bad(*problem)
     if whole_tail:
         if head.seq and last_hash != head.hash:
-            return bad(head.seq, "the newest event does not match the chain head")
+            return bad(head.seq, "the newest event does not match the chain head", in_range)
         if head.newest is not None and head.newest > head.seq:
             beyond = session.scalar(sa.select(sa.func.min(AuditEvent.seq))
                                     .where(AuditEvent.seq > head.seq))
-            return bad(beyond, f"event {beyond} lies beyond the chain head")
-    return Verdict(True, max(end - start + 1, 0), None, None, head_doc)
+            return bad(beyond, f"event {beyond} lies beyond the chain head", in_range)
+    return Verdict(True, in_range, None, None, head_doc)
 
 
 @dataclass
@@ -358,6 +363,10 @@ def _check_batches(session, batches: list[Batch], prev: str):
                 return problem, None
         return None, prev
     engine = connection.engine
+    # The session only reads: its transaction ends here, or it would sit idle while the
+    # batches are checked, and past idle_in_transaction_session_timeout (the statement
+    # timeout's, a few million events' checking) PostgreSQL would end its connection.
+    session.rollback()
 
     def check(index: int):
         with engine.connect() as own:

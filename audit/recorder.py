@@ -101,6 +101,11 @@ def _request_fields() -> dict:
 
 @event.listens_for(Session, "before_commit")
 def _write_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        # A savepoint released (SQLAlchemy fires before_commit for it too): its events wait
+        # for the transaction's commit, as a rollback of an enclosing savepoint may yet take
+        # them, and only them.
+        return
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
@@ -161,9 +166,11 @@ def _forget_pending(session: Session, previous_transaction) -> None:
         del session.info.get(_PENDING, [])[mark:]
     else:
         session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_savepoints(session: Session, transaction) -> None:
+    # Once the transaction ends (a savepoint's release is not that: its mark still serves
+    # the enclosing savepoint's rollback).
+    if transaction.parent is None:
         session.info.pop(_SAVEPOINTS, None)
-
-
-@event.listens_for(Session, "after_commit")
-def _forget_savepoints(session: Session) -> None:
-    session.info.pop(_SAVEPOINTS, None)

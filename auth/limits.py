@@ -101,10 +101,13 @@ def oauth_limit(view):
     @functools.wraps(view)
     def counted(*args, **kwargs):
         give_back = reserve("RATE_LIMIT_TOKEN", *_unauthenticated())
-        response = view(*args, **kwargs)
-        if g.get("oauth_client_counted"):  # it authenticated: counted in its own budget
-            give_back()
-        return response
+        try:
+            return view(*args, **kwargs)
+        finally:
+            # It authenticated: counted in its own budget, even when that refused it (429)
+            # or the work failed after.
+            if g.get("oauth_client_counted"):
+                give_back()
 
     counted.rate_limited = True
     return counted

@@ -77,9 +77,9 @@ class Instant(fields.AwareDateTime):
         if finer:
             value = value[:match.start(1)] + fraction[:7] + value[match.end(1):]
         instant = super()._deserialize(value.upper(), attr, data, **kwargs)
-        if finer.strip("0"):
-            instant += timedelta(microseconds=1)
         try:
+            if finer.strip("0"):
+                instant += timedelta(microseconds=1)  # past 9999-12-31T23:59:59.999999
             year = instant.astimezone(UTC).year
         except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first UTC instant
             raise ValidationError("Out of range: give an instant between 1900 and 9000") \

@@ -244,3 +244,12 @@ def test_a_bound_finer_than_a_microsecond_lets_in_what_its_exact_value_does(
     for path in ("events", "export"):
         assert (event_time in times(path, with_nanos, wide_after)) is since_lets_in
         assert (event_time in times(path, wide_before, with_nanos)) is until_lets_in
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59.9999999Z",
+                                   "9999-12-31T23:59:59.9999999-23:59"])
+def test_a_finer_instant_at_the_end_of_time_is_422_not_500(client, auditor, value):
+    """Read as the next microsecond, it lies past the last one Python holds (found by a
+    review of the change)."""
+    response = client.get(f"/api/v1/audit/events?since={value}", headers=bearer(auditor))
+    assert response.status_code == 422, response.get_data(as_text=True)

@@ -159,6 +159,21 @@ def test_a_savepoint_rolled_back_takes_its_own_events_only(app):
             "before", "inside, released", "after"]
 
 
+def test_a_savepoint_released_inside_one_that_rolls_back_keeps_what_came_before(app):
+    """Releasing a savepoint is not the commit: its events wait for the transaction's, so
+    the enclosing savepoint's rollback takes them and nothing recorded before it (found by a
+    review of the change: everything was written at the release, and rolled back with it)."""
+    with app.app_context():
+        _record("before")
+        with pytest.raises(LookupError), db.session.begin_nested():
+            with db.session.begin_nested():
+                _record("inner, released")
+            _record("outer, rolled back")
+            raise LookupError
+        db.session.commit()
+        assert [e.reason for e in audit_events(resource_type="audit_event")] == ["before"]
+
+
 def test_a_rollback_forgets_every_event_and_savepoint_mark(app):
     with app.app_context():
         with db.session.begin_nested():

@@ -382,3 +382,18 @@ def test_a_range_past_the_newest_event_is_422_not_valid(app, client, make, trail
                         headers=bearer(token))
     assert answer.status_code == 422
     assert "to_seq" in answer.json["errors"]
+
+
+def test_checked_never_counts_past_the_events_in_the_range(app, trail):
+    """A listed family planted far beyond the head is reported at its seq, and `checked` says
+    every event of the log was checked, not the planted seq's distance (found by a review)."""
+    from audit.models import AuditListedFamily
+
+    with app.app_context():
+        head = db.session.scalar(sa.select(AuditChainHead.seq))
+        db.session.execute(sa.insert(AuditListedFamily).values(family_id=uuid.uuid4(),
+                                                               seq=head + 1000))
+        db.session.commit()
+        verdict = verify(db.session)
+        assert (verdict.valid, verdict.first_bad_seq) == (False, head + 1000)
+        assert verdict.checked == head

@@ -103,3 +103,34 @@ def test_the_first_break_is_found_wherever_it_falls(log, name):
     assert verdict.first_bad_seq == first_bad, verdict
     assert why in verdict.reason, verdict
     assert verdict.checked == first_bad - 1
+
+
+def test_batches_checked_longer_than_the_idle_timeout_still_verify(log, monkeypatch):
+    """The session's own transaction does not sit idle while its batches are checked on
+    other connections: past idle_in_transaction_session_timeout (the statement timeout's,
+    some millions of events' checking) PostgreSQL would end its connection, and the
+    verification fail after every batch had verified (found by a review of the change).
+    Here the timeout is 0.5 s and each batch takes a second."""
+    import time
+
+    from audit.service import verify_log
+    from core.db import begin_read_only
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the batches run at once on PostgreSQL only")
+    check_batch = chain._check_batch
+
+    def slow(*args, **kwargs):
+        time.sleep(1.0)
+        return check_batch(*args, **kwargs)
+
+    monkeypatch.setattr(chain, "_check_batch", slow)
+    begin_read_only()
+    db.session.execute(sa.text("SET idle_in_transaction_session_timeout = 500"))
+    try:
+        verdict = verify_log()
+    finally:
+        db.session.rollback()
+        db.session.execute(sa.text("RESET idle_in_transaction_session_timeout"))
+        db.session.rollback()
+    assert verdict["valid"] and verdict["checked"] == EVENTS, verdict

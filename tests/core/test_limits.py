@@ -386,3 +386,19 @@ def test_wrong_secrets_in_flight_at_once_each_take_a_place_in_the_budget(
                        headers=basic(oauth_client.client_id, secret)).status_code == 200
     assert client.post("/oauth/token", data=FORM, environ_base=OWN,
                        headers=basic(oauth_client.client_id, "typo")).status_code == 401
+
+
+def test_a_client_refused_by_its_own_budget_has_not_failed_to_authenticate(
+        app, client, make, monkeypatch):
+    """Its requests authenticated: refused 429 by its own budget, they give their place in the
+    failures budget back, and a wrong secret from its address is still checked (found by a
+    review of the change)."""
+    monkeypatch.setitem(app.config, "RATE_LIMIT_TOKEN", "2 per minute")
+    oauth_client, secret = make.client()
+
+    def token(secret_sent):
+        return client.post("/oauth/token", data=FORM, environ_base=OWN,
+                           headers=basic(oauth_client.client_id, secret_sent)).status_code
+
+    assert [token(secret) for _ in range(4)] == [200, 200, 429, 429]
+    assert token("wrong") == 401
