@@ -222,8 +222,10 @@ def list_families(actor, *, limit: int, cursor: str | None = None,
     # and a cursor bounds the same column the filter does.
     page = newest_first(stmt, kind="families", at=Family.updated_at, id=Family.id,
                         cursor=cursor, limit=limit)
+    # Naming the families it listed: an auditor following one family finds this look too.
     audit.record(action="search", outcome="permit", reason="custodian", resource_type="family",
-                 actor=actor, categories=FAMILY_CATEGORIES if page.items else ())
+                 actor=actor, categories=FAMILY_CATEGORIES if page.items else (),
+                 family_ids=[family.id for family in page.items])
     page.items = [family_document(family) for family in page.items]
     return page
 

@@ -613,19 +613,23 @@ def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: s
         seen_by_family.setdefault(referral.family_id, _Seen()).decisions += seen.decisions
     # One event per family the page disclosed and purpose it was disclosed for, with that
     # family's categories and consents only: each family's accounting of disclosures must say
-    # exactly what passed about it, and why. A page that disclosed nothing is one event of
-    # the look itself.
-    disclosed = False
+    # exactly what passed about it, and why. The page's other families (nothing of them
+    # passed under consent: the caller's own, or withheld) are named by one event of the
+    # look itself, as is a page that listed nothing: an auditor following a family finds
+    # every look that listed it.
+    disclosed, undisclosed = set(), []
     for family_id, seen in seen_by_family.items():
         for purpose, found in seen.disclosures().items():
-            disclosed = True
+            disclosed.add(family_id)
             audit.record(action="search", outcome="permit", reason=found.reason,
                          resource_type="referral", actor=actor, family_id=family_id,
                          purpose=purpose, categories=found.permitted,
                          consent_ids=found.consent_ids)
-    if not disclosed:
+        if family_id not in disclosed:
+            undisclosed.append(family_id)
+    if undisclosed or not disclosed:
         audit.record(action="search", outcome="permit", reason="party",
-                     resource_type="referral", actor=actor,
+                     resource_type="referral", actor=actor, family_ids=undisclosed,
                      purpose={"received": "referral", "sent": "care_coordination"}
                      .get(direction))
     page.items = documents

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from core import time as clock
 from tests.conftest import audit_events, bearer
-from tests.referrals.conftest import FULL, LONG, move, network, send
+from tests.referrals.conftest import FULL, LONG, accepted, move, network, send
 
 
 def _events_of(app, response, **filters):
@@ -345,3 +345,45 @@ def test_a_part_c_date_before_the_birth_is_checked_under_the_referrals_purpose(
     assert set(refused.json["errors"]) == {"part_c.identified_on"}
     _told(app, refused, net, for_referral, "referral")
     assert other_purpose.id != for_referral.id
+
+
+# -- every look that listed a family names it ------------------------------------------------
+
+def test_a_list_page_names_every_family_it_listed(app, client, make):
+    """A page of the clinic's sent referrals: one family's shows the provider's feedback
+    under consent (a disclosure, in that family's accounting), the other's shows nothing the
+    clinic did not write itself. That one is named by the page's look event, so an auditor
+    following it finds the look; and its accounting stays empty (nothing left anyone)."""
+    net = network(make)
+    other = make.family(net.clinic, given_name="Kofi")
+    for family in (net.family, other):
+        make.consent(family, [net.clinic, net.provider], categories=FULL)
+    rid, etag = accepted(client, net)
+    moved = move(client, rid, net.as_provider, etag, status="in_progress",
+                 business_status="scheduled")
+    assert moved.status_code == 200, moved.json
+    assert send(client, net, family_id=str(other.id)).status_code == 201
+
+    page = client.get("/api/v1/referrals?direction=sent", headers=net.as_clinic)
+
+    assert page.status_code == 200 and len(page.json["items"]) == 2
+    events = _events_of(app, page)
+    assert sorted((e.reason, e.family_id, e.family_ids) for e in events) == sorted([
+        ("consent", net.family.id, []), ("party", None, [str(other.id)])])
+    auditor = make.token(make.organization(name="Privacy Office", type="community_other"),
+                         ["audit:read"])
+    found = client.get(f"/api/v1/audit/events?family_id={other.id}&action=search",
+                       headers=bearer(auditor)).json["items"]
+    assert [e["request"]["id"] for e in found] == [page.headers["X-Request-ID"]]
+    assert client.get(f"/api/v1/families/{other.id}/disclosures",
+                      headers=net.as_clinic).json["items"] == []
+
+
+def test_the_custodians_list_of_its_families_names_them(app, client, make):
+    net = network(make)
+    other = make.family(net.clinic, given_name="Kofi")
+    page = client.get("/api/v1/families", headers=net.as_clinic)
+    assert page.status_code == 200
+    [event] = _events_of(app, page)
+    assert (event.action, event.reason) == ("search", "custodian")
+    assert sorted(event.family_ids) == sorted([str(net.family.id), str(other.id)])
