@@ -43,9 +43,15 @@ def list_organizations(*, limit: int, cursor: str | None = None, type: str | Non
     )
 
 
-def get_organization(organization_id: uuid.UUID) -> Organization:
-    """The organization with this id. Raises Problem 404 when there is none."""
-    organization = db.session.get(Organization, organization_id)
+def get_organization(organization_id: uuid.UUID, *, hold: bool = False) -> Organization:
+    """The organization with this id; `hold`: its row held until the transaction ends, and
+    read as it is now. Raises Problem 404 when there is none."""
+    if hold:
+        organization = db.session.scalars(
+            sa.select(Organization).where(Organization.id == organization_id)
+            .with_for_update().execution_options(populate_existing=True)).one_or_none()
+    else:
+        organization = db.session.get(Organization, organization_id)
     if organization is None:
         raise Problem("not-found", "No organization has this id")
     return organization
@@ -78,15 +84,13 @@ def update_listing(actor, *, organization_id: uuid.UUID, changes: dict,
     Raises Problem 404 (no such organization), 403 (another organization's listing),
     412 (stale If-Match).
     """
-    organization = get_organization(organization_id)
-    if organization.id != actor.organization_id:
+    if organization_id != actor.organization_id:
+        get_organization(organization_id)  # 404 when there is none
         raise Problem("forbidden", "An organization changes only its own listing")
-    # Held, and read again as it is now: two changes at once take turns, each judged (If-Match
+    # Held, and read as it is now: two changes at once take turns, each judged (If-Match
     # included) on what the one before left, where the second's UPDATE found the version
     # moved under it and answered 412 to a request that set no precondition.
-    organization = db.session.scalars(
-        sa.select(Organization).where(Organization.id == organization.id).with_for_update()
-        .execution_options(populate_existing=True)).one()
+    organization = get_organization(organization_id, hold=True)
     check_if_match(if_match, organization.version, required=False)
     for field in ("accepting_referrals", "counties", "languages"):
         if field in changes and changes[field] != getattr(organization, field):

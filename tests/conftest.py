@@ -115,11 +115,12 @@ def empty_database(app, tmp_path):
         server.dispose()
 
 
-@pytest.fixture
-def served(app, empty_database):
-    """An app of its own on a fresh, migrated database, inside its app context: its commits
-    are real, as a served request's are (no rolled-back outer transaction)."""
-    served = make_app(empty_database)
+@contextmanager
+def served_app(url: str, **overrides):
+    """An app of its own on the (fresh) database `url`, migrated, inside its app context: its
+    commits are real, as a served request's are (no rolled-back outer transaction);
+    `overrides`: settings of its own (see make_app)."""
+    served = make_app(url, **overrides)
     with served.app_context():
         flask_migrate.upgrade()
         try:
@@ -131,6 +132,13 @@ def served(app, empty_database):
                 sealer.stopped.set()
             db.session.remove()
             db.engine.dispose()
+
+
+@pytest.fixture
+def served(app, empty_database):
+    """`served_app` on a fresh database."""
+    with served_app(empty_database) as served:
+        yield served
 
 
 @pytest.fixture

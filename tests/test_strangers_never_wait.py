@@ -33,26 +33,15 @@ def _shape(response, *ids):
 def short_timeouts(empty_database):
     """The service on a fresh database, as served, with a short statement timeout (the
     production setting DATABASE_STATEMENT_TIMEOUT_MS, lowered so the test runs quickly)."""
-    import flask_migrate
-
-    from core.db import db
-
     if empty_database.startswith("sqlite"):
         pytest.skip("PostgreSQL only: SQLite has no row locks")
-    from tests.conftest import make_app
+    from tests.conftest import served_app
 
-    served = make_app(empty_database, SQLALCHEMY_ENGINE_OPTIONS={
+    with served_app(empty_database, SQLALCHEMY_ENGINE_OPTIONS={
         "pool_pre_ping": True, "hide_parameters": True, "isolation_level": "READ COMMITTED",
         "connect_args": {"options": "-c statement_timeout=1000 "
-                                    "-c idle_in_transaction_session_timeout=20000"}})
-    with served.app_context():
-        flask_migrate.upgrade()
-        try:
-            yield served
-            db.session.rollback()
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+                                    "-c idle_in_transaction_session_timeout=20000"}}) as served:
+        yield served
 
 
 @pytest.mark.no_db

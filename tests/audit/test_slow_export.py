@@ -7,14 +7,13 @@ import json
 import time
 from datetime import timedelta
 
-import flask_migrate
 import pytest
 
 import audit
 from audit import service as audit_service
 from core import time as clock
 from core.db import db
-from tests.conftest import Factory, bearer, make_app
+from tests.conftest import Factory, bearer, served_app
 
 IDLE_MS = 300
 
@@ -23,18 +22,11 @@ IDLE_MS = 300
 def short_idle(empty_database):
     """The service on a fresh database with a short idle-in-transaction timeout (the
     production setting follows DATABASE_STATEMENT_TIMEOUT_MS, lowered to run quickly)."""
-    served = make_app(empty_database, SQLALCHEMY_ENGINE_OPTIONS={
+    with served_app(empty_database, SQLALCHEMY_ENGINE_OPTIONS={
         "pool_pre_ping": True, "hide_parameters": True,
         **({"connect_args": {"options": f"-c idle_in_transaction_session_timeout={IDLE_MS}"}}
-           if empty_database.startswith("postgresql") else {})})
-    with served.app_context():
-        flask_migrate.upgrade()
-        try:
-            yield served
-            db.session.rollback()
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+           if empty_database.startswith("postgresql") else {})}) as served:
+        yield served
 
 
 @pytest.mark.no_db
