@@ -32,8 +32,8 @@ TAGS = ["OAuth 2"]
 def issue_token():
     """RFC 6749 section 4.4. Authenticate with HTTP Basic or with client_id/client_secret in the
     form, not both. Errors are RFC 6749 bodies, not problem+json: a parameter sent twice, two
-    ways of authenticating, or more than one Authorization header, is 400 `invalid_request`; a
-    blank or unknown `scope`, 400 `invalid_scope`."""
+    ways of authenticating, more than one Authorization header, or plain http to a host other
+    than loopback, is 400 `invalid_request`; a blank or unknown `scope`, 400 `invalid_scope`."""
     return authorization_server().create_token_response()
 
 
@@ -43,8 +43,8 @@ def issue_token():
            responses={200: EmptySchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema})
 def revoke_token():
     """200 for the client's own token and for an unknown one; another client's token is
-    refused with 400 `invalid_grant` and stays valid. A parameter sent twice is 400
-    `invalid_request`, and nothing is revoked."""
+    refused with 400 `invalid_grant` and stays valid. A parameter sent twice, or plain http to
+    a host other than loopback, is 400 `invalid_request`, and nothing is revoked."""
     return authorization_server().create_endpoint_response("revocation")
 
 
@@ -55,7 +55,8 @@ def revoke_token():
            responses={200: IntrospectionSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema})
 def introspect_token():
     """A client's own live token is described; any other token is `{"active": false}`. A
-    parameter sent twice is 400 `invalid_request`."""
+    parameter sent twice, or plain http to a host other than loopback, is 400
+    `invalid_request`."""
     return authorization_server().create_endpoint_response("introspection")
 
 

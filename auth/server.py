@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from authlib.common.security import is_secure_transport
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import (
     InvalidClientError,
@@ -249,6 +250,8 @@ class AuditedAuthorizationServer(AuthorizationServer):
     requests from the form body only (RFC 6749 3.2)."""
 
     def create_token_response(self, request=None):
+        if refused := self._refuse_plain_http():
+            return refused
         if flask_request.args or not flask_request.form.get("grant_type"):
             error = InvalidRequestError(_unreadable_token_request())
             return self.handle_error_response(self.create_oauth2_request(request), error)
@@ -257,9 +260,21 @@ class AuditedAuthorizationServer(AuthorizationServer):
         return super().create_token_response(request)
 
     def create_endpoint_response(self, name, request=None):
+        if refused := self._refuse_plain_http():
+            return refused
         if error := _repeated_parameter():
             return self.handle_error_response(self.create_oauth2_request(request), error)
         return super().create_endpoint_response(name, request)
+
+    def _refuse_plain_http(self):
+        """400 `invalid_request` for a request over plain http to a host other than loopback:
+        OAuth 2 needs TLS for client secrets and tokens (RFC 6749 2.3.1, 10.3). authlib raises
+        for it as it reads the request, which was a 500 on every OAuth endpoint; behind a
+        proxy that ends TLS, TRUSTED_PROXIES lets its X-Forwarded-Proto say https."""
+        if is_secure_transport(flask_request.url):
+            return None
+        return self.handle_response(*InvalidRequestError(
+            "Send OAuth requests over https: OAuth 2 requires TLS")())
 
     def authenticate_client(self, request, methods, endpoint="token"):
         try:
