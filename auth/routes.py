@@ -65,7 +65,9 @@ def introspect_token():
            responses={200: ServerMetadataSchema})
 def server_metadata():
     """Endpoints, scopes and authentication methods, as absolute URLs."""
-    issuer = current_app.config["OAUTH_ISSUER"] or request.host_url.rstrip("/")
+    # The host as sent, not `host_url`, which decodes an IDNA host (RFC 8414 3.3: the issuer
+    # is the very URL the client asked under).
+    issuer = current_app.config["OAUTH_ISSUER"] or f"{request.scheme}://{request.host}"
     methods = list(TOKEN_AUTH_METHODS)
     metadata = {
         "issuer": issuer,

@@ -35,6 +35,16 @@ def _assign_request_id():
     g.request_id = given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
 
 
+def _refuse_unreadable_host() -> None:
+    """400 `malformed-request` for a Host header werkzeug cannot read as a host name (`xn--`,
+    an IDNA label that decodes to nothing): it raises as it builds the request's URL, which
+    the OAuth endpoints and their metadata read, and that was a 500."""
+    try:
+        request.host_url  # noqa: B018 (read for the error it raises; werkzeug keeps it)
+    except UnicodeError:
+        raise Problem("malformed-request", "The Host header is not a host name") from None
+
+
 def concerns_family(family_id) -> None:
     """Name the family this request concerns, once the service has found it: a refusal
     recorded after the rollback, and a later replay of this request's answer, name it on the
@@ -221,6 +231,7 @@ def init_app(app: Flask) -> None:
     no browser sessions."""
     app.session_interface = _NoSessions()
     app.before_request(_assign_request_id)
+    app.before_request(_refuse_unreadable_host)
     app.before_request(_refuse_head)
     app.before_request(_refuse_unacceptable)
     app.before_request(_bound_streamed_body)

@@ -827,7 +827,8 @@ def assert_metadata(metadata, issuer):
 
 
 @pytest.mark.parametrize("base_url", ["http://localhost", "https://imh.example.org",
-                                      "https://imh.example.org:8443"])
+                                      "https://imh.example.org:8443",
+                                      "https://xn--bcher-kva.example"])
 def test_metadata_issuer_from_request_host(app, client, base_url):
     assert app.config["OAUTH_ISSUER"] is None
 

@@ -5,9 +5,10 @@ import io
 import json
 
 import pytest
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from core.db import db
-from tests.conftest import assert_problem, bearer, make_app
+from tests.conftest import assert_problem, basic, bearer, make_app
 
 KIB = 1024
 
@@ -364,3 +365,31 @@ def test_text_that_is_not_storable_is_refused(client, own, unchanged, body):
     slug = "malformed-request" if response.status_code == 400 else "validation-error"
     assert_problem(response, response.status_code, slug)
     assert unchanged()
+
+
+@pytest.mark.parametrize("host", ["xn--", "XN--.example", "xn--a.example"])
+@pytest.mark.parametrize("method, path", [
+    ("POST", "/oauth/token"), ("POST", "/oauth/introspect"), ("POST", "/oauth/revoke"),
+    ("GET", "/.well-known/oauth-authorization-server"), ("GET", "/api/v1/me")])
+def test_a_host_header_that_is_no_host_name_is_400(app, make, host, method, path):
+    """werkzeug raises as it builds the URL from such a Host (an IDNA label that decodes to
+    nothing), which the OAuth endpoints and their metadata read: a 500 each."""
+    oauth_client, secret = make.client()
+    environ = EnvironBuilder(path, method=method, data={"grant_type": "client_credentials"},
+                             headers={"Host": host, **basic(oauth_client.client_id, secret)})
+    # Called directly: the test client would build that URL itself, and raise.
+    body, status, headers = run_wsgi_app(app, environ.get_environ(), buffered=True)
+    response = app.response_class(b"".join(body), status, headers)
+
+    assert_problem(response, 400, "malformed-request")
+    assert response.json["detail"] == "The Host header is not a host name"
+
+
+def test_an_internationalised_host_name_is_served(client, make):
+    oauth_client, secret = make.client()
+
+    response = client.post("/oauth/token", headers={"Host": "xn--bcher-kva.example", **basic(
+        oauth_client.client_id, secret)}, data={"grant_type": "client_credentials"},
+        base_url="https://xn--bcher-kva.example")
+
+    assert response.status_code == 200, response.get_data(as_text=True)
