@@ -176,7 +176,16 @@ def _bound_streamed_body() -> None:
     if environ.get("CONTENT_LENGTH") or "wsgi.input_terminated" not in environ:
         return
     limit = current_app.config["MAX_CONTENT_LENGTH"]
-    body = environ["wsgi.input"].read(limit + 1)
+    try:
+        body = environ["wsgi.input"].read(limit + 1)
+    except Exception as error:
+        # The server reading the client's chunks failed: bad framing (gunicorn raises its own
+        # ParseException kinds) or a client that hung up mid-body (NoMoreData, an OSError).
+        # The client's request, not a fault of the service: no 500, no ERROR in the log.
+        log.info("unreadable chunked body: %s (request %s)", type(error).__name__,
+                 g.get("request_id"))
+        raise Problem("malformed-request", "The chunked request body could not be read: "
+                                           "send whole chunks, or a Content-Length") from None
     if len(body) > limit:
         raise Problem("payload-too-large", "The request body exceeds the size limit")
     environ["wsgi.input"] = io.BytesIO(body)

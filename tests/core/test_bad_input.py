@@ -3,8 +3,10 @@ error shape (RFC 9457 problem+json) for every failure, including the unexpected 
 
 import io
 import json
+import logging
 
 import pytest
+from gunicorn.http.errors import ChunkMissingTerminator, InvalidChunkSize, NoMoreData
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from core.db import db
@@ -145,6 +147,34 @@ def test_a_chunked_token_request_over_64_kib_is_413_not_a_token(client, make):
         "Content-Type": "application/x-www-form-urlencoded"}, body)
     assert response.status_code == 413
     assert "access_token" not in response.get_data(as_text=True)
+
+
+class _BrokenChunks(io.RawIOBase):
+    """A chunked body as gunicorn reads it when the client's framing is wrong or the client
+    hangs up mid-body: each read raises what gunicorn raises."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def read(self, size=-1):
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [InvalidChunkSize(b"zz"), ChunkMissingTerminator(b"XX"),
+                                   NoMoreData(b"")], ids=type)
+def test_a_chunked_body_the_server_cannot_read_is_400_not_500(
+        client, own, unchanged, caplog, error):
+    url, headers = own
+    response = client.open(url, method="PATCH",
+                           headers={**headers, "Content-Type": "application/json",
+                                    "Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input": _BrokenChunks(error),
+                                              "wsgi.input_terminated": True,
+                                              "CONTENT_LENGTH": ""})
+
+    assert_problem(response, 400, "malformed-request")
+    assert unchanged()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_a_chunked_body_within_the_limit_is_read_whole(client, own):
