@@ -252,7 +252,8 @@ class AuditedAuthorizationServer(AuthorizationServer):
     def create_token_response(self, request=None):
         if refused := self._refuse_plain_http():
             return refused
-        if flask_request.args or not flask_request.form.get("grant_type"):
+        if (flask_request.args or flask_request.mimetype != _FORM
+                or not flask_request.form.get("grant_type")):
             error = InvalidRequestError(_unreadable_token_request())
             return self.handle_error_response(self.create_oauth2_request(request), error)
         if error := _repeated_parameter():
@@ -262,6 +263,11 @@ class AuditedAuthorizationServer(AuthorizationServer):
     def create_endpoint_response(self, name, request=None):
         if refused := self._refuse_plain_http():
             return refused
+        if flask_request.content_length and flask_request.mimetype != _FORM:
+            # As the token request (RFC 7009 2.1, RFC 7662 2.1): a multipart body, which
+            # werkzeug would parse as a form too, is not one.
+            return self.handle_error_response(self.create_oauth2_request(request),
+                                              InvalidRequestError(_FORM_ONLY))
         if error := _repeated_parameter():
             return self.handle_error_response(self.create_oauth2_request(request), error)
         return super().create_endpoint_response(name, request)
@@ -289,13 +295,16 @@ class AuditedAuthorizationServer(AuthorizationServer):
         return client
 
 
+_FORM = "application/x-www-form-urlencoded"
+_FORM_ONLY = "Send the request as an application/x-www-form-urlencoded form body"
+
+
 def _unreadable_token_request() -> str:
     """Why a token request is refused before authlib reads it: what the client should send."""
     if flask_request.args:
         return "Send grant_type and the other parameters in the form body, not the query string"
-    if flask_request.mimetype != "application/x-www-form-urlencoded":  # JSON, most often
-        return ("Send the token request as an application/x-www-form-urlencoded form body "
-                "(RFC 6749 4.4.2)")
+    if flask_request.mimetype != _FORM:  # JSON most often; multipart, which werkzeug reads too
+        return _FORM_ONLY
     return "Send grant_type=client_credentials in the form body"
 
 
