@@ -6,6 +6,7 @@ import traceback
 from flask import Flask, g, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
@@ -198,11 +199,24 @@ def register_error_handlers(app: Flask) -> None:
             log.error("database refuses writes: %s", type(error.orig).__name__)
             return problem_response(unavailable("The database accepts no writes now; retry "
                                                 "shortly"))
+        # The service's role may not do what this request needs (a grant taken away, say on
+        # the audit sealer's function): the operator's to mend, not the client's mistake.
+        if sqlstate == "42501":
+            log.error("database refuses the service's role: %s", type(error.orig).__name__)
+            return problem_response(unavailable("The database refuses this work now; retry "
+                                                "shortly"))
         if error.connection_invalidated or isinstance(error, OperationalError):
             log.error("database unavailable: %s", type(error.orig).__name__)
             return problem_response(unavailable("The database is unreachable; retry shortly"))
         log_without_message("database error", error)
         return problem_response(Problem("internal-error", "An internal error occurred"))
+
+    @app.errorhandler(PoolTimeout)
+    def _no_connection(error: PoolTimeout):
+        # Every pooled connection stayed busy past the pool's wait (a slow or stalled
+        # database, more threads than connections): nothing of this request was done.
+        log.error("no database connection free: %s", type(error).__name__)
+        return problem_response(unavailable("The service is busy; retry shortly"))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

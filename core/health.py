@@ -40,14 +40,27 @@ def healthz():
     return jsonify(status="ok")
 
 
+_READ_ONLY = sa.text("SELECT current_setting('transaction_read_only')")
+
+
 @bp.get("/readyz")
 def readyz():
-    """The database answers and its schema is at the newest migration; else 503."""
+    """The database answers, accepts writes (every audited request writes its event), and
+    its schema is at the newest migration; else 503."""
     try:
-        at_head = schema_at_head(db.session.connection())
+        connection = db.session.connection()
+        at_head = schema_at_head(connection)
+        read_only = connection.dialect.name == "postgresql" and \
+            connection.scalar(_READ_ONLY) == "on"
     except SQLAlchemyError as error:
         log.warning("readiness: database unreachable (%s)", type(error).__name__)
         raise unavailable("The database is unreachable") from None
+    if read_only:
+        # Opened while the database refused writes, this connection would keep refusing
+        # after it writes again: the next probe opens a fresh one.
+        connection.invalidate()
+        log.warning("readiness: database accepts no writes")
+        raise unavailable("The database accepts no writes")
     if not at_head:
         raise unavailable("The database schema is not at the newest migration", retry_after=30)
     return jsonify(status="ready", database="ok", migrations="head")

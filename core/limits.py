@@ -11,6 +11,7 @@ The token endpoints' two budgets are auth's (auth/limits.py), counted here.
 
 import contextlib
 import functools
+import logging
 import math
 import re
 import threading
@@ -25,6 +26,7 @@ from limits.storage import storage_from_string
 from core.config import ConfigError
 from core.errors import Problem, unavailable
 
+log = logging.getLogger(__name__)
 _STORAGE = "rate_limit_storage"
 
 
@@ -80,13 +82,44 @@ def reserve(budget: str, *who: str):
     return give_back
 
 
+class _Outage:
+    """Whether the counters are unreachable, for the log: a WARNING when an outage begins and
+    once a minute while it lasts, and one when the counters answer again, rather than nothing
+    (the 503s alone showed it) or a line for each of thousands of refused requests."""
+
+    REMIND_SECONDS = 60
+
+    def __init__(self):
+        self.since = self.said = None
+
+    def failed(self, error: Exception) -> None:
+        moment = time.monotonic()
+        if self.since is None:
+            self.since = moment
+        if self.said is None or moment - self.said >= self.REMIND_SECONDS:
+            self.said = moment
+            log.warning("rate-limit counters unreachable (%s) for %.0f s: counted requests "
+                        "are refused 503", type(error).__name__, moment - self.since)
+
+    def answered(self) -> None:
+        if self.since is not None:
+            log.warning("rate-limit counters reachable again after %.0f s",
+                        time.monotonic() - self.since)
+            self.since = self.said = None
+
+
+_outage = _Outage()
+
+
 @contextlib.contextmanager
 def _reachable():
     try:
         yield
-    except StorageError:
+    except StorageError as error:
         # The counters are unreachable (Redis down): refuse rather than serve unmetered.
+        _outage.failed(error)
         raise unavailable("The request could not be completed; retry shortly") from None
+    _outage.answered()
 
 
 def _rate_limited(limit: RateLimitItem, resets_at: float, what: str) -> Problem:
