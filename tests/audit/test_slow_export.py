@@ -56,3 +56,55 @@ def test_an_export_read_slowly_arrives_whole(short_idle, monkeypatch):
         c if isinstance(c, bytes) else c.encode() for c in lines).splitlines()]
     assert [e["reason"] for e in exported if e["reason"].startswith("event-")] == [
         f"event-{n}" for n in range(5)]
+
+
+@pytest.mark.no_db
+def test_an_export_the_database_cuts_short_ends_without_its_last_chunk(
+        short_idle, monkeypatch, caplog):
+    """The database goes away after the export's 200 (found by a fault review: gunicorn then
+    logged a 39-frame traceback with the driver's message). The error's type and place go to
+    the log, and the stream stops as a dropped connection (gunicorn ignores a reset), never as
+    a clean end that would pass the cut export off as whole."""
+    import logging
+
+    import sqlalchemy as sa
+
+    monkeypatch.setattr(audit_service, "EXPORT_BATCH", 2)
+    make = Factory(short_idle)
+    token = make.token(make.organization(name="Privacy Office", type="community_other"),
+                       ["audit:read"])
+    with short_idle.app_context():
+        for n in range(5):
+            audit.record(action="read", outcome="permit", reason=f"event-{n}",
+                         resource_type="audit_event")
+            db.session.commit()
+    since = (clock.now() - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    until = (clock.now() + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    secret = "Doe, 2025-01-01"
+    reads = []
+    real_scalars = db.session.scalars
+
+    def scalars_then_gone(*args, **kwargs):
+        reads.append(args)
+        if len(reads) == 3:  # a later batch: the database is gone
+            raise sa.exc.OperationalError("SELECT ...", {}, Exception(f"server closed {secret}"))
+        return real_scalars(*args, **kwargs)
+
+    url = f"/api/v1/audit/export?since={since}&until={until}"
+    whole = short_idle.test_client().get(url, headers=bearer(token)).get_data().splitlines()
+    answer = short_idle.test_client().get(url, headers=bearer(token), buffered=False)
+    assert answer.status_code == 200
+    monkeypatch.setattr(db.session, "scalars", scalars_then_gone)
+    received = []
+    with caplog.at_level(logging.INFO), pytest.raises(ConnectionResetError):
+        for chunk in answer.response:
+            received.append(chunk)
+    answer.close()
+
+    # What came before the cut, whole lines, and not all of it.
+    assert 0 < len(received) < len(whole)
+    assert all(json.loads(line) for line in received)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].getMessage().startswith("export cut short: OperationalError (request ")
+    assert secret not in caplog.text
