@@ -32,7 +32,10 @@ worker_class = "gthread"
 # one stops it there, with its own message.)
 workers = _setting("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2, int, 1, 512)
 threads = _setting("GUNICORN_THREADS", 4, int, 1, 256)
-# A request that runs longer than this is killed rather than left to hold a worker.
+# A worker whose main loop is silent this long is killed and replaced. With gthread, a slow
+# request in one of its threads does not silence the loop: requests are bounded by the service
+# (DATABASE_STATEMENT_TIMEOUT_MS, the connection timeouts, and the audit recorder's 30 s
+# window between recording an event and committing it).
 timeout = _setting("GUNICORN_TIMEOUT", 30, int, 1, 3600)
 graceful_timeout = 30
 keepalive = 5

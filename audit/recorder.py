@@ -28,6 +28,15 @@ from core.ids import new_id
 from core.time import now
 
 _PENDING = "audit_pending"
+#: A request's events commit within this long of being recorded, or not at all: what lets an
+#: auditor take an export whose range ended a minute ago as final (README, The audit trail).
+#: Nothing else bounds a request: gunicorn's gthread workers do not end one past its timeout.
+COMMIT_WINDOW = timedelta(seconds=30)
+
+
+class CommitTooLate(Exception):
+    """A request's events would commit more than COMMIT_WINDOW after they were recorded: the
+    request is rolled back and answered 503 instead."""
 _EVENTS = AuditEvent.__table__
 _HEAD = AuditChainHead.__table__
 _PENDING_EVENTS = AuditPending.__table__
@@ -109,6 +118,11 @@ def _write_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
+    if has_request_context() and now() - min(v["recorded_at"] for v in pending) \
+            > COMMIT_WINDOW:
+        # Waited on locks, a slow database or a starved worker: an event dated this far back
+        # would reach the trail after exports of its time were taken as final.
+        raise CommitTooLate(f"events recorded more than {COMMIT_WINDOW} before the commit")
     # Write the change first, so the chain's head is held for as short a time as possible.
     session.flush()
     connection = session.connection()  # Core statements: this runs on every audited commit

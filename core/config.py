@@ -255,9 +255,21 @@ def _engine_options(database_url: str, statement_timeout: int) -> dict:
         # serialization failures.
         options["isolation_level"] = "READ COMMITTED"
         options["connect_args"] = {
+            # What the URL does not say: a host that does not answer, or a network that drops
+            # everything, ends the connection (503) instead of holding the request until the
+            # system's TCP gives up, many minutes later; the server-side timeouts above cannot
+            # fire when nothing reaches the server.
+            **{name: value for name, value in _LIBPQ_TIMEOUTS.items()
+               if name not in sa.engine.make_url(database_url).query},
             "options": f"-c statement_timeout={statement_timeout} "
                        f"-c idle_in_transaction_session_timeout={statement_timeout}"}
     return options
+
+
+#: libpq's connection parameters (seconds, and milliseconds for tcp_user_timeout): a connection
+#: is given up after 10 s, a silent peer after 25 s of keepalives, unacknowledged data after 30 s.
+_LIBPQ_TIMEOUTS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10,
+                   "keepalives_interval": 5, "keepalives_count": 3, "tcp_user_timeout": 30000}
 
 
 def normalize_database_url(url: str) -> str:

@@ -336,3 +336,40 @@ def test_asking_for_a_scope_the_client_may_not_have_is_a_recorded_refusal(app, c
         assert (event.action, event.reason, event.client_id) == (
             "create", "invalid_scope", oauth_client.client_id)
         assert count(AccessToken) == 0
+
+
+@pytest.mark.parametrize("took, status", [(29, 200), (31, 503)])
+def test_a_request_whose_events_would_commit_past_the_window_changes_nothing(
+        app, make, took, status):
+    """Events commit within 30 s of being recorded, or not at all (what makes an export whose
+    range ended a minute ago final): gunicorn's gthread workers never end a slow request (a
+    fault review saw one commit 52 s after its events), so the recorder refuses instead."""
+    from datetime import UTC, datetime, timedelta
+
+    from core import time as clock
+    from organizations.models import Organization
+    from tests.conftest import make_app
+
+    org = make.organization()
+    token = make.token(org, ["directory:write"])
+    start = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    slow = make_app(app.config["SQLALCHEMY_DATABASE_URI"])
+    # Runs after the view recorded its event and before the commit (`_finish`).
+    slow.after_request(lambda response: (clock.freeze(start + timedelta(seconds=took)),
+                                         response)[1])
+    with app.app_context():
+        before = count(AuditEvent)
+    try:
+        clock.freeze(start)
+        response = slow.test_client().patch(f"/api/v1/organizations/{org.id}",
+                                            json={"accepting_referrals": True},
+                                            headers=bearer(token))
+    finally:
+        clock.freeze(None)
+        with slow.app_context():
+            db.engine.dispose()
+
+    assert response.status_code == status, response.get_data(as_text=True)
+    with app.app_context():
+        assert count(AuditEvent) == before + (status == 200)
+        assert db.session.get(Organization, org.id).accepting_referrals is (status == 200)

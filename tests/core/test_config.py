@@ -143,6 +143,21 @@ def test_every_postgresql_url_gets_the_timeouts_and_read_committed(tmp_path, url
     assert options["isolation_level"] == "READ COMMITTED"
     assert options["connect_args"]["options"] == (
         "-c statement_timeout=2500 -c idle_in_transaction_session_timeout=2500")
+    # A database host that stops answering ends the connection in seconds, not TCP's minutes.
+    assert {name: options["connect_args"][name] for name in (
+        "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout")} == {
+        "connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10,
+        "keepalives_interval": 5, "keepalives_count": 3, "tcp_user_timeout": 30000}
+
+
+def test_the_connection_timeouts_a_database_url_names_are_its_own(tmp_path):
+    url = "postgresql://u@h/d?connect_timeout=3&keepalives_idle=60"
+    options = load_config(tmp_path, {"SECRET_KEY": STRONG, "DATABASE_URL": url})[
+        "SQLALCHEMY_ENGINE_OPTIONS"]
+    assert "connect_timeout" not in options["connect_args"]
+    assert "keepalives_idle" not in options["connect_args"]
+    assert options["connect_args"]["tcp_user_timeout"] == 30000
 
 
 def test_sqlite_gets_neither(tmp_path):
