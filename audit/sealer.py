@@ -124,16 +124,18 @@ class _Background:
         while not self.stopped.wait(self.interval):
             try:
                 with self.app.app_context():
-                    seal_batches(db.engine, wait=False)
+                    sealed = seal_batches(db.engine, wait=False)
             except Exception as error:  # the next turn, or any reader, seals what is left
                 if not failing:  # once per outage, not five times a second
                     log.warning("background sealing failed: %s; retrying every %.2f s",
                                 type(error).__name__, self.interval)
                 failing = True
             else:
-                if failing:
+                # A turn that sealed nothing proves nothing (another sealer held the head):
+                # only sealing again ends the outage, or the log would flap every turn.
+                if failing and sealed:
                     log.warning("background sealing works again")
-                failing = False
+                    failing = False
 
 
 def init_app(app: Flask) -> None:
