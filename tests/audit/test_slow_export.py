@@ -29,22 +29,27 @@ def short_idle(empty_database):
         yield served
 
 
-@pytest.mark.no_db
-def test_an_export_read_slowly_arrives_whole(short_idle, monkeypatch):
+def five_events_in_batches_of_two(served, monkeypatch) -> tuple[str, dict]:
+    """Five events recorded, and exports read in batches of two: the URL of an export over
+    them, and an auditor's headers."""
     monkeypatch.setattr(audit_service, "EXPORT_BATCH", 2)
-    make = Factory(short_idle)
+    make = Factory(served)
     token = make.token(make.organization(name="Privacy Office", type="community_other"),
                        ["audit:read"])
-    with short_idle.app_context():
+    with served.app_context():
         for n in range(5):
             audit.record(action="read", outcome="permit", reason=f"event-{n}",
                          resource_type="audit_event")
             db.session.commit()
     since = (clock.now() - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     until = (clock.now() + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    return f"/api/v1/audit/export?since={since}&until={until}", bearer(token)
 
-    answer = short_idle.test_client().get(f"/api/v1/audit/export?since={since}&until={until}",
-                                          headers=bearer(token), buffered=False)
+
+@pytest.mark.no_db
+def test_an_export_read_slowly_arrives_whole(short_idle, monkeypatch):
+    url, auditor = five_events_in_batches_of_two(short_idle, monkeypatch)
+    answer = short_idle.test_client().get(url, headers=auditor, buffered=False)
     assert answer.status_code == 200
     lines = []
     for chunk in answer.response:
@@ -69,17 +74,7 @@ def test_an_export_the_database_cuts_short_ends_without_its_last_chunk(
 
     import sqlalchemy as sa
 
-    monkeypatch.setattr(audit_service, "EXPORT_BATCH", 2)
-    make = Factory(short_idle)
-    token = make.token(make.organization(name="Privacy Office", type="community_other"),
-                       ["audit:read"])
-    with short_idle.app_context():
-        for n in range(5):
-            audit.record(action="read", outcome="permit", reason=f"event-{n}",
-                         resource_type="audit_event")
-            db.session.commit()
-    since = (clock.now() - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
-    until = (clock.now() + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    url, auditor = five_events_in_batches_of_two(short_idle, monkeypatch)
     secret = "Doe, 2025-01-01"
     reads = []
     real_scalars = db.session.scalars
@@ -90,9 +85,8 @@ def test_an_export_the_database_cuts_short_ends_without_its_last_chunk(
             raise sa.exc.OperationalError("SELECT ...", {}, Exception(f"server closed {secret}"))
         return real_scalars(*args, **kwargs)
 
-    url = f"/api/v1/audit/export?since={since}&until={until}"
-    whole = short_idle.test_client().get(url, headers=bearer(token)).get_data().splitlines()
-    answer = short_idle.test_client().get(url, headers=bearer(token), buffered=False)
+    whole = short_idle.test_client().get(url, headers=auditor).get_data().splitlines()
+    answer = short_idle.test_client().get(url, headers=auditor, buffered=False)
     assert answer.status_code == 200
     monkeypatch.setattr(db.session, "scalars", scalars_then_gone)
     received = []
