@@ -263,7 +263,7 @@ class AuditedAuthorizationServer(AuthorizationServer):
     def create_endpoint_response(self, name, request=None):
         if refused := self._refuse_plain_http():
             return refused
-        if flask_request.content_length and flask_request.mimetype != _FORM:
+        if flask_request.mimetype not in ("", _FORM):  # sent chunked, content_length is None
             # As the token request (RFC 7009 2.1, RFC 7662 2.1): a multipart body, which
             # werkzeug would parse as a form too, is not one.
             return self.handle_error_response(self.create_oauth2_request(request),
@@ -277,6 +277,11 @@ class AuditedAuthorizationServer(AuthorizationServer):
         OAuth 2 needs TLS for client secrets and tokens (RFC 6749 2.3.1, 10.3). authlib raises
         for it as it reads the request, which was a 500 on every OAuth endpoint; behind a
         proxy that ends TLS, TRUSTED_PROXIES lets its X-Forwarded-Proto say https."""
+        if not flask_request.host:
+            # werkzeug empties a Host it finds no host name in (`imh_web:8000`, as a proxy may
+            # forward its upstream's name), and authlib then raises even over https.
+            return self.handle_response(*InvalidRequestError(
+                "The Host header is not a host name (behind a proxy, forward the client's)")())
         if is_secure_transport(flask_request.url):
             return None
         return self.handle_response(*InvalidRequestError(

@@ -77,3 +77,21 @@ def test_behind_a_trusted_proxy_that_ended_tls_the_request_is_https(
     behind_proxies(app)
 
     assert client.post("/oauth/token", **ask).status_code == 200
+
+
+
+def test_a_host_werkzeug_cannot_read_is_named_as_the_fault_not_a_500(app, client, make):
+    """A proxy may forward its upstream's name (`imh_web:8000`), which werkzeug empties, and
+    authlib then raised even over https: a 500 on every token request (found by a review)."""
+    oauth_client, secret = make.client()
+
+    response = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                           headers={"Host": "imh_web:8000",
+                                    **basic(oauth_client.client_id, secret)},
+                           base_url="https://imh_web:8000")
+
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json == {"error": "invalid_request", "error_description":
+                             "The Host header is not a host name (behind a proxy, forward "
+                             "the client's)"}
+    assert tokens_of(app, oauth_client) == []
