@@ -32,11 +32,6 @@ _PENDING = "audit_pending"
 #: auditor take an export whose range ended a minute ago as final (README, The audit trail).
 #: Nothing else bounds a request: gunicorn's gthread workers do not end one past its timeout.
 COMMIT_WINDOW = timedelta(seconds=30)
-
-
-class CommitTooLate(Exception):
-    """A request's events would commit more than COMMIT_WINDOW after they were recorded: the
-    request is rolled back and answered 503 instead."""
 _EVENTS = AuditEvent.__table__
 _HEAD = AuditChainHead.__table__
 _PENDING_EVENTS = AuditPending.__table__
@@ -45,6 +40,11 @@ _INSERT_PENDING = _PENDING_EVENTS.insert()
 _INSERT_EVENTS = _EVENTS.insert()
 _LOCK_HEAD = sa.select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.newest_recorded_at,
                        _HEAD.c.time_disorder_us).where(_HEAD.c.id == 1).with_for_update()
+
+
+class CommitTooLate(Exception):
+    """A request's events would commit more than COMMIT_WINDOW after they were recorded: the
+    request is rolled back and answered 503 instead."""
 
 
 def record(*, action: str, outcome: str, reason: str, resource_type: str,
@@ -118,11 +118,6 @@ def _write_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
-    if has_request_context() and now() - min(v["recorded_at"] for v in pending) \
-            > COMMIT_WINDOW:
-        # Waited on locks, a slow database or a starved worker: an event dated this far back
-        # would reach the trail after exports of its time were taken as final.
-        raise CommitTooLate(f"events recorded more than {COMMIT_WINDOW} before the commit")
     # Write the change first, so the chain's head is held for as short a time as possible.
     session.flush()
     connection = session.connection()  # Core statements: this runs on every audited commit
@@ -132,6 +127,13 @@ def _write_pending(session: Session) -> None:
         connection.execute(_INSERT_PENDING, pending)
     else:
         _append_to_chain(connection, pending)
+    # Last, once everything but the COMMIT itself is done: the flush above and the writes of
+    # the events may have waited on locks too.
+    if has_request_context() and now() - min(v["recorded_at"] for v in pending) \
+            > COMMIT_WINDOW:
+        # Waited on locks, a slow database or a starved worker: an event dated this far back
+        # would reach the trail after exports of its time were taken as final.
+        raise CommitTooLate(f"events recorded more than {COMMIT_WINDOW} before the commit")
 
 
 def _append_to_chain(connection, pending: list[dict]) -> None:

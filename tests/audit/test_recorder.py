@@ -373,3 +373,55 @@ def test_a_request_whose_events_would_commit_past_the_window_changes_nothing(
     with app.app_context():
         assert count(AuditEvent) == before + (status == 200)
         assert db.session.get(Organization, org.id).accepting_referrals is (status == 200)
+
+
+def test_writes_at_the_commit_that_outlast_the_window_change_nothing(app, make):
+    """The window is measured last, once the commit's own writes are done (the flush, the
+    events, on SQLite the chain's head): each may wait on locks or the disk (found by a
+    review: measured before them, a write that took 31 s committed its event anyway)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import event
+
+    from core import time as clock
+    from organizations.models import Organization
+    from tests.conftest import make_app
+
+    org = make.organization()
+    token = make.token(org, ["directory:write"])
+    start = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    slow = make_app(app.config["SQLALCHEMY_DATABASE_URI"])
+    committing, stalled = [], []
+
+    @slow.after_request
+    def _about_to_commit(response):  # runs just before `_finish` (registered after it)
+        committing.append(True)
+        return response
+
+    def _stall(conn, cursor, statement, parameters, context, executemany):
+        # The first statement of the commit (past the recorder's check): 31 s of waiting.
+        if committing and not stalled and not statement.lstrip().upper().startswith(
+                ("SAVEPOINT", "BEGIN", "RELEASE")):
+            stalled.append(statement.split("(")[0][:60])
+            clock.freeze(start + timedelta(seconds=31))
+
+    with slow.app_context():
+        before = count(AuditEvent)
+    # On the Engine class: the suite's sessions all run on its one outer connection.
+    event.listen(sa.engine.Engine, "before_cursor_execute", _stall)
+    try:
+        clock.freeze(start)
+        response = slow.test_client().patch(f"/api/v1/organizations/{org.id}",
+                                            json={"accepting_referrals": True},
+                                            headers=bearer(token))
+    finally:
+        clock.freeze(None)
+        event.remove(sa.engine.Engine, "before_cursor_execute", _stall)
+        with slow.app_context():
+            db.engine.dispose()
+
+    assert stalled, "the commit sent no statement: the test proves nothing"
+    assert response.status_code == 503, (response.status_code, stalled)
+    with app.app_context():
+        assert count(AuditEvent) == before
+        assert db.session.get(Organization, org.id).accepting_referrals is not True
