@@ -33,6 +33,12 @@ _WAITING = sa.select(sa.case(
     else_=sa.select(sa.func.count()).select_from(AuditPending.__table__).scalar_subquery()))
 
 
+def _waiting(engine: sa.Engine) -> int:
+    """How many committed events wait to be sealed; -1 where the database refuses writes."""
+    with engine.connect() as connection:
+        return connection.scalar(_WAITING)
+
+
 def _seal_batch(connection, wait: bool) -> int:
     return connection.execute(_SEAL, {"batch": SEAL_BATCH, "wait": wait}).scalar_one()
 
@@ -95,8 +101,7 @@ def seal_committed(session=None, *, in_transaction: bool = False) -> int:
         if waiting <= SEAL_BATCH:
             return _seal_batch(connection, wait=True) if waiting > 0 else 0
     else:
-        with bind.connect() as connection:
-            waiting = connection.scalar(_WAITING)
+        waiting = _waiting(bind)
     return seal_batches(bind, most=waiting) if waiting > 0 else 0
 
 
@@ -124,18 +129,28 @@ class _Background:
         while not self.stopped.wait(self.interval):
             try:
                 with self.app.app_context():
-                    sealed = seal_batches(db.engine, wait=False)
+                    worked = self._turn()
             except Exception as error:  # the next turn, or any reader, seals what is left
                 if not failing:  # once per outage, not five times a second
                     log.warning("background sealing failed: %s; retrying every %.2f s",
                                 type(error).__name__, self.interval)
                 failing = True
             else:
-                # A turn that sealed nothing proves nothing (another sealer held the head):
-                # only sealing again ends the outage, or the log would flap every turn.
-                if failing and sealed:
+                if failing and worked:
                     log.warning("background sealing works again")
                     failing = False
+
+    @staticmethod
+    def _turn() -> bool:
+        """Seal what waits; whether the turn shows sealing works (it sealed, or nothing
+        waited). A turn that sealed nothing while events waited proves nothing (another
+        sealer held the head): counted as working, the log would flap every turn. A database
+        that refuses writes (a standby) is not asked to seal: each turn would meet its
+        refusal, and let a connection go for it."""
+        waiting = _waiting(db.engine)
+        if waiting <= 0:
+            return waiting == 0
+        return seal_batches(db.engine, wait=False) > 0
 
 
 def init_app(app: Flask) -> None:

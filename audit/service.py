@@ -74,8 +74,9 @@ def _naming_family(family_id, conditions: list, before: int | None, limit: int):
     return sa.union_all(sa.select(named.c.seq), sa.select(listed.c.seq))
 
 
-#: Longer than any transaction of the service lasts (GUNICORN_TIMEOUT is at most 3600 s):
-#: an event reaches the chain within this of its `recorded_at`.
+#: Far longer than a request's events wait to commit (30 s at most, `audit.recorder.
+#: COMMIT_WINDOW`, or they never do) or an operator command's batch: an event reaches the
+#: chain within this of its `recorded_at`, the head's measured disorder aside.
 _LONGEST_TRANSACTION = timedelta(hours=1)
 
 

@@ -103,6 +103,10 @@ def _renew_connections_refusing_writes(context) -> None:
     whole life, so the service would keep refusing after the database writes again."""
     if getattr(context.original_exception, "sqlstate", None) == "25006":
         context.is_disconnect = True
+        # That connection only: each pooled one goes at its own first refusal. The whole
+        # pool at every refusal would reconnect every request thread for as long as the
+        # database refuses (the background sealer alone meets it 5 times a second).
+        context.invalidate_pool_on_disconnect = False
 
 
 @event.listens_for(Engine, "begin")

@@ -200,8 +200,11 @@ def register_error_handlers(app: Flask) -> None:
             return problem_response(unavailable("The database accepts no writes now; retry "
                                                 "shortly"))
         # The service's role may not do what this request needs (a grant taken away, say on
-        # the audit sealer's function): the operator's to mend, not the client's mistake.
-        if sqlstate == "42501":
+        # the audit sealer's function): the operator's to mend, not the client's mistake. The
+        # service's own integrity triggers RAISE this code too (the trail is append-only, a
+        # consent never changes): a fault of the code, which no retry mends.
+        diagnostics = getattr(error.orig, "diag", None)
+        if sqlstate == "42501" and "RAISE" not in (getattr(diagnostics, "context", None) or ""):
             log.error("database refuses the service's role: %s", type(error.orig).__name__)
             return problem_response(unavailable("The database refuses this work now; retry "
                                                 "shortly"))

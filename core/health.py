@@ -40,7 +40,9 @@ def healthz():
     return jsonify(status="ok")
 
 
-_READ_ONLY = sa.text("SELECT current_setting('transaction_read_only')")
+#: A primary that refuses writes (a standby's refusal is its nature: auditors may read there).
+_READ_ONLY = sa.text("SELECT current_setting('transaction_read_only') = 'on' "
+                     "AND NOT pg_is_in_recovery()")
 
 
 @bp.get("/readyz")
@@ -50,8 +52,7 @@ def readyz():
     try:
         connection = db.session.connection()
         at_head = schema_at_head(connection)
-        read_only = connection.dialect.name == "postgresql" and \
-            connection.scalar(_READ_ONLY) == "on"
+        read_only = connection.dialect.name == "postgresql" and connection.scalar(_READ_ONLY)
     except SQLAlchemyError as error:
         log.warning("readiness: database unreachable (%s)", type(error).__name__)
         raise unavailable("The database is unreachable") from None

@@ -91,21 +91,28 @@ class _Outage:
 
     def __init__(self):
         self.since = self.said = None
+        self.lock = threading.Lock()  # every request thread of the worker shares it
 
     def failed(self, error: Exception) -> None:
         moment = time.monotonic()
-        if self.since is None:
-            self.since = moment
-        if self.said is None or moment - self.said >= self.REMIND_SECONDS:
-            self.said = moment
+        with self.lock:
+            if self.since is None:
+                self.since = moment
+            since, due = self.since, self.said is None or moment - self.said >= self.REMIND_SECONDS
+            if due:
+                self.said = moment
+        if due:
             log.warning("rate-limit counters unreachable (%s) for %.0f s: counted requests "
-                        "are refused 503", type(error).__name__, moment - self.since)
+                        "are refused 503", type(error).__name__, moment - since)
 
     def answered(self) -> None:
-        if self.since is not None:
+        if self.since is None:  # the common case: no outage, no lock taken
+            return
+        with self.lock:
+            since, self.since, self.said = self.since, None, None
+        if since is not None:  # another thread may have ended it first
             log.warning("rate-limit counters reachable again after %.0f s",
-                        time.monotonic() - self.since)
-            self.since = self.said = None
+                        time.monotonic() - since)
 
 
 _outage = _Outage()

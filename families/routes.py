@@ -55,9 +55,9 @@ def list_families():
     (a record's creation is its first change). A walk is not a snapshot: a family changed
     meanwhile moves to the front, ahead of the cursor; to keep a copy in step, ask again with
     `updated_since` set to a minute before the last walk began: a change is dated when its
-    request began and shows once that request commits, up to GUNICORN_TIMEOUT (30 s) later,
-    so a walk can pass it by unseen; what comes again is known by its `id` and
-    `updated_at`."""
+    request began and shows once that request commits, up to 30 s later (a request that would
+    commit later is refused 503), so a walk can pass it by unseen; what comes again is known
+    by its `id` and `updated_at`."""
     args = load_query(FamilyListQuery)
     return respond(FamilyPageSchema, service.list_families(current_actor(), **args))
 

@@ -68,8 +68,9 @@ def list_referrals():
     until it is null. A walk is not a snapshot: a referral that changes meanwhile moves to the
     front, ahead of the cursor; to keep a copy in step, ask again with `updated_since` set to a
     minute before the last walk began: a change is dated when its request began and shows
-    once that request commits, up to GUNICORN_TIMEOUT (30 s) later, so a walk can pass it by
-    unseen; what comes again is known by its `id` and `updated_at`."""
+    once that request commits, up to 30 s later (a request that would commit later is refused
+    503), so a walk can pass it by unseen; what comes again is known by its `id` and
+    `updated_at`."""
     args = load_query(ReferralListQuery)
     return respond(ReferralPageSchema, service.list_referrals(current_actor(), **args))
 

@@ -85,6 +85,92 @@ def test_writes_work_again_once_the_database_accepts_writes_again(app, on_postgr
 
 
 @pytest.mark.no_db
+def test_writes_work_again_without_a_readiness_probe_in_between(app, on_postgres):
+    """As above, without the /readyz probe (which lets go of the connection it used): only
+    the `handle_error` hook (core/db.py) lets go of the pooled read-only connections."""
+    served, url = on_postgres
+    make = Factory(served)
+    organization = make.organization(name="Clinic", type="hospital")
+    oauth_client, secret = make.client(organization, scopes=("directory:read",))
+    client = served.test_client()
+    assert client.post("/oauth/token", data=FORM,
+                       headers=basic(oauth_client.client_id, secret)).status_code == 200
+
+    name = sa.engine.make_url(url).database
+    suite_url = app.config["SQLALCHEMY_DATABASE_URI"]
+    server = _server(suite_url)
+    try:
+        with server.connect() as connection:
+            connection.exec_driver_sql(
+                f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        _terminate_backends(server, name)
+        refused = client.post("/oauth/token", data=FORM,
+                              headers=basic(oauth_client.client_id, secret))
+        assert_problem(refused, 503, "service-unavailable")
+
+        # The disk has room again: the operator lifts the setting.
+        with server.connect() as connection:
+            connection.exec_driver_sql(
+                f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        answers = [client.post("/oauth/token", data=FORM,
+                               headers=basic(oauth_client.client_id, secret)).status_code
+                   for _ in range(5)]
+        with served.app_context():
+            ready = client.get("/readyz").status_code
+        assert ready == 200
+        # Expected: the service writes again by itself, as it does after a restart of
+        # PostgreSQL. Observed: 503 for as long as the pooled read-only connections live.
+        assert answers[-1] == 200, answers
+    finally:
+        with server.connect() as connection:
+            connection.exec_driver_sql(
+                f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        with served.app_context():
+            db.engine.dispose()
+        server.dispose()
+
+
+@pytest.mark.no_db
+def test_a_sealer_turn_on_a_database_that_refuses_writes_keeps_the_other_connections(
+        app, on_postgres):
+    """The 25006 hook lets go of the connection that met the refusal, not of the whole pool
+    (SQLAlchemy's `invalidate_pool_on_disconnect`; found by a review): on a database that
+    refuses writes with an event pending, a sealer's turn meets 25006, and dropping every
+    pooled connection each time would be a reconnect storm against a database in trouble.
+    Two idle pooled connections, one sealer turn: the one it did not use is still there."""
+    import audit
+    from audit.sealer import seal_batches
+
+    served, url = on_postgres
+    name = sa.engine.make_url(url).database
+    audit.record(action="read", outcome="permit", reason="pending", resource_type="family")
+    db.session.commit()  # pending: nothing seals it here (AUDIT_SEAL_INTERVAL_MS 0)
+    db.session.remove()
+    server = _server(app.config["SQLALCHEMY_DATABASE_URI"])
+    pid = sa.text("SELECT pg_backend_pid()")
+    try:
+        with server.connect() as connection:
+            connection.exec_driver_sql(
+                f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        _terminate_backends(server, name)
+        db.engine.dispose()
+        with db.engine.connect() as first, db.engine.connect() as second:
+            pooled = {first.scalar(pid), second.scalar(pid)}
+
+        with pytest.raises(sa.exc.DBAPIError):  # 25006, as every turn meets it
+            seal_batches(db.engine, wait=False)
+
+        with db.engine.connect() as after:
+            assert after.scalar(pid) in pooled, "the sealer's turn dropped the whole pool"
+    finally:
+        with server.connect() as connection:
+            connection.exec_driver_sql(
+                f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        db.engine.dispose()
+        server.dispose()
+
+
+@pytest.mark.no_db
 def test_a_request_that_waits_past_the_pool_timeout_is_503_not_500(empty_database):
     """Every connection of the worker's pool (5 + 10 overflow by default) is held by requests
     stuck on a slow or paused database (or GUNICORN_THREADS is above the pool's size): the
@@ -176,6 +262,33 @@ def test_a_database_that_refuses_the_service_s_role_is_503_not_500(app, caplog):
         assert response.headers.get("Retry-After")
         logged = [record.getMessage() for record in caplog.records]
         assert logged == ["database refuses the service's role: InsufficientPrivilege"], logged
+    finally:
+        with fresh.app_context():
+            db.engine.dispose()
+
+
+def test_a_refusal_by_the_service_s_own_integrity_trigger_is_no_outage(app, caplog):
+    """The service's triggers RAISE the same SQLSTATE as a missing grant (42501: the trail is
+    append-only, a consent never changes). Meeting one is a fault of the code that no retry
+    mends: 500, not 503 "retry shortly", nor a log line sending the operator to the grants
+    (found by a review). A real trigger's refusal, on PostgreSQL."""
+    import logging
+
+    from tests.conftest import make_app
+
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("PostgreSQL's triggers")
+    fresh = make_app(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    @fresh.get("/forbidden-change")
+    def change_the_trail():
+        db.session.execute(sa.text("TRUNCATE audit_events"))
+
+    try:
+        with caplog.at_level(logging.INFO):
+            response = fresh.test_client().get("/forbidden-change")
+        assert_problem(response, 500, "internal-error")
+        assert "refuses the service's role" not in caplog.text
     finally:
         with fresh.app_context():
             db.engine.dispose()
