@@ -39,6 +39,8 @@ def _refuse_unreadable_host() -> None:
     """400 `malformed-request` for a Host header werkzeug cannot read as a host name (`xn--`,
     an IDNA label that decodes to nothing): it raises as it builds the request's URL, which
     the OAuth endpoints and their metadata read, and that was a 500."""
+    if "xn--" not in request.headers.get("Host", "").lower():
+        return  # werkzeug decodes only IDNA labels: nothing else can raise there
     try:
         request.host_url  # noqa: B018 (read for the error it raises; werkzeug keeps it)
     except UnicodeError:
