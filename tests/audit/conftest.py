@@ -4,6 +4,8 @@ can lift them, inside the test's rolled-back transaction."""
 import pytest
 import sqlalchemy as sa
 
+from audit.chain import event_hash
+from audit.models import AuditChainHead, AuditEvent
 from core.db import db
 
 
@@ -21,3 +23,21 @@ def unlock(table: str) -> None:
     else:
         for verb in ("update", "delete"):
             db.session.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_no_{verb}"))
+
+
+def rewrite_and_rehash(seq: int, *, move_head: bool = True) -> None:
+    """What a careful forger does: one event's reason rewritten, every hash from it on
+    recomputed, and (`move_head`) the chain head moved along."""
+    unlock("audit_events")
+    db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == seq)
+                       .values(reason="rewritten"))
+    prev = db.session.scalar(sa.select(AuditEvent.prev_hash).where(AuditEvent.seq == seq))
+    for event in db.session.scalars(sa.select(AuditEvent).where(AuditEvent.seq >= seq)
+                                    .order_by(AuditEvent.seq)).all():
+        values = {c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns}
+        values["prev_hash"] = prev
+        prev = event_hash(values)
+        db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == event.seq)
+                           .values(prev_hash=values["prev_hash"], hash=prev))
+    if move_head:
+        db.session.execute(sa.update(AuditChainHead).values(hash=prev))

@@ -10,7 +10,7 @@ import audit
 from audit.chain import verify
 from audit.models import AuditChainHead, AuditEvent, AuditListedFamily
 from core.db import db
-from tests.audit.conftest import unlock
+from tests.audit.conftest import rewrite_and_rehash, unlock
 
 
 def test_a_misfiled_family_before_a_broken_hash_is_the_first_bad_seq(app):
@@ -57,23 +57,10 @@ def test_a_rehashed_chain_that_left_the_head_behind_fails_at_the_head(app):
     head as it was: each event chains to the one before, so only the head tells. Verify of
     the whole log, and of any range that reaches the head, names the head's seq (mutants:
     the head's hash not compared; a range ending at the head not taken to reach it)."""
-    from audit.chain import event_hash
-
     with app.app_context():
         seqs = _events(4)
         head = db.session.scalar(sa.select(AuditChainHead.seq))
-        unlock("audit_events")
-        db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == seqs[1])
-                           .values(reason="rewritten"))
-        prev = db.session.scalar(sa.select(AuditEvent.prev_hash)
-                                 .where(AuditEvent.seq == seqs[1]))
-        for event in db.session.scalars(sa.select(AuditEvent).where(AuditEvent.seq >= seqs[1])
-                                        .order_by(AuditEvent.seq)).all():
-            values = {c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns}
-            values["prev_hash"] = prev
-            prev = event_hash(values)
-            db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == event.seq)
-                               .values(prev_hash=values["prev_hash"], hash=prev))
+        rewrite_and_rehash(seqs[1], move_head=False)
         db.session.commit()
 
         for verdict in (verify(db.session), verify(db.session, 1, head),
@@ -169,25 +156,6 @@ def test_a_checkpoint_whose_key_id_does_not_name_its_key_is_a_bad_signature(
         assert set(answer.json["errors"]) == {"signature"}
 
 
-def _rewrite_and_rehash(seq):
-    """A careful forger: one event's reason rewritten, every hash from it recomputed, and
-    the chain head moved along."""
-    from audit.chain import event_hash
-
-    unlock("audit_events")
-    db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == seq)
-                       .values(reason="rewritten"))
-    prev = db.session.scalar(sa.select(AuditEvent.prev_hash).where(AuditEvent.seq == seq))
-    for event in db.session.scalars(sa.select(AuditEvent).where(AuditEvent.seq >= seq)
-                                    .order_by(AuditEvent.seq)).all():
-        values = {c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns}
-        values["prev_hash"] = prev
-        prev = event_hash(values)
-        db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == event.seq)
-                           .values(prev_hash=values["prev_hash"], hash=prev))
-    db.session.execute(sa.update(AuditChainHead).values(hash=prev))
-
-
 def test_a_range_starting_at_a_checkpoint_checks_that_checkpoint(app, client, make):
     """A checkpoint stored at seq N; then history rewritten below it and rehashed (the chain
     alone holds). Verify of the range N..N still finds the checkpoint at N no longer
@@ -201,7 +169,7 @@ def test_a_range_starting_at_a_checkpoint_checks_that_checkpoint(app, client, ma
         checkpoint = checkpoint_now(db.session).seq
         db.session.commit()
         assert checkpoint == seqs[-1]
-        _rewrite_and_rehash(seqs[0])
+        rewrite_and_rehash(seqs[0])
         db.session.commit()
     token = bearer(make.token(make.organization(), ["audit:read"]))
 

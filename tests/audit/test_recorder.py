@@ -1,16 +1,20 @@
 """The recorder: one event per access, in the caller's transaction; refusals after rollback."""
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
 import audit.recorder
 from audit.chain import verify
 from audit.models import AuditEvent
 from auth.models import AccessToken
+from core import time as clock
 from core.db import db
-from tests.conftest import audit_events, basic, bearer, count
+from organizations.models import Organization
+from tests.conftest import audit_events, basic, bearer, count, make_app
 
 
 def _token(client, oauth_client, secret, **form):
@@ -338,90 +342,71 @@ def test_asking_for_a_scope_the_client_may_not_have_is_a_recorded_refusal(app, c
         assert count(AccessToken) == 0
 
 
+_NOON = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+def _change_listing_slowly(app, make, before_commit, *, while_sending=None) -> tuple:
+    """PATCH an organization's listing on an app of its own, the clock frozen at _NOON;
+    `before_commit(response)` runs after the view recorded its event and before the commit
+    (`_finish`), and `while_sending` (a before_cursor_execute listener) beside every
+    statement. The response, and the events and the listing as the database holds them
+    after: (response, events added, accepting referrals)."""
+    org = make.organization()
+    token = make.token(org, ["directory:write"])
+    slow = make_app(app.config["SQLALCHEMY_DATABASE_URI"])
+    slow.after_request(lambda response: (before_commit(response), response)[1])
+    with app.app_context():
+        before = count(AuditEvent)
+    if while_sending:
+        # On the Engine class: the suite's sessions all run on its one outer connection.
+        event.listen(sa.engine.Engine, "before_cursor_execute", while_sending)
+    try:
+        clock.freeze(_NOON)
+        response = slow.test_client().patch(f"/api/v1/organizations/{org.id}",
+                                            json={"accepting_referrals": True},
+                                            headers=bearer(token))
+    finally:
+        clock.freeze(None)
+        if while_sending:
+            event.remove(sa.engine.Engine, "before_cursor_execute", while_sending)
+        with slow.app_context():
+            db.engine.dispose()
+    with app.app_context():
+        return (response, count(AuditEvent) - before,
+                db.session.get(Organization, org.id).accepting_referrals)
+
+
 @pytest.mark.parametrize("took, status", [(29, 200), (31, 503)])
 def test_a_request_whose_events_would_commit_past_the_window_changes_nothing(
         app, make, took, status):
     """Events commit within 30 s of being recorded, or not at all (what makes an export whose
     range ended a minute ago final): gunicorn's gthread workers never end a slow request (a
     fault review saw one commit 52 s after its events), so the recorder refuses instead."""
-    from datetime import UTC, datetime, timedelta
-
-    from core import time as clock
-    from organizations.models import Organization
-    from tests.conftest import make_app
-
-    org = make.organization()
-    token = make.token(org, ["directory:write"])
-    start = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
-    slow = make_app(app.config["SQLALCHEMY_DATABASE_URI"])
-    # Runs after the view recorded its event and before the commit (`_finish`).
-    slow.after_request(lambda response: (clock.freeze(start + timedelta(seconds=took)),
-                                         response)[1])
-    with app.app_context():
-        before = count(AuditEvent)
-    try:
-        clock.freeze(start)
-        response = slow.test_client().patch(f"/api/v1/organizations/{org.id}",
-                                            json={"accepting_referrals": True},
-                                            headers=bearer(token))
-    finally:
-        clock.freeze(None)
-        with slow.app_context():
-            db.engine.dispose()
+    response, added, accepting = _change_listing_slowly(
+        app, make, lambda response: clock.freeze(_NOON + timedelta(seconds=took)))
 
     assert response.status_code == status, response.get_data(as_text=True)
-    with app.app_context():
-        assert count(AuditEvent) == before + (status == 200)
-        assert db.session.get(Organization, org.id).accepting_referrals is (status == 200)
+    assert added == (status == 200)
+    assert accepting is (status == 200)
 
 
 def test_writes_at_the_commit_that_outlast_the_window_change_nothing(app, make):
     """The window is measured last, once the commit's own writes are done (the flush, the
     events, on SQLite the chain's head): each may wait on locks or the disk (found by a
     review: measured before them, a write that took 31 s committed its event anyway)."""
-    from datetime import UTC, datetime, timedelta
-
-    from sqlalchemy import event
-
-    from core import time as clock
-    from organizations.models import Organization
-    from tests.conftest import make_app
-
-    org = make.organization()
-    token = make.token(org, ["directory:write"])
-    start = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
-    slow = make_app(app.config["SQLALCHEMY_DATABASE_URI"])
     committing, stalled = [], []
 
-    @slow.after_request
-    def _about_to_commit(response):  # runs just before `_finish` (registered after it)
-        committing.append(True)
-        return response
-
-    def _stall(conn, cursor, statement, parameters, context, executemany):
+    def stall(conn, cursor, statement, parameters, context, executemany):
         # The first statement of the commit (past the recorder's check): 31 s of waiting.
         if committing and not stalled and not statement.lstrip().upper().startswith(
                 ("SAVEPOINT", "BEGIN", "RELEASE")):
             stalled.append(statement.split("(")[0][:60])
-            clock.freeze(start + timedelta(seconds=31))
+            clock.freeze(_NOON + timedelta(seconds=31))
 
-    with slow.app_context():
-        before = count(AuditEvent)
-    # On the Engine class: the suite's sessions all run on its one outer connection.
-    event.listen(sa.engine.Engine, "before_cursor_execute", _stall)
-    try:
-        clock.freeze(start)
-        response = slow.test_client().patch(f"/api/v1/organizations/{org.id}",
-                                            json={"accepting_referrals": True},
-                                            headers=bearer(token))
-    finally:
-        clock.freeze(None)
-        event.remove(sa.engine.Engine, "before_cursor_execute", _stall)
-        with slow.app_context():
-            db.engine.dispose()
+    response, added, accepting = _change_listing_slowly(
+        app, make, committing.append, while_sending=stall)
 
     assert stalled, "the commit sent no statement: the test proves nothing"
     assert response.status_code == 503, (response.status_code, stalled)
-    with app.app_context():
-        assert count(AuditEvent) == before
-        assert db.session.get(Organization, org.id).accepting_referrals is not True
+    assert added == 0
+    assert accepting is not True

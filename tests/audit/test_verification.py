@@ -23,7 +23,7 @@ from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from audit.schemas import CheckpointSchema
 from core import time as clock
 from core.db import db
-from tests.audit.conftest import unlock
+from tests.audit.conftest import rewrite_and_rehash, unlock
 from tests.conftest import bearer
 
 EVENTS = 6
@@ -49,27 +49,6 @@ def trail(app):
 
 def _unlock():
     unlock("audit_events")
-
-
-def _rehash_from(seq):
-    """What a careful forger does: recompute every hash from `seq` on and move the head."""
-    prev = db.session.scalar(sa.select(AuditEvent.prev_hash).where(AuditEvent.seq == seq))
-    for event in db.session.scalars(sa.select(AuditEvent).where(AuditEvent.seq >= seq)
-                                    .order_by(AuditEvent.seq)):
-        values = {c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns}
-        values["prev_hash"] = prev
-        prev = event_hash(values)
-        db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == event.seq)
-                           .values(prev_hash=values["prev_hash"], hash=prev))
-    db.session.execute(sa.update(AuditChainHead).values(hash=prev))
-
-
-def _rewrite_and_rehash(seq):
-    """A careful forger's rewrite: one event's reason changed, every hash from it recomputed."""
-    _unlock()
-    db.session.execute(sa.update(AuditEvent).where(AuditEvent.seq == seq)
-                       .values(reason="rewritten"))
-    _rehash_from(seq)
 
 
 def _swap(a, b):
@@ -127,7 +106,7 @@ def test_a_rehashed_suffix_passes_the_chain_but_not_the_checkpoint(app, trail):
     with app.app_context():
         kept = CheckpointSchema().dump(checkpoint_now(db.session))
         db.session.commit()
-        _rewrite_and_rehash(trail[2])
+        rewrite_and_rehash(trail[2])
         assert verify(db.session).valid  # the chain alone cannot see it...
         verdict = extends(db.session, {**kept, "recorded_at": kept["recorded_at"]})
         assert verdict == {"valid": False, "reason": f"event {trail[-1]} no longer has the "
@@ -183,7 +162,7 @@ def test_the_verify_command_fails_when_the_log_no_longer_extends_the_checkpoint(
     runner = app.test_cli_runner()
     assert runner.invoke(args=["audit", "checkpoint"]).exit_code == 0
     with app.app_context():
-        _rewrite_and_rehash(trail[0])
+        rewrite_and_rehash(trail[0])
         db.session.commit()
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code == 1
@@ -197,7 +176,7 @@ def test_the_verify_api_fails_when_the_log_no_longer_extends_a_stored_checkpoint
     token = auditor
     assert app.test_cli_runner().invoke(args=["audit", "checkpoint"]).exit_code == 0
     with app.app_context():
-        _rewrite_and_rehash(trail[1])
+        rewrite_and_rehash(trail[1])
         db.session.commit()
     answer = client.get("/api/v1/audit/verify", headers=bearer(token))
     assert answer.status_code == 200
@@ -337,7 +316,7 @@ def test_the_verify_command_checks_every_checkpoints_signature(app, trail):
     assert "not signed by this service" in printed["reason"]
 
     with app.app_context():
-        _rewrite_and_rehash(trail[0])
+        rewrite_and_rehash(trail[0])
         db.session.commit()
     printed = json.loads(runner.invoke(args=["audit", "verify"]).stdout)
     assert printed["valid"] is False

@@ -19,19 +19,44 @@ def _local_midnight(app, day) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo(app.config["TIME_ZONE"]))
 
 
+def _accepted_with_part_c_at_noon(client, consented):
+    """The clock frozen at today's noon, a Part C referral identified today and accepted: its
+    id, ETag, the noon and the day its 45 days end."""
+    start = clock.now().replace(hour=12, minute=0, second=0, microsecond=0)
+    clock.freeze(start)
+    rid, etag = accepted(client, consented, part_c={"identified_on": start.date().isoformat()})
+    return rid, etag, start, (start + timedelta(days=45)).date()
+
+
+def _documented_hold(client, consented, rid, etag, note):
+    held = move(client, rid, consented.as_provider, etag, status="on_hold",
+                reason="family_circumstances", note=note)
+    assert held.status_code == 200, held.json
+    return held
+
+
+def _revoke_the_consent(client, consented):
+    assert client.post(f"/api/v1/consents/{consented.consent.id}/revoke",
+                       json={"reason": "The family asked."},
+                       headers=consented.as_clinic).status_code == 200
+
+
+def _sent_then_consent_revoked(client, consented):
+    """A referral sent, not yet decided, and the consent it rests on revoked: its id and the
+    receiver's read of it (which finds it held)."""
+    rid = send(client, consented).json["id"]
+    _revoke_the_consent(client, consented)
+    return rid, client.get(f"/api/v1/referrals/{rid}", headers=consented.as_provider)
+
+
 def test_a_documented_hold_on_the_due_day_itself_still_pauses_the_45_days(client, consented):
     """The due day is the last day of the 45, not past them (as `?overdue=true` judges it):
     a documented hold begun on it pauses the clock, and the days it lasted push the due day
     back (mutant: a pause only before the due day)."""
-    start = clock.now().replace(hour=12, minute=0, second=0, microsecond=0)
-    clock.freeze(start)
-    rid, etag = accepted(client, consented, part_c={"identified_on": start.date().isoformat()})
-    due = (start + timedelta(days=45)).date()
+    rid, etag, start, due = _accepted_with_part_c_at_noon(client, consented)
 
     clock.freeze(start + timedelta(days=45))
-    held = move(client, rid, consented.as_provider, etag, status="on_hold",
-                reason="family_circumstances", note="The family is staying with relatives.")
-    assert held.status_code == 200, held.json
+    held = _documented_hold(client, consented, rid, etag, "The family is staying with relatives.")
     assert held.json["part_c"]["timeline_due_by"] == due.isoformat()
     assert held.json["part_c"]["timeline_paused_since"] is not None
 
@@ -126,12 +151,7 @@ def test_a_referral_held_before_its_receiver_decided_is_accepted_only_under_cons
     from tests.conftest import assert_problem
     from tests.referrals.conftest import FULL
 
-    sent = send(client, consented)
-    rid = sent.json["id"]
-    assert client.post(f"/api/v1/consents/{consented.consent.id}/revoke",
-                       json={"reason": "The family asked."},
-                       headers=consented.as_clinic).status_code == 200
-    held = client.get(f"/api/v1/referrals/{rid}", headers=consented.as_provider)
+    rid, held = _sent_then_consent_revoked(client, consented)
     assert (held.json["status"], held.json["status_reason"]) == ("on_hold", "consent_ended")
 
     refused = move(client, rid, consented.as_provider, held.headers["ETag"], status="accepted")
@@ -180,12 +200,7 @@ def test_a_relabelled_hold_still_returns_to_the_receiver_s_decision(client, make
     hold began in)."""
     from tests.referrals.conftest import FULL
 
-    sent = send(client, consented)
-    rid = sent.json["id"]
-    assert client.post(f"/api/v1/consents/{consented.consent.id}/revoke",
-                       json={"reason": "The family asked."},
-                       headers=consented.as_clinic).status_code == 200
-    held = client.get(f"/api/v1/referrals/{rid}", headers=consented.as_provider)
+    rid, held = _sent_then_consent_revoked(client, consented)
     assert held.json["status"] == "on_hold"
     relabelled = move(client, rid, consented.as_provider, held.headers["ETag"],
                       status="on_hold", reason="awaiting_consent",
@@ -210,12 +225,7 @@ def test_leaving_a_hold_follows_the_latest_hold_not_the_first(client, make, cons
     decided already; accepting again is 409 (mutant: the first hold's status read)."""
     from tests.referrals.conftest import FULL
 
-    sent = send(client, consented)
-    rid = sent.json["id"]
-    assert client.post(f"/api/v1/consents/{consented.consent.id}/revoke",
-                       json={"reason": "The family asked."},
-                       headers=consented.as_clinic).status_code == 200
-    held = client.get(f"/api/v1/referrals/{rid}", headers=consented.as_provider)
+    rid, held = _sent_then_consent_revoked(client, consented)
     make.consent(consented.family, [consented.clinic, consented.provider], categories=FULL)
     decided = move(client, rid, consented.as_provider, held.headers["ETag"], status="accepted")
     assert decided.status_code == 200, decided.json
@@ -254,9 +264,7 @@ def test_a_hold_for_an_ended_consent_clears_the_receiver_s_business_status(
     working = move(client, rid, consented.as_provider, etag, status="in_progress",
                    business_status="engaged")
     assert working.json["business_status"] == "engaged"
-    assert client.post(f"/api/v1/consents/{consented.consent.id}/revoke",
-                       json={"reason": "The family asked."},
-                       headers=consented.as_clinic).status_code == 200
+    _revoke_the_consent(client, consented)
 
     held = client.get(f"/api/v1/referrals/{rid}", headers=consented.as_provider).json
     assert (held["status"], held["status_reason"]) == ("on_hold", "consent_ended")
@@ -267,15 +275,10 @@ def test_a_pause_of_less_than_a_second_is_a_started_day(client, consented):
     """A started day counts, however little of it was paused: a documented hold resumed half
     a second later pushes the due day back by one (mutant: the seconds paused rounded down,
     so half a second counted none)."""
-    start = clock.now().replace(hour=12, minute=0, second=0, microsecond=0)
-    clock.freeze(start)
-    rid, etag = accepted(client, consented, part_c={"identified_on": start.date().isoformat()})
-    due = (start + timedelta(days=45)).date()
+    rid, etag, start, due = _accepted_with_part_c_at_noon(client, consented)
 
     clock.freeze(start + timedelta(days=1))
-    held = move(client, rid, consented.as_provider, etag, status="on_hold",
-                reason="family_circumstances", note="The baby is in hospital.")
-    assert held.status_code == 200, held.json
+    held = _documented_hold(client, consented, rid, etag, "The baby is in hospital.")
     clock.freeze(start + timedelta(days=1, milliseconds=500))
     resumed = move(client, rid, consented.as_provider, held.headers["ETag"],
                    status="in_progress")
