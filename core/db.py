@@ -97,9 +97,9 @@ def _lower(value):
 
 @event.listens_for(Engine, "handle_error")
 def _renew_connections_refusing_writes(context) -> None:
-    """A PostgreSQL database that refuses writes (SQLSTATE 25006) is answered 503, and its
-    pooled connections are let go: one opened while it was read-only (a standby, or
-    `default_transaction_read_only` set while the disk was full) keeps that setting for its
+    """A PostgreSQL database that refuses writes (SQLSTATE 25006) is answered 503, and the
+    connection that met the refusal is let go: one opened while it was read-only (a standby,
+    or `default_transaction_read_only` set while the disk was full) keeps that setting for its
     whole life, so the service would keep refusing after the database writes again."""
     if getattr(context.original_exception, "sqlstate", None) == "25006":
         context.is_disconnect = True
