@@ -43,6 +43,16 @@ keepalive = 5
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
+# Forwarded headers are the service's to believe (TRUSTED_PROXIES, through werkzeug's
+# ProxyFix), never gunicorn's: by default gunicorn takes the scheme from X-Forwarded-Proto,
+# -Ssl and -Protocol, and SCRIPT_NAME and PATH_INFO from headers, of any peer on the loopback,
+# which is where a reverse proxy on the same host connects from. A client's `X-Forwarded-Ssl:
+# on` that such a proxy passed on made plain http https, with TRUSTED_PROXIES at 0.
+forwarded_allow_ips = ""
+# gunicorn 27 opens a control socket at one path per user (~/.gunicorn/gunicorn.ctl): a second
+# instance on the host (the bench's floor, another deploy) took it from the first. The service
+# is run by its process manager and signals, not through it. Older gunicorns ignore the name.
+control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 # How long a thread may hold the GIL while another waits for it. A request's thread gives the

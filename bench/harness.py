@@ -20,7 +20,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from string import Template
 
@@ -118,17 +117,6 @@ def free_port() -> int:
 # --- servers -------------------------------------------------------------------------------
 
 
-@cache
-def gunicorn_extra_args() -> list[str]:
-    """Flags both servers get on top of the shared config file.
-
-    Newer gunicorns open a control socket at one fixed path per user: the service's and the
-    floor's would take it from each other (and from any gunicorn a developer is running).
-    """
-    usage = run([tool("gunicorn"), "--help"], timeout=30).stdout
-    return ["--no-control-socket"] if "--no-control-socket" in usage else []
-
-
 class Server:
     """A gunicorn in its own process group, so stopping it also stops every worker."""
 
@@ -138,7 +126,7 @@ class Server:
         self.proc = None
 
     def start(self, ready_path: str, timeout: float = 60) -> None:
-        cmd = [tool("gunicorn"), "-c", str(GUNICORN_CONF), *gunicorn_extra_args(), self.app]
+        cmd = [tool("gunicorn"), "-c", str(GUNICORN_CONF), self.app]
         env = dict(self.env, BIND=f"{HOST}:{self.port}")
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(

@@ -127,15 +127,20 @@ def problem_response(problem: Problem):
     return response
 
 
+def allowed(methods) -> str:
+    """An Allow header's value for a route's `methods`: the API answers no HEAD (see
+    `core.web._refuse_head`), so it does not offer it."""
+    if request.path.startswith("/api/"):
+        methods = set(methods) - {"HEAD"}
+    return ", ".join(sorted(methods))
+
+
 def _from_http_exception(error: HTTPException) -> Problem:
     status = error.code or 500
     slug = _SLUG_BY_STATUS.get(status, "internal-error" if status >= 500 else "malformed-request")
     headers = {}
     if status == 405 and getattr(error, "valid_methods", None):
-        # The API answers no HEAD (core/web.py, _refuse_head): not offered.
-        offered = set(error.valid_methods) - ({"HEAD"} if request.path.startswith("/api/")
-                                              else set())
-        headers["Allow"] = ", ".join(sorted(offered))
+        headers["Allow"] = allowed(error.valid_methods)
     detail = {
         404: "No such resource",
         405: f"{request.method} is not allowed here",

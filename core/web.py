@@ -8,6 +8,7 @@ import re
 import uuid
 
 from flask import Flask, current_app, g, has_request_context, request
+from flask.globals import request_ctx
 from flask.sessions import SessionInterface
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MIMEAccept
@@ -16,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from core.db import begin_read_only, db
 from core.errors import (
     Problem,
+    allowed,
     log_without_message,
     problem_response,
     unavailable,
@@ -35,16 +37,36 @@ def _assign_request_id():
     g.request_id = given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
 
 
-def _refuse_unreadable_host() -> None:
-    """400 `malformed-request` for a Host header werkzeug cannot read as a host name (`xn--`,
-    an IDNA label that decodes to nothing): it raises as it builds the request's URL, which
-    the OAuth endpoints and their metadata read, and that was a 500."""
-    if "xn--" not in request.headers.get("Host", "").lower():
-        return  # werkzeug decodes only IDNA labels: nothing else can raise there
-    try:
-        request.host_url  # noqa: B018 (read for the error it raises; werkzeug keeps it)
-    except UnicodeError:
-        raise Problem("malformed-request", "The Host header is not a host name") from None
+def _refuse_unreadable_envelope() -> None:
+    """400 `malformed-request` for a request whose Host or scheme names no place, 404 for a
+    path that spells a slash as `%2F`. Checked on every route, before anything is read."""
+    environ = request.environ
+    host = environ.get("HTTP_HOST")
+    if host is None:
+        if environ.get("SERVER_PROTOCOL") == "HTTP/1.1":
+            # RFC 9112 3.2: MUST be 400; werkzeug would put the server's address in its place.
+            raise Problem("malformed-request", "Send a Host header")
+    elif not request.host:
+        # werkzeug empties a Host it finds no host name in (`imh_web:8000`, as a proxy may
+        # forward its upstream's name; `[::1`; `a:b`): URLs built from it name no host (the
+        # OAuth metadata's issuer, and authlib raises on the OAuth endpoints).
+        raise Problem("malformed-request", _NO_HOST_NAME)
+    elif "xn--" in host.lower():
+        try:
+            request.host_url  # noqa: B018 (read for the error it raises; werkzeug keeps it)
+        except UnicodeError:  # an IDNA label that decodes to nothing: a 500 where URLs are built
+            raise Problem("malformed-request", _NO_HOST_NAME) from None
+    if request.scheme not in ("http", "https"):  # only a trusted proxy's X-Forwarded-Proto
+        raise Problem("malformed-request", "The forwarded scheme is neither http nor https")
+    # gunicorn decodes `%2F` in PATH_INFO into a slash: `/referrals/<id>%2Fevents` would be
+    # the timeline, a URI RFC 3986 2.2 says is another (and a proxy's rule per path would let
+    # it through as that other). The request target as sent keeps it.
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+    if "%2f" in raw.split("?", 1)[0].lower():
+        raise Problem("not-found", "No such resource")
+
+
+_NO_HOST_NAME = "The Host header is not a host name"
 
 
 def concerns_family(family_id) -> None:
@@ -234,15 +256,33 @@ def _refuse_head() -> None:
     saw. The API's reads are GETs."""
     if request.method == "HEAD" and request.path.startswith("/api/") and request.url_rule:
         raise Problem("method-not-allowed", "HEAD is not answered here: send GET",
-                      headers={"Allow": ", ".join(sorted(request.url_rule.methods - {"HEAD"}))})
+                      headers={"Allow": _allowed_here()})
+
+
+def _allowed_here() -> str:
+    """The Allow header of the request's path: every route's methods on it, not only the
+    matched one's (GET and POST of one path are two views)."""
+    return allowed(request_ctx.url_adapter.allowed_methods())
+
+
+def _answer_options():
+    """OPTIONS: 204 with the methods the route answers, HEAD left out where it is refused
+    (Flask's own answer offered it, with an empty HTML page)."""
+    response = current_app.response_class(status=204)
+    response.headers["Allow"] = _allowed_here()
+    return response
 
 
 def init_app(app: Flask) -> None:
     """Install the request id, content negotiation, the body bound and the commit boundary;
     no browser sessions."""
     app.session_interface = _NoSessions()
+    # werkzeug would answer `/api/v1//me` with a redirect (an HTML page, Location built from
+    # the caller's Host), before authentication: an empty segment is just no such path.
+    app.url_map.merge_slashes = False
+    app.make_default_options_response = _answer_options
     app.before_request(_assign_request_id)
-    app.before_request(_refuse_unreadable_host)
+    app.before_request(_refuse_unreadable_envelope)
     app.before_request(_refuse_head)
     app.before_request(_refuse_unacceptable)
     app.before_request(_bound_streamed_body)
