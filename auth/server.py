@@ -29,6 +29,7 @@ from core.db import db
 from core.errors import REALM
 from core.ids import canonical_uuid, new_id, new_secret, secret_digest
 from core.time import now
+from core.web import content_coding
 from organizations.models import ENTRY_COLUMNS, Organization, directory_entry
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,7 @@ class AuditedAuthorizationServer(AuthorizationServer):
     def create_token_response(self, request=None):
         if refused := self._refuse_plain_http():
             return refused
-        if (flask_request.args or flask_request.mimetype != _FORM
+        if (flask_request.args or flask_request.mimetype != _FORM or content_coding()
                 or not flask_request.form.get("grant_type")):
             error = InvalidRequestError(_unreadable_token_request())
             return self.handle_error_response(self.create_oauth2_request(request), error)
@@ -268,6 +269,9 @@ class AuditedAuthorizationServer(AuthorizationServer):
             # werkzeug would parse as a form too, is not one.
             return self.handle_error_response(self.create_oauth2_request(request),
                                               InvalidRequestError(_FORM_ONLY))
+        if content_coding():
+            return self.handle_error_response(self.create_oauth2_request(request),
+                                              InvalidRequestError(_UNCODED))
         if error := _repeated_parameter():
             return self.handle_error_response(self.create_oauth2_request(request), error)
         return super().create_endpoint_response(name, request)
@@ -298,6 +302,7 @@ class AuditedAuthorizationServer(AuthorizationServer):
 
 _FORM = "application/x-www-form-urlencoded"
 _FORM_ONLY = "Send the request as an application/x-www-form-urlencoded form body"
+_UNCODED = "Send the form as it is: no Content-Encoding is decoded here"
 
 
 def _unreadable_token_request() -> str:
@@ -306,6 +311,8 @@ def _unreadable_token_request() -> str:
         return "Send grant_type and the other parameters in the form body, not the query string"
     if flask_request.mimetype != _FORM:  # JSON most often; multipart, which werkzeug reads too
         return _FORM_ONLY
+    if content_coding():
+        return _UNCODED
     return "Send grant_type=client_credentials in the form body"
 
 

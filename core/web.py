@@ -190,28 +190,39 @@ def refuse_unknown_query() -> None:
         raise validation_problem({name: ["Unknown field."] for name in request.args})
 
 
-def _bound_streamed_body() -> None:
-    """Read a body sent without Content-Length (chunked) here, up to one byte past
-    MAX_CONTENT_LENGTH. werkzeug stops such a stream at the limit without a word, so the
-    request would go on with its body cut short (a JSON body's tail dropped, a form's last
-    fields lost). Over the limit it is 413, as with a Content-Length."""
+def _read_whole_body() -> None:
+    """Read the body here, whole, when the server vouches for its end (gunicorn's
+    `wsgi.input_terminated`), since werkzeug then counts nothing: a chunked body (no
+    Content-Length) would be cut at MAX_CONTENT_LENGTH without a word (a JSON body's tail
+    dropped, a form's last fields lost), and a body shorter than its Content-Length (a client
+    that hung up early) would be acted on as if whole. Over the limit 413; short or unreadable
+    400."""
     environ = request.environ
-    # werkzeug reads a stream without a length whenever the server names the key at all.
-    if environ.get("CONTENT_LENGTH") or "wsgi.input_terminated" not in environ:
-        return
+    if "wsgi.input_terminated" not in environ:
+        return  # werkzeug reads CONTENT_LENGTH bytes and refuses fewer
     limit = current_app.config["MAX_CONTENT_LENGTH"]
+    declared = request.content_length if environ.get("CONTENT_LENGTH") else None
+    if declared == 0:
+        return
+    if declared is not None and declared > limit:
+        raise Problem("payload-too-large", "The request body exceeds the size limit")
     try:
-        body = environ["wsgi.input"].read(limit + 1)
+        body = environ["wsgi.input"].read(limit + 1 if declared is None else declared)
     except Exception as error:
         # The server reading the client's chunks failed: bad framing (gunicorn raises its own
         # ParseException kinds) or a client that hung up mid-body (NoMoreData, an OSError).
         # The client's request, not a fault of the service: no 500, no ERROR in the log.
-        log.info("unreadable chunked body: %s (request %s)", type(error).__name__,
+        log.info("unreadable request body: %s (request %s)", type(error).__name__,
                  g.get("request_id"))
-        raise Problem("malformed-request", "The chunked request body could not be read: "
-                                           "send whole chunks, or a Content-Length") from None
+        detail = "The request body could not be read" + (
+            ": send whole chunks, or a Content-Length" if declared is None else "")
+        raise Problem("malformed-request", detail) from None
     if len(body) > limit:
         raise Problem("payload-too-large", "The request body exceeds the size limit")
+    if declared is not None and len(body) < declared:
+        log.info("request body shorter than its Content-Length (request %s)",
+                 g.get("request_id"))
+        raise Problem("malformed-request", "The request body ended before its Content-Length")
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
 
@@ -285,7 +296,7 @@ def init_app(app: Flask) -> None:
     app.before_request(_refuse_unreadable_envelope)
     app.before_request(_refuse_head)
     app.before_request(_refuse_unacceptable)
-    app.before_request(_bound_streamed_body)
+    app.before_request(_read_whole_body)
     app.before_request(_begin_read_only_view)
     app.after_request(_finish)
     behind_proxies(app)
@@ -301,11 +312,23 @@ def behind_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
+def content_coding() -> str | None:
+    """The Content-Encoding the request's body is declared in, if any but `identity`: the
+    service decodes none (RFC 9110 8.4), so such a body is not what it would read."""
+    coding = request.headers.get("Content-Encoding", "").strip()
+    return coding if coding and coding.lower() != "identity" else None
+
+
 def require_json() -> None:
-    """Raise 415 unless the request body is sent as application/json."""
+    """Raise 415 unless the request body is sent as application/json, with no content coding."""
     if request.mimetype != "application/json":
         raise Problem("unsupported-media-type",
                       "Send the body as application/json (charset utf-8)")
+    if content_coding():
+        # RFC 7694 3: Accept-Encoding on the 415 names the codings the server takes.
+        raise Problem("unsupported-media-type",
+                      "Send the body as it is: no Content-Encoding is decoded here",
+                      headers={"Accept-Encoding": "identity"})
 
 
 def json_body() -> object:
@@ -313,7 +336,8 @@ def json_body() -> object:
     require_json()
     raw = request.get_data(cache=False)  # MAX_CONTENT_LENGTH applies here: 413 when larger
     try:
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_members)
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_members,
+                          parse_constant=_not_a_number)
     except RecursionError:  # the parser's own guard; 64 KiB caps how deep it can go
         raise Problem("malformed-request",
                       f"The JSON nests deeper than {MAX_JSON_DEPTH} levels") from None
@@ -324,6 +348,11 @@ def json_body() -> object:
         raise Problem("malformed-request", detail) from None
     _check_value(data)
     return data
+
+
+def _not_a_number(literal: str):
+    """RFC 8259 has no NaN nor Infinity, which Python's parser reads: not JSON."""
+    raise ValueError(f"{literal} is not JSON")
 
 
 def _members(pairs) -> dict:

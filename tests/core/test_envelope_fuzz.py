@@ -7,6 +7,8 @@ would not (a short body, two header lines joined by a comma, its own reading of 
 headers), the test builds it as gunicorn does, and says so.
 """
 
+import gzip
+import json
 import runpy
 from pathlib import Path
 
@@ -16,16 +18,34 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from auth.models import AccessToken
 from core.db import db
+from families.models import Family
 from tests.conftest import assert_problem, basic, bearer
 
 ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = "/api/v1/families"
+FAMILY = {
+    "child": {"given_name": "Amara", "family_name": "Okafor", "birth_date": "2026-03-02",
+              "county": "Washtenaw"},
+    "caregivers": [{"given_name": "Ngozi", "family_name": "Okafor", "relationship": "mother",
+                    "has_legal_authority": True, "phone": "+17345550101"}],
+    "preferred_language": "es", "interpreter_needed": True,
+}
 
 
 @pytest.fixture
 def custodian(make):
     organization = make.organization(type="pediatric_primary_care")
     return make.token(organization, ["families:read", "families:write"])
+
+
+def families(app) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(Family))
+
+
+def post_family(client, token, body: bytes, headers=None, **kwargs):
+    return client.post(FAMILIES, data=body, headers={
+        **bearer(token), "Content-Type": "application/json", **(headers or {})}, **kwargs)
 
 
 def tokens(app) -> int:
@@ -132,6 +152,94 @@ def test_an_http_1_1_request_without_a_host_is_400(app, make):
     assert_problem(response, 400, "malformed-request")
 
 
+# -- 3. Content-Encoding ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("coding", "compress"), [
+    ("gzip", False), ("br", False), ("x-unknown", False), ("gzip", True), ("deflate", False)])
+def test_a_body_in_a_content_coding_the_service_does_not_decode_is_415(
+        app, client, custodian, coding, compress):
+    """Content-Encoding was never read: a body declared `br` (or gzip, or anything) was parsed
+    as it came, and a family recorded from bytes the client said meant something else; a real
+    gzip body was 400 "not valid JSON". RFC 9110 8.4 and 15.5.16: a content coding the server
+    does not accept is 415 (with Accept-Encoding, RFC 7694 3)."""
+    body, before = json.dumps(FAMILY).encode(), families(app)
+
+    response = post_family(client, custodian, gzip.compress(body) if compress else body,
+                           {"Content-Encoding": coding})
+
+    assert_problem(response, 415, "unsupported-media-type")
+    assert response.headers["Accept-Encoding"] == "identity"
+    assert families(app) == before
+
+
+def test_identity_content_coding_is_served(app, client, custodian):
+    """Not a defect: what a fix of the one above must keep (`identity` is no coding)."""
+    response = post_family(client, custodian, json.dumps(FAMILY).encode(),
+                           {"Content-Encoding": "identity"})
+
+    assert response.status_code == 201, response.get_data(as_text=True)
+
+
+def test_a_token_request_in_a_content_coding_issues_nothing(app, client, make):
+    """The same at the token endpoint: `Content-Encoding: br` over a plain form was answered
+    with a token."""
+    oauth_client, secret = make.client()
+    before = tokens(app)
+
+    response = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                           headers={**basic(oauth_client.client_id, secret),
+                                    "Content-Encoding": "br"})
+
+    assert response.status_code in (400, 415), response.get_data(as_text=True)
+    assert "access_token" not in (response.json or {})
+    assert tokens(app) == before
+
+
+@pytest.mark.parametrize("endpoint", ["/oauth/introspect", "/oauth/revoke"])
+def test_introspection_and_revocation_in_a_content_coding_do_nothing(app, client, make,
+                                                                    endpoint):
+    oauth_client, secret = make.client(make.organization(), ["directory:read"])
+    token = make.token(scopes=["directory:read"], oauth_client=oauth_client)
+
+    response = client.post(endpoint, data={"token": token},
+                           headers={**basic(oauth_client.client_id, secret),
+                                    "Content-Encoding": "gzip"})
+
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["error"] == "invalid_request"
+    assert client.get("/api/v1/me", headers=bearer(token)).status_code == 200
+
+
+# -- 4. a body shorter than its Content-Length ----------------------------------------------------
+
+def test_a_body_shorter_than_its_content_length_is_not_acted_on(app, client, custodian):
+    """A client that declares Content-Length N and hangs up after fewer bytes: gunicorn hands
+    the app what came (`wsgi.input_terminated`, so werkzeug does not count), and the service
+    recorded a family from an incomplete request. Built as gunicorn builds it: the stream
+    ends early, CONTENT_LENGTH says more."""
+    body, before = json.dumps(FAMILY).encode(), families(app)
+
+    response = post_family(client, custodian, body, environ_overrides={
+        "wsgi.input_terminated": True, "CONTENT_LENGTH": str(len(body) + 5)})
+
+    assert_problem(response, 400, "malformed-request")
+    assert families(app) == before
+
+
+def test_a_token_request_shorter_than_its_content_length_issues_nothing(app, client, make):
+    """The same for a form: `scope=...` cut short would issue a token of fewer scopes."""
+    oauth_client, secret = make.client()
+    form, before = b"grant_type=client_credentials&scope=directory:read", tokens(app)
+
+    response = client.post("/oauth/token", data=form, headers={
+        **basic(oauth_client.client_id, secret),
+        "Content-Type": "application/x-www-form-urlencoded"}, environ_overrides={
+        "wsgi.input_terminated": True, "CONTENT_LENGTH": str(len(form) + 9)})
+
+    assert_problem(response, 400, "malformed-request")
+    assert tokens(app) == before
+
+
 # -- 5. path spelling ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("method", "path"), [
@@ -176,3 +284,17 @@ def test_options_does_not_offer_head_the_api_refuses(client, path):
     assert refused.status_code == 405
     assert "HEAD" not in allowed
     assert allowed == {m.strip() for m in refused.headers["Allow"].split(",")} | {"OPTIONS"}
+
+
+# -- 9. JSON that is not JSON -------------------------------------------------------------
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(client, custodian, literal):
+    """RFC 8259 has no NaN or Infinity; Python's parser takes them. The README says a body
+    that is not JSON is 400 `malformed-request`; these were read and answered 422."""
+    body = json.dumps(FAMILY).replace('"interpreter_needed": true',
+                                      f'"interpreter_needed": {literal}')
+
+    response = post_family(client, custodian, body.encode())
+
+    assert_problem(response, 400, "malformed-request")
