@@ -38,6 +38,14 @@ IF_MATCH_OPTIONAL = {
     "schema": {"type": "string", "maxLength": 1024},
 }
 
+IF_NONE_MATCH = {
+    "in": "header", "name": "If-None-Match", "required": False,
+    "description": "RFC 9110 13.1.2: `*`, or ETags of which one is current, refuses the "
+                   "change with 412 (the object exists as it is).",
+    # No maxLength: a longer list of ETags is judged like any (gunicorn caps a header).
+    "schema": {"type": "string"},
+}
+
 IF_MATCH_REQUIRED = {
     "in": "header", "name": "If-Match", "required": True,
     "description": "The ETag last read: 428 without it, 412 when the object has changed. "

@@ -2,6 +2,7 @@
 
 import functools
 import io
+import ipaddress
 import json
 import logging
 import re
@@ -309,7 +310,29 @@ def behind_proxies(app: Flask) -> None:
     With none (the default), those headers are ignored: anyone could write them."""
     hops = app.config.get("TRUSTED_PROXIES", 0)
     if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+        app.wsgi_app = ProxyFix(_addresses_only(app.wsgi_app), x_for=hops, x_proto=hops)
+
+
+def _addresses_only(wsgi_app):
+    """Keep a forwarded client address only if it is an IP address; otherwise the proxy's.
+    ProxyFix takes the trusted hop of X-Forwarded-For as it comes, and the audit trail, which
+    holds no names nor free text and is never purged, records it (a proxy that passes a
+    client's header on, or one hop too many trusted, let a caller write anything there)."""
+
+    def call(environ, start_response):
+        forwarded = environ.get("REMOTE_ADDR")
+        own = environ["werkzeug.proxy_fix.orig"]["REMOTE_ADDR"]
+        if forwarded != own:
+            try:
+                environ["REMOTE_ADDR"] = str(ipaddress.ip_address(forwarded))
+            except ValueError:
+                # Not the value: it is the caller's text.
+                log.info("a forwarded client address is no IP address: the proxy's is kept "
+                         "(is TRUSTED_PROXIES more than the proxies in front?)")
+                environ["REMOTE_ADDR"] = own
+        return wsgi_app(environ, start_response)
+
+    return call
 
 
 def content_coding() -> str | None:

@@ -7,8 +7,8 @@ from flask import Blueprint, request
 from audit.boundary import audited_as
 from audit.schemas import DisclosurePageSchema, DisclosureQuery
 from auth.protect import current_actor, require_scope
-from core.concurrency import etag_for
-from core.docs import IF_MATCH_OPTIONAL, operation
+from core.concurrency import Preconditions, etag_for
+from core.docs import IF_MATCH_OPTIONAL, IF_NONE_MATCH, operation
 from core.idempotency import idempotent
 from core.web import load_body, load_query, respond
 from families import service
@@ -92,7 +92,7 @@ def list_disclosures(family_id: uuid.UUID):
 @require_scope("families:write")
 @operation(summary="Change a family record", tags=TAGS, body=FamilyUpdateSchema,
            errors=(403, 409, 412), responses={200: FamilyWithWarningsSchema},
-           headers={200: _ETAG}, parameters=[IF_MATCH_OPTIONAL])
+           headers={200: _ETAG}, parameters=[IF_MATCH_OPTIONAL, IF_NONE_MATCH])
 def update_family(family_id: uuid.UUID):
     """Custodian only (another organization that may see the family gets 403, any other 404).
     Only what is sent changes, down into `child`, `contact_preferences` and each caregiver:
@@ -105,6 +105,6 @@ def update_family(family_id: uuid.UUID):
     changes = load_body(FamilyUpdateSchema)
     family, warnings = service.update_family(current_actor(), family_id=family_id,
                                              changes=changes,
-                                             if_match=request.headers.get("If-Match"))
+                                             preconditions=Preconditions.of(request.headers))
     document = service.family_document(family) | {"warnings": warnings}
     return respond(FamilyWithWarningsSchema, document, headers={"ETag": etag_for(family.version)})

@@ -11,7 +11,7 @@ from audit import service as audit_service
 from consent import policy
 from consent.categories import FAMILY_CATEGORIES, FAMILY_FIELDS, redact
 from consent.models import Consent
-from core.concurrency import check_if_match
+from core.concurrency import Preconditions, check_preconditions
 from core.db import db
 from core.errors import Problem, validation_problem
 from core.pagination import Page, newest_first
@@ -272,7 +272,7 @@ def list_disclosures(actor, *, family_id: uuid.UUID, limit: int,
 
 
 def update_family(actor, *, family_id: uuid.UUID, changes: dict,
-                  if_match: str | None) -> tuple[Family, list[dict]]:
+                  preconditions: Preconditions) -> tuple[Family, list[dict]]:
     """Change the members of a family record that `changes` names; only its custodian may.
     Returns it with duplicate warnings when the change sent the child's identity.
 
@@ -294,7 +294,8 @@ def update_family(actor, *, family_id: uuid.UUID, changes: dict,
                       audit={"action": "update", "resource_type": "family",
                              "resource_id": family.id, "family_id": family.id,
                              "reason": "not_custodian"})
-    check_if_match(if_match, family.version, required=False, audit={"family_id": family.id})
+    check_preconditions(preconditions, family.version, required=False,
+                        audit={"family_id": family.id})
     _apply(family, changes)
     if "caregivers" in changes:
         _replace_caregivers(family, changes["caregivers"])

@@ -46,7 +46,8 @@ IDEMPOTENCY_KEY = {
     "in": "header", "name": "Idempotency-Key", "required": False,
     "description": "Retrying with the same key and body within 24 hours returns the first "
                    "answer (with `Idempotent-Replayed: true`); " + _KEY_RULES,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-+.-~-]+$",
+               "description": "No comma: two header lines arrive joined by one."},
 }
 #: The key of an operation whose replay renders the object as a read does now.
 IDEMPOTENCY_KEY_REREAD = {
@@ -77,9 +78,9 @@ _ERROR_DESCRIPTIONS = {
     406: "The Accept header admits nothing this operation answers on success (its 2xx media "
          "type). Without Accept, or with `*/*`, anything goes.",
     409: "The object's state does not allow this.",
-    412: "If-Match names a version that is no longer current.",
+    412: "If-Match names a version that is no longer current, or If-None-Match the current one.",
     413: "The body is larger than 64 KiB.",
-    415: "The body is not application/json.",
+    415: "The body is not application/json, or is sent in a Content-Encoding.",
     422: "Invalid fields, parameters or cursor; `errors` names each.",
     428: "If-Match is required.",
     429: "The client has used up its request budget; retry after `Retry-After` seconds.",

@@ -5,8 +5,8 @@ import uuid
 from flask import Blueprint, request
 
 from auth.protect import current_actor, require_scope
-from core.concurrency import etag_for
-from core.docs import IF_MATCH_OPTIONAL, operation
+from core.concurrency import Preconditions, etag_for
+from core.docs import IF_MATCH_OPTIONAL, IF_NONE_MATCH, operation
 from core.web import load_body, load_query, respond
 from organizations import service
 from organizations.schemas import (
@@ -46,7 +46,7 @@ def get_organization(organization_id: uuid.UUID):
 @require_scope("directory:write")
 @operation(summary="Update your own listing", tags=TAGS, body=OrganizationUpdateSchema,
            errors=(403, 404, 412), responses={200: OrganizationSchema},
-           parameters=[IF_MATCH_OPTIONAL],
+           parameters=[IF_MATCH_OPTIONAL, IF_NONE_MATCH],
            headers={200: {"ETag": "Version of the entry after the change."}})
 def update_organization(organization_id: uuid.UUID):
     """Capacity, whether referrals are accepted, languages and counties of the caller's own
@@ -55,7 +55,7 @@ def update_organization(organization_id: uuid.UUID):
     changes = load_body(OrganizationUpdateSchema)
     organization = service.update_listing(
         current_actor(), organization_id=organization_id, changes=changes,
-        if_match=request.headers.get("If-Match"),
+        preconditions=Preconditions.of(request.headers),
     )
     return respond(OrganizationSchema, organization,
                    headers={"ETag": etag_for(organization.version)})

@@ -5,7 +5,7 @@ import uuid
 import sqlalchemy as sa
 
 import audit
-from core.concurrency import check_if_match
+from core.concurrency import Preconditions, check_preconditions
 from core.db import db
 from core.errors import Problem
 from core.pagination import Page, keyset_page
@@ -78,7 +78,7 @@ def create_organization(*, name: str, type: str, counties=(), languages=(),
 
 
 def update_listing(actor, *, organization_id: uuid.UUID, changes: dict,
-                   if_match: str | None) -> Organization:
+                   preconditions: Preconditions) -> Organization:
     """Change the caller's own listing.
 
     Raises Problem 404 (no such organization), 403 (another organization's listing),
@@ -91,7 +91,7 @@ def update_listing(actor, *, organization_id: uuid.UUID, changes: dict,
     # included) on what the one before left, where the second's UPDATE found the version
     # moved under it and answered 412 to a request that set no precondition.
     organization = get_organization(organization_id, hold=True)
-    check_if_match(if_match, organization.version, required=False)
+    check_preconditions(preconditions, organization.version, required=False)
     for field in ("accepting_referrals", "counties", "languages"):
         if field in changes and changes[field] != getattr(organization, field):
             setattr(organization, field, changes[field])

@@ -6,8 +6,8 @@ from flask import Blueprint, request
 
 from audit.boundary import audited_as
 from auth.protect import current_actor, require_scope
-from core.concurrency import etag_for
-from core.docs import IF_MATCH_REQUIRED, operation
+from core.concurrency import Preconditions, etag_for
+from core.docs import IF_MATCH_REQUIRED, IF_NONE_MATCH, operation
 from core.idempotency import idempotent
 from core.web import load_body, load_query, respond
 from referrals import service
@@ -93,7 +93,7 @@ def get_referral(referral_id: uuid.UUID):
 @operation(summary="Move a referral to another status", tags=TAGS,
            body=TransitionInputSchema, errors=(403, 409, 412, 428),
            responses={200: ReferralSchema}, headers={200: _ETAG},
-           parameters=[IF_MATCH_REQUIRED])
+           parameters=[IF_MATCH_REQUIRED, IF_NONE_MATCH])
 def transition_referral(referral_id: uuid.UUID):
     """| to | from | set by |
 |---|---|---|
@@ -119,7 +119,7 @@ the family, which only sending needs."""
     data = load_body(TransitionInputSchema)
     document, version = service.transition_referral(
         current_actor(), referral_id=referral_id, data=data,
-        if_match=request.headers.get("If-Match"))
+        preconditions=Preconditions.of(request.headers))
     return respond(ReferralSchema, document, headers={"ETag": etag_for(version)})
 
 

@@ -14,7 +14,7 @@ import audit
 from consent import policy
 from consent.categories import REFERRAL_SHOWN_CATEGORIES
 from consent.service import consent_revoked
-from core.concurrency import check_if_match
+from core.concurrency import Preconditions, check_preconditions
 from core.db import db
 from core.errors import Problem, validation_problem
 from core.pagination import Page, keyset_page, newest_first
@@ -717,7 +717,7 @@ def _check_resumable(access: _Access) -> None:
 
 
 def transition_referral(actor, *, referral_id: uuid.UUID, data: dict,
-                        if_match: str | None) -> tuple[dict, int]:
+                        preconditions: Preconditions) -> tuple[dict, int]:
     """Move a referral along the contract's table.
 
     Raises Problem 404 (not a party), 428/412 (If-Match missing or stale), 409 (not allowed
@@ -726,7 +726,7 @@ def transition_referral(actor, *, referral_id: uuid.UUID, data: dict,
     """
     access = _access(actor, referral_id, "transition", for_update=True)
     referral, family, at = access.referral, access.family, access.at
-    check_if_match(if_match, referral.version, required=True,
+    check_preconditions(preconditions, referral.version, required=True,
                    audit={"family_id": referral.family_id})
     # A consent that ended holds it first (the version the caller read is the one it moves);
     # the move is then judged from `on_hold`.

@@ -8,6 +8,7 @@ headers), the test builds it as gunicorn does, and says so.
 """
 
 import gzip
+import ipaddress
 import json
 import runpy
 from pathlib import Path
@@ -18,8 +19,10 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from auth.models import AccessToken
 from core.db import db
+from core.web import behind_proxies
 from families.models import Family
-from tests.conftest import assert_problem, basic, bearer
+from organizations.models import Organization
+from tests.conftest import assert_problem, audit_events, basic, bearer
 
 ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = "/api/v1/families"
@@ -285,6 +288,93 @@ def test_options_does_not_offer_head_the_api_refuses(client, path):
     assert "HEAD" not in allowed
     assert allowed == {m.strip() for m in refused.headers["Allow"].split(",")} | {"OPTIONS"}
 
+
+# -- 7. conditional requests ----------------------------------------------------------------------
+
+def test_if_none_match_star_on_an_existing_listing_changes_nothing(app, client, make):
+    """RFC 9110 13.1.2: `If-None-Match: *` is false for a resource that exists, and an origin
+    server MUST NOT perform the method (412). The PATCH was performed."""
+    organization = make.organization(accepting_referrals=False)
+    token = make.token(organization, ["directory:read", "directory:write"])
+
+    response = client.patch(f"/api/v1/organizations/{organization.id}",
+                            json={"accepting_referrals": True},
+                            headers={**bearer(token), "If-None-Match": "*"})
+
+    assert_problem(response, 412, "precondition-failed")
+    with app.app_context():
+        assert db.session.get(Organization, organization.id).accepting_referrals is False
+
+
+
+@pytest.mark.parametrize(("if_none_match", "status"), [
+    ('"v1"', 412), ('W/"v1"', 412), ('"v9", "v1"', 412), ('"v9"', 200)])
+def test_if_none_match_refuses_the_change_only_when_it_names_the_current_version(
+        app, client, make, if_none_match, status):
+    organization = make.organization(accepting_referrals=False)
+    token = make.token(organization, ["directory:read", "directory:write"])
+
+    response = client.patch(f"/api/v1/organizations/{organization.id}",
+                            json={"accepting_referrals": True},
+                            headers={**bearer(token), "If-None-Match": if_none_match})
+
+    assert response.status_code == status, response.get_data(as_text=True)
+    with app.app_context():
+        changed = db.session.get(Organization, organization.id).accepting_referrals
+    assert changed is (status == 200)
+
+# -- 8. what reaches the audit trail ---------------------------------------------------------------
+
+@pytest.mark.parametrize("forwarded", ["Amara Okafor 2026-03-02", "unknown", "%00",
+                                       "[2001:db8::1]:443"])
+def test_the_trail_records_an_address_or_nothing_from_x_forwarded_for(
+        app, client, make, monkeypatch, forwarded):
+    """Behind TRUSTED_PROXIES the trusted hop of X-Forwarded-For became `request.ip` as it
+    came, any text up to 64 characters, into a trail that is never changed nor purged and
+    must hold no names or free text (README). A proxy that passes a client's header on at the
+    trusted hop, or TRUSTED_PROXIES set one higher than the proxies there are, lets a caller
+    write a child's name into it. Only an address is an address."""
+    token = make.token(make.organization(), ["directory:read"])
+    monkeypatch.setattr(app, "wsgi_app", app.wsgi_app)  # restored after the test
+    monkeypatch.setitem(app.config, "TRUSTED_PROXIES", 1)
+    behind_proxies(app)
+
+    response = client.get("/api/v1/organizations/00000000-0000-4000-8000-000000000000",
+                          headers={**bearer(token), "X-Forwarded-For": forwarded})
+
+    assert response.status_code == 404
+    with app.app_context():
+        recorded = audit_events(outcome="deny")[-1].request_ip
+    assert recorded != forwarded
+    if recorded is not None:
+        ipaddress.ip_address(recorded)
+
+
+def test_two_idempotency_keys_are_refused(app, client, custodian):
+    """gunicorn joins two `Idempotency-Key` lines with a comma (RFC 9110 5.3), and the key's
+    pattern (visible ASCII) took `k1,k2` for one key: a request naming two keys recorded a
+    family under a key it never sent, which a retry with either key does not find."""
+    before = families(app)
+
+    response = post_family(client, custodian, json.dumps(FAMILY).encode(),
+                           {"Idempotency-Key": "intake-1,intake-2"})
+
+    assert_problem(response, 422, "validation-error")
+    assert families(app) == before
+
+
+
+def test_a_forwarded_ip_address_is_recorded_as_one(app, client, make, monkeypatch):
+    token = make.token(make.organization(), ["directory:read"])
+    monkeypatch.setattr(app, "wsgi_app", app.wsgi_app)  # restored after the test
+    monkeypatch.setitem(app.config, "TRUSTED_PROXIES", 1)
+    behind_proxies(app)
+
+    client.get("/api/v1/organizations/00000000-0000-4000-8000-000000000000",
+               headers={**bearer(token), "X-Forwarded-For": "198.51.100.7, 2001:DB8::1"})
+
+    with app.app_context():
+        assert audit_events(outcome="deny")[-1].request_ip == "2001:db8::1"
 
 # -- 9. JSON that is not JSON -------------------------------------------------------------
 
