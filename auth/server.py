@@ -251,30 +251,20 @@ class AuditedAuthorizationServer(AuthorizationServer):
     requests from the form body only (RFC 6749 3.2)."""
 
     def create_token_response(self, request=None):
-        if refused := self._refuse_plain_http():
-            return refused
-        if (flask_request.args or flask_request.mimetype != _FORM or content_coding()
-                or not flask_request.form.get("grant_type")):
-            error = InvalidRequestError(_unreadable_token_request())
-            return self.handle_error_response(self.create_oauth2_request(request), error)
-        if error := _repeated_parameter():
-            return self.handle_error_response(self.create_oauth2_request(request), error)
-        return super().create_token_response(request)
+        return self._refuse_before_reading(request, token=True) or \
+            super().create_token_response(request)
 
     def create_endpoint_response(self, name, request=None):
+        return self._refuse_before_reading(request, token=False) or \
+            super().create_endpoint_response(name, request)
+
+    def _refuse_before_reading(self, request, *, token: bool):
+        """The answer to a request authlib must not read (see `_unreadable_form`), or None."""
         if refused := self._refuse_plain_http():
             return refused
-        if flask_request.mimetype not in ("", _FORM):  # sent chunked, content_length is None
-            # As the token request (RFC 7009 2.1, RFC 7662 2.1): a multipart body, which
-            # werkzeug would parse as a form too, is not one.
-            return self.handle_error_response(self.create_oauth2_request(request),
-                                              InvalidRequestError(_FORM_ONLY))
-        if content_coding():
-            return self.handle_error_response(self.create_oauth2_request(request),
-                                              InvalidRequestError(_UNCODED))
-        if error := _repeated_parameter():
+        if error := _unreadable_form(token=token):
             return self.handle_error_response(self.create_oauth2_request(request), error)
-        return super().create_endpoint_response(name, request)
+        return None
 
     def _refuse_plain_http(self):
         """400 `invalid_request` for a request over plain http to a host other than loopback:
@@ -305,15 +295,23 @@ _FORM_ONLY = "Send the request as an application/x-www-form-urlencoded form body
 _UNCODED = "Send the form as it is: no Content-Encoding is decoded here"
 
 
-def _unreadable_token_request() -> str:
-    """Why a token request is refused before authlib reads it: what the client should send."""
-    if flask_request.args:
-        return "Send grant_type and the other parameters in the form body, not the query string"
-    if flask_request.mimetype != _FORM:  # JSON most often; multipart, which werkzeug reads too
-        return _FORM_ONLY
+def _unreadable_form(*, token: bool) -> InvalidRequestError | None:
+    """Why an OAuth request (`token`: a token request, else introspection or revocation) is
+    refused before authlib reads it, saying what to send; None when it may be read. The
+    parameters come in a form body alone (RFC 6749 3.2, RFC 7009 2.1, RFC 7662 2.1): not a
+    query string, not JSON, not multipart (which werkzeug would read as a form too), not
+    content-coded, each parameter once."""
+    if token and flask_request.args:
+        return InvalidRequestError(
+            "Send grant_type and the other parameters in the form body, not the query string")
+    # Introspection and revocation without a body type: no form, authlib says what is missing.
+    if flask_request.mimetype not in ((_FORM,) if token else ("", _FORM)):
+        return InvalidRequestError(_FORM_ONLY)
     if content_coding():
-        return _UNCODED
-    return "Send grant_type=client_credentials in the form body"
+        return InvalidRequestError(_UNCODED)
+    if token and not flask_request.form.get("grant_type"):
+        return InvalidRequestError("Send grant_type=client_credentials in the form body")
+    return _repeated_parameter()
 
 
 _OAUTH_PARAMETERS = frozenset({"grant_type", "scope", "client_id", "client_secret", "token",
