@@ -17,6 +17,7 @@ from flask import Flask
 
 from audit.models import AuditPending
 from core.db import db
+from core.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -125,20 +126,19 @@ class _Background:
             threading.Thread(target=self._run, name="audit-sealer", daemon=True).start()
 
     def _run(self) -> None:
-        failing = False
+        # Logged once per outage (and once a minute), not five times a second.
+        outage = Outage(log, failing="background sealing failing (%s) for %.0f s; retrying "
+                                     f"every {self.interval:.2f} s",
+                        recovered="background sealing works again after %.0f s")
         while not self.stopped.wait(self.interval):
             try:
                 with self.app.app_context():
                     worked = self._turn()
             except Exception as error:  # the next turn, or any reader, seals what is left
-                if not failing:  # once per outage, not five times a second
-                    log.warning("background sealing failed: %s; retrying every %.2f s",
-                                type(error).__name__, self.interval)
-                failing = True
+                outage.failed(error)
             else:
-                if failing and worked:
-                    log.warning("background sealing works again")
-                    failing = False
+                if worked:
+                    outage.answered()
 
     @staticmethod
     def _turn() -> bool:

@@ -25,6 +25,7 @@ from limits.storage import storage_from_string
 
 from core.config import ConfigError
 from core.errors import Problem, unavailable
+from core.outage import Outage
 
 log = logging.getLogger(__name__)
 _STORAGE = "rate_limit_storage"
@@ -82,40 +83,9 @@ def reserve(budget: str, *who: str):
     return give_back
 
 
-class _Outage:
-    """Whether the counters are unreachable, for the log: a WARNING when an outage begins and
-    once a minute while it lasts, and one when the counters answer again, rather than nothing
-    (the 503s alone showed it) or a line for each of thousands of refused requests."""
-
-    REMIND_SECONDS = 60
-
-    def __init__(self):
-        self.since = self.said = None
-        self.lock = threading.Lock()  # every request thread of the worker shares it
-
-    def failed(self, error: Exception) -> None:
-        moment = time.monotonic()
-        with self.lock:
-            if self.since is None:
-                self.since = moment
-            since, due = self.since, self.said is None or moment - self.said >= self.REMIND_SECONDS
-            if due:
-                self.said = moment
-        if due:
-            log.warning("rate-limit counters unreachable (%s) for %.0f s: counted requests "
-                        "are refused 503", type(error).__name__, moment - since)
-
-    def answered(self) -> None:
-        if self.since is None:  # the common case: no outage, no lock taken
-            return
-        with self.lock:
-            since, self.since, self.said = self.since, None, None
-        if since is not None:  # another thread may have ended it first
-            log.warning("rate-limit counters reachable again after %.0f s",
-                        time.monotonic() - since)
-
-
-_outage = _Outage()
+_outage = Outage(log, failing="rate-limit counters unreachable (%s) for %.0f s: counted "
+                                 "requests are refused 503",
+                 recovered="rate-limit counters reachable again after %.0f s")
 
 
 @contextlib.contextmanager

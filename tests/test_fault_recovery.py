@@ -166,7 +166,9 @@ def test_an_unreachable_redis_is_logged_not_only_answered_503(app, make, caplog,
         port = probe.getsockname()[1]
     from core import limits
 
-    monkeypatch.setattr(limits, "_outage", limits._Outage())
+    # A fresh outage state: no earlier test's outage under way, none left for a later one.
+    monkeypatch.setattr(limits._outage, "since", None)
+    monkeypatch.setattr(limits._outage, "said", None)
     limited = make_app(app.config["SQLALCHEMY_DATABASE_URI"],
                        REDIS_URL=f"redis://127.0.0.1:{port}/0")
     token = make.token()

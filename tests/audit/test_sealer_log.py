@@ -7,8 +7,8 @@ import pytest
 
 from audit import sealer
 
-FAILED = "background sealing failed: RuntimeError; retrying every 0.00 s"
-WORKS = "background sealing works again"
+FAILED = "background sealing failing (RuntimeError) for 0 s; retrying every 0.00 s"
+WORKS = "background sealing works again after 0 s"
 
 
 def play(app, monkeypatch, turns) -> tuple[list[str], list[int]]:

@@ -9,6 +9,7 @@ import time
 import types
 
 from core import limits
+from core import outage as outage_module
 from tests.conftest import bearer
 
 
@@ -21,13 +22,18 @@ def _other_thread_answers_within(outage, monkeypatch) -> None:
             outage.answered()  # another request thread, start to end
         return time.monotonic()
 
-    monkeypatch.setattr(limits, "time", types.SimpleNamespace(monotonic=monotonic,
-                                                              time=time.time))
+    monkeypatch.setattr(outage_module, "time", types.SimpleNamespace(monotonic=monotonic))
+
+
+def _fresh() -> outage_module.Outage:
+    """An outage state of the rate-limit counters' own kind, logging as they do."""
+    used = limits._outage
+    return outage_module.Outage(limits.log, failing=used.failing, recovered=used.recovered)
 
 
 def test_two_threads_seeing_the_counters_answer_again_log_it_once_and_neither_fails(
         monkeypatch, caplog):
-    outage = limits._Outage()
+    outage = _fresh()
     outage.failed(ConnectionError("redis down"))
     _other_thread_answers_within(outage, monkeypatch)
 
@@ -42,7 +48,7 @@ def test_two_threads_seeing_the_counters_answer_again_log_it_once_and_neither_fa
 
 def test_a_request_served_as_the_outage_ends_is_not_a_500(client, make, monkeypatch):
     token = make.token()
-    outage = limits._Outage()
+    outage = _fresh()
     outage.failed(ConnectionError("redis down"))
     monkeypatch.setattr(limits, "_outage", outage)
     _other_thread_answers_within(outage, monkeypatch)
