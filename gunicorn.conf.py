@@ -49,6 +49,10 @@ limit_request_field_size = 8190
 # which is where a reverse proxy on the same host connects from. A client's `X-Forwarded-Ssl:
 # on` that such a proxy passed on made plain http https, with TRUSTED_PROXIES at 0.
 forwarded_allow_ips = ""
+# ... and on a UNIX socket gunicorn trusts every peer whatever forwarded_allow_ips says: it
+# must find no header to believe at all.
+secure_scheme_headers = {}
+forwarder_headers = ""
 # gunicorn 27 opens a control socket at one path per user (~/.gunicorn/gunicorn.ctl): a second
 # instance on the host (the bench's floor, another deploy) took it from the first. The service
 # is run by its process manager and signals, not through it. Older gunicorns ignore the name.

@@ -18,7 +18,8 @@ from auth.schemas import (
 from auth.scopes import SCOPES
 from auth.server import authorization_server
 from core.docs import operation
-from core.web import respond
+from core.errors import Problem
+from core.web import host_for_urls, respond
 
 bp = Blueprint("auth", __name__)
 TAGS = ["OAuth 2"]
@@ -67,7 +68,14 @@ def server_metadata():
     """Endpoints, scopes and authentication methods, as absolute URLs."""
     # The host as sent, not `host_url`, which decodes an IDNA host (RFC 8414 3.3: the issuer
     # is the very URL the client asked under).
-    issuer = current_app.config["OAUTH_ISSUER"] or f"{request.scheme}://{request.host}"
+    issuer = current_app.config["OAUTH_ISSUER"]
+    if not issuer:
+        host = host_for_urls()
+        if host is None:  # the issuer would be `http://` (RFC 8414 2: a URL with a host)
+            raise Problem("malformed-request", "The Host header is not a host name the "
+                          "endpoints can be named by (behind a proxy, forward the client's; "
+                          "or set OAUTH_ISSUER)")
+        issuer = f"{request.scheme}://{host}"
     methods = list(TOKEN_AUTH_METHODS)
     metadata = {
         "issuer": issuer,

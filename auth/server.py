@@ -29,7 +29,7 @@ from core.db import db
 from core.errors import REALM
 from core.ids import canonical_uuid, new_id, new_secret, secret_digest
 from core.time import now
-from core.web import content_coding
+from core.web import content_coding, host_for_urls
 from organizations.models import ENTRY_COLUMNS, Organization, directory_entry
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,10 @@ class AuditedAuthorizationServer(AuthorizationServer):
         OAuth 2 needs TLS for client secrets and tokens (RFC 6749 2.3.1, 10.3). authlib raises
         for it as it reads the request, which was a 500 on every OAuth endpoint; behind a
         proxy that ends TLS, TRUSTED_PROXIES lets its X-Forwarded-Proto say https."""
-        # A Host werkzeug reads no host name in is refused before (core.web), on every route.
+        if host_for_urls() is None:
+            # authlib builds the request's URL from the host, and raises without one.
+            return self.handle_response(*InvalidRequestError(
+                "The Host header is not a host name (behind a proxy, forward the client's)")())
         if is_secure_transport(flask_request.url):
             return None
         return self.handle_response(*InvalidRequestError(

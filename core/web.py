@@ -38,25 +38,31 @@ def _assign_request_id():
     g.request_id = given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
 
 
+#: A Host value as RFC 9110 7.2 reads it, RFC 3986's `host [":" port]`: an IP literal, or a
+#: registered name (not empty, for http: RFC 9110 4.2.1). werkzeug reads fewer than these (no
+#: `_`, no empty or zero-padded port): see `host_for_urls`.
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)"
+                   r"(?::[0-9]*)?")
+_NOT_A_HOST = "The Host header is not a host name"
+
+
 def _refuse_unreadable_envelope() -> None:
-    """400 `malformed-request` for a request whose Host or scheme names no place, 404 for a
-    path that spells a slash as `%2F`. Checked on every route, before anything is read."""
+    """400 `malformed-request` for a request without a Host (HTTP/1.1) or with a Host value
+    that is none (RFC 9112 3.2 says MUST), or a forwarded scheme that is not http(s); 404 for
+    a path that spells a slash `%2F`. Checked on every route, before anything is read."""
     environ = request.environ
     host = environ.get("HTTP_HOST")
     if host is None:
         if environ.get("SERVER_PROTOCOL") == "HTTP/1.1":
-            # RFC 9112 3.2: MUST be 400; werkzeug would put the server's address in its place.
+            # werkzeug would put the server's address in its place.
             raise Problem("malformed-request", "Send a Host header")
-    elif not request.host:
-        # werkzeug empties a Host it finds no host name in (`imh_web:8000`, as a proxy may
-        # forward its upstream's name; `[::1`; `a:b`): URLs built from it name no host (the
-        # OAuth metadata's issuer, and authlib raises on the OAuth endpoints).
-        raise Problem("malformed-request", _NO_HOST_NAME)
+    elif not _HOST.fullmatch(host):
+        raise Problem("malformed-request", _NOT_A_HOST)
     elif "xn--" in host.lower():
         try:
             request.host_url  # noqa: B018 (read for the error it raises; werkzeug keeps it)
         except UnicodeError:  # an IDNA label that decodes to nothing: a 500 where URLs are built
-            raise Problem("malformed-request", _NO_HOST_NAME) from None
+            raise Problem("malformed-request", _NOT_A_HOST) from None
     if request.scheme not in ("http", "https"):  # only a trusted proxy's X-Forwarded-Proto
         raise Problem("malformed-request", "The forwarded scheme is neither http nor https")
     # gunicorn decodes `%2F` in PATH_INFO into a slash: `/referrals/<id>%2Fevents` would be
@@ -67,7 +73,12 @@ def _refuse_unreadable_envelope() -> None:
         raise Problem("not-found", "No such resource")
 
 
-_NO_HOST_NAME = "The Host header is not a host name"
+def host_for_urls() -> str | None:
+    """The request's host as werkzeug reads it, for the URLs the service builds from it (the
+    OAuth metadata's issuer; authlib's request URL); None where it reads none: a valid Host
+    it does not take (`imh_web:8000`, as a proxy may forward its upstream's name; an empty
+    port), or none at all over HTTP/1.0 on a UNIX socket."""
+    return request.host or None
 
 
 def concerns_family(family_id) -> None:
@@ -310,21 +321,27 @@ def behind_proxies(app: Flask) -> None:
     With none (the default), those headers are ignored: anyone could write them."""
     hops = app.config.get("TRUSTED_PROXIES", 0)
     if hops:
-        app.wsgi_app = ProxyFix(_addresses_only(app.wsgi_app), x_for=hops, x_proto=hops)
+        app.wsgi_app = ProxyFix(_forwarded_values_read(app.wsgi_app), x_for=hops, x_proto=hops)
 
 
-def _addresses_only(wsgi_app):
-    """Keep a forwarded client address only if it is an IP address; otherwise the proxy's.
-    ProxyFix takes the trusted hop of X-Forwarded-For as it comes, and the audit trail, which
-    holds no names nor free text and is never purged, records it (a proxy that passes a
-    client's header on, or one hop too many trusted, let a caller write anything there)."""
+def _forwarded_values_read(wsgi_app):
+    """What ProxyFix took from the trusted hop, as values and not text: the client's address
+    only if it is an IP address (no IPv6 zone, which holds any text), else the proxy's; the
+    scheme in lower case (RFC 3986 3.1: `HTTPS` is https). ProxyFix takes both as they come,
+    and the audit trail, which holds no names nor free text and is never purged, records the
+    address (a proxy that passes a client's header on, or one hop too many trusted, let a
+    caller write anything there)."""
 
     def call(environ, start_response):
+        environ["wsgi.url_scheme"] = environ["wsgi.url_scheme"].lower()
         forwarded = environ.get("REMOTE_ADDR")
         own = environ["werkzeug.proxy_fix.orig"]["REMOTE_ADDR"]
         if forwarded != own:
             try:
-                environ["REMOTE_ADDR"] = str(ipaddress.ip_address(forwarded))
+                address = ipaddress.ip_address(forwarded)
+                if getattr(address, "scope_id", None) is not None:
+                    raise ValueError("a zone is text")
+                environ["REMOTE_ADDR"] = str(address)
             except ValueError:
                 # Not the value: it is the caller's text.
                 log.info("a forwarded client address is no IP address: the proxy's is kept "

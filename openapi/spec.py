@@ -71,7 +71,8 @@ _SERVER_REFUSALS = {
             "content": {"text/html": {"schema": {"type": "string"}}}},
 }
 _ERROR_DESCRIPTIONS = {
-    400: "The body could not be read (malformed JSON, too deeply nested).",
+    400: "The request could not be read: a body that is not JSON, nests too deep or ends before "
+         "its Content-Length; no Host (HTTP/1.1), or a Host that is no host name.",
     401: "Missing, malformed, expired or revoked access token.",
     403: "The token lacks the scope, or the organization may not do this.",
     404: "No such object, or the organization may not know it exists.",
@@ -282,8 +283,9 @@ def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: b
                objects: dict) -> dict:
     scopes = getattr(view, "required_scopes", None)
     secured = scopes is not None
-    # Every operation weighs Accept against what it answers (core.web._refuse_unacceptable).
-    statuses = set(meta["errors"]) | {406, 500, 503}
+    # Every operation weighs Accept against what it answers (core.web._refuse_unacceptable),
+    # and reads its Host (core.web._refuse_unreadable_envelope).
+    statuses = set(meta["errors"]) | {400, 406, 500, 503}
     if secured:
         statuses.add(401)
         if scopes:
@@ -292,7 +294,7 @@ def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: b
     if secured or meta["query"] is not None or meta["body"] is not None:
         statuses.add(422)
     if meta["body"] is not None:
-        statuses |= {400, 413, 415}
+        statuses |= {413, 415}
     if meta["form"] is not None:  # MAX_CONTENT_LENGTH holds for forms too
         statuses.add(413)
     if path_parameters or _names_an_object(meta["body"]):
@@ -306,6 +308,9 @@ def _operation(view, meta: dict, path_parameters: list[dict], *, rate_limited: b
     for status, schema in sorted(meta["responses"].items()):
         response = {"description": "OAuth 2 error (RFC 6749)" if status >= 400 else "OK"}
         response.update(_content(_JSON, schema))
+        if status == 400:  # what is refused before OAuth reads it: a problem, as everywhere
+            response["description"] += f"; or, as a problem: {_ERROR_DESCRIPTIONS[400]}"
+            response["content"].update(_content(_PROBLEM, ProblemSchema)["content"])
         response["headers"] = _object_headers(status, schema, objects)
         response["headers"].update({name: _header(text)
                                     for name, text in meta["headers"].get(status, {}).items()})

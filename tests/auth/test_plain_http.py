@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from auth.models import AccessToken
 from core.db import db
 from core.web import behind_proxies
-from tests.conftest import assert_problem, basic, bearer
+from tests.conftest import basic, bearer
 
 PLAIN = ["http://imh.example.org", "http://10.0.0.5:8000", "http://[2001:db8::5]"]
 
@@ -90,6 +90,8 @@ def test_a_host_werkzeug_cannot_read_is_named_as_the_fault_not_a_500(app, client
                                     **basic(oauth_client.client_id, secret)},
                            base_url="https://imh_web:8000")
 
-    assert_problem(response, 400, "malformed-request")
-    assert response.json["detail"] == "The Host header is not a host name"
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json == {"error": "invalid_request", "error_description":
+                             "The Host header is not a host name (behind a proxy, forward "
+                             "the client's)"}
     assert tokens_of(app, oauth_client) == []
