@@ -5,10 +5,12 @@ import traceback
 
 from flask import Flask, g, request
 from marshmallow import ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
+
+from core.dberrors import Kind, diagnose
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +151,33 @@ def _from_http_exception(error: HTTPException) -> Problem:
     return Problem(slug, detail, headers=headers, status=status)
 
 
+#: What the service logs, and answers (503 `service-unavailable`: detail, Retry-After), for
+#: each reason a database did not do a request's work (core/dberrors.py). Nothing of the
+#: request was done, and it answers again once the cause is gone. The log names the driver's
+#: error class, never its message, which can carry family data.
+_DATABASE_NOT_READY = {
+    # The database is there, this request met concurrent ones: retry at once.
+    Kind.BUSY: (logging.WARNING, "database refused the transaction: %s",
+                "The request met concurrent changes of the same records and was not done; "
+                "retry it", 1),
+    # Served before `flask db upgrade`.
+    Kind.SCHEMA_BEHIND: (logging.ERROR, "database schema is not at the newest migration: %s; "
+                                        "run `flask db upgrade`",
+                         "The database schema is not at the newest migration; retry shortly",
+                         5),
+    # Met by a request that must write (its audit event, at least): once the service is
+    # pointed at the primary.
+    Kind.READ_ONLY: (logging.ERROR, "database refuses writes: %s",
+                     "The database accepts no writes now; retry shortly", 5),
+    # A grant taken away (say on the audit sealer's function): the operator's to mend, not
+    # the client's mistake.
+    Kind.NO_PRIVILEGE: (logging.ERROR, "database refuses the service's role: %s",
+                        "The database refuses this work now; retry shortly", 5),
+    Kind.UNREACHABLE: (logging.ERROR, "database unavailable: %s",
+                       "The database is unreachable; retry shortly", 5),
+}
+
+
 def register_error_handlers(app: Flask) -> None:
     """Route every exception through problem+json."""
 
@@ -173,51 +202,13 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _database(error: DBAPIError):
-        sqlstate = getattr(error.orig, "sqlstate", None) or ""
-        # SQLite's one writer kept this request waiting past busy_timeout (SQLITE_BUSY), or a
-        # table it needed was locked within the connection (SQLITE_LOCKED): PostgreSQL's 55P03.
-        sqlite_busy = getattr(error.orig, "sqlite_errorname", "").startswith(
-            ("SQLITE_BUSY", "SQLITE_LOCKED"))
-        if sqlstate.startswith("40") or sqlstate in ("55P03", "57014") or sqlite_busy:
-            # A deadlock, a serialization failure, a lock or statement timeout: the database
-            # is there, this request met concurrent ones; nothing of it was done.
-            log.warning("database refused the transaction: %s", type(error.orig).__name__)
-            return problem_response(unavailable(
-                "The request met concurrent changes of the same records and was not done; "
-                "retry it", retry_after=1))
-        # An undefined table, column or function (PostgreSQL's 42P01, 42703, 42883; SQLite's
-        # "no such ..."): the code is ahead of the database's migrations, as when it is served
-        # before `flask db upgrade`. Nothing was done, and it answers again once migrated.
-        if sqlstate in ("42P01", "42703", "42883") or (
-                isinstance(error, OperationalError)
-                and str(error.orig).startswith(("no such table", "no such column",
-                                                "no such function"))):
-            log.error("database schema is not at the newest migration: %s; run `flask db "
-                      "upgrade`", type(error.orig).__name__)
-            return problem_response(unavailable(
-                "The database schema is not at the newest migration; retry shortly"))
-        # A database that accepts no writes (a hot standby, a read-only database, role or
-        # file), met by a request that must write (its audit event, at least): nothing was
-        # done, and it answers again once the service is pointed at the primary.
-        if sqlstate == "25006" or getattr(error.orig, "sqlite_errorname", "").startswith(
-                "SQLITE_READONLY"):
-            log.error("database refuses writes: %s", type(error.orig).__name__)
-            return problem_response(unavailable("The database accepts no writes now; retry "
-                                                "shortly"))
-        # The service's role may not do what this request needs (a grant taken away, say on
-        # the audit sealer's function): the operator's to mend, not the client's mistake. The
-        # service's own integrity triggers RAISE this code too (the trail is append-only, a
-        # consent never changes): a fault of the code, which no retry mends.
-        diagnostics = getattr(error.orig, "diag", None)
-        if sqlstate == "42501" and "RAISE" not in (getattr(diagnostics, "context", None) or ""):
-            log.error("database refuses the service's role: %s", type(error.orig).__name__)
-            return problem_response(unavailable("The database refuses this work now; retry "
-                                                "shortly"))
-        if error.connection_invalidated or isinstance(error, OperationalError):
-            log.error("database unavailable: %s", type(error.orig).__name__)
-            return problem_response(unavailable("The database is unreachable; retry shortly"))
-        log_without_message("database error", error)
-        return problem_response(Problem("internal-error", "An internal error occurred"))
+        diagnosis = diagnose(error)
+        if diagnosis is None:  # a fault of the code (core/dberrors.py)
+            log_without_message("database error", error)
+            return problem_response(Problem("internal-error", "An internal error occurred"))
+        level, logged, detail, retry_after = _DATABASE_NOT_READY[diagnosis.kind]
+        log.log(level, logged, type(error.orig).__name__)
+        return problem_response(unavailable(detail, retry_after=retry_after))
 
     @app.errorhandler(PoolTimeout)
     def _no_connection(error: PoolTimeout):
