@@ -35,8 +35,13 @@ class Diagnosis(NamedTuple):
 
 #: SQLSTATEs of an undefined table, column and function (PostgreSQL).
 _UNDEFINED = ("42P01", "42703", "42883")
-#: How SQLite says the same.
-_SQLITE_UNDEFINED = ("no such table", "no such column", "no such function")
+#: How SQLite says the same (an INSERT naming a column an older table lacks says the last).
+_SQLITE_UNDEFINED = ("no such table", "no such column", "no such function",
+                     "has no column named")
+#: SQLSTATE classes of a server that cannot serve: a connection exception, insufficient
+#: resources (disk full, out of memory, too many connections), operator intervention (a
+#: shutdown, a terminated session) and a system error.
+_OUTAGE_CLASSES = ("08", "53", "57", "58")
 
 
 def diagnose(error: sa.exc.DBAPIError) -> Diagnosis | None:
@@ -54,8 +59,8 @@ def _kind(error: sa.exc.DBAPIError) -> Kind | None:
             or sqlite_error.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         # SQLITE_LOCKED: a table locked within the connection, PostgreSQL's 55P03.
         return Kind.BUSY
-    if sqlstate in _UNDEFINED or (isinstance(error, sa.exc.OperationalError)
-                                  and str(orig).startswith(_SQLITE_UNDEFINED)):
+    if sqlstate in _UNDEFINED or (sqlite_error == "SQLITE_ERROR"
+                                  and any(words in str(orig) for words in _SQLITE_UNDEFINED)):
         return Kind.SCHEMA_BEHIND
     if sqlstate == "25006" or sqlite_error.startswith("SQLITE_READONLY"):
         return Kind.READ_ONLY
@@ -64,8 +69,18 @@ def _kind(error: sa.exc.DBAPIError) -> Kind | None:
         # a consent never changes): meeting one is a fault of the code, not a grant missing.
         context = getattr(getattr(orig, "diag", None), "context", None) or ""
         return None if "RAISE" in context else Kind.NO_PRIVILEGE
-    if error.connection_invalidated or isinstance(error, sa.exc.OperationalError):
+    if error.connection_invalidated:
         return Kind.UNREACHABLE
+    if isinstance(error, sa.exc.OperationalError):
+        if error.statement is None:  # no statement: connecting failed
+            return Kind.UNREACHABLE
+        if sqlite_error:
+            # SQLITE_ERROR is the statement's own (a syntax error, a malformed argument);
+            # the others are the file's: disk I/O, disk full, cannot open, corrupt.
+            return None if sqlite_error == "SQLITE_ERROR" else Kind.UNREACHABLE
+        if not sqlstate:  # the driver's own: the connection lost midway, before any answer
+            return Kind.UNREACHABLE
+        return Kind.UNREACHABLE if sqlstate[:2] in _OUTAGE_CLASSES else None
     return None
 
 

@@ -244,3 +244,29 @@ def test_a_refusal_by_the_service_s_own_integrity_trigger_is_no_outage(app, capl
     finally:
         with fresh.app_context():
             db.engine.dispose()
+
+
+def test_a_statement_the_database_cannot_read_is_a_fault_not_an_outage(app, caplog):
+    """SQLite raises OperationalError for a statement it cannot read, the class it raises
+    for an I/O error: the service answered it 503 "the database is unreachable; retry
+    shortly", which no retry mends, where PostgreSQL's syntax error (42601) was a 500, and
+    the operator commands failed as for any fault of the code. Now one reading
+    (core/dberrors.py): 500 on both."""
+    import logging
+
+    from tests.conftest import make_app
+
+    fresh = make_app(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    @fresh.get("/unreadable")
+    def unreadable():
+        db.session.execute(sa.text("SELEC 1"))
+
+    try:
+        with caplog.at_level(logging.INFO):
+            response = fresh.test_client().get("/unreadable")
+        assert_problem(response, 500, "internal-error")
+        assert "database unavailable" not in caplog.text
+    finally:
+        with fresh.app_context():
+            db.engine.dispose()

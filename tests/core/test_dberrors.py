@@ -50,6 +50,8 @@ def _wrapped(orig, *, statement="SELECT 1", wrapper=None, invalidated=False):
     (psycopg.errors.UndefinedFunction("function x() does not exist"), Kind.SCHEMA_BEHIND),
     (_sqlite("no such table: consents", "SQLITE_ERROR"), Kind.SCHEMA_BEHIND),
     (_sqlite("no such column: party_count", "SQLITE_ERROR"), Kind.SCHEMA_BEHIND),
+    (_sqlite("table consents has no column named party_count", "SQLITE_ERROR"),
+     Kind.SCHEMA_BEHIND),
     (psycopg.errors.ReadOnlySqlTransaction("cannot execute INSERT in a read-only transaction"),
      Kind.READ_ONLY),
     (_sqlite("attempt to write a readonly database", "SQLITE_READONLY"), Kind.READ_ONLY),
@@ -57,7 +59,12 @@ def _wrapped(orig, *, statement="SELECT 1", wrapper=None, invalidated=False):
      Kind.NO_PRIVILEGE),
     (psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
      Kind.UNREACHABLE),
+    (psycopg.errors.DiskFull("could not extend file"), Kind.UNREACHABLE),
+    (psycopg.errors.TooManyConnections("sorry, too many clients already"), Kind.UNREACHABLE),
+    (psycopg.errors.IoError("could not read block"), Kind.UNREACHABLE),
     (Exception("server closed the connection unexpectedly"), Kind.UNREACHABLE),
+    (_sqlite("disk I/O error", "SQLITE_IOERR_WRITE"), Kind.UNREACHABLE),
+    (_sqlite("database or disk is full", "SQLITE_FULL"), Kind.UNREACHABLE),
 ])
 def test_what_keeps_the_database_from_the_work_is_named(orig, kind):
     diagnosis = diagnose(_wrapped(orig, wrapper=sa.exc.OperationalError
@@ -86,6 +93,21 @@ def test_a_statement_the_database_refuses_is_a_fault_of_the_code(orig):
                psycopg.errors.InvalidTextRepresentation: sa.exc.DataError,
                psycopg.errors.RaiseException: sa.exc.InternalError}[type(orig)]
     assert diagnose(_wrapped(orig, wrapper=wrapper)) is None
+
+
+@pytest.mark.parametrize("orig", [
+    _sqlite('near "SELEC": syntax error', "SQLITE_ERROR"),
+    _sqlite("malformed JSON", "SQLITE_ERROR"),
+    psycopg.errors.ProgramLimitExceeded("index row size exceeds maximum"),
+    psycopg.errors.ObjectNotInPrerequisiteState("currval of sequence is not yet defined"),
+    psycopg.errors.InvalidSavepointSpecification("savepoint does not exist"),
+])
+def test_a_statement_refused_for_itself_is_no_outage_though_the_driver_says_operational(orig):
+    """The drivers raise OperationalError for more than outages: SQLite for any error in a
+    statement (SQLITE_ERROR), psycopg for SQLSTATE classes such as 54 and 55 and 3B. The
+    database was there and answered: a fault of the code (500; a command's own failure),
+    not "the database is unreachable"."""
+    assert diagnose(_wrapped(orig, wrapper=sa.exc.OperationalError)) is None
 
 
 def test_a_connection_that_failed_gives_the_driver_s_last_word_without_where_it_tried():
