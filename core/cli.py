@@ -14,6 +14,7 @@ from flask.cli import AppGroup, with_appcontext
 from flask_migrate.cli import db as migration_commands
 
 from core.db import db
+from core.dberrors import Kind, diagnose
 from core.health import schema_at_head
 
 
@@ -37,10 +38,21 @@ class UUIDParam(click.ParamType):
 UUID = UUIDParam()
 
 
-#: How each database says a table does not exist (SQLite; PostgreSQL's UndefinedTable).
-_NO_TABLE = ("no such table", "does not exist")
 #: The one line that tells an operator what to do about a schema behind the code.
 UPGRADE_FIRST = "run `flask --app app db upgrade`"
+_REFUSED = ("The database refuses this command's writes (read-only, or not this account's "
+            "to change)")
+#: What a command says when the database could not do its work (core/dberrors.py).
+_NOT_READY = {
+    Kind.BUSY: ("The database is busy: others' work held what this command needed past the "
+                "wait; nothing was done, retry it"),
+    Kind.SCHEMA_BEHIND: f"The database schema is not at the newest migration: {UPGRADE_FIRST}",
+    # A hot standby, a read-only database or role, a file the account may not write; or a
+    # grant the account lacks.
+    Kind.READ_ONLY: _REFUSED,
+    Kind.NO_PRIVILEGE: _REFUSED,
+    Kind.UNREACHABLE: "The database is unreachable: {reason}",
+}
 
 
 class DatabaseNotReady(click.ClickException):
@@ -90,29 +102,12 @@ class OperatorGroup(AppGroup):
 
     def _not_ready(self, error: sa.exc.DBAPIError) -> str | None:
         """Why the database could not do the command's work (one line), or None when the
-        error is the command's own."""
-        sqlstate = getattr(error.orig, "sqlstate", None) or ""
-        sqlite_error = getattr(error.orig, "sqlite_errorname", None) or ""
-        if sqlstate in ("25006", "42501") or sqlite_error.startswith("SQLITE_READONLY"):
-            # A hot standby, a read-only database or role, a file the account may not write.
-            return ("The database refuses this command's writes (read-only, or not this "
-                    "account's to change)")
-        if sqlstate[:2] == "40" or sqlstate == "55P03" \
-                or sqlite_error.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            return ("The database is busy: others' work held what this command needed past "
-                    "the wait; nothing was done, retry it")
-        # No statement: the failure was the connection's, not a query's. A connection lost or
-        # a query cancelled midway (SQLSTATE classes 08, 57) is an outage too: never exit 1,
-        # `audit verify`'s tamper alarm.
-        if isinstance(error, sa.exc.OperationalError) and (
-                error.statement is None or error.connection_invalidated
-                or sqlstate[:2] in ("08", "57")):
-            return f"The database is unreachable: {_short_reason(error)}"
-        if self.explains_missing_schema and isinstance(
-                error, (sa.exc.OperationalError, sa.exc.ProgrammingError)) \
-                and any(words in str(error.orig) for words in _NO_TABLE):
-            return f"The database has no schema yet: {UPGRADE_FIRST}"
-        return None
+        error is the command's own (core/dberrors.py: the service's 503s read it alike)."""
+        diagnosis = diagnose(error)
+        if diagnosis is None or (diagnosis.kind is Kind.SCHEMA_BEHIND
+                                 and not self.explains_missing_schema):
+            return None
+        return _NOT_READY[diagnosis.kind].format(reason=diagnosis.reason)
 
 
 def require_schema_at_head() -> None:
@@ -124,15 +119,7 @@ def require_schema_at_head() -> None:
     at_head = schema_at_head(session.connection(**options))
     session.rollback()
     if not at_head:
-        raise DatabaseNotReady(f"The database schema is not at the newest migration: "
-                               f"{UPGRADE_FIRST}")
-
-
-def _short_reason(error: sa.exc.DBAPIError) -> str:
-    """The driver's last word on a failed connection ("Connection refused"), without the
-    host, port or file it tried: the drivers put those first."""
-    lines = str(error.orig).splitlines()
-    return lines[0].rsplit(": ", 1)[-1].strip() if lines else type(error.orig).__name__
+        raise DatabaseNotReady(_NOT_READY[Kind.SCHEMA_BEHIND])
 
 
 def _current_revision() -> str | None:

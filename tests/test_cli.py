@@ -4,6 +4,7 @@ import json
 import unicodedata
 from datetime import timedelta
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -533,3 +534,69 @@ def test_demo_seed_takes_a_demo_organization_an_operator_listed_in_another_case(
     assert seeded.exit_code == 0, seeded.output
     organizations = json.loads(seeded.stdout)["organizations"]
     assert json.loads(listed.stdout)["id"] in {o["id"] for o in organizations}
+
+
+@pytest.mark.no_db
+def test_a_command_the_trail_s_trigger_refuses_fails_as_a_fault_not_an_outage(empty_database):
+    """The service's integrity triggers refuse a change to the trail with SQLSTATE 42501 on
+    PostgreSQL (RAISE ... USING ERRCODE 'insufficient_privilege'), the code of a grant taken
+    away: the commands read every 42501 as the database refusing them, and a command that
+    met the append-only trigger exited 3, "refuses this command's writes", as an outage or a
+    standby would, where the service answers the same refusal 500 (found by a review). A
+    fault of the code, which no retry mends: the command's own failure (exit 1, the error
+    itself), on both databases. Here a command of the test's rewrites an event."""
+    import audit
+    from core.cli import OperatorGroup
+    from core.db import transaction
+    from tests.conftest import served_app
+
+    probe = OperatorGroup("probe")
+
+    @probe.command("rewrite-trail")
+    def rewrite_trail():
+        with transaction():
+            audit.record_operator("create", "organization", None)
+        rewrite = ("UPDATE audit_pending SET reason = 'rewritten'"
+                   if db.engine.dialect.name == "postgresql"
+                   else "UPDATE audit_events SET reason = 'rewritten'")
+        with transaction():  # the event is written when its transaction commits
+            db.session.execute(sa.text(rewrite))
+
+    with served_app(empty_database) as served:
+        served.cli.add_command(probe)
+        result = served.test_cli_runner().invoke(args=["probe", "rewrite-trail"])
+
+    assert result.exit_code == 1, (result.exit_code, result.output)
+    assert isinstance(result.exception, sa.exc.DBAPIError)
+    assert "append-only" in str(result.exception.orig)
+    assert "refuses this command's writes" not in result.output
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize(("orig", "says"), [
+    (Exception("server closed the connection unexpectedly"),
+     "Error: The database is unreachable: server closed the connection unexpectedly"),
+    (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
+     "Error: The database is busy: others' work held what this command needed past the wait; "
+     "nothing was done, retry it"),
+])
+def test_a_command_reads_a_database_error_as_the_service_does(empty_database, orig, says):
+    """The commands and the service read a database error one way (core/dberrors.py). A
+    connection the driver found lost midway, with no SQLSTATE, was a traceback and exit 1
+    (`audit verify`'s tamper alarm) where the service answers 503 "unreachable"; a statement
+    timeout (57014) "unreachable" where the service says the request met concurrent work."""
+    from core.cli import OperatorGroup
+    from tests.conftest import served_app
+
+    probe = OperatorGroup("probe")
+
+    @probe.command("fail")
+    def fail():
+        raise sa.exc.OperationalError("SELECT 1", {}, orig)
+
+    with served_app(empty_database) as served:
+        served.cli.add_command(probe)
+        result = served.test_cli_runner().invoke(args=["probe", "fail"])
+
+    assert result.exit_code == 3, (result.exit_code, result.output)
+    assert result.stderr.strip() == says
