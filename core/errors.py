@@ -178,6 +178,18 @@ _DATABASE_NOT_READY = {
 }
 
 
+def database_problem(error: DBAPIError) -> Problem:
+    """The answer to a database error, logged: 503 with Retry-After when the database could
+    not do the work (core/dberrors.py), else a 500 (a fault of the code)."""
+    diagnosis = diagnose(error)
+    if diagnosis is None:
+        log_without_message("database error", error)
+        return Problem("internal-error", "An internal error occurred")
+    level, logged, detail, retry_after = _DATABASE_NOT_READY[diagnosis.kind]
+    log.log(level, logged, type(error.orig).__name__)
+    return unavailable(detail, retry_after=retry_after)
+
+
 def register_error_handlers(app: Flask) -> None:
     """Route every exception through problem+json."""
 
@@ -202,13 +214,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _database(error: DBAPIError):
-        diagnosis = diagnose(error)
-        if diagnosis is None:  # a fault of the code (core/dberrors.py)
-            log_without_message("database error", error)
-            return problem_response(Problem("internal-error", "An internal error occurred"))
-        level, logged, detail, retry_after = _DATABASE_NOT_READY[diagnosis.kind]
-        log.log(level, logged, type(error.orig).__name__)
-        return problem_response(unavailable(detail, retry_after=retry_after))
+        return problem_response(database_problem(error))
 
     @app.errorhandler(PoolTimeout)
     def _no_connection(error: PoolTimeout):

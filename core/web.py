@@ -12,6 +12,7 @@ from flask import Flask, current_app, g, has_request_context, request
 from flask.globals import request_ctx
 from flask.sessions import SessionInterface
 from marshmallow import Schema, ValidationError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -19,6 +20,7 @@ from core.db import begin_read_only, db
 from core.errors import (
     Problem,
     allowed,
+    database_problem,
     log_without_message,
     problem_response,
     unavailable,
@@ -110,7 +112,8 @@ def _finish(response):
     """Commit the request's one transaction when it succeeded; otherwise roll it back.
 
     After a rollback the `after_rollback` hooks run (audit records the denial in a fresh
-    transaction). If a commit or a hook fails, the answer is a 503 and nothing was disclosed.
+    transaction). If a commit or a hook fails, nothing was disclosed: the answer is a 503, or
+    a 500 when the database says the fault is the code's (core/dberrors.py).
     """
     try:
         if response.status_code < 400:
@@ -120,6 +123,9 @@ def _finish(response):
             db.session.rollback()
             for hook in current_app.extensions.get("after_rollback", ()):
                 hook(response)
+    except DBAPIError as error:  # read as everywhere: an outage, or a fault of the code
+        db.session.rollback()
+        response = problem_response(database_problem(error))
     except Exception as error:
         db.session.rollback()
         log.error("commit failed: %s", type(error).__name__)
