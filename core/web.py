@@ -270,7 +270,8 @@ def _refuse_unacceptable() -> None:
     weighed against what a success answers, not against errors: a problem, this refusal
     included, is problem+json whatever Accept says."""
     accept = request.accept_mimetypes
-    answered = _answered_media_type() if accept else None
+    # OPTIONS answers no content (204), whatever the view's success would be.
+    answered = _answered_media_type() if accept and request.method != "OPTIONS" else None
     if answered is None:
         return
     ranges = MIMEAccept([(value.split(";", 1)[0].strip(), quality) for value, quality in accept])

@@ -289,6 +289,15 @@ def test_options_does_not_offer_head_the_api_refuses(client, path):
     assert allowed == {m.strip() for m in refused.headers["Allow"].split(",")} | {"OPTIONS"}
 
 
+
+def test_options_answers_whatever_accept_says(client):
+    """OPTIONS has no content to negotiate: it was 406 to an Accept that leaves out what the
+    route's GET answers (found by a review)."""
+    response = client.options("/api/v1/me", headers={"Accept": "text/html"})
+
+    assert response.status_code == 204
+    assert "GET" in response.headers["Allow"]
+
 # -- 7. conditional requests ----------------------------------------------------------------------
 
 def test_if_none_match_star_on_an_existing_listing_changes_nothing(app, client, make):
