@@ -219,31 +219,38 @@ def test_a_database_that_refuses_the_service_s_role_is_503_not_500(app, caplog):
             db.engine.dispose()
 
 
+def _answer_to_a_statement(app, caplog, statement: str):
+    """What a fresh app answers, and logs, for a request that sends `statement`."""
+    import logging
+
+    from tests.conftest import make_app
+
+    fresh = make_app(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    @fresh.get("/statement")
+    def send_it():
+        db.session.execute(sa.text(statement))
+
+    try:
+        with caplog.at_level(logging.INFO):
+            return fresh.test_client().get("/statement"), caplog.text
+    finally:
+        with fresh.app_context():
+            db.engine.dispose()
+
+
 def test_a_refusal_by_the_service_s_own_integrity_trigger_is_no_outage(app, caplog):
     """The service's triggers RAISE the same SQLSTATE as a missing grant (42501: the trail is
     append-only, a consent never changes). Meeting one is a fault of the code that no retry
     mends: 500, not 503 "retry shortly", nor a log line sending the operator to the grants
     (found by a review). A real trigger's refusal, on PostgreSQL."""
-    import logging
-
-    from tests.conftest import make_app
-
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         pytest.skip("PostgreSQL's triggers")
-    fresh = make_app(app.config["SQLALCHEMY_DATABASE_URI"])
 
-    @fresh.get("/forbidden-change")
-    def change_the_trail():
-        db.session.execute(sa.text("TRUNCATE audit_events"))
+    response, logged = _answer_to_a_statement(app, caplog, "TRUNCATE audit_events")
 
-    try:
-        with caplog.at_level(logging.INFO):
-            response = fresh.test_client().get("/forbidden-change")
-        assert_problem(response, 500, "internal-error")
-        assert "refuses the service's role" not in caplog.text
-    finally:
-        with fresh.app_context():
-            db.engine.dispose()
+    assert_problem(response, 500, "internal-error")
+    assert "refuses the service's role" not in logged
 
 
 def test_a_statement_the_database_cannot_read_is_a_fault_not_an_outage(app, caplog):
@@ -252,21 +259,7 @@ def test_a_statement_the_database_cannot_read_is_a_fault_not_an_outage(app, capl
     shortly", which no retry mends, where PostgreSQL's syntax error (42601) was a 500, and
     the operator commands failed as for any fault of the code. Now one reading
     (core/dberrors.py): 500 on both."""
-    import logging
+    response, logged = _answer_to_a_statement(app, caplog, "SELEC 1")
 
-    from tests.conftest import make_app
-
-    fresh = make_app(app.config["SQLALCHEMY_DATABASE_URI"])
-
-    @fresh.get("/unreadable")
-    def unreadable():
-        db.session.execute(sa.text("SELEC 1"))
-
-    try:
-        with caplog.at_level(logging.INFO):
-            response = fresh.test_client().get("/unreadable")
-        assert_problem(response, 500, "internal-error")
-        assert "database unavailable" not in caplog.text
-    finally:
-        with fresh.app_context():
-            db.engine.dispose()
+    assert_problem(response, 500, "internal-error")
+    assert "database unavailable" not in logged

@@ -10,8 +10,6 @@ headers), the test builds it as gunicorn does, and says so.
 import gzip
 import ipaddress
 import json
-import runpy
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -23,8 +21,8 @@ from core.web import behind_proxies
 from families.models import Family
 from organizations.models import Organization
 from tests.conftest import assert_problem, audit_events, basic, bearer
+from tests.gunicorn_support import as_gunicorn_serves, token_request
 
-ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = "/api/v1/families"
 FAMILY = {
     "child": {"given_name": "Amara", "family_name": "Okafor", "birth_date": "2026-03-02",
@@ -58,33 +56,6 @@ def tokens(app) -> int:
 
 # -- 1. gunicorn believes forwarded headers from the loopback whatever TRUSTED_PROXIES says ------
 
-def _gunicorn_config():
-    """gunicorn's settings as the service's gunicorn.conf.py makes them (as gunicorn loads a
-    config file: each module-level name that is a setting)."""
-    from gunicorn.config import Config
-
-    config = Config()
-    for name, value in runpy.run_path(str(ROOT / "gunicorn.conf.py")).items():
-        if name in config.settings:
-            config.set(name, value)
-    return config
-
-
-def _as_gunicorn_serves(app, raw: bytes, peer=("127.0.0.1", 50123)):
-    """`raw` parsed by gunicorn's own parser and WSGI environ, under the service's gunicorn
-    settings, from a peer on the loopback (a reverse proxy on the same host: the default BIND
-    is 127.0.0.1), then answered by the app."""
-    from gunicorn.http.message import Request
-    from gunicorn.http.unreader import IterUnreader
-    from gunicorn.http.wsgi import create
-
-    config = _gunicorn_config()
-    parsed = Request(config, IterUnreader([raw]), peer)
-    _, environ = create(parsed, None, peer, ("127.0.0.1", 8000), config)
-    body, status, headers = run_wsgi_app(app, environ, buffered=True)
-    return environ, app.response_class(b"".join(body), status, headers)
-
-
 @pytest.mark.parametrize("forwarded", [b"X-Forwarded-Proto: https", b"X-Forwarded-Ssl: on",
                                        b"X-Forwarded-Protocol: ssl"])
 def test_without_trusted_proxies_no_forwarded_header_makes_plain_http_https(
@@ -97,14 +68,9 @@ def test_without_trusted_proxies_no_forwarded_header_makes_plain_http_https(
     a client secret sent over plain http was answered with a token."""
     oauth_client, secret = make.client()
     before = tokens(app)
-    form = b"grant_type=client_credentials"
-    raw = (b"POST /oauth/token HTTP/1.1\r\nHost: imh.example.org\r\n"
-           + f"Authorization: {basic(oauth_client.client_id, secret)['Authorization']}\r\n"
-           .encode()
-           + b"Content-Type: application/x-www-form-urlencoded\r\n" + forwarded + b"\r\n"
-           + b"Content-Length: %d\r\n\r\n" % len(form) + form)
 
-    environ, response = _as_gunicorn_serves(app, raw)
+    environ, response = as_gunicorn_serves(
+        app, token_request(oauth_client.client_id, secret, forwarded))
 
     assert response.status_code == 400, response.get_data(as_text=True)
     assert response.json["error"] == "invalid_request"
@@ -119,7 +85,7 @@ def test_without_trusted_proxies_no_header_moves_the_path(app, make):
     raw = (b"GET /x/api/v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\nSCRIPT_NAME: /x\r\n"
            + f"Authorization: Bearer {token}\r\n\r\n".encode())
 
-    environ, response = _as_gunicorn_serves(app, raw)
+    environ, response = as_gunicorn_serves(app, raw)
 
     assert_problem(response, 404, "not-found")
     assert environ.get("SCRIPT_NAME", "") == ""

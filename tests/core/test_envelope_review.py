@@ -5,7 +5,6 @@ the real gunicorn. Section 8 holds guards for fixes no test of the change exerci
 fails when that fix is taken out (the mutation it names).
 """
 
-import runpy
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +18,7 @@ from core.db import db
 from core.web import behind_proxies
 from families.models import Family
 from tests.conftest import assert_problem, audit_events, basic, bearer
+from tests.gunicorn_support import as_gunicorn_serves, token_request
 from tests.referrals.conftest import FULL, network, send
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,31 +29,9 @@ def tokens(app) -> int:
         return db.session.scalar(sa.select(sa.func.count()).select_from(AccessToken))
 
 
-def _gunicorn_config():
-    """gunicorn's settings as gunicorn.conf.py makes them (each module-level setting)."""
-    from gunicorn.config import Config
-
-    config = Config()
-    for name, value in runpy.run_path(str(ROOT / "gunicorn.conf.py")).items():
-        if name in config.settings:
-            config.set(name, value)
-    return config
-
-
-def _as_gunicorn_serves_on_a_unix_socket(app, raw: bytes, socket_path="/run/imh/imh.sock"):
-    """`raw` parsed by gunicorn's own parser and WSGI environ under the service's
-    gunicorn.conf.py, as a worker bound to `unix:<socket_path>` builds it: the peer of a
-    UNIX-socket connection is no (host, port) tuple (gunicorn's workers get `''` from
-    accept()), and the server's address is the socket's path."""
-    from gunicorn.http.message import Request
-    from gunicorn.http.unreader import IterUnreader
-    from gunicorn.http.wsgi import create
-
-    config, peer = _gunicorn_config(), ""
-    parsed = Request(config, IterUnreader([raw]), peer)
-    _, environ = create(parsed, None, peer, socket_path, config)
-    body, status, headers = run_wsgi_app(app, environ, buffered=True)
-    return environ, app.response_class(b"".join(body), status, headers)
+def _as_gunicorn_serves_on_a_unix_socket(app, raw: bytes):
+    """As a worker bound to `unix:/run/imh/imh.sock` hands `raw` over."""
+    return as_gunicorn_serves(app, raw, peer="", server="/run/imh/imh.sock")
 
 
 @pytest.fixture
@@ -84,14 +62,9 @@ def test_on_a_unix_socket_no_forwarded_header_makes_plain_http_https(app, make, 
     "Send OAuth requests over https")."""
     oauth_client, secret = make.client()
     before = tokens(app)
-    form = b"grant_type=client_credentials"
-    raw = (b"POST /oauth/token HTTP/1.1\r\nHost: imh.example.org\r\n"
-           + f"Authorization: {basic(oauth_client.client_id, secret)['Authorization']}\r\n"
-           .encode()
-           + b"Content-Type: application/x-www-form-urlencoded\r\n" + forwarded + b"\r\n"
-           + b"Content-Length: %d\r\n\r\n" % len(form) + form)
 
-    environ, response = _as_gunicorn_serves_on_a_unix_socket(app, raw)
+    environ, response = _as_gunicorn_serves_on_a_unix_socket(
+        app, token_request(oauth_client.client_id, secret, forwarded))
 
     assert response.status_code == 400, response.get_data(as_text=True)
     assert tokens(app) == before
