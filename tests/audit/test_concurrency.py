@@ -81,9 +81,12 @@ def test_eight_processes_appending_at_once_keep_one_gapless_chain(empty_database
                                     context.Queue())
     workers = [context.Process(target=_append, args=(empty_database, w, start, errors))
                for w in range(PROCESSES)]
+    postgresql = empty_database.startswith("postgresql")
+    # SQLite chains at each commit: a sealer there seals nothing, and its empty write
+    # transactions, back to back, only starved the writers' lock on a loaded machine.
     sealers = [context.Process(target=_seal, args=(empty_database, wait, start, done, errors,
                                                        tallies))
-               for wait in (True, False)]
+               for wait in ((True, False) if postgresql else ())]
     for process in workers + sealers:
         process.start()
     start.set()
@@ -92,10 +95,9 @@ def test_eight_processes_appending_at_once_keep_one_gapless_chain(empty_database
     done.set()
     for process in sealers:
         process.join(timeout=60)
-    assert [p.exitcode for p in workers + sealers] == [0] * (PROCESSES + 2)
+    assert [p.exitcode for p in workers + sealers] == [0] * (PROCESSES + len(sealers))
     assert errors.empty(), errors.get()
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        # The sealers chained while the writers wrote (SQLite chains at each commit).
+    if postgresql:  # the sealers chained while the writers wrote
         assert tallies.get(timeout=10) + tallies.get(timeout=10) > 0
 
     with app.app_context():
