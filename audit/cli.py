@@ -5,6 +5,7 @@ import sys
 import click
 
 from audit import checkpoints
+from audit.models import MAX_SEQ
 from audit.schemas import CheckpointSchema
 from audit.service import verify_log
 from core.cli import OperatorGroup, echo_json
@@ -15,8 +16,8 @@ audit_cli = OperatorGroup("audit", help="The audit trail.")
 
 
 @audit_cli.command("verify")
-@click.option("--from-seq", type=click.IntRange(min=1, max=2**63 - 1), default=None)
-@click.option("--to-seq", type=click.IntRange(min=1, max=2**63 - 1), default=None)
+@click.option("--from-seq", type=click.IntRange(min=1, max=MAX_SEQ), default=None)
+@click.option("--to-seq", type=click.IntRange(min=1, max=MAX_SEQ), default=None)
 def verify_command(from_seq, to_seq):
     """Seal what waits, recompute the chain and check every checkpoint in the range (the
     service's signature, and the log still hashing to it); exit 1 when either fails, 2 for a

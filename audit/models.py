@@ -7,8 +7,11 @@ import sqlalchemy as sa
 from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import db, one_of
+from core.db import BIGINT_MAX, db, one_of
 from core.sqltypes import JSONDocument
+
+#: The last position the chain can hold.
+MAX_SEQ = BIGINT_MAX
 
 ACTIONS = ("create", "read", "update", "search", "transition", "revoke", "decide", "export")
 OUTCOMES = ("permit", "deny", "error")

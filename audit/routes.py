@@ -36,7 +36,7 @@ def list_events():
     return respond(AuditEventPageSchema, page)
 
 
-@bp.get("/events/<int:seq>")
+@bp.get("/events/<bigint:seq>")
 @require_scope("audit:read")
 @operation(summary="Read one audit event", tags=TAGS, responses={200: AuditEventSchema})
 def get_event(seq: int):

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from audit.models import ACTIONS, OUTCOMES, RESOURCE_TYPES
+from audit.models import ACTIONS, MAX_SEQ, OUTCOMES, RESOURCE_TYPES
 from core.pagination import PageQuery, page_schema
-from core.schemas import InputSchema, Instant, Pattern, Timestamp
+from core.schemas import InputSchema, Instant, Pattern, QueryInteger, Timestamp
 
 MAX_EXPORT_DAYS = 31
 
@@ -105,7 +105,8 @@ class AuditEventQuery(PageQuery, _TimeRange):
     organization_id = fields.UUID(metadata={"description": "Events of this acting organization."})
     client_id = fields.String(validate=validate.Length(1, 64), metadata={
         "description": "Events of this OAuth client (or of a failed authentication claiming "
-                       "it)."})
+                       "it; one claiming no client the service has is in the application log, "
+                       "not the trail)."})
     family_id = fields.UUID(metadata={
         "description": "Events about this family, alone or among several (`family_ids`)."})
     action = fields.String(validate=validate.OneOf(ACTIONS),
@@ -132,9 +133,9 @@ class ExportQuery(_TimeRange):
 
 
 class VerifyQuery(InputSchema):
-    from_seq = fields.Integer(strict=False, validate=validate.Range(min=1, max=2**63 - 1),
+    from_seq = QueryInteger(validate=validate.Range(min=1, max=MAX_SEQ),
                               metadata={"description": "First event to check; default 1."})
-    to_seq = fields.Integer(strict=False, validate=validate.Range(min=1, max=2**63 - 1),
+    to_seq = QueryInteger(validate=validate.Range(min=1, max=MAX_SEQ),
                             metadata={"description": "Last event to check; default the newest."})
 
     @validates_schema
@@ -168,7 +169,7 @@ class CheckpointSchema(Schema):
 class CheckpointInputSchema(InputSchema):
     """A checkpoint as the service gave it to the auditor."""
 
-    seq = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    seq = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_SEQ))
     hash = fields.String(required=True, validate=Pattern(r"^[0-9a-f]{64}$"))
     recorded_at = Instant(required=True)
     key_id = fields.String(required=True, validate=Pattern(r"^[0-9a-f]{16}$"))

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from audit import checkpoints
 from audit.chain import chain_head, verify
-from audit.models import AuditChainHead, AuditEvent, AuditListedFamily
+from audit.models import MAX_SEQ, AuditChainHead, AuditEvent, AuditListedFamily
 from audit.recorder import record
 from audit.schemas import AuditEventSchema
 from audit.sealer import seal_committed
@@ -17,7 +17,6 @@ from core.pagination import Page, decode_cursor, keyset_page
 
 EXPORT_BATCH = 1000
 #: The largest seq a BIGINT holds; anything beyond is not an event.
-MAX_SEQ = 2**63 - 1
 _FILTERS = ("organization_id", "client_id", "action", "outcome", "resource_type",
             "resource_id")
 

@@ -12,6 +12,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, registry
 
+#: The largest value of a BigInteger column (a signed 64-bit integer on both databases).
+BIGINT_MAX = 2**63 - 1
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

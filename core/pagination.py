@@ -13,6 +13,7 @@ from sqlalchemy import orm
 
 from core.db import db
 from core.errors import validation_problem
+from core.schemas import QueryInteger
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -24,7 +25,7 @@ MAX_CURSOR = 4096
 class PageQuery(Schema):
     """`limit` and `cursor`, shared by every list endpoint's query schema."""
 
-    limit = fields.Integer(
+    limit = QueryInteger(
         load_default=DEFAULT_LIMIT,
         validate=validate.Range(1, MAX_LIMIT),
         metadata={"description": f"Page size, 1 to {MAX_LIMIT}."},

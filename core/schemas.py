@@ -44,6 +44,16 @@ class QueryBoolean(fields.Boolean):
     falsy = {"false"}
 
 
+class QueryInteger(fields.Integer):
+    """A whole number in a query string, in ASCII digits: Python's int() would also read
+    "5_0", "+5", " 5" and other scripts' digits ("٥") as numbers."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not (isinstance(value, str) and value.isascii() and value.isdigit()):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class Timestamp(fields.DateTime):
     """An instant rendered as RFC 3339 UTC with a Z suffix."""
 

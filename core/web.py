@@ -15,8 +15,9 @@ from marshmallow import Schema, ValidationError
 from sqlalchemy.exc import DBAPIError
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
-from core.db import begin_read_only, db
+from core.db import BIGINT_MAX, begin_read_only, db
 from core.errors import (
     Problem,
     allowed,
@@ -303,6 +304,17 @@ def _answer_options():
     return response
 
 
+class BigIntConverter(IntegerConverter):
+    """`<bigint:name>`: a key of a BigInteger column, in ASCII digits (werkzeug's `int`
+    takes other scripts' digits too, and any number of them, which the database cannot
+    compare); anything else is no such path."""
+
+    regex = r"[0-9]{1,19}"
+
+    def __init__(self, map):
+        super().__init__(map, max=BIGINT_MAX)
+
+
 def init_app(app: Flask) -> None:
     """Install the request id, content negotiation, the body bound and the commit boundary;
     no browser sessions."""
@@ -310,6 +322,7 @@ def init_app(app: Flask) -> None:
     # werkzeug would answer `/api/v1//me` with a redirect (an HTML page, Location built from
     # the caller's Host), before authentication: an empty segment is just no such path.
     app.url_map.merge_slashes = False
+    app.url_map.converters["bigint"] = BigIntConverter
     app.make_default_options_response = _answer_options
     app.before_request(_assign_request_id)
     app.before_request(_refuse_unreadable_envelope)

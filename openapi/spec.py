@@ -12,6 +12,7 @@ from marshmallow import Schema, fields
 
 from auth.scopes import SCOPES
 from consent.categories import CATEGORIES
+from core.db import BIGINT_MAX
 from core.errors import PROBLEMS
 from core.schemas import (
     CONTROL_CHARACTERS,
@@ -25,7 +26,8 @@ from core.schemas import (
 COMMITTED = Path(__file__).with_name("openapi.yaml")
 API_VERSION = "1.0.0"
 _CONVERTER = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
-_PATH_TYPES = {"uuid": {"type": "string", "format": "uuid"}, "int": {"type": "integer"}}
+_PATH_TYPES = {"uuid": {"type": "string", "format": "uuid"},
+               "bigint": {"type": "integer", "minimum": 0, "maximum": BIGINT_MAX}}
 _JSON = "application/json"
 _PROBLEM = "application/problem+json"
 

@@ -350,7 +350,7 @@ ROUTES = [
     # -- audit: the auditors' trail; no organization's objects -------------------------------
     Route("GET", "/api/v1/audit/events", ("audit:read",), _get("/api/v1/audit/events"),
           stranger=200, custodian=200),
-    Route("GET", "/api/v1/audit/events/<int:seq>", ("audit:read",),
+    Route("GET", "/api/v1/audit/events/<bigint:seq>", ("audit:read",),
           _get("/api/v1/audit/events/{w.event_seq}"), stranger=200, custodian=200),
     Route("GET", "/api/v1/audit/verify", ("audit:read",), _get("/api/v1/audit/verify"),
           stranger=200, custodian=200),

@@ -51,7 +51,7 @@ def test_every_route_is_documented(app, document):
     for rule in app.url_map.iter_rules():
         if rule.endpoint in UNDOCUMENTED or rule.endpoint.startswith("flasgger."):
             continue
-        path = rule.rule.replace("<uuid:", "{").replace("<int:", "{").replace("<", "{")
+        path = rule.rule.replace("<uuid:", "{").replace("<bigint:", "{").replace("<", "{")
         path = path.replace(">", "}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method.lower()) in documented, f"{method} {rule.rule} is undocumented"
