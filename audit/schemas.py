@@ -103,10 +103,10 @@ class _ResourceId(fields.String):
 
 class AuditEventQuery(PageQuery, _TimeRange):
     organization_id = fields.UUID(metadata={"description": "Events of this acting organization."})
-    client_id = fields.String(validate=validate.Length(1, 64), metadata={
+    client_id = _ResourceId(validate=validate.Length(1, 64), metadata={
         "description": "Events of this OAuth client (or of a failed authentication claiming "
                        "it; one claiming no client the service has is in the application log, "
-                       "not the trail)."})
+                       "not the trail); in capitals too."})
     family_id = fields.UUID(metadata={
         "description": "Events about this family, alone or among several (`family_ids`)."})
     action = fields.String(validate=validate.OneOf(ACTIONS),

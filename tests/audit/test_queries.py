@@ -253,3 +253,17 @@ def test_a_finer_instant_at_the_end_of_time_is_422_not_500(client, auditor, valu
     review of the change)."""
     response = client.get(f"/api/v1/audit/events?since={value}", headers=bearer(auditor))
     assert response.status_code == 422, response.get_data(as_text=True)
+
+
+def test_the_client_id_filter_finds_a_client_written_in_capitals(app, client, auditor, make):
+    """A client's id is a UUID too: an auditor pasting it in capitals finds its events."""
+    oauth_client, _ = make.client()
+    token = make.token(oauth_client=oauth_client)
+    assert client.get("/api/v1/me", headers=bearer(token)).status_code == 200
+    client.get(f"/api/v1/families/{uuid.uuid4()}", headers=bearer(token))  # a refusal: on it
+
+    as_issued = _page(client, auditor, f"client_id={oauth_client.id}")["items"]
+    capitals = _page(client, auditor, f"client_id={str(oauth_client.id).upper()}")["items"]
+
+    assert as_issued and {e["actor"]["client_id"] for e in as_issued} == {str(oauth_client.id)}
+    assert [e["seq"] for e in capitals] == [e["seq"] for e in as_issued]
