@@ -39,7 +39,7 @@ def create_family():
     surrounding spaces and take no line break."""
     data = load_body(FamilyCreateSchema)
     family, warnings = service.create_family(current_actor(), data=data)
-    document = service.family_document(family) | {"warnings": warnings}
+    document = service.family_document(family, custodian=True) | {"warnings": warnings}
     return respond(FamilyWithWarningsSchema, document, status=201,
                    headers={"ETag": etag_for(family.version),
                             "Location": f"/api/v1/families/{family.id}"})
@@ -106,5 +106,5 @@ def update_family(family_id: uuid.UUID):
     family, warnings = service.update_family(current_actor(), family_id=family_id,
                                              changes=changes,
                                              preconditions=Preconditions.of(request.headers))
-    document = service.family_document(family) | {"warnings": warnings}
+    document = service.family_document(family, custodian=True) | {"warnings": warnings}
     return respond(FamilyWithWarningsSchema, document, headers={"ETag": etag_for(family.version)})

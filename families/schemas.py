@@ -13,6 +13,7 @@ from core.schemas import (
     LanguageTag,
     Pattern,
     StrictBoolean,
+    Timestamp,
     text,
     unique_items,
 )
@@ -92,6 +93,9 @@ class FamilySchema(Schema):
                                         metadata={"description": "`contact`"})
     redacted = fields.List(fields.String(metadata={"enum": list(CATEGORIES)}), required=True,
                            metadata={"description": "Categories withheld from this caller."})
+    updated_at = Timestamp(metadata={
+        "description": "When the record last changed (its creation is its first change); "
+                       "shown to its custodian only."})
 
 
 class DuplicateWarningSchema(Schema):

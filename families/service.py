@@ -109,8 +109,11 @@ def share_families(family_ids, *, skip_locked=False) -> list[Family]:
         .with_for_update(read=True, key_share=True, skip_locked=skip_locked)))
 
 
-def family_document(family: Family, permitted=FAMILY_CATEGORIES) -> dict:
-    """The record as a plain document holding only the permitted categories, and `redacted`."""
+def family_document(family: Family, permitted=FAMILY_CATEGORIES, *, custodian=False) -> dict:
+    """The record as a plain document holding only the permitted categories, and `redacted`;
+    for its `custodian`, also when it last changed (what keeps a copy in step with the list's
+    `updated_since`). Another organization is not told when a record changed: the change may
+    be in a category withheld from it."""
     document = {
         "id": family.id,
         "custodian_organization_id": family.custodian_organization_id,
@@ -127,6 +130,8 @@ def family_document(family: Family, permitted=FAMILY_CATEGORIES) -> dict:
     # caregivers the family has, a fact of its household.
     document["caregivers"] = [c for c in document["caregivers"] if c.keys() != {"id"}]
     document["redacted"] = sorted(FAMILY_CATEGORIES - set(permitted))
+    if custodian:
+        document["updated_at"] = family.updated_at
     return document
 
 
@@ -226,7 +231,7 @@ def list_families(actor, *, limit: int, cursor: str | None = None,
     audit.record(action="search", outcome="permit", reason="custodian", resource_type="family",
                  actor=actor, categories=FAMILY_CATEGORIES if page.items else (),
                  family_ids=[family.id for family in page.items])
-    page.items = [family_document(family) for family in page.items]
+    page.items = [family_document(family, custodian=True) for family in page.items]
     return page
 
 
@@ -247,7 +252,8 @@ def read_family(actor, *, family_id: uuid.UUID, purpose: str) -> tuple[dict, int
                  resource_type="family", resource_id=family.id, family_id=family.id,
                  purpose=purpose, categories=decision.permitted,
                  consent_ids=decision.consent_ids, actor=actor)
-    return family_document(family, decision.permitted), family.version
+    custodian = family.custodian_organization_id == actor.organization_id
+    return family_document(family, decision.permitted, custodian=custodian), family.version
 
 
 def list_disclosures(actor, *, family_id: uuid.UUID, limit: int,

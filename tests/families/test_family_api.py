@@ -16,7 +16,7 @@ from tests.conftest import assert_problem, assert_validation_error, audit_events
 
 FAMILY_KEYS = {"id", "custodian_organization_id", "child", "caregivers", "preferred_language",
                "interpreter_needed", "cultural_considerations", "contact_preferences",
-               "redacted"}
+               "redacted", "updated_at"}
 CAREGIVER_KEYS = {"id", "given_name", "family_name", "relationship", "relationship_description",
                   "has_legal_authority", "phone", "email"}
 T0 = datetime(2026, 9, 1, 14, 5, 9, 123456, tzinfo=UTC)
@@ -833,7 +833,9 @@ def test_a_field_left_out_of_the_patch_is_untouched(client, custodian):
     assert response.status_code == 200
     expected = copy.deepcopy(before)
     expected["interpreter_needed"] = False
-    assert record_of(response) == expected
+    after = record_of(response)
+    assert after.pop("updated_at") >= expected.pop("updated_at")  # the change is dated
+    assert after == expected
 
 
 def test_patch_with_the_current_etag_succeeds_and_each_change_gets_a_new_etag(
@@ -1189,3 +1191,32 @@ def test_a_replayed_creation_is_recorded_as_a_read(app, client, custodian):
         [event] = audit_events(organization_id=organization.id, reason="idempotent_replay")
         assert (event.action, event.resource_type, event.resource_id) == (
             "read", "family", first.json["id"])
+
+
+def test_the_custodian_is_told_when_its_record_last_changed_and_no_one_else_is(
+        client, custodian, other, make):
+    """The list's `updated_since` keeps a copy in step; its items say when each changed. A
+    partner seeing everything under consent is not told: a change may be in a category
+    withheld from another, and the partner holds no copy to keep in step."""
+    organization, headers = custodian
+    partner, partner_headers = other
+    clock.freeze(T0)
+    posted = created(client, headers)
+    assert posted["updated_at"] == clock.rfc3339(T0)
+    later = T0 + timedelta(minutes=5)
+    clock.freeze(later)
+    patched = client.patch(family_url(posted["id"]), json={"preferred_language": "en"},
+                           headers=headers)
+    assert patched.json["updated_at"] == clock.rfc3339(later)
+
+    listed = client.get(FAMILIES, headers=headers,
+                        query_string={"updated_since": clock.rfc3339(later)}).json["items"]
+    assert [(i["id"], i["updated_at"]) for i in listed] == [(posted["id"], clock.rfc3339(later))]
+    assert read(client, headers, posted["id"])[0]["updated_at"] == clock.rfc3339(later)
+
+    family = make.family(organization)
+    make.consent(family, [organization, partner], categories=("identity", "contact"))
+    seen = client.get(family_url(family.id), headers=partner_headers)
+    assert seen.status_code == 200 and seen.json["redacted"] == []
+    assert "updated_at" not in seen.json
+    assert "updated_at" in read(client, headers, family.id)[0]
