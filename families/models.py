@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core.db import db, one_of
 from core.ids import new_id
 from core.sqltypes import JSONDocument
+from core.text import name_key
 from core.time import now
 
 RELATIONSHIPS = ("mother", "father", "grandparent", "foster_parent", "legal_guardian",
@@ -18,6 +19,12 @@ RELATIONSHIPS = ("mother", "father", "grandparent", "foster_parent", "legal_guar
 #: guardian, or by a court. (`other` may be a parent in the family's own words.)
 NOT_PARENTS = ("grandparent", "foster_parent", "legal_guardian", "kinship_caregiver")
 CONTACT_METHODS = ("phone", "text", "email", "mail", "in_person")
+
+
+def child_name_key(given_name: str, family_name: str) -> str:
+    """What two intakes of one child share however its names were typed: each name's
+    `name_key` (case, Unicode form), joined by a line break, which no name holds."""
+    return f"{name_key(given_name.strip())}\n{name_key(family_name.strip())}"
 
 
 class Family(db.Model):
@@ -29,7 +36,7 @@ class Family(db.Model):
         sa.Index("ix_families_custodian_updated", "custodian_organization_id", "updated_at", "id"),
         # Its duplicate check.
         sa.Index("ix_families_custodian_child", "custodian_organization_id",
-                 "child_birth_date"),
+                 "child_birth_date", "child_name_key"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -38,6 +45,8 @@ class Family(db.Model):
     child_family_name: Mapped[str] = mapped_column(String(100))
     child_birth_date: Mapped[date]
     child_county: Mapped[str | None] = mapped_column(String(100))
+    #: The child's names as the duplicate check compares them (`child_name_key`).
+    child_name_key: Mapped[str] = mapped_column(Text, server_default="")
     #: BCP 47 tag of the language the family prefers.
     preferred_language: Mapped[str | None] = mapped_column(String(35))
     interpreter_needed: Mapped[bool] = mapped_column(default=False)
@@ -55,6 +64,13 @@ class Family(db.Model):
         lazy="selectin")
 
     __mapper_args__ = {"version_id_col": version}
+
+    @orm.validates("child_given_name", "child_family_name")
+    def _set_child_name_key(self, key, name):
+        given, family = ((name, self.child_family_name) if key == "child_given_name"
+                         else (self.child_given_name, name))
+        self.child_name_key = child_name_key(given or "", family or "")
+        return name
 
     @property
     def child(self) -> dict:

@@ -159,28 +159,16 @@ def _apply(family: Family, data: dict) -> None:
 DUPLICATES_NAMED = 20
 
 
-def _name_key(name):
-    # One fold, the database's, on both sides: its lower() and Python's disagree on a final
-    # sigma or a dotted capital I, so an identically spelled name must meet the same lower()
-    # (PostgreSQL's own, or on SQLite the Unicode one core/db.py gives it). Both sides are in
-    # NFC, which SQLite cannot compute: the API loads every name so (stripped too), and
-    # migration 0013 brought older rows to it. trim() still guards what reaches the service
-    # without the API's schemas: a stray space does not make another child.
-    return sa.func.trim(sa.func.lower(name))
-
-
 def _likely_duplicates(actor, family: Family) -> list[uuid.UUID]:
-    """The caller's own families with the same child name (case, Unicode form and surrounding
-    spaces aside) and birth date, newest first, at most DUPLICATES_NAMED; never another
+    """The caller's own families with the same child name (case and Unicode form aside: its
+    `child_name_key`) and birth date, newest first, at most DUPLICATES_NAMED; never another
     organization's. Compared in SQL: a custodian may hold thousands of children born the
     same day."""
     return list(db.session.scalars(
         sa.select(Family.id).where(
             policy.held_by_clause(Family, actor.organization_id),
             Family.child_birth_date == family.child_birth_date,
-            _name_key(Family.child_given_name) == _name_key(sa.literal(family.child_given_name)),
-            _name_key(Family.child_family_name)
-            == _name_key(sa.literal(family.child_family_name)),
+            Family.child_name_key == family.child_name_key,
             Family.id != family.id)
         .order_by(Family.created_at.desc(), Family.id).limit(DUPLICATES_NAMED)))
 

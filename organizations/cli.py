@@ -6,8 +6,9 @@ from marshmallow import ValidationError
 
 from core.cli import OperatorGroup, echo_json
 from core.db import db, transaction
+from core.text import name_key
 from organizations import service
-from organizations.models import ORGANIZATION_TYPES, name_key
+from organizations.models import ORGANIZATION_TYPES
 from organizations.schemas import OrganizationCreateSchema, OrganizationSchema
 
 org_cli = OperatorGroup("org", help="Manage the directory's organizations.")

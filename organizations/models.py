@@ -1,6 +1,5 @@
 """A partner agency in the network's directory."""
 
-import unicodedata
 import uuid
 from datetime import datetime
 
@@ -11,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core.db import db, one_of
 from core.ids import new_id
 from core.sqltypes import JSONDocument
+from core.text import name_key, search_key
 from core.time import now
 
 ORGANIZATION_TYPES = (
@@ -29,22 +29,6 @@ WAITLISTS = ("lt_1_month", "1_3_months", "gt_3_months", "unknown")
 #: locale on many installations) would sort `_Care` before `100 Acres` and `Éclair` among the
 #: E names; "C" compares code points, as SQLite and Python's `sorted` do.
 NAME_KEY = String(200).with_variant(String(200, collation="C"), "postgresql")
-
-
-def name_key(name: str) -> str:
-    """The directory's key of a name: it casefolded in Unicode NFC (its order, its search, its
-    duplicates), so that "Clínica" typed composed or decomposed is one key. Normalized before
-    folding and after: folding can undo a composition (ǰ folds to j and a combining caron)."""
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
-
-
-def search_key(name: str) -> str:
-    """What `q` searches: the name case-folded with its accents and other combining marks
-    left out, so that "Clinica" and "clinica" find "Clínica", and "Pena" finds "Peña" (a
-    search typed on a keyboard without them is a search still)."""
-    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", name).casefold())
-    return unicodedata.normalize(
-        "NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
 class Organization(db.Model):

@@ -10,8 +10,9 @@ from core.db import db
 from core.errors import Problem
 from core.pagination import Page, keyset_page
 from core.sqltypes import json_array_contains_ci, json_array_holds_tag, like_pattern
+from core.text import name_key, search_key
 from core.time import now
-from organizations.models import Organization, name_key, search_key
+from organizations.models import Organization
 
 
 def list_organizations(*, limit: int, cursor: str | None = None, type: str | None = None,

@@ -156,7 +156,8 @@ def ctx(app):
 
 def _unused_name(name: str, type: str) -> str:
     """`name`, or `name 2`, `name 3`, ...: the first no organization of `type` has."""
-    from organizations.models import Organization, name_key
+    from core.text import name_key
+    from organizations.models import Organization
 
     taken = set(db.session.scalars(sa.select(Organization.name_key).where(
         Organization.type == type, Organization.name_key.startswith(name_key(name)))))

@@ -402,3 +402,34 @@ def test_the_upgrade_to_0017_keys_the_names_listed_before_it_for_q(empty_databas
             db.engine.dispose()
     assert keyed == "clinica familiar del nino"
     assert found == [listed]
+
+
+@pytest.mark.no_db
+def test_the_upgrade_to_0018_keys_the_children_recorded_before_it_for_the_duplicate_check(
+        empty_database):
+    """A child recorded before 0018 is found as a likely duplicate as a new one is: its
+    `child_name_key` filled from its names, case-folded in Python."""
+    application = _app_of_older_data(empty_database)
+    try:
+        with application.app_context():
+            # The revision data's last revision: its rows then go through every later one.
+            flask_migrate.upgrade(revision="0010")
+            with db.engine.connect() as connection:
+                seeded = populate(connection, "0010")
+            flask_migrate.upgrade()
+            with db.engine.connect() as connection:
+                keys = dict(connection.execute(sa.text(
+                    "SELECT child_given_name, child_name_key FROM families")).all())
+            db.session.remove()
+        again = application.test_client().post("/api/v1/families", json={
+            "child": {"given_name": "ZOË", "family_name": "NGATA-BROWN",
+                      "birth_date": "2026-03-03"},
+            "caregivers": [{"given_name": "Ngozi", "family_name": "Ngata-Brown",
+                            "relationship": "mother", "has_legal_authority": True}]},
+            headers=bearer(seeded.tokens["eagle Pediatrics"]))
+    finally:
+        with application.app_context():
+            db.engine.dispose()
+    assert keys == {"Amara": "amara\nokafor", "Zoë": "zoë\nngata-brown", "Li": "li\nwei"}
+    assert again.status_code == 201, again.get_data(as_text=True)
+    assert [w["family_ids"] for w in again.json["warnings"]] == [[str(seeded.families[1]["id"])]]
