@@ -3,6 +3,6 @@
 Depends on `core` alone; every domain calls `audit.record(...)`.
 """
 
-from audit.recorder import record, record_operator
+from audit.recorder import record, record_operator, record_told
 
-__all__ = ["record", "record_operator"]
+__all__ = ["record", "record_operator", "record_told"]

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from audit import sealer
 from audit.checkpoints import checkpoint_if_due, load_previous_public_keys, load_signing_key
-from audit.recorder import record
+from audit.recorder import record, record_told
 from core.db import db
 from core.time import now
 from core.web import family_concerned, on_commit, on_rollback
@@ -107,13 +107,9 @@ def _record_refusal(response) -> None:
         }
     told = denial.pop("told", None)
     record(outcome="deny", **denial)
-    if told is not None and told.consent_ids:
-        # The refusal itself told the caller something of the family under consent (a
-        # grantor without authority, a date before the birth): a disclosure to account for.
-        record(action="read", outcome="permit", reason=told.reason, resource_type="family",
-               resource_id=denial["family_id"], family_id=denial["family_id"],
-               purpose=told.purpose, categories=told.permitted, consent_ids=told.consent_ids,
-               actor=denial["actor"])
+    # The refusal itself told the caller something of the family under consent (a grantor
+    # without authority, a date before the birth): a disclosure to account for.
+    record_told(told, family_id=denial.get("family_id"), actor=denial.get("actor"))
     db.session.commit()
 
 

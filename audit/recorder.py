@@ -89,6 +89,17 @@ def record(*, action: str, outcome: str, reason: str, resource_type: str,
     db.session.info.setdefault(_PENDING, []).append(values)
 
 
+def record_told(told, *, family_id: uuid.UUID, actor=None) -> None:
+    """Account what a request's answer told the caller of a family beyond what it asked to
+    see (a grantor's standing checked, a date checked against the birth): a `read` under
+    `told`, the engine's decision by which the caller sees those facts, when that is a
+    consent (the custodian's own sight is no disclosure)."""
+    if told is not None and told.consent_ids:
+        record(action="read", outcome="permit", reason=told.reason, resource_type="family",
+               resource_id=family_id, family_id=family_id, purpose=told.purpose,
+               categories=told.permitted, consent_ids=told.consent_ids, actor=actor)
+
+
 def record_operator(action: str, resource_type: str, resource_id) -> None:
     """Add an operator's command (a client issued or revoked, an organization added) to the
     current transaction: no organization, client or token acted (reason `operator`)."""

@@ -57,16 +57,15 @@ def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, in
     # again once held, at that instant: a revocation this waited for counts.
     lock_family(family.id)
     at = now()
-    _check_may_record(actor, family, family_id, at)
+    sight = _check_may_record(actor, family, family_id, at)
     errors = _consent_errors(actor, family, data, at)
+    # On the trail too, whatever the answer: the grantor's standing is an identity fact, told
+    # by an error about it and by its absence alike, under the consent by which the
+    # recorder sees the family's identity.
     if errors:
-        # On the trail too: a refused grantor tells the recorder an identity fact, under the
-        # consent by which it sees the family's identity.
-        told_grantor = "grantor.caregiver_id" in errors or "grantor.legal_authority" in errors
         raise validation_problem(errors, "The consent cannot be recorded", audit={
             "action": "create", "resource_type": "consent", "family_id": family.id,
-            "reason": "invalid_consent",
-            "told": _identity_sight(actor, family, at) if told_grantor else None})
+            "reason": "invalid_consent", "told": sight})
     consent = Consent(
         family_id=family.id,
         grantor_caregiver_id=data["grantor"]["caregiver_id"],
@@ -87,16 +86,20 @@ def record_consent(actor, *, family_id: uuid.UUID, data: dict) -> tuple[dict, in
     audit.record(action="create", outcome="permit", reason="recorded", resource_type="consent",
                  resource_id=consent.id, family_id=family.id, consent_ids=[consent.id],
                  actor=actor)
+    audit.record_told(sight, family_id=family.id, actor=actor)
     # As any later read shows it to the recorder: the author sees what it wrote.
     return consent_document(consent, _view(actor, consent, family)), consent.version
 
 
-def _check_may_record(actor, family: Family | None, family_id: uuid.UUID, at=None) -> None:
-    """Raises Problem 404 unless the family exists and the actor may see its `identity`
-    (who may grant a consent is an identity fact)."""
-    if family is None or _identity_sight(actor, family, at or now()) is None:
+def _check_may_record(actor, family: Family | None, family_id: uuid.UUID,
+                      at=None) -> policy.Decision:
+    """The decision by which the actor sees the family's `identity` (who may grant a consent
+    is an identity fact). Raises Problem 404 unless the family exists and it does."""
+    sight = None if family is None else _identity_sight(actor, family, at or now())
+    if sight is None:
         raise _refuse("create", "family", family_id,
                       family_id=family_concerned())
+    return sight
 
 
 def _identity_sight(actor, family: Family, at: datetime) -> policy.Decision | None:
@@ -278,6 +281,7 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     caregiver_id = data.get("caregiver_id")
     problem, told = _check_revocation_caregiver(actor, family, caregiver_id,
                                                 data["requested_by"])
+    # Told by an error about the caregiver named, and by its absence alike.
     if problem:
         raise validation_problem({"caregiver_id": [problem]}, "The revocation cannot be recorded",
                                  audit={"action": "revoke", "resource_type": "consent",
@@ -298,6 +302,7 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     audit.record(action="revoke", outcome="permit", reason=reason, resource_type="consent",
                  resource_id=consent.id, family_id=family.id, consent_ids=[consent.id],
                  actor=actor)
+    audit.record_told(told, family_id=family.id, actor=actor)
     # The answer is what the caller may see once the revocation holds: the family facts in the
     # record pass only under the consents still in force, a disclosure of its own.
     view = _view(actor, consent, family)
@@ -309,7 +314,7 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
 def _check_revocation_caregiver(actor, family: Family, caregiver_id, requested_by: str
                                 ) -> tuple[str | None, policy.Decision | None]:
     """Why the caregiver named on a revocation cannot be recorded as asking for it, or None;
-    and the decision under which that answer tells the caller an identity fact, if it does.
+    and the decision under which the check tells the caller an identity fact, if one ran.
     Who asks as the family holds legal authority for the child, as who grants does; anyone
     else's wish is recorded as the organization's request (`requested_by: organization`).
     Only an organization that may see the family's `identity` names a caregiver: checking
@@ -327,7 +332,7 @@ def _check_revocation_caregiver(actor, family: Family, caregiver_id, requested_b
     if requested_by == "caregiver" and not caregiver.has_legal_authority:
         return ("This caregiver has no legal authority for the child: record the revocation "
                 "as requested by the organization"), sight
-    return None, None
+    return None, sight
 
 
 def decide_for(actor, *, family_id: uuid.UUID, purpose: str, categories: list[str]) -> dict:

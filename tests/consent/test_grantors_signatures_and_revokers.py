@@ -279,3 +279,56 @@ def test_a_strangers_consent_list_and_decision_name_the_family_for_the_auditors(
         refused = [(e.action, e.family_id) for e in audit_events(outcome="deny")
                    if e.organization_id == stranger.id]
     assert refused == [("search", family.id), ("decide", family.id)]
+
+
+# -- what checking a grantor or a revoker tells, accounted ------------------------------------
+
+
+def _identity_reads(app, net, organization):
+    with app.app_context():
+        return [(e.categories, e.consent_ids) for e in audit_events(
+            action="read", outcome="permit", resource_type="family", family_id=net.family.id,
+            organization_id=organization.id)]
+
+
+@pytest.mark.parametrize("answer", ["recorded", "refused for its expiry"])
+def test_a_grantor_checked_for_a_party_is_a_disclosure_whatever_the_answer(
+        app, client, net, answer):
+    """A party that sees the family's identity under consent records one naming the mother:
+    the answer tells it she is this family's caregiver with legal authority, an identity
+    fact, whether it is a 201 or a 422 that names only the expiry (a review: only a 422 about
+    the grantor was accounted). The custodian's accounting of disclosures lists it."""
+    sight = net.make.consent(net.family, [net.clinic, net.provider], categories=("identity",))
+    expires_at = z(T0 + 30 * DAY) if answer == "recorded" else z(T0 + 400 * DAY)
+
+    posted = client.post(net.consents_url, headers=net.provider_h,
+                         json=net.body(expires_at=expires_at))
+
+    assert posted.status_code == (201 if answer == "recorded" else 422), posted.json
+    assert _identity_reads(app, net, net.provider) == [(["identity"], [str(sight.id)])]
+    disclosed = client.get(f"/api/v1/families/{net.family.id}/disclosures",
+                           headers=net.clinic_h).json["items"]
+    assert [(d["organization_id"], d["consent_ids"]) for d in disclosed] == \
+        [(str(net.provider.id), [str(sight.id)])]
+
+
+def test_a_grantor_checked_for_the_custodian_discloses_nothing(app, client, net):
+    posted = client.post(net.consents_url, headers=net.clinic_h, json=net.body())
+
+    assert posted.status_code == 201, posted.json
+    assert _identity_reads(app, net, net.clinic) == []
+
+
+def test_a_revoker_checked_for_a_party_is_a_disclosure_when_it_is_recorded_too(
+        app, client, net):
+    """A party names the mother as asking for the revocation: the 200 tells it she holds
+    legal authority, as a 422 would have told it she does not."""
+    sight = net.make.consent(net.family, [net.clinic, net.provider], categories=("identity",),
+                             purposes=("care_coordination",))
+    consent = net.make.consent(net.family, [net.clinic, net.provider], categories=("contact",))
+
+    answer = client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.provider_h,
+                         json={"reason": "Asked.", "caregiver_id": str(net.mother.id)})
+
+    assert answer.status_code == 200, answer.json
+    assert (["identity"], [str(sight.id)]) in _identity_reads(app, net, net.provider)
