@@ -444,10 +444,16 @@ def _mark_sent_if_allowed(actor, referral: Referral, family: Family, receiver: O
         receiver_organization_id=receiver.id, shared_categories=referral.shared_categories,
         at=now())
     if decision.withheld:
+        # Which pair lacks the consent: from a record it does not hold, the sender passes on
+        # what the custodian wrote, which the receiver sees only under a consent naming both.
+        forwarded = family.custodian_organization_id != actor.organization_id
         raise Problem(
             "consent-required",
             "No consent in force lets these categories pass from the sender to the receiver "
-            f"for purpose `referral`: {', '.join(decision.withheld)}",
+            "for purpose `referral`" + (
+                " (a consent naming the sender and the receiver, and for the family record's "
+                "categories one naming the receiver and the family's custodian, who wrote "
+                "them)" if forwarded else "") + f": {', '.join(decision.withheld)}",
             missing_categories=decision.withheld,
             audit={"action": action, "resource_type": "referral",
                    "resource_id": referral.id if action == "transition" else None,

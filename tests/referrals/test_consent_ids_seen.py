@@ -36,3 +36,27 @@ def test_a_forwarded_referral_names_to_each_side_only_the_consents_naming_it(
     # A list page names them as a read does.
     listed = client.get("/api/v1/referrals?direction=received", headers=net.as_provider)
     assert set(listed.json["items"][0]["consent_ids"]) == named(net.as_provider)
+
+
+def test_a_forwarded_send_refused_says_which_consent_it_lacks(client, make, net):
+    """Early On, between which and the provider a consent covers `contact`, sends the clinic's
+    family on: refused, for the provider may see only the clinic's `identity`. The answer
+    said no consent let `contact` pass "from the sender to the receiver", which one did (a
+    review): it names the pair that lacks it, the receiver and the custodian."""
+    early_on = make.organization(name="Early On", type="early_intervention",
+                                 accepting_referrals=True)
+    as_early_on = bearer(make.token(early_on, lifetime=LONG))
+    make.consent(net.family, [net.clinic, early_on], categories=("identity", "contact"))
+    make.consent(net.family, [net.clinic, net.provider], categories=("identity",))
+    make.consent(net.family, [early_on, net.provider],
+                 categories=("identity", "contact", "referral_reason"), recorder=early_on)
+
+    refused = send(client, net, headers=as_early_on,
+                   shared_categories=["identity", "contact", "referral_reason"])
+
+    assert refused.status_code == 403, refused.json
+    assert refused.json["missing_categories"] == ["contact"]
+    assert "the receiver and the family's custodian" in refused.json["detail"]
+    own = send(client, net, shared_categories=["identity", "health"])
+    assert own.status_code == 403, own.json
+    assert "custodian" not in own.json["detail"]
