@@ -7,7 +7,8 @@ CATEGORIES = {
     "identity": "Child's and caregivers' names, birth date, county.",
     "contact": "Phones, emails, preferred language, interpreter need, contact preferences, "
                "cultural considerations.",
-    "referral_reason": "A referral's reasons and their detail.",
+    "referral_reason": "A referral's reasons and their detail, and when the concern was "
+                       "identified (Part C).",
     "screening": "Developmental and social-emotional screening results.",
     "health": "Prematurity, NICU stay, medical conditions.",
     "child_welfare": "Child protective services involvement, foster care, court.",
@@ -46,6 +47,7 @@ FAMILY_FIELDS = {
 REFERRAL_FIELDS = {
     "reasons": "referral_reason",
     "reason_detail": "referral_reason",
+    "part_c": {"identified_on": "referral_reason", "referral_due_by": "referral_reason"},
     "business_status": "service_status",
     "status_reason": "service_status",
     "outcome": "service_status",

@@ -44,8 +44,10 @@ class PartCSchema(Schema):
     the first plan meeting within 45 days of receipt, paused for documented family
     circumstances or repeated attempts to obtain consent."""
 
-    identified_on = CalendarDate(required=True)
-    referral_due_by = CalendarDate(required=True, metadata={
+    identified_on = CalendarDate(metadata={
+        "description": "When the referrer identified the concern: `referral_reason` it "
+                       "wrote, absent (with `referral_due_by`) where the reasons are."})
+    referral_due_by = CalendarDate(metadata={
         "description": "`identified_on` + 7 days: when the referral must be sent."})
     received_on = CalendarDate(allow_none=True, required=True)
     timeline_due_by = CalendarDate(allow_none=True, metadata={

@@ -115,13 +115,17 @@ class _Seen:
         return policy.by_purpose(self.decisions)
 
 
-def _part_c(referral: Referral, timeline_seen: bool) -> dict | None:
+def _part_c(referral: Referral, timeline_seen: bool, identification_seen: bool) -> dict | None:
+    """The Part C clocks the viewer may see. That a referral is Part C's is the receiver's to
+    know (its 45 days run from receipt); when the sender identified the concern, and so its
+    own 7 days, is `referral_reason` it wrote, seen with the reasons."""
     if referral.part_c_identified_on is None:
         return None
-    part_c = {"identified_on": referral.part_c_identified_on,
-              "referral_due_by": referral.referral_due_by,
-              "received_on": local_date(referral.received_at) if referral.received_at
+    part_c = {"received_on": local_date(referral.received_at) if referral.received_at
               else None}
+    if identification_seen:
+        part_c |= {"identified_on": referral.part_c_identified_on,
+                   "referral_due_by": referral.referral_due_by}
     if timeline_seen:  # else absent: its pauses tell of the receiver's work with the family
         part_c |= {"timeline_due_by": referral.timeline_due_by,
                    "timeline_paused_since": referral.timeline_paused_since}
@@ -163,7 +167,8 @@ def _document(access: _Access, seen: _Seen, consents_naming: set[str] | None = N
         # The sender wrote them: their author sees them, whatever it shared.
         reasons = seen.add(access.authored("referral_reason", referral.from_organization_id,
                                            purpose="referral"))
-    if "referral_reason" in reasons.permitted:
+    reasons_seen = "referral_reason" in reasons.permitted
+    if reasons_seen:
         document["reasons"] = referral.reasons
         document["reason_detail"] = referral.reason_detail
     family_view = family_document(family, of_family.permitted)
@@ -178,7 +183,7 @@ def _document(access: _Access, seen: _Seen, consents_naming: set[str] | None = N
             relied_on=[c for d in seen.decisions for c in d.consent_ids],
             naming=consents_naming),
         "family": family_view,
-        "part_c": _part_c(referral, timeline_seen),
+        "part_c": _part_c(referral, timeline_seen, reasons_seen),
         "sent_at": referral.sent_at,
         "received_at": referral.received_at,
         "created_at": referral.created_at,
