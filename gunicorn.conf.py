@@ -58,6 +58,11 @@ forwarder_headers = ""
 # is run by its process manager and signals, not through it. Older gunicorns ignore the name.
 control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+# gunicorn's default line holds the Basic user (a client id, or a secret sent in its place)
+# and the query string (a secret or a token a client put there, though the service refuses
+# it): the path alone, and the request id to find the request's events by.
+access_log_format = ('%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms '
+                     '%({x-request-id}o)s')
 errorlog = "-"
 # How long a thread may hold the GIL while another waits for it. A request's thread gives the
 # GIL up at each database round trip and must get it back to go on; with Python's 5 ms default
