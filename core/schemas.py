@@ -230,6 +230,17 @@ def one_line(value: str) -> None:
         raise ValidationError("Must be one line, without line breaks")
 
 
+def valid_unicode(value: str) -> None:
+    """Validate that a string is Unicode a database stores: no unpaired surrogate, which is
+    what Python makes of bytes that are not UTF-8 (an argument typed in a Latin-1 terminal;
+    a JSON body's are refused as it is read)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("Must be valid Unicode (no unpaired surrogates)") from None
+
+
 def visible(value: str) -> None:
     """Validate that a string shows something: a character outside Unicode's separators (Z*)
     and others (C*: controls, format characters such as zero-width spaces, joiners and the
@@ -246,7 +257,7 @@ class Text(fields.String):
 
     def __init__(self, max_length: int, *, multiline: bool = False, **kwargs):
         self.max_length, self.multiline = max_length, multiline
-        checks = [validate.Length(1, max_length), visible, no_control_characters]
+        checks = [validate.Length(1, max_length), valid_unicode, visible, no_control_characters]
         super().__init__(validate=checks if multiline else [*checks, one_line], **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):

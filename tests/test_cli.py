@@ -600,3 +600,20 @@ def test_a_command_reads_a_database_error_as_the_service_does(empty_database, or
 
     assert result.exit_code == 3, (result.exit_code, result.output)
     assert result.stderr.strip() == says
+
+
+@pytest.mark.parametrize("args", [
+    ["org", "create", "--name", "Cl\udcednica", "--type", "hospital"],
+    ["org", "create", "--name", "Clinic", "--type", "hospital", "--county", "x\udcff"],
+    ["client", "create", "--organization", "{org}", "--scopes", "directory:read",
+     "--name", "n\udcff"],
+])
+def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_traceback(run, args):
+    """What Python makes of bytes typed in a Latin-1 terminal ("Cl\\xednica"): unpaired
+    surrogates, which no database stores; they reached it and came back as a traceback."""
+    organization = json.loads(run("org", "create", "--name", "Holder", "--type",
+                                  "hospital").stdout)
+    result = run(*[a.replace("{org}", organization["id"]) for a in args])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and result.stdout == ""
