@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import psycopg.conninfo
 import sqlalchemy as sa
 
 from core.time import DEFAULT_TIME_ZONE
@@ -189,7 +190,34 @@ def _database_url(raw: str) -> str:
     if (backend, driver) not in _DATABASES:
         raise ConfigError("DATABASE_URL must be sqlite:///PATH or "
                           "postgresql://USER@HOST:PORT/DATABASE (served through psycopg 3)")
-    return _sqlite_file(url, parsed) if backend == "sqlite" else url
+    if backend == "sqlite":
+        return _sqlite_file(url, parsed)
+    _check_libpq_parameters(parsed.query)
+    return url
+
+
+#: libpq's connection parameters that take a whole number.
+_LIBPQ_WHOLE_NUMBERS = ("port", "connect_timeout", "keepalives", "keepalives_idle",
+                        "keepalives_interval", "keepalives_count", "tcp_user_timeout")
+
+
+def _check_libpq_parameters(query) -> None:
+    """A PostgreSQL URL's query is handed to libpq as connection parameters: each must be one
+    (a server setting such as statement_timeout is not), given once, and those counting
+    seconds or milliseconds whole numbers. Else every connection fails, and the service would
+    start and answer "unreachable" for ever. Raises ConfigError naming the parameter, not its
+    value."""
+    for name, value in query.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"DATABASE_URL's query names {name} more than once")
+        if name in _LIBPQ_WHOLE_NUMBERS and not (value.isascii() and value.isdigit()):
+            raise ConfigError(f"DATABASE_URL's {name} must be a whole number")
+        try:
+            psycopg.conninfo.make_conninfo("", **{name: value})
+        except psycopg.ProgrammingError:
+            raise ConfigError(f"DATABASE_URL's query holds {name}, which is not a libpq "
+                              "connection parameter (see the README, Running on "
+                              "PostgreSQL)") from None
 
 
 def _sqlite_file(raw: str, url: sa.engine.URL) -> str:
