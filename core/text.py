@@ -4,12 +4,15 @@ import unicodedata
 
 
 def name_key(name: str) -> str:
-    """A name case-folded in Unicode NFC ("Straße" and "STRASSE", "ΠΑΠΑΔΌΠΟΥΛΟΣ" and
-    "Παπαδόπουλος" are one key), so that a name typed composed or decomposed is one key too.
-    Normalized before folding and after: folding can undo a composition (ǰ folds to j and a
-    combining caron). In Python, not the database: its lower() leaves ß and a final sigma
-    alone, and folds nothing but ASCII under some locales."""
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+    """A name as people tell names apart: case-folded in Unicode NFKC ("Straße" and
+    "STRASSE", "ΠΑΠΑΔΌΠΟΥΛΟΣ" and "Παπαδόπουλος", a full-width "Ｒ" and "R" are one key),
+    without the characters that show nothing (zero-width spaces and joiners, a soft hyphen,
+    a word joiner), its spaces of any kind one space between words. Normalized before folding
+    and after: folding can undo a composition (ǰ folds to j and a combining caron). In
+    Python, not the database: its lower() leaves ß and a final sigma alone, and folds nothing
+    but ASCII under some locales."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return " ".join("".join(c for c in folded if unicodedata.category(c) != "Cf").split())
 
 
 def search_key(name: str) -> str:

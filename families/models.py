@@ -23,8 +23,9 @@ CONTACT_METHODS = ("phone", "text", "email", "mail", "in_person")
 
 def child_name_key(given_name: str, family_name: str) -> str:
     """What two intakes of one child share however its names were typed: each name's
-    `name_key` (case, Unicode form), joined by a line break, which no name holds."""
-    return f"{name_key(given_name.strip())}\n{name_key(family_name.strip())}"
+    `name_key` (case, Unicode form, invisible characters and spacing aside), joined by a line
+    break, which no name holds."""
+    return f"{name_key(given_name)}\n{name_key(family_name)}"
 
 
 class Family(db.Model):

@@ -617,3 +617,22 @@ def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_traceback(run, args
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output and result.stdout == ""
+
+
+@pytest.mark.parametrize("look_alike", [
+    "Riverbend\u00a0Infant Mental Health",   # a no-break space
+    "\uff32iverbend Infant Mental Health",   # a full-width R
+    "Riverbend Infant Mental Health\u200b",  # a zero-width space after it
+    "Riverbend Infant  Mental Health",       # two spaces
+    "Riverbend Infant Men\u00adtal Health",  # a soft hyphen
+    "Riverbend Infant\u2060 Mental Health",  # a word joiner
+])
+def test_org_create_refuses_a_name_that_only_looks_different(run, look_alike):
+    """Each was a second entry that renders as the first: partners could not tell which to
+    refer to (a review)."""
+    first = run("org", "create", "--name", "Riverbend Infant Mental Health",
+                "--type", "imh_provider")
+    assert first.exit_code == 0, first.output
+    again = run("org", "create", "--name", look_alike, "--type", "imh_provider")
+    assert again.exit_code == 1, again.output
+    assert json.loads(first.stdout)["id"] in again.stderr

@@ -433,3 +433,59 @@ def test_the_upgrade_to_0018_keys_the_children_recorded_before_it_for_the_duplic
     assert keys == {"Amara": "amara\nokafor", "Zoë": "zoë\nngata-brown", "Li": "li\nwei"}
     assert again.status_code == 201, again.get_data(as_text=True)
     assert [w["family_ids"] for w in again.json["warnings"]] == [[str(seeded.families[1]["id"])]]
+
+
+_ORGANIZATIONS = sa.table(
+    "organizations", sa.column("id", sa.Uuid()), sa.column("name"), sa.column("name_key"),
+    sa.column("type"), sa.column("counties", sa.JSON()), sa.column("languages", sa.JSON()),
+    sa.column("accepting_referrals"), sa.column("created_at", sa.DateTime(timezone=True)),
+    sa.column("updated_at", sa.DateTime(timezone=True)), sa.column("version"))
+
+
+def _listed_at(connection, rows) -> None:
+    at = clock.now()
+    connection.execute(_ORGANIZATIONS.insert(), [
+        {"id": uuid.uuid4(), "type": "imh_provider", **row, "counties": [], "languages": [],
+         "accepting_referrals": False, "created_at": at, "updated_at": at, "version": 1}
+        for row in rows])
+
+
+@pytest.mark.no_db
+def test_the_upgrade_to_0019_keys_look_alike_names_as_one_and_refuses_listed_twins(
+        empty_database):
+    """The organizations listed before 0019 are keyed as the service now keys them (the
+    directory's order); look-alikes an older service listed twice stop the upgrade before
+    it changes anything, named, as 0015 did for names that differed in case."""
+    application = make_app(empty_database)
+    twin = uuid.uuid4()
+    try:
+        with application.app_context():
+            flask_migrate.upgrade(revision="0018")
+            with db.engine.begin() as connection:
+                _listed_at(connection, [
+                    {"name": "Ｋent Clinic", "name_key": "ｋent clinic"},
+                    {"id": twin, "name": "Kent\u00a0Clinic", "name_key": "kent\u00a0clinic"},
+                    {"name": "Lake  Clinic", "name_key": "lake  clinic"}])
+            with pytest.raises(RuntimeError) as refused:
+                flask_migrate.upgrade.__wrapped__()  # the error itself, not its exit
+            with db.engine.begin() as connection:
+                revision = MigrationContext.configure(connection).get_current_revision()
+                connection.execute(_ORGANIZATIONS.update().where(_ORGANIZATIONS.c.id == twin)
+                                   .values(type="hospital"))
+            flask_migrate.upgrade()
+            with db.engine.connect() as connection:
+                keys = dict(connection.execute(sa.select(_ORGANIZATIONS.c.name,
+                                                         _ORGANIZATIONS.c.name_key)).all())
+            flask_migrate.downgrade(revision="0018")
+            with db.engine.connect() as connection:
+                undone = dict(connection.execute(sa.select(_ORGANIZATIONS.c.name,
+                                                           _ORGANIZATIONS.c.name_key)).all())
+    finally:
+        with application.app_context():
+            db.engine.dispose()
+    assert revision == "0018"
+    assert str(twin) in str(refused.value) and "imh_provider" in str(refused.value)
+    assert keys == {"Ｋent Clinic": "kent clinic", "Kent\u00a0Clinic": "kent clinic",
+                    "Lake  Clinic": "lake clinic"}
+    assert undone == {"Ｋent Clinic": "ｋent clinic", "Kent\u00a0Clinic": "kent\u00a0clinic",
+                      "Lake  Clinic": "lake  clinic"}

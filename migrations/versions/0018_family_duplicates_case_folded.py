@@ -1,6 +1,6 @@
-"""The duplicate check compares a child's names case-folded in Python (`families.child_name_key`):
-the database's lower() left "Straße" and "STRASSE", or a final sigma and a capital one, two
-children. Filled here for every family as the service now computes it; the check's index
+"""The duplicate check compares a child's names as core.text.name_key keys them, in Python
+(`families.child_name_key`): the database's lower() left "Straße" and "STRASSE", a final
+sigma and a capital one, a full-width letter or a zero-width space, two children. Filled here for every family as the service now computes it; the check's index
 takes the key.
 
 The functions below are this revision's own copy: a later change to the service's must not
@@ -28,7 +28,8 @@ _families = sa.table("families", sa.column("id", sa.Uuid()),
 
 
 def _name_key(name: str) -> str:
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name.strip()).casefold())
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return " ".join("".join(c for c in folded if unicodedata.category(c) != "Cf").split())
 
 
 def upgrade():

@@ -88,6 +88,8 @@ def test_the_same_accented_name_in_another_unicode_form_is_a_duplicate(client, h
     (("Jonas", "STRASSE"), ("jonas", "Straße")),            # ß is ss
     (("İlayda", "Kaya"), ("i̇layda", "KAYA")),              # a dotted capital I
     (("Amara", "Okafor"), ("AMARA ", "okafor")),
+    (("Amara", "Okafor"), ("\uff21mara", "Oka\u00adfor")),           # full-width, soft hyphen
+    (("Mary Anne", "Okafor"), ("Mary\u00a0Anne", "Okafor\u200b")),  # no-break space, ZWSP
 ])
 def test_the_same_name_in_other_capitals_is_a_duplicate_in_every_script(client, headers, first,
                                                                          second):
