@@ -63,6 +63,10 @@ DEMO_FAMILY = {
 }
 
 
+#: The client the demo family's events name: the operator's `demo seed`, not a client.
+DEMO_SEED = "demo-seed"
+
+
 def _demo_family(clinic: Organization, provider: Organization) -> dict:
     """The clinic's demo family, a consent letting the provider see its identity only, and
     the clinic's referral of the family to the provider, sharing that.
@@ -75,7 +79,9 @@ def _demo_family(clinic: Organization, provider: Organization) -> dict:
         Family.custodian_organization_id == clinic.id,
         Family.child_given_name == DEMO_FAMILY["child"]["given_name"],
         Family.child_family_name == DEMO_FAMILY["child"]["family_name"]))
-    actor = SimpleNamespace(organization_id=clinic.id, client_id=None, token_id=None)
+    # The clinic's acts, done by the operator's command: the trail says which (no client of
+    # the clinic's did them), so that an auditor following the clinic tells them apart.
+    actor = SimpleNamespace(organization_id=clinic.id, client_id=DEMO_SEED, token_id=None)
     if family is None:
         family, _ = families.create_family(actor, data=DEMO_FAMILY)
     at = now()

@@ -2,6 +2,7 @@
 
 import json
 import unicodedata
+import uuid
 from datetime import timedelta
 
 import psycopg
@@ -636,3 +637,14 @@ def test_org_create_refuses_a_name_that_only_looks_different(run, look_alike):
     again = run("org", "create", "--name", look_alike, "--type", "imh_provider")
     assert again.exit_code == 1, again.output
     assert json.loads(first.stdout)["id"] in again.stderr
+
+
+def test_the_demo_familys_events_name_the_command_not_a_client_of_the_clinic(app, run):
+    """An auditor following the clinic saw a referral no client of the clinic's sent (a
+    review): the demo's events name `demo-seed` as their client."""
+    seeded = json.loads(run("demo", "seed").stdout)
+    with app.app_context():
+        events = audit_events(family_id=uuid.UUID(seeded["family"]["id"]))
+    acts = {(e.action, e.resource_type) for e in events if e.outcome == "permit"}
+    assert {("create", "family"), ("create", "consent"), ("create", "referral")} <= acts
+    assert {e.client_id for e in events} == {"demo-seed"}
