@@ -16,7 +16,6 @@ from core.errors import Problem, log_without_message, validation_problem
 from core.pagination import Page, decode_cursor, keyset_page
 
 EXPORT_BATCH = 1000
-#: The largest seq a BIGINT holds; anything beyond is not an event.
 _FILTERS = ("organization_id", "client_id", "action", "outcome", "resource_type",
             "resource_id")
 

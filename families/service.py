@@ -240,8 +240,8 @@ def read_family(actor, *, family_id: uuid.UUID, purpose: str) -> tuple[dict, int
                  resource_type="family", resource_id=family.id, family_id=family.id,
                  purpose=purpose, categories=decision.permitted,
                  consent_ids=decision.consent_ids, actor=actor)
-    custodian = family.custodian_organization_id == actor.organization_id
-    return family_document(family, decision.permitted, custodian=custodian), family.version
+    return family_document(family, decision.permitted,
+                           custodian=policy.holds(actor.organization_id, family)), family.version
 
 
 def list_disclosures(actor, *, family_id: uuid.UUID, limit: int,
