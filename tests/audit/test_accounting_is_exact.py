@@ -79,7 +79,7 @@ def _cancelled_part_c_referral(client, make):
     net = network(make)
     make.consent(net.family, [net.clinic, net.provider], purposes=("referral",),
                  categories=FULL)
-    sent = send(client, net, part_c={"identified_on": clock.now().date().isoformat()})
+    sent = send(client, net, part_c={"identified_on": clock.today().isoformat()})
     rid = sent.json["id"]
     received = move(client, rid, net.as_provider, sent.headers["ETag"], status="received")
     assert received.json["part_c"]["timeline_due_by"] is not None

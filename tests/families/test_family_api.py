@@ -404,7 +404,7 @@ def test_two_requests_under_one_idempotency_key_at_once_make_one_family(served, 
 
 
 def _tomorrow() -> str:
-    return (clock.now().date() + timedelta(days=1)).isoformat()
+    return (clock.today() + timedelta(days=1)).isoformat()
 
 
 def _caregiver(n: int) -> dict:
@@ -520,7 +520,7 @@ def test_bad_input_on_change_is_422_naming_the_field_and_nothing_changes(
 
 def test_boundaries_are_accepted(client, custodian):
     _, headers = custodian
-    body = family_body(birth_date=clock.now().date().isoformat())  # born today
+    body = family_body(birth_date=clock.today().isoformat())  # born today
     body["cultural_considerations"] = "é" * 2000
     body["caregivers"] = [_caregiver(n) for n in range(10)]
     body["caregivers"][0]["phone"] = "+441632960961"

@@ -86,7 +86,7 @@ def test_a_relaying_senders_move_names_each_purpose_its_answer_disclosed_for(
     feedback = make.consent(relayed.family, [relayed.early_on, relayed.provider],
                             purposes=("care_coordination",), categories=("service_status",))
     sent = send(client, relayed, headers=relayed.as_early_on,
-                part_c={"identified_on": clock.now().date().isoformat()})
+                part_c={"identified_on": clock.today().isoformat()})
     taken = move(client, sent.json["id"], relayed.as_provider, sent.headers["ETag"],
                  status="accepted")
     cancelled = move(client, sent.json["id"], relayed.as_early_on, taken.headers["ETag"],
@@ -284,7 +284,7 @@ def test_a_provider_documents_consent_attempts_after_a_consent_ended(client, mak
     consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
     start = clock.now().replace(microsecond=0)
     clock.freeze(start)
-    rid, etag = accepted(client, net, part_c={"identified_on": start.date().isoformat()})
+    rid, etag = accepted(client, net, part_c={"identified_on": clock.local_date(start).isoformat()})
     clock.freeze(start + timedelta(days=10))
     client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.as_clinic,
                 json={"reason": "Mother wants to think again."})
@@ -303,7 +303,7 @@ def test_a_provider_documents_consent_attempts_after_a_consent_ended(client, mak
                    status="in_progress")
     assert resumed.status_code == 200, resumed.json
     assert resumed.json["part_c"]["timeline_due_by"] == \
-        (start + timedelta(days=55)).date().isoformat()
+        clock.local_date(start + timedelta(days=55)).isoformat()
 
 
 def test_a_referral_held_before_it_was_accepted_resumes_to_the_receivers_decision(
@@ -360,7 +360,7 @@ def test_a_documented_pause_outlasts_the_consent_that_ended_during_it(client, ma
     consent = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
     start = clock.now().replace(microsecond=0)
     clock.freeze(start)
-    rid, etag = accepted(client, net, part_c={"identified_on": start.date().isoformat()})
+    rid, etag = accepted(client, net, part_c={"identified_on": clock.local_date(start).isoformat()})
     clock.freeze(start + timedelta(days=5))
     move(client, rid, net.as_provider, etag, status="on_hold", reason="family_circumstances",
          note="Baby in hospital.")

@@ -131,10 +131,10 @@ def test_timeline_and_notes_are_filtered_for_the_other_side(app, client, make, n
 def test_part_c_clocks_pause_and_list_overdue(app, client, consented):
     start = clock.now().replace(microsecond=0)
     clock.freeze(start)
-    identified = (start - timedelta(days=9)).date()
+    identified = clock.local_date(start - timedelta(days=9))
     late = send(client, consented, status="draft",
                 part_c={"identified_on": identified.isoformat()}).json
-    on_time = send(client, consented, part_c={"identified_on": start.date().isoformat()})
+    on_time = send(client, consented, part_c={"identified_on": clock.local_date(start).isoformat()})
     overdue = client.get("/api/v1/referrals?overdue=true", headers=consented.as_clinic).json
     assert [r["id"] for r in overdue["items"]] == [late["id"]]
 
@@ -143,8 +143,8 @@ def test_part_c_clocks_pause_and_list_overdue(app, client, consented):
     etag = move(client, rid, consented.as_provider, etag, status="accepted").headers["ETag"]
     held = move(client, rid, consented.as_provider, etag, status="on_hold",
                 reason="family_circumstances", note="Family in hospital with the baby.")
-    assert held.json["part_c"]["timeline_due_by"] == (start + timedelta(days=45)).date() \
-        .isoformat()
+    assert held.json["part_c"]["timeline_due_by"] == \
+        clock.local_date(start + timedelta(days=45)).isoformat()
     assert held.json["part_c"]["timeline_paused_since"] is not None
     clock.freeze(start + timedelta(days=50))
     # Paused: not overdue, whatever the calendar says.
@@ -152,8 +152,8 @@ def test_part_c_clocks_pause_and_list_overdue(app, client, consented):
         "/api/v1/referrals?overdue=true", headers=consented.as_provider).json["items"]]
     resumed = move(client, rid, consented.as_provider, held.headers["ETag"],
                    status="in_progress")
-    assert resumed.json["part_c"]["timeline_due_by"] == (start + timedelta(days=95)).date() \
-        .isoformat()
+    assert resumed.json["part_c"]["timeline_due_by"] == \
+        clock.local_date(start + timedelta(days=95)).isoformat()
     assert resumed.json["part_c"]["timeline_paused_since"] is None
     clock.freeze(start + timedelta(days=96))
     assert [r["id"] for r in client.get("/api/v1/referrals?overdue=true&direction=received",
@@ -275,7 +275,7 @@ def test_part_c_answers_match_the_openapi_document(client, make, net, view):
     purposes = ("referral", "care_coordination") if view == "send_answer" else ("referral",)
     make.consent(net.family, [net.clinic, net.provider], purposes=purposes,
                  categories=("identity", "contact", "referral_reason"))
-    sent = send(client, net, part_c={"identified_on": clock.now().date().isoformat()})
+    sent = send(client, net, part_c={"identified_on": clock.today().isoformat()})
     assert sent.status_code == 201, sent.json
     part_c = sent.json["part_c"]
     if view == "send_answer":
@@ -333,7 +333,7 @@ def test_the_referrers_overdue_list_never_tells_of_the_receivers_clock(client, m
     start = clock.now().replace(microsecond=0)
     clock.freeze(start)
     for _ in range(2):
-        sent = send(client, net, part_c={"identified_on": start.date().isoformat()})
+        sent = send(client, net, part_c={"identified_on": clock.local_date(start).isoformat()})
         move(client, sent.json["id"], net.as_provider, sent.headers["ETag"], status="received")
     clock.freeze(start + timedelta(days=50))
     assert client.get("/api/v1/referrals?overdue=true&limit=1", headers=net.as_clinic).json \
