@@ -25,6 +25,7 @@ import audit
 from auth.limits import basic_credentials, count_authenticated_client, presented_client_id
 from auth.models import TOKEN_AUTH_METHODS, AccessToken, ClientPolicy, ClientRecord, OAuthClient
 from auth.scopes import SCOPES
+from auth.service import take_client_turn
 from core.db import db
 from core.errors import REALM
 from core.ids import canonical_uuid, new_id, new_secret, secret_digest
@@ -196,9 +197,13 @@ class TokenRevocation(_OwnTokenEndpoint, RevocationEndpoint):
         return token
 
     def revoke_token(self, token, request):
-        db.session.execute(sa.update(AccessToken).where(
+        take_client_turn(token.client_id)
+        revoked = db.session.execute(sa.update(AccessToken).where(
             AccessToken.id == token.id, AccessToken.revoked_at.is_(None)).values(revoked_at=now()))
-        audit.record(action="revoke", outcome="permit", reason="own_token",
+        # Revoked already (by an earlier call, or one that just took the turn before this):
+        # answered 200 as RFC 7009 asks, and recorded as what it was.
+        reason = "own_token" if revoked.rowcount else "already_revoked"
+        audit.record(action="revoke", outcome="permit", reason=reason,
                      resource_type="access_token", resource_id=token.id, token_id=token.id,
                      **_as_actor(request.client))
 

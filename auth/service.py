@@ -70,6 +70,7 @@ def revoke_client(client_id: uuid.UUID) -> OAuthClient | None:
     there is no such client."""
     # Held, and read again as it is now: two revocations at once take turns, and the second
     # finds the first's (it rewrote revoked_at, and recorded a second revocation).
+    take_client_turn(client_id)
     client = db.session.scalars(
         sa.select(OAuthClient).where(OAuthClient.id == client_id).with_for_update()
         .execution_options(populate_existing=True)).one_or_none()
@@ -78,3 +79,13 @@ def revoke_client(client_id: uuid.UUID) -> OAuthClient | None:
         db.session.flush()
         audit.record_operator("revoke", "oauth_client", client.client_id)
     return client
+
+
+def take_client_turn(client_id) -> None:
+    """Wait until no request of the client holds its turn, and hold it alone until the
+    transaction ends: a revocation of the client or of one of its tokens comes after the
+    requests that already recorded what they disclose under them, and those after it see it
+    (migration 0020). No-op on SQLite, whose one writer already holds the database."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(
+            sa.func.oauth_client_turn(str(client_id)))))

@@ -178,9 +178,21 @@ _DATABASE_NOT_READY = {
 }
 
 
+#: SQLSTATE of the trail's refusal of an event under a token revoked while its request ran
+#: (migration 0020): the client's credentials ended, not the database.
+REVOKED_WHILE_RUNNING = "IM401"
+
+
 def database_problem(error: DBAPIError) -> Problem:
-    """The answer to a database error, logged: 503 with Retry-After when the database could
-    not do the work (core/dberrors.py), else a 500 (a fault of the code)."""
+    """The answer to a database error, logged: 401 when the request's token was revoked while
+    it ran; 503 with Retry-After when the database could not do the work (core/dberrors.py);
+    else a 500 (a fault of the code)."""
+    if getattr(error.orig, "sqlstate", None) == REVOKED_WHILE_RUNNING:
+        log.info("request whose access token was revoked while it ran (request %s)",
+                 g.get("request_id"))
+        return Problem("unauthorized",
+                       "The access token was revoked while the request ran; nothing was done",
+                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     diagnosis = diagnose(error)
     if diagnosis is None:
         log_without_message("database error", error)
