@@ -32,10 +32,10 @@ TAGS = ["Consent"]
            responses={201: ConsentSchema})
 def record_consent(family_id: uuid.UUID):
     """Recorded by an organization named in it that may see the family's `identity` (others
-    get 404: who may grant a consent is an identity fact). The grantor is a
-    caregiver of this family with legal authority; at least two organizations; an end date
-    at most `CONSENT_MAX_DAYS` after it takes effect; the right to revoke explained. Never
-    edited afterwards: a change is a revocation and a new consent."""
+    get 404: who may grant a consent is an identity fact). The grantor is a caregiver of this
+    family with legal authority; at least two organizations; an end date at most
+    `CONSENT_MAX_DAYS` after it was signed (`signed_at`); the right to revoke explained.
+    Never edited afterwards: a change is a revocation and a new consent."""
     data = load_body(ConsentInputSchema)
     document, version = service.record_consent(current_actor(), family_id=family_id, data=data)
     return respond(ConsentSchema, document, status=201,

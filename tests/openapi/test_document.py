@@ -213,3 +213,13 @@ def test_the_http_servers_own_refusals_are_documented_and_no_valid_cursor_meets_
                     assert schema["maxLength"] + len(path) + 200 < 8190
                 if parameter.get("name") == "If-Match":
                     assert schema["maxLength"] <= 1024
+
+
+def test_a_consents_longest_term_is_documented_as_the_service_counts_it(document):
+    """From its signature, in the operation and in the field alike: the operation said from
+    when it takes effect, and a partner following it had consents refused (a review)."""
+    operation = document["paths"]["/api/v1/families/{family_id}/consents"]["post"]
+    field = document["components"]["schemas"]["ConsentInput"]["properties"]["expires_at"]
+    assert "after signed_at" in field["description"]
+    assert "after it was signed (`signed_at`)" in operation["description"]
+    assert "takes effect" not in operation["description"]
