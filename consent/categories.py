@@ -55,9 +55,11 @@ REFERRAL_FIELDS = {
 
 #: Fields of a consent record that tell something about the family beyond the consent itself:
 #: who holds legal authority over the child, and how (a court's appointment tells of a court),
-#: as the family record's `has_legal_authority` does; the language it was explained in.
+#: as the family record's `has_legal_authority` does (only a caregiver with legal authority
+#: grants: the grantor's id names one, beside the phone a `contact` look shows with that id);
+#: the language it was explained in.
 CONSENT_FIELDS = {
-    "grantor": {"legal_authority": "identity"},
+    "grantor": {"caregiver_id": "identity", "legal_authority": "identity"},
     "explained_in_language": "contact",
     "interpreter_used": "contact",
 }

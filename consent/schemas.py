@@ -24,7 +24,10 @@ _purposes = fields.List(fields.String(validate=validate.OneOf(list(PURPOSES))),
 
 
 class GrantorSchema(Schema):
-    caregiver_id = fields.UUID(required=True)
+    caregiver_id = fields.UUID(metadata={
+        "description": "`identity`: only a caregiver with legal authority grants, so the id "
+                       "tells which caregiver holds it. Absent, and `identity` named in "
+                       "`redacted`, for an organization no consent lets see it."})
     legal_authority = fields.String(metadata={
         "enum": list(LEGAL_AUTHORITIES),
         "description": "`identity` information the consent's recorder wrote (a court's "
@@ -34,8 +37,9 @@ class GrantorSchema(Schema):
 
 class ConsentSchema(Schema):
     """A recorded consent; `status` is derived from the time of the request. Every member is
-    always there but the family facts its recorder wrote, `grantor.legal_authority`
-    (`identity`), `explained_in_language` and `interpreter_used` (`contact`): shown to the
+    always there but the family facts its recorder wrote, `grantor.caregiver_id` and
+    `grantor.legal_authority` (`identity`), `explained_in_language` and `interpreter_used`
+    (`contact`): shown to the
     recorder, and to anyone else, the custodian included, only under a consent in force naming
     it and the recorder, else absent and their category named in `redacted`; and
     `revocation_reason` (free text, for the family's custodian and the revoker alone)."""

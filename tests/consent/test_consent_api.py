@@ -666,8 +666,29 @@ def test_revoking_answers_200_revoked_with_revoked_at(
     assert (seen["status"], seen["revoked_at"]) == ("revoked", response.json["revoked_at"])
     assert seen["redacted"] == ["contact", "identity"]
     assert "explained_in_language" not in seen and "interpreter_used" not in seen
-    assert "legal_authority" not in seen["grantor"]
+    assert seen["grantor"] == {}
     assert ("revocation_reason" in seen) is (by == "partner")
+
+
+def test_a_contact_only_party_is_not_told_which_caregiver_granted(client, make):
+    """Only a caregiver with legal authority grants: the grantor's id, beside the phones a
+    `contact` look shows with each caregiver's id, would tell a party seeing `contact` alone
+    which caregiver holds authority over the child, an `identity` fact (a review)."""
+    from tests.referrals.conftest import network
+
+    net = network(make)
+    consent = make.consent(net.family, [net.clinic, net.provider], purposes=("treatment",),
+                           categories=("contact",))
+    family = client.get(f"/api/v1/families/{net.family.id}?purpose=treatment",
+                        headers=net.as_provider).json
+    assert family["redacted"] == ["identity"] and family["caregivers"][0]["phone"]
+    listed = client.get(f"/api/v1/families/{net.family.id}/consents",
+                        headers=net.as_provider).json["items"]
+    record = next(c for c in listed if c["id"] == str(consent.id))
+    assert record["grantor"] == {} and record["redacted"] == ["identity"]
+    # Its recorder, the clinic, sees it.
+    mine = client.get(f"/api/v1/consents/{consent.id}", headers=net.as_clinic).json
+    assert set(mine["grantor"]) == {"caregiver_id", "legal_authority"}
 
 
 def test_a_revocation_shows_and_records_the_facts_another_consent_still_lets_pass(
