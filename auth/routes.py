@@ -69,6 +69,10 @@ def server_metadata():
     # The host as sent, not `host_url`, which decodes an IDNA host (RFC 8414 3.3: the issuer
     # is the very URL the client asked under).
     issuer = current_app.config["OAUTH_ISSUER"]
+    # Shared caches may keep it only when it names the configured issuer: built from the
+    # Host a caller sent, a cache keyed on less would serve a stranger's token endpoint to
+    # every partner (a review).
+    cache = "public, max-age=3600" if issuer else "no-store"
     if not issuer:
         host = host_for_urls()
         if host is None:  # the issuer would be `http://` (RFC 8414 2: a URL with a host)
@@ -90,8 +94,7 @@ def server_metadata():
         "introspection_endpoint_auth_methods_supported": methods,
         "service_documentation": f"{issuer}/apidocs/",
     }
-    return respond(ServerMetadataSchema, metadata,
-                   headers={"Cache-Control": "public, max-age=3600"})
+    return respond(ServerMetadataSchema, metadata, headers={"Cache-Control": cache})
 
 
 @bp.get("/api/v1/me")

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import uuid
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, has_request_context, request
 from flask.globals import request_ctx
@@ -71,9 +72,19 @@ def _refuse_unreadable_envelope() -> None:
     # gunicorn decodes `%2F` in PATH_INFO into a slash: `/referrals/<id>%2Fevents` would be
     # the timeline, a URI RFC 3986 2.2 says is another (and a proxy's rule per path would let
     # it through as that other). The request target as sent keeps it.
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
-    if "%2f" in raw.split("?", 1)[0].lower():
+    raw = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or "").split("?", 1)[0]
+    if "://" in raw:  # the absolute form (RFC 9112 3.2.2): its path
+        raw = urlsplit(raw).path
+    # Nor an empty segment: werkzeug drops leading ones, so `//api/v1/audit/...` was served
+    # past a proxy's rule for `/api/v1/audit`, and put on the trail as another path (a review).
+    if "%2f" in raw.lower() or "//" in raw:
         raise Problem("not-found", "No such resource")
+    # gunicorn takes the chunks off a body and leaves any other transfer coding on it: a body
+    # sent gzip'ed (or mislabelled so) would be read as it came.
+    coding = environ.get("HTTP_TRANSFER_ENCODING")
+    if coding is not None and coding.strip().lower() != "chunked":
+        raise Problem("malformed-request",
+                      "Send the body with no transfer coding but chunked")
 
 
 def host_for_urls() -> str | None:
@@ -381,7 +392,9 @@ def content_coding() -> str | None:
 
 def require_json() -> None:
     """Raise 415 unless the request body is sent as application/json, with no content coding."""
-    if request.mimetype != "application/json":
+    if request.mimetype != "application/json" or \
+            request.mimetype_params.get("charset", "utf-8").lower() != "utf-8":
+        # A body declared in another charset would be read as UTF-8 all the same.
         raise Problem("unsupported-media-type",
                       "Send the body as application/json (charset utf-8)")
     if content_coding():

@@ -94,9 +94,22 @@ def test_every_response_carries_the_security_headers(client, make, path):
     assert "Set-Cookie" not in response.headers
 
 
-def test_an_answer_that_sets_its_own_caching_keeps_it(client):
+def test_an_answer_that_sets_its_own_caching_keeps_it(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "OAUTH_ISSUER", "https://imh.example.org")
     response = client.get("/.well-known/oauth-authorization-server")
+    assert response.json["token_endpoint"] == "https://imh.example.org/oauth/token"
     assert response.headers.getlist("Cache-Control") == ["public, max-age=3600"]
+
+
+def test_metadata_named_after_the_callers_host_is_kept_by_no_cache(app, client):
+    """Without OAUTH_ISSUER the metadata names the Host a caller sent: marked public for an
+    hour, a shared cache could serve a stranger's token endpoint to every partner, who would
+    send it their secrets (a review)."""
+    assert not app.config["OAUTH_ISSUER"]
+    response = client.get("/.well-known/oauth-authorization-server",
+                          headers={"Host": "attacker.example"})
+    assert response.json["token_endpoint"] == "http://attacker.example/oauth/token"
+    assert response.headers.getlist("Cache-Control") == ["no-store"]
 
 
 def test_every_counted_answer_says_the_budget_and_a_refusal_when_it_renews(
