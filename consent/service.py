@@ -288,6 +288,9 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
                                         "resource_id": consent.id, "family_id": family.id,
                                         "consent_ids": [consent.id],
                                         "reason": "invalid_revocation", "told": told})
+    # Told by the check, at its instant: under the consents in force then, this one among
+    # them, and on the trail before the revocation that ends it (a review).
+    audit.record_told(told, family_id=family.id, actor=actor)
     db.session.refresh(consent)
     reason = "already_revoked"
     if consent.revoked_at is None:
@@ -302,7 +305,6 @@ def revoke_consent(actor, *, consent_id: uuid.UUID, data: dict) -> tuple[dict, i
     audit.record(action="revoke", outcome="permit", reason=reason, resource_type="consent",
                  resource_id=consent.id, family_id=family.id, consent_ids=[consent.id],
                  actor=actor)
-    audit.record_told(told, family_id=family.id, actor=actor)
     # The answer is what the caller may see once the revocation holds: the family facts in the
     # record pass only under the consents still in force, a disclosure of its own.
     view = _view(actor, consent, family)

@@ -2,7 +2,7 @@
 its purpose, on the consents it rested on; `redacted` names exactly what was withheld; every
 refusal and replay names its family. From an auditors' review (session 10)."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from core import time as clock
 from tests.conftest import audit_events, bearer
@@ -320,6 +320,30 @@ def test_a_revocation_naming_a_caregiver_without_authority_is_accounted(app, cli
 
     assert refused.status_code == 422
     _told(app, refused, net, consent, "care_coordination")
+
+
+def test_a_revocation_naming_the_mother_is_accounted_within_the_consents_life(
+        app, client, make):
+    """The check of the caregiver a revocation names tells the provider, by the 200, that
+    she has legal authority: a disclosure under the consent it revokes, made before the
+    revocation takes effect, and so on the trail before it and dated no later (it came
+    after, dated after `revoked_at`: a disclosure under a revoked consent, a review)."""
+    net = network(make)
+    consent = make.consent(net.family, [net.clinic, net.provider],
+                           purposes=("care_coordination",), categories=("identity",))
+    mother = next(c for c in net.family.caregivers if c.has_legal_authority)
+
+    revoked = client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.as_provider,
+                          json={"requested_by": "caregiver", "caregiver_id": str(mother.id),
+                                "reason": "Wants to stop sharing."})
+
+    assert revoked.status_code == 200, revoked.json
+    [revocation, told] = sorted(_events_of(app, revoked), key=lambda e: e.action != "revoke")
+    assert (told.action, told.organization_id, told.purpose, told.categories,
+            told.consent_ids) == ("read", net.provider.id, "care_coordination", ["identity"],
+                                  [str(consent.id)])
+    assert told.seq < revocation.seq
+    assert told.recorded_at <= datetime.fromisoformat(revoked.json["revoked_at"])
 
 
 def test_a_part_c_date_before_the_birth_is_checked_under_the_referrals_purpose(
