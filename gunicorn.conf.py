@@ -25,6 +25,14 @@ def _setting(name, default, kind, minimum, maximum):
     return value
 
 
+# Never an address the network reaches: gunicorn must face only a reverse proxy that reads
+# each request whole before passing it on (nginx does by default: proxy_request_buffering on,
+# with its client_header_timeout and client_body_timeout). A gthread thread that has begun to
+# read a request waits as long as the client takes to send the rest of its head or body, so
+# WEB_CONCURRENCY x GUNICORN_THREADS clients sending slowly hold every thread and nobody else
+# is answered. gunicorn (27) has no setting that bounds that read: `timeout` watches the
+# worker's main loop, `keepalive` the wait between requests, and its 5 s wait for a new
+# connection's first byte is a constant, not a setting.
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 # gthread keeps client connections alive; sync workers would pay a TCP handshake per request.
 worker_class = "gthread"
@@ -33,9 +41,10 @@ worker_class = "gthread"
 workers = _setting("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2, int, 1, 512)
 threads = _setting("GUNICORN_THREADS", 4, int, 1, 256)
 # A worker whose main loop is silent this long is killed and replaced. With gthread, a slow
-# request in one of its threads does not silence the loop: requests are bounded by the service
-# (DATABASE_STATEMENT_TIMEOUT_MS, the connection timeouts, and the audit recorder's 30 s
-# window between recording an event and committing it).
+# request in one of its threads does not silence the loop: once the request has reached the
+# service, it is bounded by the service (DATABASE_STATEMENT_TIMEOUT_MS, the connection
+# timeouts, and the audit recorder's 30 s window between recording an event and committing
+# it); until then, by the buffering proxy in front (see `bind`).
 timeout = _setting("GUNICORN_TIMEOUT", 30, int, 1, 3600)
 graceful_timeout = 30
 keepalive = 5
@@ -60,10 +69,17 @@ control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 # gunicorn's default line holds the Basic user (a client id, or a secret sent in its place)
 # and the query string (a secret or a token a client put there, though the service refuses
-# it): the path alone, and the request id to find the request's events by.
+# it): the path alone, and the request id to find the request's events by. ServiceLogger makes
+# `%(U)s` the path as sent, still percent-encoded (gunicorn's is decoded: a `%0a` in it began a
+# line of the client's choosing), and escapes what any atom holds onto the one line.
 access_log_format = ('%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms '
                      '%({x-request-id}o)s')
 errorlog = "-"
+# ... and gunicorn's warning about a request it refuses itself (a malformed request line or
+# header line) quotes the line, query string or header value included: ServiceLogger keeps
+# the peer and the kind of error. Named, not imported: gunicorn imports it from the checkout,
+# as it does app:app, and whatever reads these settings alone (the bench) needs no path to it.
+logger_class = "gunicorn_logging.ServiceLogger"
 # How long a thread may hold the GIL while another waits for it. A request's thread gives the
 # GIL up at each database round trip and must get it back to go on; with Python's 5 ms default
 # it may wait that long behind a thread that is rendering, so requests of several round trips

@@ -3,6 +3,7 @@ service's gunicorn.conf.py (what the test client cannot show: gunicorn's reading
 headers, of the peer, of the server's address)."""
 
 import runpy
+from contextlib import contextmanager
 from pathlib import Path
 
 from werkzeug.test import run_wsgi_app
@@ -24,6 +25,21 @@ def gunicorn_config():
         if name in config.settings:
             config.set(name, value)
     return config
+
+
+@contextmanager
+def gunicorn_logger(config):
+    """The logger gunicorn makes from `config` (its `logger_class`), its log files flushed and
+    closed on the way out (gunicorn's loggers are global, and a file left open is a warning)."""
+    logger = config.logger_class(config)
+    try:
+        yield logger
+    finally:
+        for log in (logger.error_log, logger.access_log):
+            for handler in [h for h in log.handlers if getattr(h, "_gunicorn", False)]:
+                log.removeHandler(handler)
+                handler.close()
+            log.propagate = True  # as before gunicorn's logger turned it off
 
 
 def as_gunicorn_serves(app, raw: bytes, *, peer=LOOPBACK, server=("127.0.0.1", 8000)):
