@@ -45,10 +45,9 @@ def test_revoking_a_revoked_token_again_is_recorded_as_already_revoked(app, clie
         assert _revocations(token) == ["own_token", "already_revoked"]
 
 
-def _waiting_read(served, revoke):
-    """A provider's family read that checked its token and waits for the family's row (held
-    by another transaction) while `revoke(provider client, secret, token)` runs; its answer
-    and the permitted reads of the family on the trail."""
+def _provider_reading(served):
+    """(PostgreSQL) The provider, consented to read the clinic's family: the network, its
+    client, secret and token, and the database engine."""
     skip_on_sqlite(served)
     make = Factory(served)
     net = network(make)
@@ -56,7 +55,14 @@ def _waiting_read(served, revoke):
     provider_client, secret = make.client(net.provider, ["families:read"])
     token = _token(served.test_client(), provider_client, secret)
     with served.app_context():
-        engine = db.engine
+        return net, provider_client, secret, token, db.engine
+
+
+def _waiting_read(served, revoke):
+    """A provider's family read that checked its token and waits for the family's row (held
+    by another transaction) while `revoke(provider client, secret, token)` runs; its answer
+    and the permitted reads of the family on the trail."""
+    net, provider_client, secret, token, engine = _provider_reading(served)
     gate = engine.connect()
     held = gate.begin()  # another request holds the family (a revocation, a change, ...)
     gate.execute(sa.select(Family.id).where(Family.id == net.family.id).with_for_update())
@@ -111,14 +117,7 @@ def test_a_request_in_flight_discloses_nothing_once_its_client_is_revoked(served
 def test_a_revocation_waits_for_the_requests_that_recorded_under_the_token(served, by):
     """A request that recorded its disclosure holds its client's turn until it commits: the
     revocation comes after it, on the trail too."""
-    skip_on_sqlite(served)
-    make = Factory(served)
-    net = network(make)
-    make.consent(net.family, [net.clinic, net.provider], categories=FULL)
-    provider_client, secret = make.client(net.provider, ["families:read"])
-    token = _token(served.test_client(), provider_client, secret)
-    with served.app_context():
-        engine = db.engine
+    _, provider_client, secret, token, engine = _provider_reading(served)
     # As a request does once it recorded its event, and until it commits.
     in_flight = engine.connect()
     recorded = in_flight.begin()
