@@ -13,7 +13,7 @@ from flask import g, request
 from auth.scopes import unknown_scopes
 from auth.server import find_bearer
 from core import limits
-from core.errors import Problem
+from core.errors import INVALID_TOKEN_CHALLENGE, Problem
 from core.web import refuse_unknown_query
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def authenticate(any_of: tuple[str, ...]) -> Actor:
                  g.get("request_id"), request.remote_addr)
         raise Problem(
             "unauthorized", "The access token is invalid, expired or revoked",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE},
         ) from None
     actor = Actor(
         organization_id=token.organization["id"],

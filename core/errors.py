@@ -18,6 +18,8 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 #: The protection space of every challenge the service sends (RFC 9110 11.5): the API's
 #: Bearer one and the OAuth endpoints' Basic one.
 REALM = "imh-referral-network"
+#: The challenge to a bearer token that is invalid, expired or revoked (RFC 6750 3.1).
+INVALID_TOKEN_CHALLENGE = f'Bearer realm="{REALM}", error="invalid_token"'
 
 #: slug -> (status, title). The slugs partner agencies code against (API.md, Conventions).
 PROBLEMS = {
@@ -192,7 +194,7 @@ def database_problem(error: DBAPIError) -> Problem:
                  g.get("request_id"))
         return Problem("unauthorized",
                        "The access token was revoked while the request ran; nothing was done",
-                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+                       headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE})
     diagnosis = diagnose(error)
     if diagnosis is None:
         log_without_message("database error", error)

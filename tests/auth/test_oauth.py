@@ -924,7 +924,8 @@ def test_missing_or_malformed_bearer_is_401(client, authorization):
 
 
 #: The challenge to a request without bearer authentication, and to a bad bearer token.
-PLAIN, INVALID_TOKEN = 'Bearer realm="imh-referral-network"', 'Bearer error="invalid_token"'
+PLAIN = 'Bearer realm="imh-referral-network"'
+INVALID_TOKEN = 'Bearer realm="imh-referral-network", error="invalid_token"'
 
 
 @pytest.mark.parametrize(("authorization", "challenge"), [

@@ -95,7 +95,8 @@ def test_a_request_in_flight_discloses_nothing_once_its_token_is_revoked(served)
     answer, reads = _waiting_read(served, revoke)
     assert_problem(answer, 401, "unauthorized")
     assert "revoked while the request ran" in answer.json["detail"]
-    assert answer.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+    assert answer.headers["WWW-Authenticate"] == \
+        'Bearer realm="imh-referral-network", error="invalid_token"'
     assert "child" not in answer.get_data(as_text=True)
     assert reads == []
 
