@@ -131,6 +131,21 @@ def families_consents_in_force(family_ids, *, at: datetime) -> dict[uuid.UUID, F
             for family_id, consents in found.items()}
 
 
+_IN_FORCE_AMONG = sa.select(_consents.c.id).where(
+    _consents.c.id.in_(sa.bindparam("ids", expanding=True, type_=sa.Uuid())), _IN_FORCE)
+
+
+def ended_among(consent_ids: Iterable, *, at: datetime) -> list[str]:
+    """Those of `consent_ids` not in force at `at` (revoked, expired), in their order, as
+    strings: one look by primary key."""
+    consent_ids = [str(c) for c in consent_ids]
+    if not consent_ids:
+        return []
+    in_force = {str(c) for c in db.session.connection().execute(
+        _IN_FORCE_AMONG, {"ids": [uuid.UUID(c) for c in consent_ids], "at": at}).scalars()}
+    return [c for c in consent_ids if c not in in_force]
+
+
 def decide_over(*, actor_organization_id: uuid.UUID, custodian_organization_id: uuid.UUID,
                 author_organization_id: uuid.UUID, purpose: str, categories: Iterable[str],
                 consents: Iterable, at: datetime) -> Decision:
@@ -389,6 +404,11 @@ class Viewers:
         rest = {str(c) for c in consent_ids} - {str(t.id) for family in self._loaded().values()
                                                 for t, _ in family}
         return in_force | consents_naming(organization_id, rest)
+
+    def ended_among(self, family_id: uuid.UUID, consent_ids: Iterable) -> list[str]:
+        """`ended_among` for one of the families, from its consents in force loaded already."""
+        in_force = {str(terms.id) for terms, _ in self._loaded()[family_id]}
+        return [str(c) for c in consent_ids if str(c) not in in_force]
 
     def of(self, organization_id: uuid.UUID, family_id: uuid.UUID) -> Viewer:
         """The organization's viewer of one of the families."""

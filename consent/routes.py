@@ -75,8 +75,11 @@ def get_consent(consent_id: uuid.UUID):
 @operation(summary="Revoke a consent", tags=TAGS, body=RevocationInputSchema,
            responses={200: ConsentSchema})
 def revoke_consent(consent_id: uuid.UUID):
-    """Effective at once for everything not yet disclosed. Revoking a revoked consent answers
-    200 with the consent unchanged; a revoked consent is never reactivated."""
+    """Effective at once for everything not yet disclosed: in the same transaction, every
+    open referral the consents still in force no longer cover goes `on_hold`
+    (`consent_ended`), and one they still cover rests on them from then on (its
+    `consent_ids`). Revoking a revoked consent answers 200 with the consent unchanged; a
+    revoked consent is never reactivated."""
     data = load_body(RevocationInputSchema)
     document, version = service.revoke_consent(current_actor(), consent_id=consent_id, data=data)
     return respond(ConsentSchema, document, headers={"ETag": etag_for(version)})

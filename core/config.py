@@ -141,8 +141,9 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "AUDIT_SIGNING_KEY": environ.get("AUDIT_SIGNING_KEY") or None,
         #: Public keys the service signed checkpoints with before AUDIT_SIGNING_KEY changed.
         "AUDIT_PREVIOUS_PUBLIC_KEYS": environ.get("AUDIT_PREVIOUS_PUBLIC_KEYS") or None,
-        #: The IANA time zone the service counts days in: Part C's 7 and 45 days, which day
-        #: a referral was received, whether a date is in the future.
+        #: The IANA time zone the service counts days in: Part C's 7 and 45 days (from the
+        #: day a referral was delivered), which day it was received, whether a date is in
+        #: the future.
         "TIME_ZONE": _time_zone(environ.get("TIME_ZONE") or DEFAULT_TIME_ZONE),
         #: The longest a consent may run, in days.
         "CONSENT_MAX_DAYS": _int(environ, "CONSENT_MAX_DAYS", 366, maximum=3660),

@@ -83,18 +83,21 @@ class Referral(db.Model):
     reason_detail: Mapped[str | None] = mapped_column(Text)
     urgency: Mapped[str] = mapped_column(String(8))
     shared_categories: Mapped[list[str]] = mapped_column(JSONDocument)
-    #: The consents the send relied on.
+    #: The consents it rests on: those the send relied on; once one of them ends while the
+    #: receiver's consents still cover it, those (as on a resumption).
     consent_ids: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
     #: Part C: the day the referral source identified the concern (due 7 days later).
     part_c_identified_on: Mapped[date | None]
     referral_due_by: Mapped[date | None]
-    #: Part C: 45 days from receipt, pushed back by pauses once they end.
+    #: Part C: 45 days from delivery (`sent_at`, the service's day), pushed back by pauses
+    #: once they end.
     timeline_due_by: Mapped[date | None]
     timeline_paused_since: Mapped[datetime | None]
     #: Part C: the time every ended pause lasted, together (whole seconds, each rounded up):
     #: the 45 days are pushed back by it in whole days, rounded up once.
     timeline_paused_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
     sent_at: Mapped[datetime | None]
+    #: The receiver's first move (its acknowledgement: `received_on`).
     received_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)

@@ -41,20 +41,25 @@ def _not_in_the_future(value):
 
 class PartCSchema(Schema):
     """Part C of IDEA clocks: refer within 7 days of identifying a concern; evaluate and hold
-    the first plan meeting within 45 days of receipt, paused for documented family
-    circumstances or repeated attempts to obtain consent."""
+    the first plan meeting within 45 days of the referral being received by the provider
+    (delivered to it), paused for documented family circumstances or repeated attempts to
+    obtain consent."""
 
     identified_on = CalendarDate(metadata={
         "description": "When the referrer identified the concern: `referral_reason` it "
                        "wrote, absent (with `referral_due_by`) where the reasons are."})
     referral_due_by = CalendarDate(metadata={
         "description": "`identified_on` + 7 days: when the referral must be sent."})
-    received_on = CalendarDate(allow_none=True, required=True)
+    received_on = CalendarDate(allow_none=True, required=True, metadata={
+        "description": "The day of the receiver's acknowledgement (its first move), in the "
+                       "service's time zone; null until then. The 45 days do not wait for "
+                       "it."})
     timeline_due_by = CalendarDate(allow_none=True, metadata={
-        "description": "`received_on` + 45 days, later by the time the clock was paused "
-                       "in all, in whole days rounded up once; "
-                       "null until received. The receiver's `service_status`: absent for a "
-                       "referrer no consent lets see it."})
+        "description": "The day the referral was delivered (`sent_at`, in the service's "
+                       "time zone) + 45 days, later by the time the clock was paused in "
+                       "all, in whole days rounded up once; null until sent. Once the "
+                       "receiver has moved the referral, the receiver's `service_status`: "
+                       "absent for a referrer no consent lets see it."})
     timeline_paused_since = Timestamp(allow_none=True, metadata={
         "description": "Set while the 45-day clock is paused; absent with "
                        "`timeline_due_by`."})
@@ -84,7 +89,10 @@ class ReferralSchema(Schema):
     shared_categories = fields.List(
         fields.String(metadata={"enum": list(SHAREABLE_CATEGORIES)}), required=True)
     consent_ids = fields.List(fields.UUID(), required=True, metadata={
-        "description": "The consents the send relied on."})
+        "description": "The consents the referral rests on, those the caller may know "
+                       "exist: the send's, until one ends while others still cover the "
+                       "receiver; then those (as on a resumption). A `consent_ended` hold "
+                       "leaves those that ended."})
     family = fields.Nested(FamilySchema, required=True, metadata={
         "description": "The family's shared categories, as the engine permits them now."})
     part_c = fields.Nested(PartCSchema, allow_none=True, required=True)
@@ -215,9 +223,9 @@ class ReferralListQuery(PageQuery, InputSchema):
         "description": "Only referrals changed at or after this instant."})
     overdue = QueryBoolean(load_default=False, metadata={
         "description": "Only referrals past a Part C clock the caller keeps: the referrer's "
-                       "drafts past `referral_due_by`; the receiver's received, open "
-                       "referrals past `timeline_due_by` and not paused, and its Part C "
-                       "referrals still `requested` 45 days after delivery. The 45-day clock is "
+                       "drafts past `referral_due_by`; the receiver's open referrals past "
+                       "`timeline_due_by` (45 days from delivery) and not paused, "
+                       "acknowledged or not. The 45-day clock is "
                        "the receiver's `service_status`: a referrer reads it on each referral "
                        "where a consent lets it, never from this filter, whose pages would "
                        "tell of it without consent."})

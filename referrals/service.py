@@ -18,7 +18,7 @@ from core.concurrency import Preconditions, check_preconditions
 from core.db import db
 from core.errors import Problem, validation_problem
 from core.pagination import Page, keyset_page, newest_first
-from core.time import local_date, now, start_of
+from core.time import local_date, now
 from core.web import concerns_family
 from families.models import Family
 from families.service import family_document, get_family, share_families
@@ -62,8 +62,8 @@ _REASONS = {
     "cancelled": CANCELLATION_REASONS,
     "on_hold": tuple(r for r in HOLD_REASONS if r != "consent_ended"),
 }
-#: Statuses in which the Part C 45-day clock runs once the referral was received.
-_TIMELINE_STATUSES = ("received", "accepted", "in_progress", "on_hold")
+#: Statuses in which the Part C 45-day clock runs: from delivery until the referral closes.
+_TIMELINE_STATUSES = ("requested", "received", "accepted", "in_progress", "on_hold")
 
 
 def _not_found(referral_id, action: str, **context) -> Problem:
@@ -117,7 +117,7 @@ class _Seen:
 
 def _part_c(referral: Referral, timeline_seen: bool, identification_seen: bool) -> dict | None:
     """The Part C clocks the viewer may see. That a referral is Part C's is the receiver's to
-    know (its 45 days run from receipt); when the sender identified the concern, and so its
+    know (its 45 days run from delivery); when the sender identified the concern, and so its
     own 7 days, is `referral_reason` it wrote, seen with the reasons."""
     if referral.part_c_identified_on is None:
         return None
@@ -147,11 +147,13 @@ def _document(access: _Access, seen: _Seen, consents_naming: set[str] | None = N
         "to_organization_id": referral.to_organization_id,
         "status": referral.status,
     }
-    # The receiver's feedback, and its Part C clock, are `service_status` it authors; asked
-    # about only once there is some. A clock not started yet (nothing received) tells
-    # nothing: both sides see it null.
-    timeline_seen = referral.timeline_due_by is None
-    if referral.business_status is not None or referral.timeline_due_by is not None:
+    # The receiver's feedback, and its Part C clock once it has moved the referral (its
+    # pauses move the date), are `service_status` it authors; asked about only once there is
+    # some. Before that the clock is the day of delivery + 45, which the sender knows (or
+    # null: not sent, or not Part C's): both sides see it.
+    clock_kept = referral.received_at is not None and referral.timeline_due_by is not None
+    timeline_seen = not clock_kept
+    if referral.business_status is not None or clock_kept:
         feedback = seen.add(access.authored("service_status", referral.to_organization_id))
         timeline_seen = bool(feedback.permitted)
         if feedback.permitted:
@@ -297,10 +299,14 @@ _LOCK_TO_HOLD = (sa.select(Referral)
                  .execution_options(populate_existing=True))
 
 
-def _hold_if_unsupported(access: _Access, viewers: policy.Viewers | None = None) -> bool:
+def _hold_if_unsupported(access: _Access, viewers: policy.Viewers | None = None, *,
+                         revoked: uuid.UUID | None = None) -> bool:
     """Put a sent, open referral on hold (`consent_ended`) when the consents in force no
-    longer cover what it shares: a timeline entry and an audit event with it. `viewers`: the
-    engine's viewers of a page or batch of referrals' families, at the access's instant."""
+    longer cover what it shares: a timeline entry and an audit event with it, naming the
+    consents whose end held it. One they still cover, though a consent it rested on ended,
+    rests on them from then on. `viewers`: the engine's viewers of a page or batch of
+    referrals' families, at the access's instant; `revoked`: the consent whose revocation
+    asks (see `_on_consent_revoked`)."""
     referral, family, at = access.referral, access.family, access.at
     if not _holdable(referral):
         return False
@@ -313,7 +319,10 @@ def _hold_if_unsupported(access: _Access, viewers: policy.Viewers | None = None)
     else:
         viewer = policy.Viewer(actor_organization_id=receiver, family=family, at=at)
     decision = _receiver_decision(referral, viewer)
-    if not decision.withheld or _held_after_consent_ended(referral, family):
+    if not decision.withheld:
+        _rest_on_cover(access, decision, viewers)
+        return False
+    if _held_after_consent_ended(referral, family):
         return False
     # Another request may be moving it: take the row, and hold it only if it still may be
     # (the receiver may have held it meanwhile, knowing the consent had ended). A row another
@@ -323,8 +332,54 @@ def _hold_if_unsupported(access: _Access, viewers: policy.Viewers | None = None)
         return False
     if not _holdable(referral) or _held_after_consent_ended(referral, family):
         return False
-    _hold(referral, at, categories=decision.withheld, consent_ids=referral.consent_ids)
+    _hold(referral, at, categories=decision.withheld,
+          consent_ids=_ended_and_holding(referral, family, at, viewers, revoked))
     return True
+
+
+def _ended(referral: Referral, at: datetime, viewers: policy.Viewers | None) -> list[str]:
+    """The consents the referral rests on that are no longer in force at `at`."""
+    if viewers is not None:
+        return viewers.ended_among(referral.family_id, referral.consent_ids)
+    return policy.ended_among(referral.consent_ids, at=at)
+
+
+def _ended_and_holding(referral: Referral, family: Family, at: datetime,
+                       viewers: policy.Viewers | None, revoked: uuid.UUID | None) -> list[str]:
+    """The consents whose end holds the referral: those it rested on that ended, and the
+    one being revoked when the receiver's cover rested on it until then (it came to, unseen,
+    after one it rested on expired). A hold names these, not a consent that ended while
+    others still covered the referral (it rested on those since)."""
+    ended = _ended(referral, at, viewers)
+    if revoked is not None and str(revoked) not in ended:
+        until_then = _receiver_decision(referral, policy.Viewer(
+            actor_organization_id=referral.to_organization_id, family=family,
+            at=at - timedelta(microseconds=1)))
+        if revoked in until_then.consent_ids:
+            ended.append(str(revoked))
+    return ended or list(referral.consent_ids)
+
+
+def _rest_on_cover(access: _Access, decision: policy.Decision,
+                   viewers: policy.Viewers | None) -> None:
+    """A referral its receiver's consents still cover after a consent it rested on ended
+    rests on those from then on (`decision`'s, as a resumption does): both sides are told
+    those, and a later hold names those that end. Recorded as the service's change."""
+    referral = access.referral
+    covering = [str(c) for c in decision.consent_ids]
+    if set(referral.consent_ids) <= set(covering) or not _ended(referral, access.at, viewers):
+        return
+    # Taken as a hold takes it; a row another request holds is left to the next look.
+    if db.session.scalar(_LOCK_TO_HOLD, {"referral_id": referral.id}) is None:
+        return
+    if not _holdable(referral) or not _ended(referral, access.at, viewers):
+        return
+    referral.consent_ids = covering
+    referral.updated_at = access.at
+    db.session.flush()
+    audit.record(action="update", outcome="permit", reason="rests_on_consents_in_force",
+                 resource_type="referral", resource_id=referral.id,
+                 family_id=referral.family_id, purpose="referral", consent_ids=covering)
 
 
 def _held_after_consent_ended(referral: Referral, family: Family) -> bool:
@@ -380,7 +435,8 @@ def _hold(referral: Referral, at: datetime, *, categories, consent_ids) -> None:
 @consent_revoked.connect
 def _on_consent_revoked(consent, *, family: Family, at: datetime, **_) -> None:
     """Revocation takes effect at once: in the same transaction, hold every open referral of
-    the family that the consents still in force no longer cover."""
+    the family that the consents still in force no longer cover; one they still cover rests
+    on them from then on."""
     # Waited for, each: whoever else holds one of them (the sweep, between its batch's lock
     # and its commit) waits for nothing this revocation holds (the family before its
     # referrals, everywhere).
@@ -390,7 +446,7 @@ def _on_consent_revoked(consent, *, family: Family, at: datetime, **_) -> None:
     viewers = policy.Viewers([family], at=at)
     for referral in referrals:
         access = _Access(_SERVICE, referral, family, "service", at)
-        if _hold_if_unsupported(access, viewers):
+        if _hold_if_unsupported(access, viewers, revoked=consent.id):
             db.session.flush()
 
 
@@ -468,6 +524,7 @@ def _mark_sent_if_allowed(actor, referral: Referral, family: Family, receiver: O
     referral.status = "requested"
     referral.consent_ids = [str(c) for c in decision.consent_ids]
     referral.sent_at = at
+    _start_part_c_clock(referral, at)
 
 
 def _record_send(actor, referral: Referral, action: str) -> None:
@@ -561,23 +618,16 @@ def read_referral(actor, *, referral_id: uuid.UUID) -> tuple[dict, int]:
 
 
 def _overdue(organization_id: uuid.UUID, today: date):
-    """Past a Part C clock the caller keeps: the sender's 7 days to send a draft, the
-    receiver's 45 days (unpaused) from receipt, and the receiver's 45 days from delivery for
-    a referral it never acknowledged, held since or not (else one left unanswered would be
-    on nobody's list)."""
-    delivered_before = start_of(today - TIMELINE_DAYS)
+    """Past a Part C clock the caller keeps: the sender's 7 days to send a draft, and the
+    receiver's 45 days (unpaused) from delivery, acknowledged or not (acknowledging a late
+    referral does not make it timely), held by the service since or not (a hold for
+    consent_ended pauses nothing)."""
     return sa.or_(
         sa.and_(Referral.from_organization_id == organization_id, Referral.status == "draft",
                 Referral.referral_due_by < today),
         sa.and_(Referral.to_organization_id == organization_id,
                 Referral.status.in_(_TIMELINE_STATUSES), Referral.timeline_paused_since.is_(None),
-                Referral.timeline_due_by < today),
-        # Unacknowledged: still `requested`, or held by the service since (its consent
-        # ended) before the receiver ever moved it: a hold for consent_ended pauses nothing.
-        sa.and_(Referral.to_organization_id == organization_id,
-                Referral.status.in_(("requested", "on_hold")), Referral.received_at.is_(None),
-                Referral.part_c_identified_on.is_not(None),
-                Referral.sent_at < delivered_before))
+                Referral.timeline_due_by < today))
 
 
 def list_referrals(actor, *, limit: int, cursor: str | None = None, direction: str | None = None,
@@ -671,16 +721,22 @@ def _check_fields(to: str, data: dict, referral: Referral) -> None:
         raise validation_problem(errors)
 
 
+def _start_part_c_clock(referral: Referral, delivered_at: datetime) -> None:
+    """Part C's 45 days run from the referral being received by the provider: delivered to
+    it (DOMAIN.md), not from its first move, which could stretch them to almost 90 (a
+    receiver acknowledging on day 44). Counted in the service's days."""
+    if referral.part_c_identified_on is not None:
+        referral.timeline_due_by = local_date(delivered_at) + TIMELINE_DAYS
+
+
 def _move_part_c_clock(referral: Referral, to: str, at: datetime, reason: str | None) -> None:
-    """Start the 45-day clock at receipt; pause it while a documented pausing hold lasts,
+    """Pause the 45-day clock (started at delivery) while a documented pausing hold lasts,
     then push its date back by the time paused in all, in whole days rounded up once (a
     started day counts, once: five short pauses in one day are one day, not five). A clock
     that has run out (past its due day, as `?overdue=true` judges it) stays run out: no pause
     starts."""
-    if referral.part_c_identified_on is None:
+    if referral.timeline_due_by is None:
         return
-    if referral.received_at is not None and referral.timeline_due_by is None:
-        referral.timeline_due_by = local_date(referral.received_at) + TIMELINE_DAYS
     pausing = to == "on_hold" and reason in PAUSING_HOLD_REASONS
     paused = referral.timeline_paused_since
     if paused is not None and not pausing:
@@ -689,8 +745,7 @@ def _move_part_c_clock(referral: Referral, to: str, at: datetime, reason: str | 
         referral.timeline_due_by += timedelta(
             days=_whole_days(referral.timeline_paused_seconds) - before)
         referral.timeline_paused_since = None
-    elif paused is None and pausing and referral.timeline_due_by is not None \
-            and referral.timeline_due_by >= local_date(at):
+    elif paused is None and pausing and referral.timeline_due_by >= local_date(at):
         referral.timeline_paused_since = at
 
 
@@ -766,6 +821,8 @@ def transition_referral(actor, *, referral_id: uuid.UUID, data: dict,
     if previous == "on_hold" and to in ("in_progress", "accepted"):
         _check_resumable(access)
     made = referral.version + 1  # the version this move makes, named by its timeline step
+    # The receiver's acknowledgement (`received_on`), whichever its first move: the 45 days
+    # ran from delivery already.
     if referral.received_at is None and access.side == "receiver":
         referral.received_at = at
     _move_part_c_clock(referral, to, at, data.get("reason"))

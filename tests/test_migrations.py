@@ -170,7 +170,8 @@ def test_the_upgrade_to_0011_counts_parties_and_carries_no_pause_it_cannot_repla
                                    .values(timeline_due_by=dated + timedelta(days=1)))
                 due = {r.id: r.timeline_due_by for r in connection.execute(sa.select(_referrals))}
                 connection.commit()
-            flask_migrate.upgrade()
+            # Up to 0021, which recounts every clock from delivery (its own test).
+            flask_migrate.upgrade(revision="0020")
             with db.engine.connect() as connection:
                 carried = connection.execute(sa.select(_referrals)).all()
                 consents = connection.execute(sa.select(_consents)).all()
@@ -346,7 +347,8 @@ def test_the_upgrade_to_0016_counts_part_c_days_in_the_service_time_zone(empty_d
                 connection.execute(table.update().where(table.c.id == kept.id).values(
                     received_at=noon, timeline_paused_seconds=0,
                     timeline_due_by=date(2026, 7, 25)))
-            flask_migrate.upgrade()
+            # Up to 0021, which recounts every clock from delivery (its own test).
+            flask_migrate.upgrade(revision="0020")
             with db.engine.connect() as connection:
                 after = {r.id: r for r in connection.execute(sa.select(table).where(
                     table.c.id.in_([late.id, kept.id, closed.id])))}
@@ -489,3 +491,79 @@ def test_the_upgrade_to_0019_keys_look_alike_names_as_one_and_refuses_listed_twi
                     "Lake  Clinic": "lake clinic"}
     assert undone == {"Ｋent Clinic": "ｋent clinic", "Kent\u00a0Clinic": "kent\u00a0clinic",
                       "Lake  Clinic": "lake  clinic"}
+
+
+@pytest.mark.no_db
+def test_the_upgrade_to_0021_counts_part_c_s_45_days_from_delivery(empty_database):
+    """Each sent Part C referral's 45 days are recounted from the day it was delivered: one
+    acknowledged 10 days after delivery loses those 10 days (its paused day kept), one never
+    acknowledged gets the clock it lacked, a pause begun after the recounted day ends
+    uncounted, one acknowledged the day it came keeps its row; a draft has no clock yet. The
+    rows that change take a new version and are changed now, and the service then lists the
+    late ones as overdue."""
+    application = _app_of_older_data(empty_database)
+    table = sa.table("referrals", sa.column("id", sa.Uuid()), sa.column("status", sa.String()),
+                     sa.column("sent_at", sa.DateTime(timezone=True)),
+                     sa.column("received_at", sa.DateTime(timezone=True)),
+                     sa.column("timeline_due_by", sa.Date()),
+                     sa.column("timeline_paused_since", sa.DateTime(timezone=True)),
+                     sa.column("timeline_paused_seconds", sa.Integer()),
+                     sa.column("version", sa.Integer()),
+                     sa.column("updated_at", sa.DateTime(timezone=True)))
+    delivered = datetime(2026, 6, 1, 16, 0, tzinfo=UTC)  # noon in Michigan, 1 June
+    ten_days_on = delivered + timedelta(days=10)
+    try:
+        with application.app_context():
+            flask_migrate.upgrade(revision="0010")
+            with db.engine.connect() as connection:
+                seeded = populate(connection, "0010")
+            flask_migrate.upgrade(revision="0020")
+            ids = seeded.referrals
+            late, unacknowledged, paused, kept, draft = (
+                ids["in_progress"], ids["requested"], ids["on_hold_paused"], ids["accepted"],
+                ids["draft"])
+            with db.engine.begin() as connection:
+                # As 0020 counted them: from acknowledgement, a day paused for `late`.
+                connection.execute(table.update().where(table.c.id == late).values(
+                    sent_at=delivered, received_at=ten_days_on, timeline_paused_seconds=300,
+                    timeline_due_by=date(2026, 7, 27)))
+                connection.execute(table.update().where(table.c.id == unacknowledged).values(
+                    sent_at=delivered, received_at=None, timeline_due_by=None))
+                # Acknowledged on day 10, paused since day 50 (before its old day 55).
+                connection.execute(table.update().where(table.c.id == paused).values(
+                    sent_at=delivered, received_at=ten_days_on, timeline_due_by=date(2026, 7, 26),
+                    timeline_paused_since=delivered + timedelta(days=50)))
+                connection.execute(table.update().where(table.c.id == kept).values(
+                    sent_at=delivered, received_at=delivered + timedelta(hours=2),
+                    timeline_due_by=date(2026, 7, 16)))
+                before = {r.id: r for r in connection.execute(sa.select(table))}
+            flask_migrate.upgrade()
+            with db.engine.connect() as connection:
+                after = {r.id: r for r in connection.execute(sa.select(table))}
+            db.session.remove()
+        clock.freeze(delivered + timedelta(days=60))
+        listed = application.test_client().get(
+            "/api/v1/referrals?overdue=true&direction=received",
+            headers=bearer(seeded.tokens[PROVIDER]))
+        assert listed.status_code == 200, listed.json
+    finally:
+        clock.freeze(None)
+        with application.app_context():
+            db.engine.dispose()
+
+    def utc(at):
+        return None if at is None else at if at.tzinfo else at.replace(tzinfo=UTC)
+
+    assert after[late].timeline_due_by == date(2026, 7, 17)  # 1 June + 45 + 1 paused
+    assert after[unacknowledged].timeline_due_by == date(2026, 7, 16)
+    assert (after[paused].timeline_due_by, after[paused].timeline_paused_since) == (
+        date(2026, 7, 16), None)
+    for changed in (late, unacknowledged, paused):
+        assert after[changed].version == before[changed].version + 1
+        assert utc(after[changed].updated_at) > utc(before[changed].updated_at)
+    for same in (kept, draft):
+        assert after[same] == before[same]
+    assert after[draft].timeline_due_by is None
+    # Late, every one, 60 days after delivery (the others were delivered months later).
+    assert {item["id"] for item in listed.json["items"]} == {
+        str(late), str(unacknowledged), str(paused), str(kept)}

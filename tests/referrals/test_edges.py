@@ -105,14 +105,15 @@ def test_a_relaying_senders_move_names_each_purpose_its_answer_disclosed_for(
 
 
 def test_revoking_any_consent_a_referral_rests_on_holds_it_at_once(app, client, relayed):
+    """The hold names the consent whose end held it, not those it rested on still in force
+    (Early On's own sight of the family)."""
     rid = send(client, relayed, headers=relayed.as_early_on).json["id"]
     client.post(f"/api/v1/consents/{relayed.to_provider.id}/revoke", headers=relayed.as_clinic,
                 json={"reason": "No more sharing with the provider."})
     with app.app_context():
         held = audit_events(action="transition", reason="consent_ended", resource_id=rid)
         assert len(held) == 1
-        assert set(held[0].consent_ids) == {str(relayed.to_provider.id),
-                                            str(relayed.to_early_on.id)}
+        assert held[0].consent_ids == [str(relayed.to_provider.id)]
         assert held[0].request_path.endswith("/revoke")  # in the revoking request itself
 
 
@@ -490,6 +491,89 @@ def test_a_hold_after_a_resumption_names_the_consent_that_ended(app, client, mak
     assert [h.consent_ids for h in holds] == [[str(first.id)], [str(second.id)]]
 
 
+def _revoke_by_clinic(client, net, consent, reason="The family ended it."):
+    answer = client.post(f"/api/v1/consents/{consent.id}/revoke", headers=net.as_clinic,
+                         json={"reason": reason, "requested_by": "organization"})
+    assert answer.status_code == 200, answer.json
+    return answer
+
+
+def test_a_referral_another_consent_still_covers_rests_on_it_once_its_consent_is_revoked(
+        app, client, make, net):
+    """Sent under X while Y covers it too: X revoked, the referral stays open and rests on Y
+    from then on (both sides are told so, not of X, revoked); Y revoked later, the hold
+    names Y, whose end held it, not X (a review)."""
+    x = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    y = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    sent = send(client, net)
+    assert sent.status_code == 201, sent.json
+    rid = sent.json["id"]
+    assert sent.json["consent_ids"] == [str(x.id)]
+
+    _revoke_by_clinic(client, net, x, "Replaced.")
+    for side in (net.as_provider, net.as_clinic):
+        read = client.get(f"/api/v1/referrals/{rid}", headers=side)
+        assert (read.json["status"], read.json["consent_ids"]) == ("requested", [str(y.id)])
+        assert read.headers["ETag"] != sent.headers["ETag"]  # what it shows changed
+    with app.app_context():
+        rested = audit_events(action="update", resource_id=rid)
+        assert [(e.reason, e.consent_ids, e.organization_id) for e in rested] == [
+            ("rests_on_consents_in_force", [str(y.id)], None)]
+        assert rested[0].request_path.endswith(f"/consents/{x.id}/revoke")  # in its request
+
+    _revoke_by_clinic(client, net, y, "Withdrawn.")
+    with app.app_context():
+        holds = [e for e in audit_events(resource_id=rid) if e.reason == "consent_ended"]
+    assert [(h.action, h.consent_ids) for h in holds] == [("transition", [str(y.id)])]
+    held = client.get(f"/api/v1/referrals/{rid}", headers=net.as_provider).json
+    assert (held["status"], held["consent_ids"]) == ("on_hold", [str(y.id)])
+
+
+def test_a_consent_that_expired_while_another_covers_gives_way_at_the_next_look(
+        app, client, make, net):
+    """X, the consent a referral was sent under, expires while Y still covers it: the next
+    look (a page of the receiver's list) has it rest on Y; when Y is revoked, its hold names
+    Y alone."""
+    start = clock.now().replace(microsecond=0)
+    clock.freeze(start)
+    x = make.consent(net.family, [net.clinic, net.provider], categories=FULL,
+                     expires_in_days=2)
+    clock.freeze(start + timedelta(seconds=1))
+    y = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    sent = send(client, net)
+    rid = sent.json["id"]
+    assert sent.json["consent_ids"] == [str(x.id)]
+    clock.freeze(start + timedelta(days=3))
+
+    page = client.get("/api/v1/referrals?direction=received", headers=net.as_provider).json
+    assert [(i["id"], i["status"], i["consent_ids"]) for i in page["items"]] == [
+        (rid, "requested", [str(y.id)])]
+    _revoke_by_clinic(client, net, y)
+    with app.app_context():
+        holds = audit_events(action="transition", reason="consent_ended", resource_id=rid)
+    assert [h.consent_ids for h in holds] == [[str(y.id)]]
+
+
+def test_a_hold_names_the_revoked_consent_that_covered_after_an_unseen_expiry(
+        app, client, make, net):
+    """X, the consent the referral rests on, expires; Z, recorded later, covers it from then
+    on, unseen (nothing looked at the referral meanwhile). Z revoked, the hold names both:
+    X ended, and Z's end is what held it."""
+    start = clock.now().replace(microsecond=0)
+    clock.freeze(start)
+    x = make.consent(net.family, [net.clinic, net.provider], categories=FULL,
+                     expires_in_days=2)
+    clock.freeze(start + timedelta(seconds=1))
+    z = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    rid = send(client, net).json["id"]
+    clock.freeze(start + timedelta(days=3))
+    _revoke_by_clinic(client, net, z)
+    with app.app_context():
+        holds = audit_events(action="transition", reason="consent_ended", resource_id=rid)
+        assert audit_events(action="update", resource_id=rid) == []
+    assert [sorted(h.consent_ids) for h in holds] == [sorted([str(x.id), str(z.id)])]
+
+
 def test_a_note_leaves_the_etag_a_service_hold_moves_it(client, consented):
     """A note is no move of the referral; the service's hold is, for both sides."""
     rid, etag = accepted(client, consented)
@@ -525,13 +609,16 @@ def test_a_list_item_does_not_name_another_referrals_withheld_categories(app, cl
     revoked = client.post(f"/api/v1/consents/{reasons.id}/revoke",
                           json={"reason": "The mother asked."}, headers=net.as_clinic)
     assert revoked.status_code == 200
-    # The first is on hold now (its reasons no longer pass), so it is the newest on the page.
+    # Both changed as it was revoked: the first is on hold (its reasons no longer pass), the
+    # second rests on the consent still in force.
 
     single = client.get(f"/api/v1/referrals/{second.json['id']}", headers=net.as_provider).json
     assert single["redacted"] == []
     page = client.get("/api/v1/referrals?direction=received", headers=net.as_provider).json
     items = {item["id"]: item for item in page["items"]}
-    assert [item["id"] for item in page["items"]] == [first.json["id"], second.json["id"]]
+    assert items.keys() == {first.json["id"], second.json["id"]}
+    assert items[first.json["id"]]["status"] == "on_hold"
+    assert items[second.json["id"]]["status"] == "requested"
     assert items[first.json["id"]]["redacted"] == ["referral_reason"]
     assert items[second.json["id"]]["redacted"] == single["redacted"]
 

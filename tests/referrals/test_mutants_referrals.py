@@ -168,28 +168,32 @@ def test_a_referral_held_before_its_receiver_decided_is_accepted_only_under_cons
     assert resumed.json["consent_ids"] == [str(renewed.id)]
 
 
-def test_a_sender_s_moves_never_start_the_receiver_s_45_days(client, consented):
+def test_a_sender_s_moves_never_date_the_receiver_s_receipt(client, consented):
     """Receipt is the receiver's first move: a draft the sender sends, then cancels, was
-    never received, and its Part C clock never started (mutant: any first move dated
-    receipt)."""
+    never received (mutant: any first move dated receipt). Its 45 days ran from the send,
+    the delivery, not from the draft nor from the cancellation (mutants: the clock counted
+    from the referral's creation, or started by a later move)."""
     start = clock.now().replace(hour=12, minute=0, second=0, microsecond=0)
     clock.freeze(start)
     draft = send(client, consented, status="draft",
                  part_c={"identified_on": start.date().isoformat()})
+    assert draft.json["part_c"]["timeline_due_by"] is None  # not delivered: no clock
     rid = draft.json["id"]
+    clock.freeze(start + timedelta(days=1))
     sent = move(client, rid, consented.as_clinic, draft.headers["ETag"], status="requested")
     assert sent.status_code == 200, sent.json
+    due = (start + timedelta(days=46)).date().isoformat()
     assert sent.json["received_at"] is None
     assert sent.json["part_c"]["received_on"] is None
-    assert sent.json["part_c"]["timeline_due_by"] is None
+    assert sent.json["part_c"]["timeline_due_by"] == due
 
-    clock.freeze(start + timedelta(days=1))
+    clock.freeze(start + timedelta(days=2))
     cancelled = move(client, rid, consented.as_clinic, sent.headers["ETag"],
                      status="cancelled", reason="sent_in_error")
     assert cancelled.status_code == 200, cancelled.json
     assert cancelled.json["received_at"] is None
     assert (cancelled.json["part_c"]["received_on"],
-            cancelled.json["part_c"]["timeline_due_by"]) == (None, None)
+            cancelled.json["part_c"]["timeline_due_by"]) == (None, due)
 
 
 def test_a_relabelled_hold_still_returns_to_the_receiver_s_decision(client, make, consented):

@@ -28,9 +28,9 @@ def _overdue(client, headers) -> list[str]:
 
 
 def _received_on_the_evening_of_june_10(client, net) -> str:
-    clock.freeze(datetime(2026, 6, 10, 15, 0, tzinfo=UTC))
-    sent = send(client, net, part_c={"identified_on": "2026-06-09"})
+    """Delivered, and accepted, at 22:30 on 10 June in Michigan."""
     clock.freeze(EVENING_OF_JUNE_10)
+    sent = send(client, net, part_c={"identified_on": "2026-06-09"})
     moved = move(client, sent.json["id"], net.as_provider, sent.headers["ETag"],
                  status="accepted")
     assert moved.status_code == 200, moved.json
@@ -38,10 +38,26 @@ def _received_on_the_evening_of_june_10(client, net) -> str:
 
 
 def test_a_referral_received_on_a_michigan_evening_was_received_that_day(client, net):
-    """Received at 22:30 on 10 June in Ann Arbor: received_on 10 June, 45 days to 25 July.
-    Counted from the UTC date, it was the 11th and the 26th: a day more than Part C allows."""
+    """Delivered and received at 22:30 on 10 June in Ann Arbor: received_on 10 June, 45 days
+    to 25 July. Counted from the UTC date, it was the 11th and the 26th: a day more than
+    Part C allows."""
     part_c = _received_on_the_evening_of_june_10(client, net)["part_c"]
     assert (part_c["received_on"], part_c["timeline_due_by"]) == ("2026-06-10", "2026-07-25")
+
+
+def test_the_45_days_run_from_a_michigan_evening_s_delivery_not_next_morning_s_receipt(
+        client, net):
+    """Delivered at 22:30 on 10 June, acknowledged at 9:00 the next morning: received on the
+    11th, due on 25 July all the same, 45 days from the delivery's day in Michigan."""
+    clock.freeze(EVENING_OF_JUNE_10)
+    sent = send(client, net, part_c={"identified_on": "2026-06-09"})
+    assert sent.json["part_c"]["timeline_due_by"] == "2026-07-25"
+    clock.freeze(datetime(2026, 6, 11, 13, 0, tzinfo=UTC))
+    moved = move(client, sent.json["id"], net.as_provider, sent.headers["ETag"],
+                 status="received")
+    assert moved.status_code == 200, moved.json
+    assert (moved.json["part_c"]["received_on"], moved.json["part_c"]["timeline_due_by"]) \
+        == ("2026-06-11", "2026-07-25")
 
 
 def test_it_is_overdue_the_day_after_its_local_due_day(client, net):

@@ -80,3 +80,25 @@ def test_an_unacknowledged_part_c_referral_held_as_its_consent_ended_stays_overd
         assert {r["id"] for r in listed.json["items"]} == {unacknowledged,
                                                            received.json["id"]}
         assert {r["status"] for r in listed.json["items"]} == {"on_hold"}
+
+
+def test_a_clock_that_ran_out_45_days_after_delivery_cannot_be_paused_by_a_late_acceptance(
+        client, consented):
+    """Delivered on day 0, accepted on day 10: the 45 days still end on day 45 (counted from
+    acceptance they ended on day 55). A documented hold on day 50 pauses nothing, and the
+    referral stays on the receiver's overdue list."""
+    clock.freeze(START)
+    sent = send(client, consented, part_c={"identified_on": START.date().isoformat()})
+    rid = sent.json["id"]
+    clock.freeze(START + timedelta(days=10))
+    accepted = move(client, rid, consented.as_provider, sent.headers["ETag"], status="accepted")
+    due = (START.date() + timedelta(days=45)).isoformat()
+    assert accepted.json["part_c"]["timeline_due_by"] == due
+    clock.freeze(START + timedelta(days=50))
+    held = move(client, rid, consented.as_provider, accepted.headers["ETag"],
+                status="on_hold", reason="family_circumstances", note="The family moved.")
+    assert held.status_code == 200, held.json
+    assert (held.json["part_c"]["timeline_due_by"],
+            held.json["part_c"]["timeline_paused_since"]) == (due, None)
+    listed = client.get("/api/v1/referrals?overdue=true", headers=consented.as_provider)
+    assert [r["id"] for r in listed.json["items"]] == [rid]

@@ -1,6 +1,6 @@
 """Each side's view: lists, timeline, notes, drafts, Part C clocks and consent ending."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +13,7 @@ from referencing.jsonschema import DRAFT4
 from core import time as clock
 from openapi.spec import COMMITTED
 from tests.conftest import assert_problem, audit_events
-from tests.referrals.conftest import FULL, accepted, move, send
+from tests.referrals.conftest import FULL, accepted, move, network, send
 
 
 def test_a_draft_is_the_senders_alone_until_it_is_sent(client, consented):
@@ -160,20 +160,62 @@ def test_part_c_clocks_pause_and_list_overdue(app, client, consented):
                                         headers=consented.as_provider).json["items"]] == [rid]
 
 
-def test_accepted_straight_from_requested_starts_the_45_days_at_acceptance(client, consented):
-    """Receipt is the receiver's first move, whichever it is: the 45 days start there."""
+def test_accepted_straight_from_requested_the_45_days_ran_from_delivery(client, consented):
+    """Receipt (`received_on`) is the receiver's first move, whichever it is; the 45 days
+    ran from delivery, not from it: accepted two days after delivery, it is due 45 days
+    after delivery (the rule counted from acceptance, 47)."""
     start = clock.now().replace(hour=12, minute=0, second=0, microsecond=0)
     clock.freeze(start)
     sent = send(client, consented,
                 part_c={"identified_on": (start - timedelta(days=3)).date().isoformat()})
     assert sent.json["part_c"]["referral_due_by"] == (start + timedelta(days=4)).date() \
         .isoformat()
+    assert sent.json["part_c"]["timeline_due_by"] == (start + timedelta(days=45)).date() \
+        .isoformat()
     clock.freeze(start + timedelta(days=2))
     moved = move(client, sent.json["id"], consented.as_provider, sent.headers["ETag"],
                  status="accepted")
     part_c = moved.json["part_c"]
     assert part_c["received_on"] == (start + timedelta(days=2)).date().isoformat()
-    assert part_c["timeline_due_by"] == (start + timedelta(days=47)).date().isoformat()
+    assert part_c["timeline_due_by"] == (start + timedelta(days=45)).date().isoformat()
+
+
+def test_acknowledging_a_late_referral_leaves_it_overdue(client, make):
+    """A referral delivered 50 days ago and never acknowledged is late; marking it
+    `received` then neither gives it 45 new days nor takes it off the overdue list (a review)."""
+    delivered = datetime(2026, 6, 1, 16, 0, tzinfo=UTC)  # noon in Michigan
+    clock.freeze(delivered)
+    net = network(make)
+    make.consent(net.family, [net.clinic, net.provider], categories=FULL,
+                 effective_at=delivered - timedelta(days=1), expires_in_days=300)
+    rid = send(client, net, part_c={"identified_on": "2026-05-30"}).json["id"]
+    url = "/api/v1/referrals?overdue=true"
+
+    clock.freeze(delivered + timedelta(days=50))
+    assert _ids(client, url, net.as_provider) == [rid]
+    etag = client.get(f"/api/v1/referrals/{rid}", headers=net.as_provider).headers["ETag"]
+    moved = move(client, rid, net.as_provider, etag, status="received")
+    assert moved.status_code == 200, moved.json
+    assert moved.json["part_c"]["received_on"] == "2026-07-21"
+    assert moved.json["part_c"]["timeline_due_by"] == "2026-07-16"  # 1 June + 45 days
+    assert _ids(client, url, net.as_provider) == [rid]
+
+
+def test_a_receiver_acknowledging_on_day_44_keeps_its_45_days(client, make):
+    """Acknowledged on the 44th day, the referral is still due on the 45th, and late the
+    day after (the rule counted from acknowledgement gave it almost 90)."""
+    delivered = datetime(2026, 6, 1, 16, 0, tzinfo=UTC)
+    clock.freeze(delivered)
+    net = network(make)
+    make.consent(net.family, [net.clinic, net.provider], categories=FULL,
+                 effective_at=delivered - timedelta(days=1), expires_in_days=300)
+    sent = send(client, net, part_c={"identified_on": "2026-06-01"})
+    clock.freeze(delivered + timedelta(days=44))
+    moved = move(client, sent.json["id"], net.as_provider, sent.headers["ETag"],
+                 status="accepted")
+    assert moved.json["part_c"]["timeline_due_by"] == "2026-07-16"
+    clock.freeze(delivered + timedelta(days=46))
+    assert _ids(client, "/api/v1/referrals?overdue=true", net.as_provider) == [sent.json["id"]]
 
 
 def test_pauses_add_up_and_the_due_day_itself_is_not_overdue(app, client, consented):
@@ -214,8 +256,8 @@ def test_pauses_add_up_and_the_due_day_itself_is_not_overdue(app, client, consen
 
 def test_a_referral_never_acknowledged_is_overdue_45_days_after_its_delivery(
         app, client, consented):
-    """The receiver's 45 days start at its first move; one that never moves is still on its
-    overdue list from the day after the 45th since delivery, and never on the referrer's."""
+    """The receiver's 45 days start at delivery; one that never moves is on its overdue
+    list from the day after the 45th since delivery, and never on the referrer's."""
     start = clock.now().replace(hour=12, minute=0, second=0, microsecond=0)
     clock.freeze(start)
     rid = send(client, consented, part_c={"identified_on": start.date().isoformat()}).json["id"]
@@ -269,9 +311,10 @@ def _part_c_errors(part_c) -> list[str]:
 
 @pytest.mark.parametrize("view", ["send_answer", "sender_without_feedback_consent"])
 def test_part_c_answers_match_the_openapi_document(client, make, net, view):
-    """Before receipt the 45-day clock does not exist yet: null for both sides. Withheld
-    from a referrer no consent lets see the receiver's feedback, it is absent, which the
-    document allows."""
+    """Before the receiver's first move the 45-day clock is the delivery's day + 45, which
+    the referrer knows: both sides see it. Once the receiver keeps it (its pauses move it),
+    withheld from a referrer no consent lets see the receiver's feedback, it is absent,
+    which the document allows."""
     purposes = ("referral", "care_coordination") if view == "send_answer" else ("referral",)
     make.consent(net.family, [net.clinic, net.provider], purposes=purposes,
                  categories=("identity", "contact", "referral_reason"))
@@ -279,7 +322,9 @@ def test_part_c_answers_match_the_openapi_document(client, make, net, view):
     assert sent.status_code == 201, sent.json
     part_c = sent.json["part_c"]
     if view == "send_answer":
-        assert (part_c["timeline_due_by"], part_c["timeline_paused_since"]) == (None, None)
+        assert (part_c["timeline_due_by"], part_c["timeline_paused_since"]) == (
+            (clock.today() + timedelta(days=45)).isoformat(), None)
+        assert "service_status" not in sent.json["redacted"]
     else:
         moved = move(client, sent.json["id"], net.as_provider, sent.headers["ETag"],
                      status="accepted")
