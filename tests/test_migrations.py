@@ -494,6 +494,75 @@ def test_the_upgrade_to_0019_keys_look_alike_names_as_one_and_refuses_listed_twi
 
 
 @pytest.mark.no_db
+def test_the_upgrade_to_0021_replays_the_timeline_from_delivery(empty_database):
+    """Two referrals with one history, as 0020 counted it from acknowledgement: delivered
+    1 June, acknowledged 11 June (due 26 July), held for the family's circumstances on
+    20 July, one of them resumed on 25 July (5 days paused: due 31 July). Counted from
+    delivery the clock ran out on 16 July, before the hold: the hold paused nothing, ended or
+    not, and both are due 16 July (keeping the ended pause gave 21 July, a review)."""
+    application = _app_of_older_data(empty_database)
+    referrals = sa.table("referrals", sa.column("id", sa.Uuid()),
+                         sa.column("from_organization_id", sa.Uuid()),
+                         sa.column("to_organization_id", sa.Uuid()),
+                         sa.column("sent_at", sa.DateTime(timezone=True)),
+                         sa.column("received_at", sa.DateTime(timezone=True)),
+                         sa.column("timeline_due_by", sa.Date()),
+                         sa.column("timeline_paused_since", sa.DateTime(timezone=True)),
+                         sa.column("timeline_paused_seconds", sa.Integer()))
+    delivered = datetime(2026, 6, 1, 16, 0, tzinfo=UTC)  # noon in Michigan
+    acknowledged, held, resumed_at = (datetime(2026, 6, 11, 16, 0, tzinfo=UTC),
+                                      datetime(2026, 7, 20, 16, 0, tzinfo=UTC),
+                                      datetime(2026, 7, 25, 16, 0, tzinfo=UTC))
+    try:
+        with application.app_context():
+            flask_migrate.upgrade(revision="0010")
+            with db.engine.connect() as connection:
+                seeded = populate(connection, "0010")
+            flask_migrate.upgrade(revision="0020")
+            resumed, still_held = seeded.referrals["in_progress"], seeded.referrals["accepted"]
+            steps = sa.table("referral_events", sa.column("id", sa.Uuid()),
+                             sa.column("referral_id", sa.Uuid()),
+                             sa.column("referral_version", sa.Integer()),
+                             sa.column("occurred_at", sa.DateTime(timezone=True)),
+                             sa.column("to_status", sa.String()), sa.column("reason", sa.String()),
+                             sa.column("organization_id", sa.Uuid()))
+            with db.engine.begin() as connection:
+                for referral, moves, stored in (
+                        (resumed, [("requested", None, delivered), ("received", None, acknowledged),
+                                   ("on_hold", "family_circumstances", held),
+                                   ("in_progress", None, resumed_at)],
+                         dict(timeline_due_by=date(2026, 7, 31), timeline_paused_since=None,
+                              timeline_paused_seconds=5 * 86400)),
+                        (still_held, [("requested", None, delivered),
+                                      ("received", None, acknowledged),
+                                      ("on_hold", "family_circumstances", held)],
+                         dict(timeline_due_by=date(2026, 7, 26), timeline_paused_since=held,
+                              timeline_paused_seconds=0))):
+                    row = connection.execute(sa.select(referrals).where(
+                        referrals.c.id == referral)).one()
+                    connection.execute(steps.delete().where(steps.c.referral_id == referral))
+                    for version, (to, reason, at) in enumerate(moves, start=1):
+                        connection.execute(steps.insert().values(
+                            id=uuid.uuid4(), referral_id=referral, referral_version=version,
+                            occurred_at=at, to_status=to, reason=reason,
+                            organization_id=row.from_organization_id if version == 1
+                            else row.to_organization_id))
+                    connection.execute(referrals.update().where(referrals.c.id == referral)
+                                       .values(sent_at=delivered, received_at=acknowledged,
+                                               **stored))
+            flask_migrate.upgrade()
+            with db.engine.connect() as connection:
+                after = {r.id: r for r in connection.execute(sa.select(referrals))}
+            db.session.remove()
+    finally:
+        with application.app_context():
+            db.engine.dispose()
+    for referral in (resumed, still_held):
+        assert (after[referral].timeline_due_by, after[referral].timeline_paused_since,
+                after[referral].timeline_paused_seconds) == (date(2026, 7, 16), None, 0)
+
+
+@pytest.mark.no_db
 def test_the_upgrade_to_0021_counts_part_c_s_45_days_from_delivery(empty_database):
     """Each sent Part C referral's 45 days are recounted from the day it was delivered: one
     acknowledged 10 days after delivery loses those 10 days (its paused day kept), one never

@@ -7,11 +7,13 @@ Every sent Part C referral, open or closed (its due day says whether it was serv
 is recounted from the day it was delivered in TIME_ZONE:
 
 - never acknowledged (`received_at` null): the day of delivery + 45, where it had none;
-- acknowledged: earlier by the days between delivery and acknowledgement, its pauses kept as
-  counted (the seconds of pauses from before 0010 cannot be told apart);
-- a pause still open that began after the recounted day is no pause: a clock that has run out
-  cannot be paused (referrals.service._move_part_c_clock), so it is ended uncounted and the
-  referral is overdue again.
+- acknowledged, where replaying its timeline as the service counted (from acknowledgement)
+  gives its stored day, open pause and paused seconds: the timeline replayed from delivery,
+  so a pause begun after the recounted day, ended or not, counts for nothing (a clock that
+  has run out cannot be paused, referrals.service._move_part_c_clock);
+- acknowledged, with a timeline that does not give its stored clock (one written under an
+  older rule): earlier by the days between delivery and acknowledgement, its paused seconds
+  kept, and an open pause begun after the recounted day ended uncounted.
 
 A row that changes takes a new version (its ETag names what it shows) and is changed now
 (`updated_at`: a partner following `updated_since` learns of it). Drafts have no clock yet.
@@ -23,6 +25,7 @@ Create Date: 2026-12-07
 
 import os
 from datetime import UTC, datetime, timedelta
+from math import ceil
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -33,8 +36,9 @@ down_revision = "0020"
 branch_labels = None
 depends_on = None
 
-#: referrals.service.TIMELINE_DAYS at this revision.
+#: As referrals/models.py and referrals/service.py have them at this revision.
 TIMELINE_DAYS = timedelta(days=45)
+PAUSING_HOLD_REASONS = ("family_circumstances", "awaiting_consent")
 BATCH = 500
 
 _referrals = sa.table("referrals", sa.column("id", sa.Uuid()),
@@ -43,8 +47,14 @@ _referrals = sa.table("referrals", sa.column("id", sa.Uuid()),
                       sa.column("received_at", sa.DateTime(timezone=True)),
                       sa.column("timeline_due_by", sa.Date()),
                       sa.column("timeline_paused_since", sa.DateTime(timezone=True)),
+                      sa.column("timeline_paused_seconds", sa.Integer()),
                       sa.column("version", sa.Integer()),
                       sa.column("updated_at", sa.DateTime(timezone=True)))
+_steps = sa.table("referral_events", sa.column("referral_id", sa.Uuid()),
+                  sa.column("referral_version", sa.Integer()),
+                  sa.column("occurred_at", sa.DateTime(timezone=True)),
+                  sa.column("to_status", sa.String()), sa.column("reason", sa.String()),
+                  sa.column("organization_id", sa.Uuid()))
 
 
 def _time_zone() -> ZoneInfo:
@@ -64,17 +74,44 @@ def _utc(instant):
     return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
 
 
-def _recounted(row, zone: ZoneInfo) -> tuple:
-    """The referral's due day and open pause counted from its delivery."""
-    delivered_on = _utc(row.sent_at).astimezone(zone).date()
+def _replay(steps, since, zone: ZoneInfo) -> tuple:
+    """referrals.service._move_part_c_clock over the sides' moves (a hold the service put on
+    when a consent ended leaves the clock as it is), the 45 days counted from `since`: the
+    due day, the open pause and the seconds paused in all."""
+    due, paused_since, paused = since.astimezone(zone).date() + TIMELINE_DAYS, None, 0
+    for at, to, reason in steps:
+        if at < since:
+            continue
+        pausing = to == "on_hold" and reason in PAUSING_HOLD_REASONS
+        if paused_since is not None and not pausing:
+            before = _whole_days(paused)
+            paused += ceil((at - paused_since).total_seconds())
+            due += timedelta(days=_whole_days(paused) - before)
+            paused_since = None
+        elif paused_since is None and pausing and due >= at.astimezone(zone).date():
+            paused_since = at
+    return due, paused_since, paused
+
+
+def _whole_days(seconds: int) -> int:
+    return ceil(seconds / 86400)
+
+
+def _recounted(row, steps, zone: ZoneInfo) -> tuple:
+    """The referral's due day, open pause and seconds paused, counted from its delivery."""
+    delivered_at = _utc(row.sent_at)
+    delivered_on = delivered_at.astimezone(zone).date()
     if row.received_at is None or row.timeline_due_by is None:
-        return delivered_on + TIMELINE_DAYS, None
-    received_on = _utc(row.received_at).astimezone(zone).date()
-    due = row.timeline_due_by - (received_on - delivered_on)
+        return delivered_on + TIMELINE_DAYS, None, row.timeline_paused_seconds
+    received_at = _utc(row.received_at)
+    stored = (row.timeline_due_by, _utc(row.timeline_paused_since), row.timeline_paused_seconds)
+    if _replay(steps, received_at, zone) == stored:
+        return _replay(steps, delivered_at, zone)
+    due = row.timeline_due_by - (received_at.astimezone(zone).date() - delivered_on)
     paused_since = _utc(row.timeline_paused_since)
     if paused_since is not None and paused_since.astimezone(zone).date() > due:
         paused_since = None
-    return due, paused_since
+    return due, paused_since, row.timeline_paused_seconds
 
 
 def upgrade():
@@ -92,12 +129,24 @@ def upgrade():
         if not rows:
             return
         after = rows[-1].id
+        steps = {}
+        for step in bind.execute(
+                sa.select(_steps.c.referral_id, _steps.c.occurred_at, _steps.c.to_status,
+                          _steps.c.reason)
+                .where(_steps.c.referral_id.in_([r.id for r in rows]),
+                       _steps.c.organization_id.is_not(None))
+                .order_by(_steps.c.referral_id, _steps.c.referral_version)):
+            steps.setdefault(step.referral_id, []).append(
+                (_utc(step.occurred_at), step.to_status, step.reason))
         for row in rows:
-            due, paused_since = _recounted(row, zone)
-            if (due, paused_since) != (row.timeline_due_by, _utc(row.timeline_paused_since)):
+            due, paused_since, paused = _recounted(row, steps.get(row.id, []), zone)
+            if (due, paused_since, paused) != (row.timeline_due_by,
+                                               _utc(row.timeline_paused_since),
+                                               row.timeline_paused_seconds):
                 bind.execute(_referrals.update().where(_referrals.c.id == row.id).values(
                     timeline_due_by=due, timeline_paused_since=paused_since,
-                    version=row.version + 1, updated_at=changed_at))
+                    timeline_paused_seconds=paused, version=row.version + 1,
+                    updated_at=changed_at))
 
 
 def downgrade():
