@@ -97,6 +97,13 @@ def _app_of_older_data(url):
         "RATE_LIMIT_API": "1000000 per minute", "RATE_LIMIT_TOKEN": "1000000 per minute"})
 
 
+def _seeded(revision: str = "0010"):
+    """The revision data written at `revision` (the app's context entered): its ids."""
+    flask_migrate.upgrade(revision=revision)
+    with db.engine.connect() as connection:
+        return populate(connection, revision)
+
+
 @pytest.mark.no_db
 def test_a_pause_after_the_upgrade_is_rounded_up_together_with_the_pauses_before(
         empty_database):
@@ -106,9 +113,7 @@ def test_a_pause_after_the_upgrade_is_rounded_up_together_with_the_pauses_before
     application = _app_of_older_data(empty_database)
     try:
         with application.app_context():
-            flask_migrate.upgrade(revision="0009")
-            with db.engine.connect() as connection:
-                seeded = populate(connection, "0009")
+            seeded = _seeded("0009")
             flask_migrate.upgrade()
             db.session.remove()
         referral_id = seeded.referrals["resumed_once"]
@@ -209,9 +214,7 @@ def test_the_upgrade_to_0014_keeps_text_and_tags_as_the_service_now_loads_them(
     decomposed = unicodedata.normalize("NFD", "Clínica Familiar")
     try:
         with application.app_context():
-            flask_migrate.upgrade(revision="0010")  # the newest revision populate writes
-            with db.engine.connect() as connection:
-                seeded = populate(connection, "0010")
+            seeded = _seeded()  # the newest revision populate writes
             flask_migrate.upgrade(revision="0013")
             with db.engine.connect() as connection:
                 provider = seeded.organizations[PROVIDER]
@@ -415,9 +418,7 @@ def test_the_upgrade_to_0018_keys_the_children_recorded_before_it_for_the_duplic
     try:
         with application.app_context():
             # The revision data's last revision: its rows then go through every later one.
-            flask_migrate.upgrade(revision="0010")
-            with db.engine.connect() as connection:
-                seeded = populate(connection, "0010")
+            seeded = _seeded()
             flask_migrate.upgrade()
             with db.engine.connect() as connection:
                 keys = dict(connection.execute(sa.text(
@@ -493,6 +494,17 @@ def test_the_upgrade_to_0019_keys_look_alike_names_as_one_and_refuses_listed_twi
                       "Lake  Clinic": "lake  clinic"}
 
 
+#: The referrals' columns 0021 reads and writes, as the tests of it see them.
+_REFERRALS_0021 = sa.table(
+    "referrals", sa.column("id", sa.Uuid()), sa.column("status", sa.String()),
+    sa.column("from_organization_id", sa.Uuid()), sa.column("to_organization_id", sa.Uuid()),
+    sa.column("sent_at", sa.DateTime(timezone=True)),
+    sa.column("received_at", sa.DateTime(timezone=True)), sa.column("timeline_due_by", sa.Date()),
+    sa.column("timeline_paused_since", sa.DateTime(timezone=True)),
+    sa.column("timeline_paused_seconds", sa.Integer()), sa.column("version", sa.Integer()),
+    sa.column("updated_at", sa.DateTime(timezone=True)))
+
+
 @pytest.mark.no_db
 def test_the_upgrade_to_0021_replays_the_timeline_from_delivery(empty_database):
     """Two referrals with one history, as 0020 counted it from acknowledgement: delivered
@@ -501,23 +513,14 @@ def test_the_upgrade_to_0021_replays_the_timeline_from_delivery(empty_database):
     delivery the clock ran out on 16 July, before the hold: the hold paused nothing, ended or
     not, and both are due 16 July (keeping the ended pause gave 21 July, a review)."""
     application = _app_of_older_data(empty_database)
-    referrals = sa.table("referrals", sa.column("id", sa.Uuid()),
-                         sa.column("from_organization_id", sa.Uuid()),
-                         sa.column("to_organization_id", sa.Uuid()),
-                         sa.column("sent_at", sa.DateTime(timezone=True)),
-                         sa.column("received_at", sa.DateTime(timezone=True)),
-                         sa.column("timeline_due_by", sa.Date()),
-                         sa.column("timeline_paused_since", sa.DateTime(timezone=True)),
-                         sa.column("timeline_paused_seconds", sa.Integer()))
+    referrals = _REFERRALS_0021
     delivered = datetime(2026, 6, 1, 16, 0, tzinfo=UTC)  # noon in Michigan
     acknowledged, held, resumed_at = (datetime(2026, 6, 11, 16, 0, tzinfo=UTC),
                                       datetime(2026, 7, 20, 16, 0, tzinfo=UTC),
                                       datetime(2026, 7, 25, 16, 0, tzinfo=UTC))
     try:
         with application.app_context():
-            flask_migrate.upgrade(revision="0010")
-            with db.engine.connect() as connection:
-                seeded = populate(connection, "0010")
+            seeded = _seeded()
             flask_migrate.upgrade(revision="0020")
             resumed, still_held = seeded.referrals["in_progress"], seeded.referrals["accepted"]
             steps = sa.table("referral_events", sa.column("id", sa.Uuid()),
@@ -571,21 +574,12 @@ def test_the_upgrade_to_0021_counts_part_c_s_45_days_from_delivery(empty_databas
     rows that change take a new version and are changed now, and the service then lists the
     late ones as overdue."""
     application = _app_of_older_data(empty_database)
-    table = sa.table("referrals", sa.column("id", sa.Uuid()), sa.column("status", sa.String()),
-                     sa.column("sent_at", sa.DateTime(timezone=True)),
-                     sa.column("received_at", sa.DateTime(timezone=True)),
-                     sa.column("timeline_due_by", sa.Date()),
-                     sa.column("timeline_paused_since", sa.DateTime(timezone=True)),
-                     sa.column("timeline_paused_seconds", sa.Integer()),
-                     sa.column("version", sa.Integer()),
-                     sa.column("updated_at", sa.DateTime(timezone=True)))
+    table = _REFERRALS_0021
     delivered = datetime(2026, 6, 1, 16, 0, tzinfo=UTC)  # noon in Michigan, 1 June
     ten_days_on = delivered + timedelta(days=10)
     try:
         with application.app_context():
-            flask_migrate.upgrade(revision="0010")
-            with db.engine.connect() as connection:
-                seeded = populate(connection, "0010")
+            seeded = _seeded()
             flask_migrate.upgrade(revision="0020")
             ids = seeded.referrals
             late, unacknowledged, paused, kept, draft = (
