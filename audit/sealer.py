@@ -80,7 +80,7 @@ def seal_batches(engine: sa.Engine, *, wait: bool = True, most: int | None = Non
 
 def seal_committed(session=None, *, in_transaction: bool = False) -> int:
     """Seal what waits, before reading the trail or checkpointing it; how many (none on a
-    database that refuses writes).
+    database that refuses writes, nor on a chain that cannot take the next event).
 
     By default outside the caller's transaction, a batch at a time: the head is not held
     through the caller's request (an export may stream for minutes, a verification run for
@@ -89,21 +89,37 @@ def seal_committed(session=None, *, in_transaction: bool = False) -> int:
     ends. It commits once, so it waits for one flush to disk instead of two; other readers
     queue behind it for those milliseconds, and background sealers skip their turn. A larger
     backlog is sealed outside all the same.
+
+    A row already where the next event belongs (written past the service, by whoever could
+    write to the database) stops the sealing, and is logged; the reader goes on with the
+    chain as it stands: verification then names that row, and auditors can still read the
+    trail around it, which they need most just then.
     """
     session = session or db.session
     bind = session.get_bind()
-    if isinstance(bind, sa.Connection):  # a session inside an outer transaction (the tests)
-        return seal(bind)
-    if bind.dialect.name != "postgresql":
+    try:
+        if isinstance(bind, sa.Connection):  # a session inside an outer transaction (the tests)
+            with session.begin_nested():
+                return seal(session.connection())
+        if bind.dialect.name != "postgresql":
+            return 0
+        if in_transaction:
+            connection = session.connection()
+            waiting = connection.scalar(_WAITING)
+            if waiting <= SEAL_BATCH:
+                if waiting <= 0:
+                    return 0
+                # In a savepoint (begun as the session hands the connection out): a failed
+                # seal leaves the caller's transaction as it was.
+                with session.begin_nested():
+                    return _seal_batch(session.connection(), wait=True)
+        else:
+            waiting = _waiting(bind)
+        return seal_batches(bind, most=waiting) if waiting > 0 else 0
+    except sa.exc.IntegrityError as error:
+        log.error("the audit chain cannot take the next event (%s): a row holds its place; "
+                  "verify the trail (flask audit verify)", type(error.orig).__name__)
         return 0
-    if in_transaction:
-        connection = session.connection()
-        waiting = connection.scalar(_WAITING)
-        if waiting <= SEAL_BATCH:
-            return _seal_batch(connection, wait=True) if waiting > 0 else 0
-    else:
-        waiting = _waiting(bind)
-    return seal_batches(bind, most=waiting) if waiting > 0 else 0
 
 
 class _Background:

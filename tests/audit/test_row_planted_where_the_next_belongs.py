@@ -1,0 +1,65 @@
+"""A row written past the service where the chain's next event belongs (found by a review).
+
+Every reader of the trail seals what waits before it reads. With a forged row at the head's
+next `seq`, sealing fails on it; that failure answered every auditor's read, and verification
+itself, 500 (and the CLI printed a database error instead of its verdict) as soon as one
+event waited, which on a served network is always. The reader now goes on with the chain as
+it stands: verification names the planted row, and the trail can still be read around it.
+"""
+
+import json
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from audit.chain import event_hash
+from audit.models import AuditChainHead, AuditEvent, AuditPending
+from core.db import db
+from tests.conftest import Factory, bearer
+
+
+def _plant_after_head(engine) -> int:
+    """As whoever can write to the database: a well-hashed event at the head's next seq,
+    the append-only triggers bypassed, the head left alone; its seq."""
+    with engine.begin() as connection:
+        connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        head = connection.execute(sa.select(AuditChainHead.seq)).scalar_one()
+        last = connection.execute(sa.select(AuditEvent).where(AuditEvent.seq == head)).one()
+        values = dict(last._mapping)
+        values.update(seq=head + 1, id=uuid.uuid4(), reason="forged", prev_hash=last.hash)
+        values["hash"] = event_hash(values)
+        connection.execute(sa.insert(AuditEvent).values(**values))
+    return head + 1
+
+
+@pytest.mark.no_db
+def test_verification_names_a_planted_row_while_events_wait(served, caplog):
+    if served.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite chains each event at its commit: nothing waits to be sealed")
+    make = Factory(served)
+    auditor = make.token(make.organization(type="child_welfare"), ["audit:read"])
+    client = served.test_client()
+    assert client.get("/api/v1/audit/verify", headers=bearer(auditor)).json["valid"] is True
+    with served.app_context():
+        planted = _plant_after_head(db.engine)
+
+    # Each of these answers records an event that then waits, unsealable, for the next.
+    page = client.get("/api/v1/audit/events?limit=5", headers=bearer(auditor))
+    verdict = client.get("/api/v1/audit/verify", headers=bearer(auditor))
+    one = client.get(f"/api/v1/audit/events/{planted - 1}", headers=bearer(auditor))
+    command = served.test_cli_runner().invoke(args=["audit", "verify"])
+
+    assert page.status_code == 200, page.get_data(as_text=True)
+    assert verdict.status_code == 200, verdict.get_data(as_text=True)
+    assert verdict.json["valid"] is False
+    assert verdict.json["first_bad_seq"] == planted
+    assert "beyond the chain head" in verdict.json["reason"]
+    assert one.status_code == 200
+    assert command.exit_code == 1, command.output
+    printed = json.loads(command.stdout)
+    assert (printed["valid"], printed["first_bad_seq"]) == (False, planted)
+    with served.app_context():  # kept, not lost: sealed once the row is dealt with
+        waiting = db.session.scalars(sa.select(AuditPending.request_id)).all()
+        assert one.headers["X-Request-ID"] in waiting
+    assert "the audit chain cannot take the next event" in caplog.text
