@@ -10,9 +10,7 @@ import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import current_app, g, has_request_context, request
-from psycopg import sql
-from psycopg.types.json import Jsonb
+from flask import g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -40,7 +38,6 @@ _PENDING_EVENTS = AuditPending.__table__
 # Statements built once: they run on every audited commit.
 _INSERT_PENDING = _PENDING_EVENTS.insert()
 _INSERT_EVENTS = _EVENTS.insert()
-_JSON_COLUMNS = {c.name for c in _PENDING_EVENTS.columns if isinstance(c.type, sa.JSON)}
 _LOCK_HEAD = sa.select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.newest_recorded_at,
                        _HEAD.c.time_disorder_us).where(_HEAD.c.id == 1).with_for_update()
 
@@ -138,70 +135,16 @@ def _write_pending(session: Session) -> None:
     if connection.dialect.name == "postgresql":
         # Sealed into the chain after the commit, in PostgreSQL's order (audit/sealer.py):
         # no request waits for the chain's head, nor holds it through its commit's flush.
-        if _commits_here(connection):
-            _insert_and_commit(connection, pending)
-            return
         connection.execute(_INSERT_PENDING, pending)
     else:
         _append_to_chain(connection, pending)
     # Last, once everything but the COMMIT itself is done: the flush above and the writes of
     # the events may have waited on locks too.
-    _time_left(pending)
-
-
-def _time_left(pending: list[dict]) -> timedelta | None:
-    """How long the events may yet take to commit (None outside a request).
-
-    Raises CommitTooLate when that is no time at all: a request that waited on locks, a slow
-    database or a starved worker would put on the trail an event dated after exports of its
-    time were taken as final.
-    """
-    if not has_request_context():
-        return None
-    left = COMMIT_WINDOW - (now() - min(v["recorded_at"] for v in pending))
-    if left <= timedelta(0):
+    if has_request_context() and now() - min(v["recorded_at"] for v in pending) \
+            > COMMIT_WINDOW:
+        # Waited on locks, a slow database or a starved worker: an event dated this far back
+        # would reach the trail after exports of its time were taken as final.
         raise CommitTooLate(f"events recorded more than {COMMIT_WINDOW} before the commit")
-    return left
-
-
-def _commits_here(connection) -> bool:
-    """Whether the session's commit is the database transaction's (psycopg): not a savepoint
-    of a transaction someone else holds, as the suite's rolled-back one is."""
-    return connection.dialect.driver == "psycopg" and not connection.in_nested_transaction()
-
-
-_NO_PARAMETERS = {"no_parameters": True}
-
-
-def _insert_and_commit(connection, pending: list[dict]) -> None:
-    """Write the events and COMMIT in one message to PostgreSQL: one round trip fewer on
-    every audited request. The values are bound by psycopg on the client (`sql.Literal`) in
-    a simple-query message, the one kind that holds several statements; after it the
-    transaction is over, and SQLAlchemy's own commit finds nothing left to send.
-
-    Raises CommitTooLate, before anything is sent, when the window has closed; while it is
-    open, the statement's timeout is cut to what is left of it, so an insert that waits on a
-    lock (a revocation taking the client's turn) cannot commit its events after it closed.
-    """
-    statements = []
-    left = _time_left(pending)
-    if left is not None:
-        left_ms = max(1, left // timedelta(milliseconds=1))
-        configured = current_app.config.get("DATABASE_STATEMENT_TIMEOUT_MS", 0)
-        if not configured or left_ms < configured:
-            statements.append(sql.SQL("SET LOCAL statement_timeout = {}").format(left_ms))
-    columns = list(pending[0])
-    rows = sql.SQL(", ").join(
-        sql.SQL("({})").format(sql.SQL(", ").join(
-            sql.Literal(Jsonb(row[name]) if name in _JSON_COLUMNS else row[name])
-            for name in columns))
-        for row in pending)
-    statements.append(sql.SQL("INSERT INTO {} ({}) VALUES {}").format(
-        sql.Identifier(_PENDING_EVENTS.name), sql.SQL(", ").join(map(sql.Identifier, columns)),
-        rows))
-    statements.append(sql.SQL("COMMIT"))
-    message = sql.SQL("; ").join(statements).as_string(connection.connection.dbapi_connection)
-    connection.exec_driver_sql(message, execution_options=_NO_PARAMETERS)
 
 
 def _append_to_chain(connection, pending: list[dict]) -> None:

@@ -131,7 +131,6 @@ def load_config(instance_path: Path, environ=None) -> dict:
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url, statement_timeout),
-        "DATABASE_STATEMENT_TIMEOUT_MS": statement_timeout,
         "MAX_CONTENT_LENGTH": _int(environ, "MAX_CONTENT_LENGTH", 64 * 1024, maximum=2**30),
         "TOKEN_LIFETIME": _int(environ, "TOKEN_LIFETIME", 3600, maximum=_YEAR),
         "OAUTH_ISSUER": _issuer(environ.get("OAUTH_ISSUER", ""), env),
