@@ -104,6 +104,33 @@ def exported_event_hash(document: dict) -> str:
     })
 
 
+def exported_chain_break(documents) -> tuple[int, str] | None:
+    """Where an export stops holding as a chain, as (seq, reason); None when it holds.
+
+    `documents`: its lines, parsed, in order. Each must hash to its `hash` (see
+    `exported_event_hash`), follow the line before it by one `seq`, and name that line's
+    `hash` as its `prev_hash`: a line changed, dropped, inserted or moved breaks it. The
+    first line's `prev_hash` is held to nothing here: compare it with the `hash` of the event
+    before the range (or check a kept checkpoint with the service).
+    """
+    previous = None
+    for document in documents:
+        seq = document["seq"]
+        if previous is not None:
+            if seq != previous["seq"] + 1:
+                missing = previous["seq"] + 1
+                # Missing from the export: removed, or recorded outside its time range
+                # though chained inside it (GET /api/v1/audit/events/{seq} tells which).
+                return missing, (f"event {missing} is missing from the export" if seq > missing
+                                 else f"event {seq} is out of order")
+            if document["prev_hash"] != previous["hash"]:
+                return seq, f"event {seq} does not chain to event {previous['seq']}"
+        if exported_event_hash(document) != document["hash"]:
+            return seq, f"event {seq} does not hash to its stored hash"
+        previous = document
+    return None
+
+
 @dataclass
 class Verdict:
     valid: bool

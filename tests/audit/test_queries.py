@@ -2,13 +2,15 @@
 
 import itertools
 import json
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
 
 import pytest
 
 import audit
-from audit.chain import exported_event_hash
+from audit.chain import exported_chain_break, exported_event_hash
 from core import time as clock
 from core.db import db
 from tests.conftest import audit_events, bearer
@@ -190,6 +192,55 @@ def test_export_streams_ndjson_oldest_first(app, client, auditor, seeded):
                if later["seq"] == earlier["seq"] + 1)
     tampered = {**lines[0], "request": {**lines[0]["request"], "ip": "10.9.9.9"}}
     assert exported_event_hash(tampered) != lines[0]["hash"]
+
+
+#: The README's command that checks an export away from the service.
+_CHECK_EXPORT = ("import json, sys; from audit.chain import exported_chain_break as b; "
+                 "print(b(map(json.loads, open(sys.argv[1]))))")
+
+
+def test_an_export_is_checked_away_from_the_service(app, client, auditor, tmp_path):
+    """Every line hashes, follows the one before by one seq and chains to it: a line changed,
+    dropped, moved, repeated, or changed and re-hashed is named (found by a review: the
+    README's command checked each line's hash alone, and passed an export cut in the middle)."""
+    with app.app_context():
+        for n in range(6):
+            audit.record(action="read", outcome="permit", reason=f"line-{n}",
+                         resource_type="audit_event")
+            db.session.commit()
+    at = clock.now()
+    since, until = (f"{(at + timedelta(hours=h)).isoformat().replace('+00:00', 'Z')}"
+                    for h in (-1, 1))
+    answer = client.get(f"/api/v1/audit/export?since={since}&until={until}",
+                        headers=bearer(auditor))
+    export = tmp_path / "trail.ndjson"
+    export.write_text(answer.get_data(as_text=True))
+    lines = [json.loads(line) for line in export.read_text().splitlines()]
+    assert len(lines) >= 6
+
+    assert exported_chain_break(lines) is None
+    checked = subprocess.run([sys.executable, "-c", _CHECK_EXPORT, str(export)],
+                             capture_output=True, text=True, check=True)
+    assert checked.stdout.strip() == "None"
+
+    seqs = [line["seq"] for line in lines]
+    changed = {**lines[2], "reason": "edited"}
+    rehashed = {**changed, "hash": exported_event_hash(changed)}
+    broken = {
+        "a line changed": (lines[:2] + [changed] + lines[3:], seqs[2], "does not hash"),
+        "a line dropped": (lines[:3] + lines[4:], seqs[3], "missing"),
+        "two lines swapped": (lines[:3] + [lines[4], lines[3]] + lines[5:], seqs[3], "missing"),
+        "a line repeated": (lines[:4] + [lines[3]] + lines[4:], seqs[3] + 1, "out of order"),
+        "a line changed and re-hashed": (lines[:2] + [rehashed] + lines[3:], seqs[3],
+                                         "does not chain"),
+    }
+    for name, (mutated, seq, why) in broken.items():
+        found = exported_chain_break(mutated)
+        assert found is not None and found[0] == seq and why in found[1], (name, found)
+    export.write_text("".join(json.dumps(line) + "\n" for line in broken["a line dropped"][0]))
+    checked = subprocess.run([sys.executable, "-c", _CHECK_EXPORT, str(export)],
+                             capture_output=True, text=True, check=True)
+    assert checked.stdout.strip() != "None"
 
 
 @pytest.mark.parametrize("query", [
