@@ -80,6 +80,7 @@ class AuditEvent(_EventFields, db.Model):
         sa.Index("ix_audit_events_family_seq", "family_id", "seq"),
         sa.Index("ix_audit_events_resource_seq", "resource_type", "resource_id", "seq"),
         sa.Index("ix_audit_events_action_seq", "action", "seq"),
+        sa.Index("ix_audit_events_outcome_seq", "outcome", "seq"),
         sa.Index("ix_audit_events_recorded_at", "recorded_at"),
     )
 
