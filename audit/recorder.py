@@ -6,6 +6,7 @@ an event commits with the change it describes or not at all. On PostgreSQL they 
 SQLite, whose one writer already holds the database, this module chains them at commit.
 """
 
+import logging
 import uuid
 from datetime import timedelta
 
@@ -27,6 +28,8 @@ from core.db import db
 from core.ids import new_id
 from core.time import now
 
+log = logging.getLogger(__name__)
+
 _PENDING = "audit_pending"
 #: A request's events commit within this long of being recorded, or not at all: what lets an
 #: auditor take an export whose range ended a minute ago as final (README, The audit trail).
@@ -40,6 +43,12 @@ _INSERT_PENDING = _PENDING_EVENTS.insert()
 _INSERT_EVENTS = _EVENTS.insert()
 _LOCK_HEAD = sa.select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.newest_recorded_at,
                        _HEAD.c.time_disorder_us).where(_HEAD.c.id == 1).with_for_update()
+
+
+class ChainBlocked(Exception):
+    """A row already holds the seq the next event needs (written past the service, by whoever
+    could write to the database): the request is rolled back and answered 503, nothing
+    disclosed, until an operator has verified the trail (verification names the row)."""
 
 
 class CommitTooLate(Exception):
@@ -159,7 +168,12 @@ def _append_to_chain(connection, pending: list[dict]) -> None:
         row["hash"] = prev_hash = event_hash(row)
         rows.append(row)
         newest, disorder = time_order(newest, disorder, row["recorded_at"])
-    connection.execute(_INSERT_EVENTS, rows)
+    try:
+        connection.execute(_INSERT_EVENTS, rows)
+    except sa.exc.IntegrityError:
+        log.error("the audit chain cannot take the next event: a row holds seq %s; verify the "
+                  "trail (flask audit verify)", rows[0]["seq"])
+        raise ChainBlocked(f"a row holds seq {rows[0]['seq']}") from None
     connection.execute(_HEAD.update().where(_HEAD.c.id == 1).values(
         seq=seq, hash=prev_hash, newest_recorded_at=newest, time_disorder_us=disorder))
 

@@ -13,9 +13,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from audit.chain import event_hash
+from audit.chain import event_hash, verify
 from audit.models import AuditChainHead, AuditEvent, AuditPending
 from core.db import db
+from organizations.models import Organization
+from tests.audit.conftest import unlock
 from tests.conftest import Factory, bearer
 
 
@@ -63,3 +65,35 @@ def test_verification_names_a_planted_row_while_events_wait(served, caplog):
         waiting = db.session.scalars(sa.select(AuditPending.request_id)).all()
         assert one.headers["X-Request-ID"] in waiting
     assert "the audit chain cannot take the next event" in caplog.text
+
+
+def test_on_sqlite_a_planted_row_fails_requests_closed_with_a_503(app, client, make, caplog):
+    """SQLite chains each event at its commit: with a row where the next belongs, no audited
+    request can commit its event, so none discloses or changes anything; each is answered
+    503 (a database error read as the code's fault answered 500), and verification names
+    the row."""
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("PostgreSQL seals after the commit (the test above)")
+    org = make.organization()
+    token = make.token(org, ["directory:write"])
+    with app.app_context():
+        unlock("audit_events")
+        head = db.session.scalar(sa.select(AuditChainHead.seq))
+        last = db.session.get(AuditEvent, head)
+        values = {c.key: getattr(last, c.key) for c in AuditEvent.__table__.columns}
+        values.update(seq=head + 1, id=uuid.uuid4(), reason="forged", prev_hash=last.hash)
+        values["hash"] = event_hash(values)
+        db.session.execute(sa.insert(AuditEvent).values(**values))
+        db.session.commit()
+
+    response = client.patch(f"/api/v1/organizations/{org.id}",
+                            json={"accepting_referrals": True}, headers=bearer(token))
+
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.json["type"] == "/problems/service-unavailable"
+    with app.app_context():
+        assert db.session.get(Organization, org.id).accepting_referrals is not True
+        verdict = verify(db.session)
+    assert (verdict.valid, verdict.first_bad_seq) == (False, head + 1)
+    assert f"a row holds seq {head + 1}" in caplog.text
