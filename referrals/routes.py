@@ -142,7 +142,7 @@ def list_referral_events(referral_id: uuid.UUID):
            responses={201: NoteSchema})
 def write_referral_note(referral_id: uuid.UUID):
     """A note of the caller's, in a category (`coordination_notes` by default); the other
-    side reads its body only under a consent for `care_coordination` covering it."""
+    side sees it only under a consent for `care_coordination` covering it."""
     data = load_body(NoteInputSchema)
     document = service.write_note(current_actor(), referral_id=referral_id, data=data)
     return respond(NoteSchema, document, status=201)
@@ -153,8 +153,9 @@ def write_referral_note(referral_id: uuid.UUID):
 @operation(summary="A referral's notes", tags=TAGS, query=TimelineQuery,
            responses={200: NotePageSchema})
 def list_referral_notes(referral_id: uuid.UUID):
-    """Newest first; the other side's bodies only under consent, else `redacted` names
-    the note's category."""
+    """Newest first: the caller's own notes, and the other side's only under a consent for
+    `care_coordination` covering each one's category; without one, a note of the other side
+    is not listed (a page may hold fewer than `limit`, and its `next_cursor` goes on)."""
     args = load_query(TimelineQuery)
     page = service.list_notes(current_actor(), referral_id=referral_id, **args)
     return respond(NotePageSchema, page)

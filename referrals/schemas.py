@@ -108,8 +108,9 @@ ReferralPageSchema = page_schema(ReferralSchema, "ReferralPage")
 
 
 class NoteSchema(Schema):
-    """A note; its `body` is shown to the other side only under consent, else `redacted`
-    names its category."""
+    """A note, shown whole: its author's always, the other side's only under a consent for
+    `care_coordination` covering its category (without one it is not shown at all, nor that
+    it exists). `redacted` is empty."""
 
     id = fields.UUID(required=True)
     referral_id = fields.UUID(required=True)
@@ -127,8 +128,8 @@ class ReferralEventSchema(Schema):
     """One step of the timeline. `business_status`, `reason` and `outcome` are
     `service_status` information of the side that acted: the three are there (null where not
     set) when the step recorded any of them and the caller may see it, absent when it recorded
-    none or when `redacted` names `service_status`; `note` likewise. `organization_id` null:
-    the service acted (a consent ended)."""
+    none or when `redacted` names `service_status`. `note`: the step's note, when the caller
+    may read it (see Note). `organization_id` null: the service acted (a consent ended)."""
 
     id = fields.UUID(required=True)
     referral_id = fields.UUID(required=True)

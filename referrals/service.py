@@ -194,15 +194,18 @@ def _document(access: _Access, seen: _Seen, consents_naming: set[str] | None = N
     }
 
 
-def _note_document(access: _Access, note: ReferralNote, seen: _Seen) -> dict:
-    decision = seen.add(access.authored(note.category, note.author_organization_id))
-    document = {"id": note.id, "referral_id": note.referral_id,
-                "author_organization_id": note.author_organization_id,
-                "category": note.category, "created_at": note.created_at,
-                "redacted": decision.withheld}
-    if decision.permitted:
-        document["body"] = note.body
-    return document
+def _note_document(access: _Access, note: ReferralNote, seen: _Seen) -> dict | None:
+    """The note as the caller may see it: its author's always; the other side's only under a
+    consent covering its category, else None. A note withheld is not shown at all: its
+    existence, time and category are the other side's work on the family too."""
+    decision = access.authored(note.category, note.author_organization_id)
+    if not decision.permitted:
+        return None
+    seen.add(decision)
+    return {"id": note.id, "referral_id": note.referral_id,
+            "author_organization_id": note.author_organization_id,
+            "category": note.category, "created_at": note.created_at, "body": note.body,
+            "redacted": decision.withheld}
 
 
 def _event_document(access: _Access, event: ReferralEvent, note: ReferralNote | None,
@@ -217,9 +220,9 @@ def _event_document(access: _Access, event: ReferralEvent, note: ReferralNote | 
         if detail.permitted:
             document |= {"business_status": event.business_status, "reason": event.reason,
                          "outcome": event.outcome}
-    if note is not None:
-        document["note"] = _note_document(access, note, seen)
-        withheld.update(document["note"]["redacted"])
+    shown = _note_document(access, note, seen) if note is not None else None
+    if shown is not None:
+        document["note"] = shown
     document["redacted"] = sorted(withheld)
     return document
 
@@ -905,13 +908,15 @@ def write_note(actor, *, referral_id: uuid.UUID, data: dict) -> dict:
 
 
 def list_notes(actor, *, referral_id: uuid.UUID, limit: int, cursor: str | None = None) -> Page:
-    """The referral's notes, newest first; the other side's bodies only under consent."""
+    """The referral's notes, newest first: the caller's own, and the other side's only under a
+    consent covering each one's category (a page may then hold fewer than `limit`)."""
     access = _access(actor, referral_id, "read")
     _hold_if_unsupported(access)
     stmt = sa.select(ReferralNote).where(ReferralNote.referral_id == referral_id)
     page = newest_first(stmt, kind=f"referral-notes:{referral_id}", at=ReferralNote.created_at,
                         id=ReferralNote.id, cursor=cursor, limit=limit)
     seen = _Seen()
-    page.items = [_note_document(access, note, seen) for note in page.items]
+    shown = (_note_document(access, note, seen) for note in page.items)
+    page.items = [document for document in shown if document is not None]
     _record_read(access, seen, "referral_notes", "care_coordination")
     return page

@@ -205,7 +205,8 @@ def _items_redacted(body):
 
 
 def _note_bodies(body):
-    """Per note (or timeline step carrying a note): whether its body is shown."""
+    """Per note shown (or timeline step showing one): whether its body is shown. A note the
+    caller may not read is not shown at all."""
     notes = [item.get("note", item) for item in body["items"]
              if "note" in item or "author_organization_id" in item]
     return ["body" in note for note in notes]
@@ -333,7 +334,7 @@ ROUTES = [
     Route("GET", "/api/v1/referrals/<uuid:referral_id>/events", ("referrals:read",),
           _get("/api/v1/referrals/{w.referral_id}/events"),
           stranger=NF, custodian=ALL4, provider=ALL4, draft=(200, NF),
-          shows=Shows(_note_bodies, {**seen("clinic", [True], [False], [False], [False]),
+          shows=Shows(_note_bodies, {**seen("clinic", [True], [], [], []),
                                      **seen("provider", *[[True]] * 4)}),
           subject=("referral_id",), needs=REFERRAL),
     Route("POST", "/api/v1/referrals/<uuid:referral_id>/notes", ("referrals:write",),
@@ -344,7 +345,7 @@ ROUTES = [
     Route("GET", "/api/v1/referrals/<uuid:referral_id>/notes", ("referrals:read",),
           _get("/api/v1/referrals/{w.referral_id}/notes"),
           stranger=NF, custodian=ALL4, provider=ALL4, draft=(200, NF),
-          shows=Shows(_note_bodies, {**seen("clinic", [True], [False], [False], [False]),
+          shows=Shows(_note_bodies, {**seen("clinic", [True], [], [], []),
                                      **seen("provider", *[[True]] * 4)}),
           subject=("referral_id",), needs=REFERRAL),
     # -- audit: the auditors' trail; no organization's objects -------------------------------
