@@ -155,7 +155,7 @@ def write_referral_note(referral_id: uuid.UUID):
 def list_referral_notes(referral_id: uuid.UUID):
     """Newest first: the caller's own notes, and the other side's only under a consent for
     `care_coordination` covering each one's category; without one, a note of the other side
-    is not listed (a page may hold fewer than `limit`, and its `next_cursor` goes on)."""
+    is not listed, nor counted in pages and cursors."""
     args = load_query(TimelineQuery)
     page = service.list_notes(current_actor(), referral_id=referral_id, **args)
     return respond(NotePageSchema, page)

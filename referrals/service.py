@@ -27,6 +27,7 @@ from referrals.models import (
     ACTIVE_STATUSES,
     CANCELLATION_REASONS,
     HOLD_REASONS,
+    NOTE_CATEGORIES,
     OPEN_STATUSES,
     PAUSING_HOLD_REASONS,
     REJECTION_REASONS,
@@ -909,14 +910,24 @@ def write_note(actor, *, referral_id: uuid.UUID, data: dict) -> dict:
 
 def list_notes(actor, *, referral_id: uuid.UUID, limit: int, cursor: str | None = None) -> Page:
     """The referral's notes, newest first: the caller's own, and the other side's only under a
-    consent covering each one's category (a page may then hold fewer than `limit`)."""
+    consent covering each one's category."""
     access = _access(actor, referral_id, "read")
     _hold_if_unsupported(access)
-    stmt = sa.select(ReferralNote).where(ReferralNote.referral_id == referral_id)
+    referral = access.referral
+    other = (referral.to_organization_id if actor.organization_id == referral.from_organization_id
+             else referral.from_organization_id)
+    # Chosen in the query, so a page and its cursor hold only notes the caller may see: a
+    # page of the other side's notes left empty, and its cursor, would tell when it wrote.
+    readable = [category for category in NOTE_CATEGORIES
+                if access.authored(category, other).permitted]
+    stmt = sa.select(ReferralNote).where(
+        ReferralNote.referral_id == referral_id,
+        sa.or_(ReferralNote.author_organization_id == actor.organization_id,
+               sa.and_(ReferralNote.author_organization_id == other,
+                       ReferralNote.category.in_(readable))))
     page = newest_first(stmt, kind=f"referral-notes:{referral_id}", at=ReferralNote.created_at,
                         id=ReferralNote.id, cursor=cursor, limit=limit)
     seen = _Seen()
-    shown = (_note_document(access, note, seen) for note in page.items)
-    page.items = [document for document in shown if document is not None]
+    page.items = [_note_document(access, note, seen) for note in page.items]
     _record_read(access, seen, "referral_notes", "care_coordination")
     return page

@@ -132,6 +132,36 @@ def test_timeline_and_notes_are_filtered_for_the_other_side(app, client, make, n
         "business_status"] == "contact_attempted"
 
 
+def test_pages_of_notes_neither_count_nor_place_the_other_sides_unreadable_notes(
+        client, make, net):
+    """A page a note at a time: the other side's notes the caller may not read make no empty
+    pages and no cursor (found by a review: each made an empty page whose cursor, signed but
+    readable, held the note's time and id)."""
+    make.consent(net.family, [net.clinic, net.provider], purposes=("referral",),
+                 categories=FULL)
+    rid = send(client, net).json["id"]
+    for n in range(3):
+        client.post(f"/api/v1/referrals/{rid}/notes", headers=net.as_provider,
+                    json={"body": f"Provider note {n}."})
+    client.post(f"/api/v1/referrals/{rid}/notes", headers=net.as_clinic,
+                json={"body": "Mother prefers mornings."})
+
+    pages, cursor = [], None
+    while True:
+        page = client.get(f"/api/v1/referrals/{rid}/notes?limit=1"
+                          + (f"&cursor={cursor}" if cursor else ""), headers=net.as_clinic)
+        assert page.status_code == 200
+        pages.append([n["body"] for n in page.json["items"]])
+        cursor = page.json["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == [["Mother prefers mornings."]]
+    provider_pages = client.get(f"/api/v1/referrals/{rid}/notes?limit=1",
+                                headers=net.as_provider).json
+    assert provider_pages["items"][0]["body"] == "Provider note 2."
+    assert provider_pages["next_cursor"] is not None
+
+
 def test_part_c_clocks_pause_and_list_overdue(app, client, consented):
     start = clock.now().replace(microsecond=0)
     clock.freeze(start)
