@@ -22,6 +22,7 @@ from audit.models import (
     RESOURCE_TYPES,
     AuditChainHead,
     AuditEvent,
+    AuditListedFamily,
     AuditPending,
 )
 from core.db import db
@@ -36,6 +37,7 @@ _PENDING = "audit_pending"
 #: Nothing else bounds a request: gunicorn's gthread workers do not end one past its timeout.
 COMMIT_WINDOW = timedelta(seconds=30)
 _EVENTS = AuditEvent.__table__
+_LISTED = AuditListedFamily.__table__
 _HEAD = AuditChainHead.__table__
 _PENDING_EVENTS = AuditPending.__table__
 # Statements built once: they run on every audited commit.
@@ -171,11 +173,23 @@ def _append_to_chain(connection, pending: list[dict]) -> None:
     try:
         connection.execute(_INSERT_EVENTS, rows)
     except sa.exc.IntegrityError:
+        taken = _taken_seq(connection, rows)
+        if taken is None:  # no row in the way: a fault of the code, told as such
+            raise
         log.error("the audit chain cannot take the next event: a row holds seq %s; verify the "
-                  "trail (flask audit verify)", rows[0]["seq"])
-        raise ChainBlocked(f"a row holds seq {rows[0]['seq']}") from None
+                  "trail (flask audit verify)", taken)
+        raise ChainBlocked(f"a row holds seq {taken}") from None
     connection.execute(_HEAD.update().where(_HEAD.c.id == 1).values(
         seq=seq, hash=prev_hash, newest_recorded_at=newest, time_disorder_us=disorder))
+
+
+def _taken_seq(connection, rows: list[dict]) -> int | None:
+    """The seq of a row already holding a key one of `rows` needs (its seq, its id, its
+    families' listing), if one does."""
+    seqs, ids = [row["seq"] for row in rows], [row["id"] for row in rows]
+    return connection.scalar(sa.union_all(
+        sa.select(_EVENTS.c.seq).where(sa.or_(_EVENTS.c.seq.in_(seqs), _EVENTS.c.id.in_(ids))),
+        sa.select(_LISTED.c.seq).where(_LISTED.c.seq.in_(seqs))).limit(1))
 
 
 def time_order(newest, disorder: int, recorded_at) -> tuple:

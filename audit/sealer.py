@@ -78,9 +78,22 @@ def seal_batches(engine: sa.Engine, *, wait: bool = True, most: int | None = Non
     return sealed
 
 
+#: The keys an event takes in the chain: its seq, its id, and its families' listing.
+_CHAIN_KEYS = frozenset({"pk_audit_events", "uq_audit_events_id", "pk_audit_listed_families"})
+#: What `seal_committed` answers when the chain cannot take the next event.
+BLOCKED = -1
+
+
+def takes_a_chain_key(error: sa.exc.IntegrityError) -> bool:
+    """Whether the error is a row already holding a key the next event needs in the chain,
+    rather than a fault of the code."""
+    diagnosis = getattr(error.orig, "diag", None)
+    return getattr(diagnosis, "constraint_name", None) in _CHAIN_KEYS
+
+
 def seal_committed(session=None, *, in_transaction: bool = False) -> int:
     """Seal what waits, before reading the trail or checkpointing it; how many (none on a
-    database that refuses writes, nor on a chain that cannot take the next event).
+    database that refuses writes), or BLOCKED when the chain cannot take the next event.
 
     By default outside the caller's transaction, a batch at a time: the head is not held
     through the caller's request (an export may stream for minutes, a verification run for
@@ -90,10 +103,10 @@ def seal_committed(session=None, *, in_transaction: bool = False) -> int:
     queue behind it for those milliseconds, and background sealers skip their turn. A larger
     backlog is sealed outside all the same.
 
-    A row already where the next event belongs (written past the service, by whoever could
-    write to the database) stops the sealing, and is logged; the reader goes on with the
-    chain as it stands: verification then names that row, and auditors can still read the
-    trail around it, which they need most just then.
+    A row already holding a key the next event needs (its seq, its id: written past the
+    service, by whoever could write to the database) stops the sealing, and is logged; the
+    reader goes on with the chain as it stands, and verification says the chain cannot go
+    on: auditors can still read the trail around it, which they need most just then.
     """
     session = session or db.session
     bind = session.get_bind()
@@ -117,9 +130,11 @@ def seal_committed(session=None, *, in_transaction: bool = False) -> int:
             waiting = _waiting(bind)
         return seal_batches(bind, most=waiting) if waiting > 0 else 0
     except sa.exc.IntegrityError as error:
-        log.error("the audit chain cannot take the next event (%s): a row holds its place; "
-                  "verify the trail (flask audit verify)", type(error.orig).__name__)
-        return 0
+        if not takes_a_chain_key(error):
+            raise
+        log.error("the audit chain cannot take the next event: a row already holds its %s; "
+                  "verify the trail (flask audit verify)", error.orig.diag.constraint_name)
+        return BLOCKED
 
 
 class _Background:

@@ -10,7 +10,7 @@ from audit.chain import chain_head, verify
 from audit.models import MAX_SEQ, AuditChainHead, AuditEvent, AuditListedFamily
 from audit.recorder import record
 from audit.schemas import AuditEventSchema
-from audit.sealer import seal_committed
+from audit.sealer import BLOCKED, seal_committed
 from core.db import begin_read_only, db
 from core.errors import Problem, log_without_message, validation_problem
 from core.pagination import Page, decode_cursor, keyset_page
@@ -20,13 +20,19 @@ _FILTERS = ("organization_id", "client_id", "action", "outcome", "resource_type"
             "resource_id")
 
 
+#: Events on the chain: up to its head. A row past the head was written past the service
+#: (verification names it), and is not served as an event of the trail.
+_CHAINED = AuditEvent.seq <= (sa.select(AuditChainHead.seq).where(AuditChainHead.id == 1)
+                              .scalar_subquery())
+
+
 def _events_page(conditions: list, *, family_id=None, kind: str, cursor: str | None,
                  limit: int, since=None, until=None) -> Page:
     """A keyset page, newest first, of the events meeting `conditions` and, given
     `family_id`, naming that family in `family_id` or in `family_ids`; `since` and `until`:
     the time range `conditions` hold, read along `seq` from near its end."""
     seal_committed(in_transaction=True)  # every event committed before this request is on it
-    conditions = conditions + _seq_bounds(since, until)  # the chain as sealed just now
+    conditions = [*conditions, _CHAINED, *_seq_bounds(since, until)]  # as sealed just now
     stmt = sa.select(AuditEvent).where(*conditions)
     if family_id is not None:
         stmt = stmt.where(AuditEvent.seq.in_(
@@ -133,7 +139,8 @@ def search_events(actor, *, limit: int, cursor: str | None = None, since=None, u
 def get_event(actor, seq: int) -> AuditEvent:
     """The event at `seq`. Raises Problem 404 when the log has none there."""
     seal_committed(in_transaction=True)
-    event = db.session.get(AuditEvent, seq) if seq <= MAX_SEQ else None
+    event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.seq == seq, _CHAINED)) \
+        if seq <= MAX_SEQ else None
     if event is None:
         raise Problem("not-found", f"The log has no event {seq}")
     record(action="read", outcome="permit", reason="audit_read", resource_type="audit_event",
@@ -179,7 +186,7 @@ def export_events(actor, *, since, until):
             batch = [schema.dump(event) for event in db.session.scalars(
                 sa.select(AuditEvent)
                 .where(AuditEvent.recorded_at >= since, AuditEvent.recorded_at < until,
-                       AuditEvent.seq > after, *bounds)
+                       AuditEvent.seq > after, _CHAINED, *bounds)
                 .order_by(AuditEvent.seq).limit(EXPORT_BATCH))]
             db.session.rollback()
             db.session.expunge_all()
@@ -199,7 +206,7 @@ def verify_log(*, from_seq: int | None = None, to_seq: int | None = None) -> dic
     Raises Problem 422 when `from_seq` or `to_seq` lies past the newest event: a range that
     names events the log does not hold is not reported valid (its tail may have been cut).
     """
-    seal_committed()
+    blocked = seal_committed() == BLOCKED
     head = chain_head(db.session)
     past_the_end = {name: [f"The log ends at event {head.seq}"]
                     for name, seq, least in (("from_seq", from_seq, max(head.seq, 1)),
@@ -214,6 +221,11 @@ def verify_log(*, from_seq: int | None = None, to_seq: int | None = None) -> dic
         broken = checkpoints.broken_checkpoint(db.session, from_seq, to_seq)
         if broken is not None:
             verdict.update(valid=False, first_bad_seq=broken[0], reason=broken[1])
+    if verdict["valid"] and blocked and (to_seq is None or to_seq >= head.seq):
+        # Sound as far as it goes, but it goes no further: committed events wait outside it.
+        verdict.update(valid=False, first_bad_seq=head.seq + 1,
+                       reason=f"event {head.seq + 1} cannot be chained: a row outside the "
+                              "service already holds its seq or its id")
     return verdict
 
 

@@ -13,6 +13,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from audit import recorder
 from audit.chain import event_hash, verify
 from audit.models import AuditChainHead, AuditEvent, AuditPending
 from core.db import db
@@ -50,9 +51,13 @@ def test_verification_names_a_planted_row_while_events_wait(served, caplog):
     page = client.get("/api/v1/audit/events?limit=5", headers=bearer(auditor))
     verdict = client.get("/api/v1/audit/verify", headers=bearer(auditor))
     one = client.get(f"/api/v1/audit/events/{planted - 1}", headers=bearer(auditor))
+    forged = client.get(f"/api/v1/audit/events/{planted}", headers=bearer(auditor))
     command = served.test_cli_runner().invoke(args=["audit", "verify"])
 
     assert page.status_code == 200, page.get_data(as_text=True)
+    # Not served as an event of the trail: it lies past the head (a review).
+    assert planted not in [e["seq"] for e in page.json["items"]]
+    assert forged.status_code == 404
     assert verdict.status_code == 200, verdict.get_data(as_text=True)
     assert verdict.json["valid"] is False
     assert verdict.json["first_bad_seq"] == planted
@@ -97,3 +102,44 @@ def test_on_sqlite_a_planted_row_fails_requests_closed_with_a_503(app, client, m
         verdict = verify(db.session)
     assert (verdict.valid, verdict.first_bad_seq) == (False, head + 1)
     assert f"a row holds seq {head + 1}" in caplog.text
+
+
+@pytest.mark.no_db
+def test_verification_names_a_chain_that_cannot_go_on(served, caplog):
+    """A waiting row reusing a chained event's id stops every seal as surely, though no row
+    lies past the head: the chain verifies as far as it goes, and verification says it can
+    go no further (found by a review: it answered valid while the trail had stopped)."""
+    if served.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite chains each event at its commit: nothing waits to be sealed")
+    make = Factory(served)
+    auditor = make.token(make.organization(type="child_welfare"), ["audit:read"])
+    client = served.test_client()
+    assert client.get("/api/v1/audit/verify", headers=bearer(auditor)).json["valid"] is True
+    with served.app_context(), db.engine.begin() as connection:
+        first = connection.execute(sa.select(AuditEvent).where(AuditEvent.seq == 1)).one()
+        values = {c.key: getattr(first, c.key) for c in AuditPending.__table__.columns}
+        values["recorded_at"] = values["recorded_at"].replace(year=2000)  # sealed first
+        connection.execute(sa.insert(AuditPending).values(**values))
+        head = connection.scalar(sa.select(AuditChainHead.seq))
+
+    verdict = client.get("/api/v1/audit/verify", headers=bearer(auditor))
+    command = served.test_cli_runner().invoke(args=["audit", "verify"])
+
+    assert verdict.status_code == 200, verdict.get_data(as_text=True)
+    assert (verdict.json["valid"], verdict.json["first_bad_seq"]) == (False, head + 1)
+    assert "cannot be chained" in verdict.json["reason"]
+    assert command.exit_code == 1, command.output
+    assert "uq_audit_events_id" in caplog.text
+
+
+def test_on_sqlite_a_fault_of_the_code_is_not_told_as_a_planted_row(app):
+    """An event the chain refuses for want of a field (no row in its way) is the code's
+    fault: the database error goes on as one, not as a chain blocked (a review)."""
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("PostgreSQL refuses it at the request's own insert")
+        recorder.record(action="read", outcome="permit", reason="r", resource_type="api")
+        db.session.info[recorder._PENDING][0]["reason"] = None
+        with pytest.raises(sa.exc.IntegrityError):
+            db.session.commit()
+        db.session.rollback()
