@@ -104,28 +104,29 @@ def exported_event_hash(document: dict) -> str:
     })
 
 
-def exported_chain_break(documents) -> tuple[int, str] | None:
+def exported_chain_break(documents) -> tuple[int | None, str] | None:
     """Where an export stops holding as a chain, as (seq, reason); None when it holds.
 
     `documents`: its lines, parsed, in order. Each must hash to its `hash` (see
     `exported_event_hash`), follow the line before it by one `seq`, and name that line's
-    `hash` as its `prev_hash`: a line changed, dropped, inserted or moved breaks it. The
-    first line's `prev_hash` is held to nothing here: compare it with the `hash` of the event
-    before the range (or check a kept checkpoint with the service).
+    `hash` as its `prev_hash`: a line changed, dropped, inserted or moved breaks it (an export
+    has no gap: audit.service.export_events). The first line's `prev_hash` is held to nothing
+    here: compare it with the `hash` of the event before it. An empty export holds nothing.
     """
     previous = None
-    for document in documents:
-        seq = document["seq"]
+    for number, document in enumerate(documents, start=1):
+        expected = previous["seq"] + 1 if previous is not None else None
+        try:
+            seq, recomputed = document["seq"], exported_event_hash(document)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return expected, f"line {number} is not an exported event"
         if previous is not None:
-            if seq != previous["seq"] + 1:
-                missing = previous["seq"] + 1
-                # Missing from the export: removed, or recorded outside its time range
-                # though chained inside it (GET /api/v1/audit/events/{seq} tells which).
-                return missing, (f"event {missing} is missing from the export" if seq > missing
-                                 else f"event {seq} is out of order")
+            if seq != expected:
+                return expected, (f"the line after event {previous['seq']} is event {seq}, "
+                                  f"not event {expected}")
             if document["prev_hash"] != previous["hash"]:
                 return seq, f"event {seq} does not chain to event {previous['seq']}"
-        if exported_event_hash(document) != document["hash"]:
+        if recomputed != document["hash"]:
             return seq, f"event {seq} does not hash to its stored hash"
         previous = document
     return None

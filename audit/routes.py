@@ -88,8 +88,11 @@ def verify_checkpoint():
 @operation(summary="Export events as NDJSON", tags=TAGS, query=ExportQuery,
            responses={200: ("application/x-ndjson", {"type": "string"})})
 def export():
-    """Events recorded in [since, until) (at most 31 days), oldest first, one JSON object a
-    line (`application/x-ndjson`), streamed."""
+    """The stretch of the chain from the first event recorded in [since, until) (at most 31
+    days) to the last, oldest first, one JSON object a line (`application/x-ndjson`),
+    streamed. It has no gap, so it can be checked away from the service line by line (README,
+    Verification): an event chained inside it but recorded just outside the range (its
+    request committed late) is in it too."""
     args = load_query(ExportQuery)
     lines = service.export_events(current_actor(), **args)
     return current_app.response_class(stream_with_context(lines),

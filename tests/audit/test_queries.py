@@ -202,7 +202,8 @@ _CHECK_EXPORT = ("import json, sys; from audit.chain import exported_chain_break
 def test_an_export_is_checked_away_from_the_service(app, client, auditor, tmp_path):
     """Every line hashes, follows the one before by one seq and chains to it: a line changed,
     dropped, moved, repeated, or changed and re-hashed is named (found by a review: the
-    README's command checked each line's hash alone, and passed an export cut in the middle)."""
+    README's command checked each line's hash alone, and passed an export cut in the middle).
+    The export has no gap to allow for (see the test of events recorded out of seq order)."""
     with app.app_context():
         for n in range(6):
             audit.record(action="read", outcome="permit", reason=f"line-{n}",
@@ -229,9 +230,13 @@ def test_an_export_is_checked_away_from_the_service(app, client, auditor, tmp_pa
     rehashed = {**changed, "hash": exported_event_hash(changed)}
     broken = {
         "a line changed": (lines[:2] + [changed] + lines[3:], seqs[2], "does not hash"),
-        "a line dropped": (lines[:3] + lines[4:], seqs[3], "missing"),
-        "two lines swapped": (lines[:3] + [lines[4], lines[3]] + lines[5:], seqs[3], "missing"),
-        "a line repeated": (lines[:4] + [lines[3]] + lines[4:], seqs[3] + 1, "out of order"),
+        "a line dropped": (lines[:3] + lines[4:], seqs[3], f"is event {seqs[4]}, not"),
+        "two lines swapped": (lines[:3] + [lines[4], lines[3]] + lines[5:], seqs[3],
+                              f"is event {seqs[4]}, not"),
+        "a line repeated": (lines[:4] + [lines[3]] + lines[4:], seqs[4],
+                            f"is event {seqs[3]}, not"),
+        "a line that is not an event": (lines[:3] + [{"seq": seqs[3]}] + lines[4:], seqs[3],
+                                        "line 4 is not an exported event"),
         "a line changed and re-hashed": (lines[:2] + [rehashed] + lines[3:], seqs[3],
                                          "does not chain"),
     }

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 import audit
+from audit.chain import exported_chain_break
 from core import time as clock
 from core.db import db
 from tests.conftest import bearer, statements_sent
@@ -116,7 +117,7 @@ def test_an_export_of_the_newest_days_does_not_read_the_whole_older_log(app, cli
                               "&until=2026-10-29T00:00:00Z", headers=auditor)
         assert response.status_code == 200
         assert response.get_data().count(b"\n") == 7_681
-    batches = [s for s in sent if "ORDER BY audit_events.seq" in s[0]]
+    batches = [s for s in sent if "audit_events.hash" in s[0]]  # whole events, in seq order
     assert len(batches) == 8
     assert _rows_thrown_away(app, sent) <= 2_000
 
@@ -139,7 +140,8 @@ def test_a_page_of_a_past_time_range_does_not_scan_the_log(app, client, auditor,
 def test_events_recorded_out_of_seq_order_near_a_ranges_ends_are_found(app, client, make):
     """`seq` is commit order: a request that records an event and commits twenty seconds
     later comes after one that recorded after it and committed at once. Events so ordered
-    near `since` and `until` are exported and listed all the same, on both databases."""
+    near `since` and `until` are listed all the same, and exported with what was chained
+    between them, on both databases."""
     auditor = bearer(make.token(make.organization(name="State Audit Office",
                                                   type="community_other"), ["audit:read"]))
     at = clock.now() - timedelta(days=2)
@@ -163,7 +165,11 @@ def test_events_recorded_out_of_seq_order_near_a_ranges_ends_are_found(app, clie
     exported = client.get(f"/api/v1/audit/export?since={since}&until={until}",
                           headers=auditor)
     assert exported.status_code == 200
-    assert {json.loads(line)["seq"] for line in exported.get_data().splitlines()} == in_range
+    # The export is the chain's stretch from the first event recorded in the range to the
+    # last: the two chained between them, recorded just outside it, too (no gap to check).
+    lines = [json.loads(line) for line in exported.get_data().splitlines()]
+    assert [line["seq"] for line in lines] == seqs[1:5]
+    assert exported_chain_break(lines) is None
     listed = client.get(f"/api/v1/audit/events?since={since}&until={until}",
                         headers=auditor).json["items"]
     assert {e["seq"] for e in listed} == in_range
