@@ -36,14 +36,20 @@ def _plant_after_head(engine) -> int:
     return head + 1
 
 
-@pytest.mark.no_db
-def test_verification_names_a_planted_row_while_events_wait(served, caplog):
+def _an_auditor_on_a_sound_trail(served):
+    """(PostgreSQL) A client of the served app and an auditor's token, the trail verified."""
     if served.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         pytest.skip("SQLite chains each event at its commit: nothing waits to be sealed")
     make = Factory(served)
     auditor = make.token(make.organization(type="child_welfare"), ["audit:read"])
     client = served.test_client()
     assert client.get("/api/v1/audit/verify", headers=bearer(auditor)).json["valid"] is True
+    return client, auditor
+
+
+@pytest.mark.no_db
+def test_verification_names_a_planted_row_while_events_wait(served, caplog):
+    client, auditor = _an_auditor_on_a_sound_trail(served)
     with served.app_context():
         planted = _plant_after_head(db.engine)
 
@@ -109,12 +115,7 @@ def test_verification_names_a_chain_that_cannot_go_on(served, caplog):
     """A waiting row reusing a chained event's id stops every seal as surely, though no row
     lies past the head: the chain verifies as far as it goes, and verification says it can
     go no further (found by a review: it answered valid while the trail had stopped)."""
-    if served.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        pytest.skip("SQLite chains each event at its commit: nothing waits to be sealed")
-    make = Factory(served)
-    auditor = make.token(make.organization(type="child_welfare"), ["audit:read"])
-    client = served.test_client()
-    assert client.get("/api/v1/audit/verify", headers=bearer(auditor)).json["valid"] is True
+    client, auditor = _an_auditor_on_a_sound_trail(served)
     with served.app_context(), db.engine.begin() as connection:
         first = connection.execute(sa.select(AuditEvent).where(AuditEvent.seq == 1)).one()
         values = {c.key: getattr(first, c.key) for c in AuditPending.__table__.columns}
