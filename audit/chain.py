@@ -118,15 +118,16 @@ def exported_chain_break(documents) -> tuple[int | None, str] | None:
         expected = previous["seq"] + 1 if previous is not None else None
         try:
             seq, recomputed = document["seq"], exported_event_hash(document)
+            stored, prev_hash = document["hash"], document["prev_hash"]
         except (KeyError, TypeError, ValueError, AttributeError):
             return expected, f"line {number} is not an exported event"
         if previous is not None:
             if seq != expected:
                 return expected, (f"the line after event {previous['seq']} is event {seq}, "
                                   f"not event {expected}")
-            if document["prev_hash"] != previous["hash"]:
+            if prev_hash != previous["hash"]:
                 return seq, f"event {seq} does not chain to event {previous['seq']}"
-        if recomputed != document["hash"]:
+        if recomputed != stored:
             return seq, f"event {seq} does not hash to its stored hash"
         previous = document
     return None

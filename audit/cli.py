@@ -7,6 +7,7 @@ import click
 from audit import checkpoints
 from audit.models import MAX_SEQ
 from audit.schemas import CheckpointSchema
+from audit.sealer import ChainCannotGoOn
 from audit.service import verify_log
 from core.cli import OperatorGroup, echo_json
 from core.db import begin_read_only, db, transaction
@@ -45,6 +46,7 @@ def checkpoint_command():
     with transaction():
         try:
             checkpoint = checkpoints.checkpoint_now(db.session)
-        except LookupError as error:
+        except (LookupError, ChainCannotGoOn) as error:
+            # A chain that cannot go on is not signed as if it could: verify it first.
             raise click.ClickException(str(error)) from None
     echo_json(CheckpointSchema().dump(checkpoint))

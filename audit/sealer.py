@@ -78,22 +78,22 @@ def seal_batches(engine: sa.Engine, *, wait: bool = True, most: int | None = Non
     return sealed
 
 
-#: The keys an event takes in the chain: its seq, its id, and its families' listing.
-_CHAIN_KEYS = frozenset({"pk_audit_events", "uq_audit_events_id", "pk_audit_listed_families"})
-#: What `seal_committed` answers when the chain cannot take the next event.
-BLOCKED = -1
+class ChainCannotGoOn(Exception):
+    """The events waiting to be chained cannot be: a row written past the service is in their
+    way (one holding a key the next event needs, or a waiting row the chain refuses). Its
+    text says which, for the log and for verification; never family data (ids and keys)."""
 
 
-def takes_a_chain_key(error: sa.exc.IntegrityError) -> bool:
-    """Whether the error is a row already holding a key the next event needs in the chain,
-    rather than a fault of the code."""
-    diagnosis = getattr(error.orig, "diag", None)
-    return getattr(diagnosis, "constraint_name", None) in _CHAIN_KEYS
+def _in_the_way(error: sa.exc.IntegrityError | sa.exc.DataError) -> str:
+    """What row stops the seal: one holding a key the next event needs, or one refused."""
+    constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
+    return (f"a row already holds its key {constraint}" if constraint
+            else f"a waiting row is refused ({type(error.orig).__name__})")
 
 
 def seal_committed(session=None, *, in_transaction: bool = False) -> int:
     """Seal what waits, before reading the trail or checkpointing it; how many (none on a
-    database that refuses writes), or BLOCKED when the chain cannot take the next event.
+    database that refuses writes).
 
     By default outside the caller's transaction, a batch at a time: the head is not held
     through the caller's request (an export may stream for minutes, a verification run for
@@ -103,10 +103,10 @@ def seal_committed(session=None, *, in_transaction: bool = False) -> int:
     queue behind it for those milliseconds, and background sealers skip their turn. A larger
     backlog is sealed outside all the same.
 
-    A row already holding a key the next event needs (its seq, its id: written past the
-    service, by whoever could write to the database) stops the sealing, and is logged; the
-    reader goes on with the chain as it stands, and verification says the chain cannot go
-    on: auditors can still read the trail around it, which they need most just then.
+    Raises ChainCannotGoOn when a row written past the service (by whoever could write to
+    the database) stops the seal, and logs it: a reader then goes on with the chain as it
+    stands (auditors need to read the trail around such a row most of all), verification
+    says the chain cannot go on, and a checkpoint is not made.
     """
     session = session or db.session
     bind = session.get_bind()
@@ -129,12 +129,11 @@ def seal_committed(session=None, *, in_transaction: bool = False) -> int:
         else:
             waiting = _waiting(bind)
         return seal_batches(bind, most=waiting) if waiting > 0 else 0
-    except sa.exc.IntegrityError as error:
-        if not takes_a_chain_key(error):
-            raise
-        log.error("the audit chain cannot take the next event: a row already holds its %s; "
-                  "verify the trail (flask audit verify)", error.orig.diag.constraint_name)
-        return BLOCKED
+    except (sa.exc.IntegrityError, sa.exc.DataError) as error:
+        why = _in_the_way(error)
+        log.error("the audit chain cannot take the events waiting: %s; verify the trail "
+                  "(flask audit verify)", why)
+        raise ChainCannotGoOn(why) from None
 
 
 class _Background:

@@ -1,5 +1,6 @@
 """The auditors' queries: events by filter, one event, export, verification, checkpoints."""
 
+import contextlib
 import errno
 from datetime import timedelta
 
@@ -10,7 +11,7 @@ from audit.chain import chain_head, verify
 from audit.models import MAX_SEQ, AuditChainHead, AuditEvent, AuditListedFamily
 from audit.recorder import record
 from audit.schemas import AuditEventSchema
-from audit.sealer import BLOCKED, seal_committed
+from audit.sealer import ChainCannotGoOn, seal_committed
 from core.db import begin_read_only, db
 from core.errors import Problem, log_without_message, validation_problem
 from core.pagination import Page, decode_cursor, keyset_page
@@ -26,12 +27,19 @@ _CHAINED = AuditEvent.seq <= (sa.select(AuditChainHead.seq).where(AuditChainHead
                               .scalar_subquery())
 
 
+def _seal_for_reading(**options) -> None:
+    """Seal what waits before a read; a chain that cannot go on is read as it stands (its
+    cause logged; verification names it): auditors need the trail around it most of all."""
+    with contextlib.suppress(ChainCannotGoOn):
+        seal_committed(**options)
+
+
 def _events_page(conditions: list, *, family_id=None, kind: str, cursor: str | None,
                  limit: int, since=None, until=None) -> Page:
     """A keyset page, newest first, of the events meeting `conditions` and, given
     `family_id`, naming that family in `family_id` or in `family_ids`; `since` and `until`:
     the time range `conditions` hold, read along `seq` from near its end."""
-    seal_committed(in_transaction=True)  # every event committed before this request is on it
+    _seal_for_reading(in_transaction=True)  # every event committed before this request is on it
     conditions = [*conditions, _CHAINED, *_seq_bounds(since, until)]  # as sealed just now
     stmt = sa.select(AuditEvent).where(*conditions)
     if family_id is not None:
@@ -138,7 +146,7 @@ def search_events(actor, *, limit: int, cursor: str | None = None, since=None, u
 
 def get_event(actor, seq: int) -> AuditEvent:
     """The event at `seq`. Raises Problem 404 when the log has none there."""
-    seal_committed(in_transaction=True)
+    _seal_for_reading(in_transaction=True)
     event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.seq == seq, _CHAINED)) \
         if seq <= MAX_SEQ else None
     if event is None:
@@ -153,7 +161,7 @@ def export_events(actor, *, since, until):
 
     The generator reads in keyset batches so memory stays flat at any size.
     """
-    seal_committed()
+    _seal_for_reading()
     record(action="export", outcome="permit", reason="audit_read", resource_type="audit_event",
            actor=actor)
     schema = AuditEventSchema()
@@ -213,7 +221,11 @@ def verify_log(*, from_seq: int | None = None, to_seq: int | None = None) -> dic
     Raises Problem 422 when `from_seq` or `to_seq` lies past the newest event: a range that
     names events the log does not hold is not reported valid (its tail may have been cut).
     """
-    blocked = seal_committed() == BLOCKED
+    try:
+        seal_committed()
+        blocked = None
+    except ChainCannotGoOn as error:
+        blocked = str(error)
     head = chain_head(db.session)
     past_the_end = {name: [f"The log ends at event {head.seq}"]
                     for name, seq, least in (("from_seq", from_seq, max(head.seq, 1)),
@@ -231,8 +243,8 @@ def verify_log(*, from_seq: int | None = None, to_seq: int | None = None) -> dic
     if verdict["valid"] and blocked and (to_seq is None or to_seq >= head.seq):
         # Sound as far as it goes, but it goes no further: committed events wait outside it.
         verdict.update(valid=False, first_bad_seq=head.seq + 1,
-                       reason=f"event {head.seq + 1} cannot be chained: a row outside the "
-                              "service already holds its seq or its id")
+                       reason=f"the events waiting to be chained after event {head.seq} "
+                              f"cannot be: {blocked}")
     return verdict
 
 
@@ -255,7 +267,7 @@ def verify_checkpoint(checkpoint: dict) -> dict:
     if not checkpoints.is_service_key(checkpoint["public_key"]):
         raise Problem("validation-error", "The checkpoint was not signed by this service",
                       errors={"public_key": ["Not a key of this service"]})
-    seal_committed()
+    _seal_for_reading()
     return checkpoints.extends(db.session, checkpoint)
 
 

@@ -237,6 +237,9 @@ def test_an_export_is_checked_away_from_the_service(app, client, auditor, tmp_pa
                             f"is event {seqs[3]}, not"),
         "a line that is not an event": (lines[:3] + [{"seq": seqs[3]}] + lines[4:], seqs[3],
                                         "line 4 is not an exported event"),
+        "a line without its hash": (lines[:3] + [{k: v for k, v in lines[3].items()
+                                                  if k != "hash"}] + lines[4:], seqs[3],
+                                    "line 4 is not an exported event"),
         "a line changed and re-hashed": (lines[:2] + [rehashed] + lines[3:], seqs[3],
                                          "does not chain"),
     }

@@ -75,7 +75,7 @@ def test_verification_names_a_planted_row_while_events_wait(served, caplog):
     with served.app_context():  # kept, not lost: sealed once the row is dealt with
         waiting = db.session.scalars(sa.select(AuditPending.request_id)).all()
         assert one.headers["X-Request-ID"] in waiting
-    assert "the audit chain cannot take the next event" in caplog.text
+    assert "the audit chain cannot take the events waiting" in caplog.text
 
 
 def test_on_sqlite_a_planted_row_fails_requests_closed_with_a_503(app, client, make, caplog):
@@ -110,27 +110,47 @@ def test_on_sqlite_a_planted_row_fails_requests_closed_with_a_503(app, client, m
     assert f"a row holds seq {head + 1}" in caplog.text
 
 
+#: Waiting rows written past the service that the chain cannot take, though no row lies past
+#: its head, and what verification names: one reusing a chained event's id; one naming a
+#: family by something that is not an id.
+_IN_THE_WAY = {
+    "a chained event's id": ({}, "a row already holds its key uq_audit_events_id"),
+    "a family that is no id": ({"id": None, "family_ids": ["not-a-uuid"]},
+                               "a waiting row is refused (InvalidTextRepresentation)"),
+}
+
+
 @pytest.mark.no_db
-def test_verification_names_a_chain_that_cannot_go_on(served, caplog):
-    """A waiting row reusing a chained event's id stops every seal as surely, though no row
-    lies past the head: the chain verifies as far as it goes, and verification says it can
-    go no further (found by a review: it answered valid while the trail had stopped)."""
+@pytest.mark.parametrize("planted", list(_IN_THE_WAY))
+def test_verification_names_a_chain_that_cannot_go_on(served, caplog, planted):
+    """Such a row stops every seal as surely as one past the head: the chain verifies as far
+    as it goes, verification says it can go no further and why, the trail is still read as
+    it stands, and no checkpoint is signed as if it could go on (found by reviews: it
+    answered valid while the trail had stopped; a refused row answered every read 500)."""
     client, auditor = _an_auditor_on_a_sound_trail(served)
+    changes, why = _IN_THE_WAY[planted]
     with served.app_context(), db.engine.begin() as connection:
         first = connection.execute(sa.select(AuditEvent).where(AuditEvent.seq == 1)).one()
         values = {c.key: getattr(first, c.key) for c in AuditPending.__table__.columns}
         values["recorded_at"] = values["recorded_at"].replace(year=2000)  # sealed first
+        values.update(changes)
+        values["id"] = values["id"] or uuid.uuid4()
         connection.execute(sa.insert(AuditPending).values(**values))
         head = connection.scalar(sa.select(AuditChainHead.seq))
 
     verdict = client.get("/api/v1/audit/verify", headers=bearer(auditor))
+    page = client.get("/api/v1/audit/events?limit=5", headers=bearer(auditor))
     command = served.test_cli_runner().invoke(args=["audit", "verify"])
+    signed = served.test_cli_runner().invoke(args=["audit", "checkpoint"])
 
     assert verdict.status_code == 200, verdict.get_data(as_text=True)
     assert (verdict.json["valid"], verdict.json["first_bad_seq"]) == (False, head + 1)
-    assert "cannot be chained" in verdict.json["reason"]
+    assert verdict.json["reason"] == (f"the events waiting to be chained after event {head} "
+                                      f"cannot be: {why}")
+    assert page.status_code == 200
     assert command.exit_code == 1, command.output
-    assert "uq_audit_events_id" in caplog.text
+    assert signed.exit_code == 1 and why in signed.output, signed.output
+    assert why in caplog.text
 
 
 def test_on_sqlite_a_fault_of_the_code_is_not_told_as_a_planted_row(app):
