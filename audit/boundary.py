@@ -121,7 +121,12 @@ def _checkpoint_on_schedule() -> None:
     if not interval or at < state["next_look"]:
         return
     state["next_look"] = at + timedelta(seconds=interval)
-    checkpoint_if_due(db.session, timedelta(seconds=interval))
+    try:
+        checkpoint_if_due(db.session, timedelta(seconds=interval))
+    except sealer.ChainCannotGoOn:
+        # Not signed as if the chain could go on; the sealer logged why, verification names it.
+        db.session.rollback()
+        return
     db.session.commit()
 
 

@@ -79,16 +79,25 @@ def seal_batches(engine: sa.Engine, *, wait: bool = True, most: int | None = Non
 
 
 class ChainCannotGoOn(Exception):
-    """The events waiting to be chained cannot be: a row written past the service is in their
-    way (one holding a key the next event needs, or a waiting row the chain refuses). Its
-    text says which, for the log and for verification; never family data (ids and keys)."""
+    """The events waiting to be chained cannot be: a row in their way (one holding a key the
+    next event needs, written past the service) or a waiting event the chain refuses (a row
+    written past the service, or a fault of the code). Its text says which, for the log and
+    for verification; never family data (keys, constraints and error kinds only)."""
+
+
+#: The keys an event takes in the chain: its seq, its id, and its families' listing.
+_CHAIN_KEYS = frozenset({"pk_audit_events", "uq_audit_events_id", "pk_audit_listed_families"})
+_UNIQUE_VIOLATION = "23505"
 
 
 def _in_the_way(error: sa.exc.IntegrityError | sa.exc.DataError) -> str:
-    """What row stops the seal: one holding a key the next event needs, or one refused."""
+    """What stops the seal: a row holding a chain key, or else what refused a waiting event,
+    named as the database named it, without saying whose fault it is."""
     constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
-    return (f"a row already holds its key {constraint}" if constraint
-            else f"a waiting row is refused ({type(error.orig).__name__})")
+    if getattr(error.orig, "sqlstate", None) == _UNIQUE_VIOLATION and constraint in _CHAIN_KEYS:
+        return f"a row written past the service already holds its key {constraint}"
+    return (f"a waiting event is refused ({type(error.orig).__name__}"
+            + (f" on {constraint})" if constraint else ")"))
 
 
 def seal_committed(session=None, *, in_transaction: bool = False) -> int:
