@@ -11,6 +11,7 @@ from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from audit import sealer
+from audit.chain import ChainCannotGoOn
 from audit.checkpoints import checkpoint_if_due, load_previous_public_keys, load_signing_key
 from audit.recorder import record, record_told
 from core.db import db
@@ -123,7 +124,7 @@ def _checkpoint_on_schedule() -> None:
     state["next_look"] = at + timedelta(seconds=interval)
     try:
         checkpoint_if_due(db.session, timedelta(seconds=interval))
-    except sealer.ChainCannotGoOn:
+    except ChainCannotGoOn:
         # Not signed as if the chain could go on; the sealer logged why, verification names it.
         db.session.rollback()
         return

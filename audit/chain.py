@@ -104,6 +104,15 @@ def exported_event_hash(document: dict) -> str:
     })
 
 
+class ChainCannotGoOn(Exception):
+    """Events cannot be chained: a row in their way (one holding a key the next event needs,
+    written past the service) or an event the chain refuses (a row written past the service,
+    or a fault of the code). On PostgreSQL the sealing raises it (readers then read the
+    chain as it stands, verification names it, no checkpoint is made); on SQLite the commit
+    that chains a request's events (the request is answered 503). Its text says which, for
+    the log and for verification; never family data (keys, constraints and error kinds)."""
+
+
 def exported_chain_break(documents) -> tuple[int | None, str] | None:
     """Where an export stops holding as a chain, as (seq, reason); None when it holds.
 

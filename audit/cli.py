@@ -5,9 +5,9 @@ import sys
 import click
 
 from audit import checkpoints
+from audit.chain import ChainCannotGoOn
 from audit.models import MAX_SEQ
 from audit.schemas import CheckpointSchema
-from audit.sealer import ChainCannotGoOn
 from audit.service import verify_log
 from core.cli import OperatorGroup, echo_json
 from core.db import begin_read_only, db, transaction

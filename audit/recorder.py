@@ -15,7 +15,7 @@ from flask import g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from audit.chain import event_hash
+from audit.chain import ChainCannotGoOn, event_hash
 from audit.models import (
     ACTIONS,
     OUTCOMES,
@@ -45,12 +45,6 @@ _INSERT_PENDING = _PENDING_EVENTS.insert()
 _INSERT_EVENTS = _EVENTS.insert()
 _LOCK_HEAD = sa.select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.newest_recorded_at,
                        _HEAD.c.time_disorder_us).where(_HEAD.c.id == 1).with_for_update()
-
-
-class ChainBlocked(Exception):
-    """A row already holds the seq the next event needs (written past the service, by whoever
-    could write to the database): the request is rolled back and answered 503, nothing
-    disclosed, until an operator has verified the trail (verification names the row)."""
 
 
 class CommitTooLate(Exception):
@@ -178,7 +172,7 @@ def _append_to_chain(connection, pending: list[dict]) -> None:
             raise
         log.error("the audit chain cannot take the next event: a row holds seq %s; verify the "
                   "trail (flask audit verify)", taken)
-        raise ChainBlocked(f"a row holds seq {taken}") from None
+        raise ChainCannotGoOn(f"a row written past the service holds seq {taken}") from None
     connection.execute(_HEAD.update().where(_HEAD.c.id == 1).values(
         seq=seq, hash=prev_hash, newest_recorded_at=newest, time_disorder_us=disorder))
 

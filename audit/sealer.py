@@ -15,6 +15,7 @@ import threading
 import sqlalchemy as sa
 from flask import Flask
 
+from audit.chain import ChainCannotGoOn
 from audit.models import AuditPending
 from core.db import db
 from core.outage import Outage
@@ -76,13 +77,6 @@ def seal_batches(engine: sa.Engine, *, wait: bool = True, most: int | None = Non
         if batch < SEAL_BATCH:
             break
     return sealed
-
-
-class ChainCannotGoOn(Exception):
-    """The events waiting to be chained cannot be: a row in their way (one holding a key the
-    next event needs, written past the service) or a waiting event the chain refuses (a row
-    written past the service, or a fault of the code). Its text says which, for the log and
-    for verification; never family data (keys, constraints and error kinds only)."""
 
 
 #: The keys an event takes in the chain: its seq, its id, and its families' listing.

@@ -7,11 +7,11 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from audit import checkpoints
-from audit.chain import chain_head, verify
+from audit.chain import ChainCannotGoOn, chain_head, verify
 from audit.models import MAX_SEQ, AuditChainHead, AuditEvent, AuditListedFamily
 from audit.recorder import record
 from audit.schemas import AuditEventSchema
-from audit.sealer import ChainCannotGoOn, seal_committed
+from audit.sealer import seal_committed
 from core.db import begin_read_only, db
 from core.errors import Problem, log_without_message, validation_problem
 from core.pagination import Page, decode_cursor, keyset_page

@@ -529,17 +529,24 @@ def test_a_referral_another_consent_still_covers_rests_on_it_once_its_consent_is
     assert (held["status"], held["consent_ids"]) == ("on_hold", [str(y.id)])
 
 
+def _expiring_then_covering(make, net):
+    """The clock frozen at a start: X, full consent expiring two days on, then a second later
+    another full consent; (start, X, the other)."""
+    start = clock.now().replace(microsecond=0)
+    clock.freeze(start)
+    expiring = make.consent(net.family, [net.clinic, net.provider], categories=FULL,
+                            expires_in_days=2)
+    clock.freeze(start + timedelta(seconds=1))
+    covering = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    return start, expiring, covering
+
+
 def test_a_consent_that_expired_while_another_covers_gives_way_at_the_next_look(
         app, client, make, net):
     """X, the consent a referral was sent under, expires while Y still covers it: the next
     look (a page of the receiver's list) has it rest on Y; when Y is revoked, its hold names
     Y alone."""
-    start = clock.now().replace(microsecond=0)
-    clock.freeze(start)
-    x = make.consent(net.family, [net.clinic, net.provider], categories=FULL,
-                     expires_in_days=2)
-    clock.freeze(start + timedelta(seconds=1))
-    y = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    start, x, y = _expiring_then_covering(make, net)
     sent = send(client, net)
     rid = sent.json["id"]
     assert sent.json["consent_ids"] == [str(x.id)]
@@ -559,12 +566,7 @@ def test_a_hold_names_the_revoked_consent_that_covered_after_an_unseen_expiry(
     """X, the consent the referral rests on, expires; Z, recorded later, covers it from then
     on, unseen (nothing looked at the referral meanwhile). Z revoked, the hold names both:
     X ended, and Z's end is what held it."""
-    start = clock.now().replace(microsecond=0)
-    clock.freeze(start)
-    x = make.consent(net.family, [net.clinic, net.provider], categories=FULL,
-                     expires_in_days=2)
-    clock.freeze(start + timedelta(seconds=1))
-    z = make.consent(net.family, [net.clinic, net.provider], categories=FULL)
+    start, x, z = _expiring_then_covering(make, net)
     rid = send(client, net).json["id"]
     clock.freeze(start + timedelta(days=3))
     _revoke_by_clinic(client, net, z)
